@@ -1,0 +1,32 @@
+//! ferrogpt kernels: plain functions over contiguous f32 slices, in the style of llm.c.
+//!
+//! Conventions (DESIGN.md):
+//! - Outputs first, then inputs, then dimensions. Dimension letters: B batch, T time,
+//!   C channels, NH heads, HS head size (C / NH), V vocab, OC output channels,
+//!   N = number of rows (usually B*T).
+//! - Every buffer carries a shape comment. Buffers are row-major and contiguous.
+//! - Kernels never allocate. Kernels that need scratch memory take `scratch: &mut [f32]`
+//!   of at least `<kernel>_scratch_len(..)` floats; the caller owns and reuses it.
+//! - Backward kernels ACCUMULATE (`+=`) into every gradient buffer they write (parameter
+//!   and activation gradients alike); the caller zeroes them.
+//! - Kernels do not validate arguments beyond debug assertions: the bindings
+//!   (crates/node, the TS wasm backend) check lengths, shapes and ids first.
+//! - Multi-threading goes through the `Parallel` trait, so this crate has no threads of
+//!   its own and builds for wasm32 with Rust 1.63 and no dependencies.
+
+pub mod adamw;
+pub mod attention;
+pub mod crossentropy;
+pub mod dropout;
+pub mod encoder;
+pub mod gelu;
+pub mod layernorm;
+pub mod matmul;
+pub mod norm;
+pub mod parallel;
+pub mod peak;
+pub mod residual;
+pub mod rng;
+pub mod simd;
+
+pub use parallel::{Parallel, Serial};

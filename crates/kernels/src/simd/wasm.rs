@@ -1,0 +1,59 @@
+//! simd128 vectors for wasm32 built with `-C target-feature=+simd128` (Rust 1.63 compatible).
+
+use super::F32Vec;
+use core::arch::wasm32::*;
+
+/// 4 lanes in a v128.
+#[derive(Clone, Copy)]
+pub struct Simd128(pub v128);
+
+impl F32Vec for Simd128 {
+    const LANES: usize = 4;
+    #[inline(always)]
+    fn zero() -> Self {
+        Simd128(f32x4_splat(0.0))
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        Simd128(f32x4_splat(x))
+    }
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        Simd128(v128_load(ptr as *const v128))
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        v128_store(ptr as *mut v128, self.0)
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        Simd128(f32x4_add(self.0, o.0))
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        Simd128(f32x4_sub(self.0, o.0))
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        Simd128(f32x4_mul(self.0, o.0))
+    }
+    /// No fused multiply-add in baseline simd128: multiply then add.
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        Simd128(f32x4_add(f32x4_mul(self.0, b.0), c.0))
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        Simd128(f32x4_pmax(self.0, o.0))
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f32 {
+        f32x4_extract_lane::<0>(self.0) + f32x4_extract_lane::<1>(self.0) + f32x4_extract_lane::<2>(self.0) + f32x4_extract_lane::<3>(self.0)
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        let a = f32x4_extract_lane::<0>(self.0).max(f32x4_extract_lane::<1>(self.0));
+        let b = f32x4_extract_lane::<2>(self.0).max(f32x4_extract_lane::<3>(self.0));
+        a.max(b)
+    }
+}

@@ -1,0 +1,186 @@
+//! AVX-512F and AVX2+FMA vectors. Which one runs is decided once at run time.
+//! AVX-512 intrinsics are stable since Rust 1.89; this file is compiled only on x86_64,
+//! never by the wasm32 build with Rust 1.63.
+
+use super::F32Vec;
+use std::arch::x86_64::*;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Level {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(0); // 0 = not yet detected
+
+fn detect() -> Level {
+    let hw = if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        Level::Avx512
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        Level::Avx2
+    } else {
+        Level::Scalar
+    };
+    // FERROGPT_SIMD lowers the level (never raises it), so tests can cover every path.
+    match std::env::var("FERROGPT_SIMD").as_deref() {
+        Ok("scalar") => Level::Scalar,
+        Ok("avx2") if hw != Level::Scalar => Level::Avx2,
+        _ => hw,
+    }
+}
+
+/// The best level this CPU supports (cached after the first call).
+#[inline]
+pub fn best() -> Level {
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => Level::Scalar,
+        2 => Level::Avx2,
+        3 => Level::Avx512,
+        _ => {
+            let level = detect();
+            LEVEL.store(
+                match level {
+                    Level::Scalar => 1,
+                    Level::Avx2 => 2,
+                    Level::Avx512 => 3,
+                },
+                Ordering::Relaxed,
+            );
+            level
+        }
+    }
+}
+
+/// 16 lanes in a zmm register. Only constructed inside `#[target_feature(enable = "avx512f")]` code.
+#[derive(Clone, Copy)]
+pub struct Avx512(pub __m512);
+
+// SAFETY (whole impl): these methods are only reached through `simd_kernel!`, which calls
+// them from a function compiled with avx512f after runtime detection; loads and stores are
+// unaligned and the caller guarantees LANES valid floats.
+impl F32Vec for Avx512 {
+    const LANES: usize = 16;
+    #[inline(always)]
+    fn zero() -> Self {
+        unsafe { Avx512(_mm512_setzero_ps()) }
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        unsafe { Avx512(_mm512_set1_ps(x)) }
+    }
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        Avx512(_mm512_loadu_ps(ptr))
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        _mm512_storeu_ps(ptr, self.0)
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        unsafe { Avx512(_mm512_add_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        unsafe { Avx512(_mm512_sub_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        unsafe { Avx512(_mm512_mul_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        unsafe { Avx512(_mm512_fmadd_ps(self.0, b.0, c.0)) }
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        unsafe { Avx512(_mm512_max_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f32 {
+        unsafe { _mm512_reduce_add_ps(self.0) }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        unsafe { _mm512_reduce_max_ps(self.0) }
+    }
+}
+
+/// 8 lanes in a ymm register. Only constructed inside `#[target_feature(enable = "avx2,fma")]` code.
+#[derive(Clone, Copy)]
+pub struct Avx2(pub __m256);
+
+// SAFETY (whole impl): as for Avx512, with avx2+fma.
+impl F32Vec for Avx2 {
+    const LANES: usize = 8;
+    #[inline(always)]
+    fn zero() -> Self {
+        unsafe { Avx2(_mm256_setzero_ps()) }
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        unsafe { Avx2(_mm256_set1_ps(x)) }
+    }
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        Avx2(_mm256_loadu_ps(ptr))
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        _mm256_storeu_ps(ptr, self.0)
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        unsafe { Avx2(_mm256_add_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        unsafe { Avx2(_mm256_sub_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        unsafe { Avx2(_mm256_mul_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        unsafe { Avx2(_mm256_fmadd_ps(self.0, b.0, c.0)) }
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        unsafe { Avx2(_mm256_max_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f32 {
+        unsafe {
+            let lo = _mm256_castps256_ps128(self.0);
+            let hi = _mm256_extractf128_ps(self.0, 1);
+            let s = _mm_add_ps(lo, hi);
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+            _mm_cvtss_f32(s)
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        unsafe {
+            let lo = _mm256_castps256_ps128(self.0);
+            let hi = _mm256_extractf128_ps(self.0, 1);
+            let s = _mm_max_ps(lo, hi);
+            let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+            _mm_cvtss_f32(s)
+        }
+    }
+}
