@@ -1,0 +1,119 @@
+// Activation planning: every buffer the forward pass writes (and, for training, its
+// gradient) is a view into one backend tensor, laid out once per (B, T). The base tensor is
+// re-allocated only when B·T grows; a new (B, T) with B·T within capacity only re-cuts the
+// views (kernels check exact lengths, so views must have exactly the current size).
+
+import type { Backend, DType, Tensor } from '../backend/backend.js';
+import type { GPTConfig } from './config.js';
+
+export interface LayerActs<T> {
+  ln1: T; // (B, T, C)
+  ln1Mean: T; // (B, T)
+  ln1Rstd: T; // (B, T)
+  qkv: T; // (B, T, 3C)
+  atty: T; // (B, T, C)  attention output, before c_proj
+  lse: T; // (B, NH, T) log-sum-exp of each attention row, saved for backward
+  attproj: T; // (B, T, C)
+  attprojDrop: T | null; // (B, T, C)  dropout(attproj), only when dropout > 0
+  res2: T; // (B, T, C)  x + attention branch
+  ln2: T; // (B, T, C)
+  ln2Mean: T; // (B, T)
+  ln2Rstd: T; // (B, T)
+  fch: T; // (B, T, 4C)
+  fchGelu: T; // (B, T, 4C)
+  fcproj: T; // (B, T, C)
+  fcprojDrop: T | null; // (B, T, C)
+  res3: T; // (B, T, C)  block output (pre-LN) / input of ln_2 (post-LN)
+}
+
+export interface Acts<T> {
+  encoded: T; // (B, T, C)  wte[ids] + wpe
+  encodedDrop: T | null; // (B, T, C)
+  layers: Array<LayerActs<T>>;
+  lnf: T | null; // (B, T, C)  final LayerNorm (pre-LN models only)
+  lnfMean: T | null; // (B, T)
+  lnfRstd: T | null; // (B, T)
+  logits: T; // (B, T, V)
+  losses: T; // (B, T)
+}
+
+/** Lays out the activations for (B, T); `take(n)` hands out the next n floats. */
+export function layoutActivations<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T): Acts<T> {
+  const { nEmbd: C, nHead: NH, nLayer: L, vocabSize: V } = cfg;
+  const N = B * T;
+  const drop = cfg.dropout > 0;
+  const encoded = take(N * C);
+  const encodedDrop = drop ? take(N * C) : null;
+  const layers: Array<LayerActs<T>> = [];
+  for (let l = 0; l < L; l++) {
+    layers.push({
+      ln1: take(N * C), ln1Mean: take(N), ln1Rstd: take(N),
+      qkv: take(N * 3 * C), atty: take(N * C), lse: take(B * NH * T),
+      attproj: take(N * C), attprojDrop: drop ? take(N * C) : null,
+      res2: take(N * C),
+      ln2: take(N * C), ln2Mean: take(N), ln2Rstd: take(N),
+      fch: take(N * 4 * C), fchGelu: take(N * 4 * C),
+      fcproj: take(N * C), fcprojDrop: drop ? take(N * C) : null,
+      res3: take(N * C),
+    });
+  }
+  const pre = !cfg.postLN;
+  return {
+    encoded, encodedDrop, layers,
+    lnf: pre ? take(N * C) : null, lnfMean: pre ? take(N) : null, lnfRstd: pre ? take(N) : null,
+    logits: take(N * V), losses: take(N),
+  };
+}
+
+/**
+ * One backend tensor cut into views. `cut(sizes)` returns views of exactly those lengths,
+ * back to back; the base grows (and is re-allocated) only when the total exceeds capacity.
+ */
+export class Arena {
+  private base: Tensor | null = null;
+  private capacity = 0;
+  private views: Tensor[] = [];
+
+  constructor(private readonly backend: Backend, private readonly dtype: DType = 'f32') {}
+
+  /** The whole base tensor (for zeroing); null before the first cut. */
+  get tensor(): Tensor | null {
+    return this.base;
+  }
+
+  /** Calls `layout` with a `take` that hands out consecutive views. */
+  cut<R>(layout: (take: (n: number) => Tensor) => R): R {
+    // Pass 1: size only (take returns a placeholder that is never used).
+    let total = 0;
+    layout((n) => {
+      total += n;
+      return null as unknown as Tensor;
+    });
+    this.release();
+    if (this.base === null || total > this.capacity) {
+      if (this.base !== null) this.backend.free(this.base);
+      this.base = this.backend.alloc(Math.max(total, 1), this.dtype);
+      this.capacity = Math.max(total, 1);
+    }
+    const base = this.base;
+    let offset = 0;
+    return layout((n) => {
+      const v = this.backend.view(base, offset, n);
+      offset += n;
+      this.views.push(v);
+      return v;
+    });
+  }
+
+  dispose(): void {
+    this.release();
+    if (this.base !== null) this.backend.free(this.base);
+    this.base = null;
+    this.capacity = 0;
+  }
+
+  private release(): void {
+    for (const v of this.views) this.backend.free(v);
+    this.views = [];
+  }
+}

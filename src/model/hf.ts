@@ -1,0 +1,107 @@
+// Hugging Face GPT-2 folders (config.json + model.safetensors) to and from our parameters.
+//
+// Differences between the two layouts, and what we do about each:
+// - HF's Conv1D (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) stores its weight
+//   (C, OC) — input rows — while our matmul kernel takes (OC, C) (llm.c, nn.Linear). We
+//   transpose on the way in and out.
+// - GPT2Model checkpoints name tensors without the `transformer.` prefix (h.0.ln_1.weight),
+//   GPT2LMHeadModel ones with it. Both load; we write the prefix (GPT2LMHeadModel).
+// - lm_head.weight is tied to wte: save_pretrained drops it, older files keep a copy. If
+//   present it must equal wte (we have no untied head), otherwise loading fails.
+// - Older GPT-2 files carry the causal-mask buffers h.{i}.attn.bias / attn.masked_bias;
+//   they are not parameters and are ignored.
+
+import { mkdir, readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../io/atomic.js';
+import { join } from 'node:path';
+import { expectTensors, readSafetensorsFile, writeSafetensorsFile, type LoadedTensor } from '../io/safetensors.js';
+import { configFromHF, configToHF, type GPTConfig, type HFGPT2Config } from './config.js';
+import { paramLayout } from './params.js';
+
+const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
+const MASK_BUFFER = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
+
+/** Whether a parameter (HF name) is a Conv1D weight, stored transposed in HF files. */
+export function isConv1DWeight(name: string): boolean {
+  return CONV1D.test(name);
+}
+
+/** (rows, cols) row-major → (cols, rows) row-major. */
+export function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  }
+  return out;
+}
+
+/** An HF tensor (shape as stored) → our layout: Conv1D weights (C, OC) become (OC, C). */
+export function fromHFLayout(name: string, shape: readonly number[], data: Float32Array): Float32Array {
+  return isConv1DWeight(name) ? transpose(data, shape[0], shape[1]) : data;
+}
+
+/** One of our parameters → the HF tensor: Conv1D weights (OC, C) become (C, OC). */
+export function toHFLayout(name: string, ourShape: readonly number[], data: Float32Array): { shape: number[]; data: Float32Array } {
+  if (!isConv1DWeight(name)) return { shape: [...ourShape], data };
+  const [oc, c] = ourShape;
+  return { shape: [c, oc], data: transpose(data, oc, c) };
+}
+
+/**
+ * HF tensors (either naming) → our parameters by name, in our layout. Checks names and
+ * shapes against the config (listing every problem at once) and the lm_head tie.
+ */
+export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTensor>): Map<string, Float32Array> {
+  const byName = new Map<string, LoadedTensor>();
+  let lmHead: LoadedTensor | undefined;
+  for (const [raw, t] of tensors) {
+    if (MASK_BUFFER.test(raw)) continue;
+    if (raw === 'lm_head.weight') {
+      lmHead = t;
+      continue;
+    }
+    const name = raw.startsWith('transformer.') ? raw : `transformer.${raw}`;
+    if (byName.has(name)) throw new Error(`GPT.load: tensor ${name} appears twice (with and without the transformer. prefix)`);
+    byName.set(name, t);
+  }
+  const { specs } = paramLayout(config);
+  const expected: Record<string, number[]> = {};
+  for (const s of specs) expected[s.name] = isConv1DWeight(s.name) ? [s.shape[1], s.shape[0]] : s.shape;
+  expectTensors(byName, expected);
+
+  const out = new Map<string, Float32Array>();
+  for (const s of specs) {
+    const t = byName.get(s.name)!;
+    out.set(s.name, fromHFLayout(s.name, t.shape, t.data));
+  }
+  if (lmHead !== undefined) {
+    const wte = out.get('transformer.wte.weight')!;
+    const same = lmHead.data.length === wte.length && lmHead.data.every((x, i) => x === wte[i]);
+    if (!same) {
+      throw new Error('GPT.load: lm_head.weight differs from transformer.wte.weight; ferrogpt ties the lm head to the token embedding and cannot load an untied head');
+    }
+  }
+  return out;
+}
+
+/** Reads a Hugging Face GPT-2 folder: its config and our parameters. */
+export async function loadGPT(dir: string): Promise<{ config: GPTConfig; params: Map<string, Float32Array> }> {
+  let hf: HFGPT2Config;
+  const configPath = join(dir, 'config.json');
+  try {
+    hf = JSON.parse(await readFile(configPath, 'utf8')) as HFGPT2Config;
+  } catch (err) {
+    throw new Error(`GPT.load: cannot read ${configPath}: ${(err as Error).message}`, { cause: err });
+  }
+  const config = configFromHF(hf);
+  const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
+  return { config, params: paramsFromHF(config, tensors) };
+}
+
+/** Writes config.json + model.safetensors (HF names with `transformer.`, Conv1D transposed). */
+export async function saveGPT(dir: string, config: GPTConfig, params: ReadonlyArray<readonly [string, Float32Array, number[]]>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const tensors = params.map(([name, data, shape]) => [name, toHFLayout(name, shape, data)] as const);
+  await writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(configToHF(config), null, 2) + '\n');
+}
