@@ -285,7 +285,7 @@ class CallCheck<S, Buf> {
 
   dropout(d: DropoutSpec): this {
     if (d === null || typeof d !== 'object') throw new Error(`${this.fn}: dropout must be { p, seed, stream }`);
-    if (typeof d.p !== 'number' || !(d.p >= 0 && d.p < 1)) throw new Error(`${this.fn}: dropout.p must be in [0, 1), got ${d.p}`);
+    if (typeof d.p !== 'number' || !(d.p >= 0 && Math.fround(d.p) < 1)) throw new Error(`${this.fn}: dropout.p must be in [0, 1), got ${d.p}`);
     for (const k of ['seed', 'stream'] as const) {
       if (!Number.isInteger(d[k]) || d[k] < 0 || d[k] > MAX_U32) throw new Error(`${this.fn}: dropout.${k} must be an integer in [0, 2^32), got ${d[k]}`);
     }
@@ -298,7 +298,7 @@ class CallCheck<S, Buf> {
   }
 
   unit(name: string, x: number): this {
-    if (typeof x !== 'number' || !(x >= 0 && x < 1)) throw new Error(`${this.fn}: ${name} must be in [0, 1), got ${x}`);
+    if (typeof x !== 'number' || !(x >= 0 && Math.fround(x) < 1)) throw new Error(`${this.fn}: ${name} must be in [0, 1), got ${x}`);
     return this;
   }
 

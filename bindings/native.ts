@@ -1,0 +1,193 @@
+// Loader for the native addon (crates/node, built by `npm run build:native`).
+//
+// Looks, in order, for:
+//   1. $FERROGPT_NATIVE_PATH, if set (a path to a .node file);
+//   2. bindings/native/ferrogpt.<platform>.node in this package (napi --platform naming,
+//      e.g. ferrogpt.linux-x64-gnu.node), found from both the TypeScript sources
+//      (bindings/native.ts) and the compiled output (dist/bindings/native.js);
+//   3. the prebuilt platform package `ferrogpt-<platform>` (e.g. ferrogpt-linux-x64-gnu);
+// and throws an Error listing everything it tried, never silently falling back.
+//
+// Node-only, but nothing Node-specific is imported at the top level, so browser bundles
+// that include this file (and never call it) still build: Node modules are reached through
+// process.getBuiltinModule (sync, Node >= 20.16) or dynamic import() (loadNativeAsync).
+
+/** The functions the addon exports (see crates/node/src/lib.rs). Buffers are views. */
+export interface NativeAddon {
+  simdName(): string;
+  threads(): number;
+  setThreads(n: number): void;
+  peakGflops(iters: number): number;
+  version(): string;
+
+  encoderForward(out: Float32Array, ids: Int32Array, wte: Float32Array, wpe: Float32Array, B: number, T: number, C: number): void;
+  encoderBackward(dwte: Float32Array, dwpe: Float32Array, dout: Float32Array, ids: Int32Array, B: number, T: number, C: number): void;
+  layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, N: number, C: number): void;
+  layernormBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array, dout: Float32Array, inp: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, N: number, C: number): void;
+  matmulForward(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null, N: number, C: number, OC: number): void;
+  matmulBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array | null, dout: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number, OC: number): void;
+  attentionForward(out: Float32Array, lse: Float32Array, qkv: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): void;
+  attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): void;
+  geluForward(out: Float32Array, inp: Float32Array, N: number): void;
+  geluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, N: number): void;
+  residualForward(out: Float32Array, inp1: Float32Array, inp2: Float32Array, N: number): void;
+  residualBackward(dinp1: Float32Array, dinp2: Float32Array, dout: Float32Array, N: number): void;
+  crossentropyForward(losses: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number): void;
+  crossentropyBackward(dlogits: Float32Array, dlosses: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number): void;
+  dropoutForward(out: Float32Array, inp: Float32Array, N: number, p: number, seed: number, stream: number): void;
+  dropoutBackward(dinp: Float32Array, dout: Float32Array, N: number, p: number, seed: number, stream: number): void;
+  adamwUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  sumSquares(x: Float32Array, N: number): number;
+  scale(x: Float32Array, N: number, s: number): void;
+}
+
+export interface LoadedNative {
+  addon: NativeAddon;
+  /** Where it was loaded from: a file path or a package name. */
+  source: string;
+  /** napi's platform name, e.g. 'linux-x64-gnu'. */
+  platform: string;
+}
+
+/** Functions every addon must export; a mismatch (a stale build) is an error. */
+const REQUIRED: ReadonlyArray<keyof NativeAddon> = [
+  'simdName', 'threads', 'setThreads', 'peakGflops', 'version',
+  'encoderForward', 'encoderBackward', 'layernormForward', 'layernormBackward',
+  'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward',
+  'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
+  'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward',
+  'adamwUpdate', 'sumSquares', 'scale',
+];
+
+interface NodeModules {
+  createRequire(url: string | URL): (id: string) => unknown;
+  existsSync(path: string): boolean;
+  readFileSync(path: string, enc: 'utf8'): string;
+  fileURLToPath(url: URL): string;
+}
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
+}
+
+function syncNodeModules(): NodeModules {
+  const get = (process as { getBuiltinModule?: (id: string) => any }).getBuiltinModule;
+  if (typeof get !== 'function') {
+    throw new Error(`ferrogpt: loading the native addon synchronously needs Node >= 20.16 (process.getBuiltinModule); this is Node ${process.versions.node}. Use loadNativeAsync().`);
+  }
+  const mod = get('node:module');
+  const fs = get('node:fs');
+  const url = get('node:url');
+  return { createRequire: mod.createRequire, existsSync: fs.existsSync, readFileSync: fs.readFileSync, fileURLToPath: url.fileURLToPath };
+}
+
+async function asyncNodeModules(): Promise<NodeModules> {
+  const [mod, fs, url] = await Promise.all([import('node:module'), import('node:fs'), import('node:url')]);
+  return {
+    createRequire: mod.createRequire,
+    existsSync: fs.existsSync,
+    readFileSync: (p, enc) => fs.readFileSync(p, enc),
+    fileURLToPath: url.fileURLToPath,
+  };
+}
+
+function isMusl(m: NodeModules): boolean {
+  try {
+    const report = process.report?.getReport?.() as { header?: { glibcVersionRuntime?: string } } | undefined;
+    if (report?.header?.glibcVersionRuntime) return false;
+  } catch {
+    // fall through
+  }
+  try {
+    return m.readFileSync('/usr/bin/ldd', 'utf8').includes('musl');
+  } catch {
+    return true; // no glibc found
+  }
+}
+
+/** napi-rs's platform name for this machine, e.g. 'linux-x64-gnu', 'darwin-arm64', 'win32-x64-msvc'. */
+export function nativePlatform(m?: NodeModules): string {
+  const { platform, arch } = process;
+  switch (platform) {
+    case 'linux': {
+      const libc = m && isMusl(m) ? 'musl' : 'gnu';
+      if (arch === 'arm') return `linux-arm-${libc === 'gnu' ? 'gnueabihf' : 'musleabihf'}`;
+      return `linux-${arch}-${libc}`;
+    }
+    case 'win32':
+      return `win32-${arch}-msvc`;
+    case 'android':
+      return arch === 'arm' ? 'android-arm-eabi' : `android-${arch}`;
+    default: // darwin, freebsd, ...
+      return `${platform}-${arch}`;
+  }
+}
+
+function load(m: NodeModules): LoadedNative {
+  const platform = nativePlatform(m);
+  const file = `ferrogpt.${platform}.node`;
+  const require = m.createRequire(import.meta.url);
+  const tried: string[] = [];
+
+  const attempt = (source: string, id: string): LoadedNative | null => {
+    try {
+      const addon = require(id) as NativeAddon;
+      const missing = REQUIRED.filter((k) => typeof addon[k] !== 'function');
+      if (missing.length > 0) {
+        tried.push(`${source}: loaded, but it lacks ${missing.join(', ')} (stale build? run npm run build:native)`);
+        return null;
+      }
+      return { addon, source, platform };
+    } catch (e) {
+      tried.push(`${source}: ${(e as Error).message.split('\n')[0]}`);
+      return null;
+    }
+  };
+
+  const override = process.env.FERROGPT_NATIVE_PATH;
+  if (override) {
+    const hit = attempt(override, override);
+    if (hit) return hit;
+  }
+  // bindings/native.ts (sources, vitest) and dist/bindings/native.js (compiled) both
+  // resolve to <package>/bindings/native/.
+  const dirs = [new URL('./native/', import.meta.url), new URL('../../bindings/native/', import.meta.url)];
+  const seen = new Set<string>();
+  for (const dir of dirs) {
+    const path = m.fileURLToPath(new URL(file, dir));
+    if (seen.has(path)) continue;
+    seen.add(path);
+    if (!m.existsSync(path)) {
+      tried.push(`${path}: not found`);
+      continue;
+    }
+    const hit = attempt(path, path);
+    if (hit) return hit;
+  }
+  const pkg = `ferrogpt-${platform}`;
+  const hit = attempt(`package ${pkg}`, pkg);
+  if (hit) return hit;
+
+  throw new Error(
+    `ferrogpt: no native addon for ${platform} (build it with \`npm run build:native\`, or use the wasm backend). Tried:\n  ` +
+      tried.join('\n  '),
+  );
+}
+
+let cached: LoadedNative | undefined;
+
+/** Loads the addon (once; later calls return the same). Throws an Error saying what was tried. */
+export function loadNative(): LoadedNative {
+  if (cached) return cached;
+  if (!isNode()) throw new Error('ferrogpt: the native backend needs Node.js; use the wasm backend in browsers');
+  cached = load(syncNodeModules());
+  return cached;
+}
+
+/** As loadNative, for Node versions without process.getBuiltinModule (< 20.16). */
+export async function loadNativeAsync(): Promise<LoadedNative> {
+  if (cached) return cached;
+  if (!isNode()) throw new Error('ferrogpt: the native backend needs Node.js; use the wasm backend in browsers');
+  cached = load(await asyncNodeModules());
+  return cached;
+}

@@ -1,0 +1,163 @@
+// Loader for the WebAssembly kernels (crates/wasm, built by `npm run build:wasm` into
+// bindings/wasm/ferrogpt-simd.wasm and bindings/wasm/ferrogpt.wasm).
+//
+// Picks the simd128 build iff this engine validates a tiny module that uses a v128
+// instruction, unless told otherwise. Works in Node (reads the file) and in browsers
+// (fetches it); nothing Node-specific is imported at the top level, so this file bundles
+// for browsers. The `new URL('…', import.meta.url)` literals are the pattern bundlers
+// (vite, webpack, esbuild) recognise to ship the .wasm files as assets.
+
+/** ABI of crates/wasm this loader speaks; bumped with it. */
+export const WASM_ABI_VERSION = 1;
+
+export type WasmVariant = 'simd128' | 'scalar';
+
+/** Raw exports of crates/wasm/src/lib.rs: pointers are byte offsets into `memory`. */
+export interface WasmExports {
+  memory: WebAssembly.Memory;
+  alloc(nbytes: number): number;
+  dealloc(ptr: number, nbytes: number): void;
+  /** 1 = simd128, 0 = scalar. */
+  simd_name(): number;
+  abi_version(): number;
+  peak_gflops(iters: number): number;
+
+  encoder_forward(out: number, ids: number, wte: number, wpe: number, B: number, T: number, C: number): void;
+  encoder_backward(dwte: number, dwpe: number, dout: number, ids: number, B: number, T: number, C: number): void;
+  layernorm_forward(out: number, mean: number, rstd: number, inp: number, weight: number, bias: number, N: number, C: number): void;
+  layernorm_backward(dinp: number, dweight: number, dbias: number, dout: number, inp: number, weight: number, mean: number, rstd: number, N: number, C: number): void;
+  /** bias 0 = none. Returns 0, or 1 when scratch memory could not be allocated. */
+  matmul_forward(out: number, inp: number, weight: number, bias: number, N: number, C: number, OC: number): number;
+  matmul_backward(dinp: number, dweight: number, dbias: number, dout: number, inp: number, weight: number, N: number, C: number, OC: number): number;
+  attention_forward(out: number, lse: number, qkv: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): number;
+  attention_backward(dqkv: number, dout: number, qkv: number, out: number, lse: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): number;
+  gelu_forward(out: number, inp: number, N: number): void;
+  gelu_backward(dinp: number, inp: number, dout: number, N: number): void;
+  residual_forward(out: number, inp1: number, inp2: number, N: number): void;
+  residual_backward(dinp1: number, dinp2: number, dout: number, N: number): void;
+  crossentropy_forward(losses: number, logits: number, targets: number, N: number, V: number, ignoreIndex: number): void;
+  crossentropy_backward(dlogits: number, dlosses: number, logits: number, targets: number, N: number, V: number, ignoreIndex: number): void;
+  dropout_forward(out: number, inp: number, N: number, p: number, seed: number, stream: number): void;
+  dropout_backward(dinp: number, dout: number, N: number, p: number, seed: number, stream: number): void;
+  adamw_update(params: number, grads: number, m: number, v: number, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  sum_squares(x: number, N: number): number;
+  scale(x: number, N: number, s: number): void;
+}
+
+export interface LoadedWasm {
+  exports: WasmExports;
+  variant: WasmVariant;
+  /** Where the bytes came from (a path or URL), or 'bytes' when passed in. */
+  source: string;
+}
+
+export interface LoadWasmOptions {
+  /** true: require simd128 (throws if unsupported); false: scalar; default: detect. */
+  simd?: boolean;
+  /** The module's bytes, skipping file lookup (e.g. when a bundler inlines them). */
+  bytes?: BufferSource;
+  /** Where to fetch/read the module from instead of the packaged files. */
+  url?: string | URL;
+}
+
+// (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)) — as wasm-feature-detect.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+/** Whether this engine supports WebAssembly fixed-width SIMD (simd128). */
+export function simdSupported(): boolean {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
+}
+
+/** Candidate locations of a variant's file: next to the sources, and from dist/bindings/. */
+function candidates(variant: WasmVariant): URL[] {
+  // Literal URLs so bundlers can see them.
+  return variant === 'simd128'
+    ? [new URL('./wasm/ferrogpt-simd.wasm', import.meta.url), new URL('../../bindings/wasm/ferrogpt-simd.wasm', import.meta.url)]
+    : [new URL('./wasm/ferrogpt.wasm', import.meta.url), new URL('../../bindings/wasm/ferrogpt.wasm', import.meta.url)];
+}
+
+async function readBytes(urls: URL[]): Promise<{ bytes: BufferSource; source: string }> {
+  const tried: string[] = [];
+  for (const url of urls) {
+    try {
+      if (isNode() && url.protocol === 'file:') {
+        const [fs, nodeUrl] = await Promise.all([import('node:fs/promises'), import('node:url')]);
+        const path = nodeUrl.fileURLToPath(url);
+        const buf = await fs.readFile(path);
+        return { bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), source: path };
+      }
+      const res = await fetch(url);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      return { bytes: await res.arrayBuffer(), source: url.href };
+    } catch (e) {
+      tried.push(`${url.href}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`ferrogpt: WebAssembly kernels not found (build them with \`npm run build:wasm\`). Tried:\n  ${tried.join('\n  ')}`);
+}
+
+/** A URL for opts.url: absolute URLs as they are; in Node a plain path is a file path, in browsers relative to the page. */
+async function toUrl(u: string | URL): Promise<URL> {
+  if (u instanceof URL) return u;
+  try {
+    return new URL(u);
+  } catch {
+    if (isNode()) return (await import('node:url')).pathToFileURL(u);
+    return new URL(u, (globalThis as { location?: { href: string } }).location?.href);
+  }
+}
+
+const REQUIRED: ReadonlyArray<keyof WasmExports> = [
+  'alloc', 'dealloc', 'simd_name', 'abi_version', 'peak_gflops',
+  'encoder_forward', 'encoder_backward', 'layernorm_forward', 'layernorm_backward',
+  'matmul_forward', 'matmul_backward', 'attention_forward', 'attention_backward',
+  'gelu_forward', 'gelu_backward', 'residual_forward', 'residual_backward',
+  'crossentropy_forward', 'crossentropy_backward', 'dropout_forward', 'dropout_backward',
+  'adamw_update', 'sum_squares', 'scale',
+];
+
+/** Fetches (browser) or reads (Node) and instantiates the kernels; each call is a fresh instance. */
+export async function loadWasm(opts: LoadWasmOptions = {}): Promise<LoadedWasm> {
+  if (typeof WebAssembly !== 'object') throw new Error('ferrogpt: this JavaScript engine has no WebAssembly');
+  const supported = simdSupported();
+  if (opts.simd === true && !supported) {
+    throw new Error('ferrogpt: simd128 was requested but this engine does not support WebAssembly SIMD');
+  }
+  const variant: WasmVariant = (opts.simd ?? supported) ? 'simd128' : 'scalar';
+
+  let bytes: BufferSource;
+  let source: string;
+  if (opts.bytes) {
+    bytes = opts.bytes;
+    source = 'bytes';
+  } else if (opts.url !== undefined) {
+    ({ bytes, source } = await readBytes([await toUrl(opts.url)]));
+  } else {
+    ({ bytes, source } = await readBytes(candidates(variant)));
+  }
+
+  const { instance } = await WebAssembly.instantiate(bytes, {});
+  const exports = instance.exports as unknown as WasmExports;
+  const missing = REQUIRED.filter((k) => typeof exports[k] !== 'function');
+  if (!(exports.memory instanceof WebAssembly.Memory) || missing.length > 0) {
+    throw new Error(`ferrogpt: ${source} is not a ferrogpt kernel module (missing ${missing.join(', ') || 'memory'}); rebuild with npm run build:wasm`);
+  }
+  if (exports.abi_version() !== WASM_ABI_VERSION) {
+    throw new Error(`ferrogpt: ${source} has ABI ${exports.abi_version()}, this loader needs ${WASM_ABI_VERSION}; rebuild with npm run build:wasm`);
+  }
+  const built: WasmVariant = exports.simd_name() === 1 ? 'simd128' : 'scalar';
+  if (built !== variant && !opts.bytes && opts.url === undefined) {
+    throw new Error(`ferrogpt: ${source} was built ${built}, expected ${variant}; rebuild with npm run build:wasm`);
+  }
+  return { exports, variant: built, source };
+}

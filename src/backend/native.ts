@@ -1,0 +1,114 @@
+// The native backend: kernels in the N-API addon (crates/node), storage in plain JS typed
+// arrays. A tensor's storage is a Float32Array / Int32Array allocated here; each kernel
+// call passes subarray views, which the addon reads zero-copy (and checks again).
+
+import { loadNative, loadNativeAsync, type LoadedNative, type NativeAddon } from '../../bindings/native.js';
+import type { BackendInfo, DType, DropoutSpec, Kernels } from './backend.js';
+import { NO_DROPOUT } from './backend.js';
+import { BaseBackend } from './base.js';
+
+type Storage = Float32Array | Int32Array;
+type F = Float32Array;
+type I = Int32Array;
+
+export class NativeBackend extends BaseBackend<Storage, Storage> {
+  readonly name = 'native' as const;
+  protected readonly kernels: Kernels<Storage>;
+
+  constructor(private readonly native: LoadedNative) {
+    super();
+    this.kernels = nativeKernels(native.addon);
+  }
+
+  /** Where the addon was loaded from (a path or a package name). */
+  get source(): string {
+    return this.native.source;
+  }
+
+  info(): BackendInfo {
+    const a = this.native.addon;
+    return { name: 'native', simd: a.simdName(), threads: a.threads(), version: a.version() };
+  }
+
+  /** Rebuilds the addon's thread pool with `n` threads (an integer in 1..1024). Process-wide. */
+  setThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`setThreads: n must be an integer >= 1, got ${n}`);
+    this.native.addon.setThreads(n);
+  }
+
+  /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). */
+  peakGflops(iters = 1e8): number {
+    return this.native.addon.peakGflops(iters);
+  }
+
+  protected allocStorage(length: number, dtype: DType): Storage {
+    return dtype === 'f32' ? new Float32Array(length) : new Int32Array(length);
+  }
+
+  protected freeStorage(_storage: Storage): void {
+    // Garbage-collected; BaseBackend already refuses further use of the handle.
+  }
+
+  protected resolve(storage: Storage, _dtype: DType, offset: number, length: number): Storage {
+    return storage.subarray(offset, offset + length);
+  }
+
+  protected writeStorage(storage: Storage, _dtype: DType, offset: number, data: Float32Array | Int32Array): void {
+    storage.set(data, offset);
+  }
+
+  protected readStorage(storage: Storage, _dtype: DType, offset: number, length: number): Float32Array | Int32Array {
+    return storage.slice(offset, offset + length);
+  }
+
+  protected intView(storage: Storage, offset: number, length: number): Int32Array {
+    return (storage as Int32Array).subarray(offset, offset + length);
+  }
+}
+
+function nativeKernels(a: NativeAddon): Kernels<Storage> {
+  const d = (x: DropoutSpec | undefined): DropoutSpec => x ?? NO_DROPOUT;
+  return {
+    encoderForward: (out, ids, wte, wpe, B, T, C) => a.encoderForward(out as F, ids as I, wte as F, wpe as F, B, T, C),
+    encoderBackward: (dwte, dwpe, dout, ids, B, T, C) => a.encoderBackward(dwte as F, dwpe as F, dout as F, ids as I, B, T, C),
+    layernormForward: (out, mean, rstd, inp, weight, bias, N, C) =>
+      a.layernormForward(out as F, mean as F, rstd as F, inp as F, weight as F, bias as F, N, C),
+    layernormBackward: (dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C) =>
+      a.layernormBackward(dinp as F, dweight as F, dbias as F, dout as F, inp as F, weight as F, mean as F, rstd as F, N, C),
+    matmulForward: (out, inp, weight, bias, N, C, OC) => a.matmulForward(out as F, inp as F, weight as F, bias as F | null, N, C, OC),
+    matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC) =>
+      a.matmulBackward(dinp as F, dweight as F, dbias as F | null, dout as F, inp as F, weight as F, N, C, OC),
+    attentionForward: (out, lse, qkv, B, T, C, NH, dropout) => {
+      const { p, seed, stream } = d(dropout);
+      a.attentionForward(out as F, lse as F, qkv as F, B, T, C, NH, p, seed, stream);
+    },
+    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout) => {
+      const { p, seed, stream } = d(dropout);
+      a.attentionBackward(dqkv as F, dout as F, qkv as F, out as F, lse as F, B, T, C, NH, p, seed, stream);
+    },
+    geluForward: (out, inp, N) => a.geluForward(out as F, inp as F, N),
+    geluBackward: (dinp, inp, dout, N) => a.geluBackward(dinp as F, inp as F, dout as F, N),
+    residualForward: (out, inp1, inp2, N) => a.residualForward(out as F, inp1 as F, inp2 as F, N),
+    residualBackward: (dinp1, dinp2, dout, N) => a.residualBackward(dinp1 as F, dinp2 as F, dout as F, N),
+    crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) =>
+      a.crossentropyForward(losses as F, logits as F, targets as I, N, V, ignoreIndex),
+    crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex) =>
+      a.crossentropyBackward(dlogits as F, dlosses as F, logits as F, targets as I, N, V, ignoreIndex),
+    dropoutForward: (out, inp, N, dropout) => a.dropoutForward(out as F, inp as F, N, dropout.p, dropout.seed, dropout.stream),
+    dropoutBackward: (dinp, dout, N, dropout) => a.dropoutBackward(dinp as F, dout as F, N, dropout.p, dropout.seed, dropout.stream),
+    adamwUpdate: (params, grads, m, v, N, lr, beta1, beta2, eps, weightDecay, step) =>
+      a.adamwUpdate(params as F, grads as F, m as F, v as F, N, lr, beta1, beta2, eps, weightDecay, step),
+    sumSquares: (x, N) => a.sumSquares(x as F, N),
+    scale: (x, N, s) => a.scale(x as F, N, s),
+  };
+}
+
+/** The native backend, or an Error saying why the addon could not be loaded. Sync (Node >= 20.16). */
+export function createNativeBackend(): NativeBackend {
+  return new NativeBackend(loadNative());
+}
+
+/** As createNativeBackend, also on Node versions before 20.16. */
+export async function createNativeBackendAsync(): Promise<NativeBackend> {
+  return new NativeBackend(await loadNativeAsync());
+}

@@ -1,0 +1,87 @@
+// Loader behaviour (bindings/): which file each loader picks, wasm variant selection, and
+// that the raw native addon checks its own arguments (it can be called without the
+// BaseBackend layer). Kernel numerics live in kernels.test.ts.
+
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadNative, nativePlatform } from '../bindings/native.js';
+import { loadWasm, simdSupported, WASM_ABI_VERSION } from '../bindings/wasm.js';
+
+const wasmDir = fileURLToPath(new URL('../bindings/wasm/', import.meta.url));
+const haveWasm = existsSync(`${wasmDir}ferrogpt-simd.wasm`) && existsSync(`${wasmDir}ferrogpt.wasm`);
+const nativeFile = fileURLToPath(new URL(`../bindings/native/ferrogpt.${nativePlatform()}.node`, import.meta.url));
+const haveNative = existsSync(nativeFile);
+
+describe('wasm loader', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it.skipIf(!haveWasm)('picks simd128 when the engine validates a v128 module', async () => {
+    expect(simdSupported()).toBe(true); // Node 20 (V8) supports simd128
+    const w = await loadWasm();
+    expect(w.variant).toBe('simd128');
+    expect(w.source).toMatch(/ferrogpt-simd\.wasm$/);
+    expect(w.exports.simd_name()).toBe(1);
+    expect(w.exports.abi_version()).toBe(WASM_ABI_VERSION);
+  });
+
+  it.skipIf(!haveWasm)('picks the scalar build when simd128 does not validate', async () => {
+    const validate = WebAssembly.validate;
+    vi.spyOn(WebAssembly, 'validate').mockImplementation((bytes) => {
+      const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes as ArrayBuffer);
+      return b.length < 64 ? false : validate(bytes); // the probe is tiny
+    });
+    expect(simdSupported()).toBe(false);
+    const w = await loadWasm();
+    expect(w.variant).toBe('scalar');
+    expect(w.source).toMatch(/ferrogpt\.wasm$/);
+    expect(w.exports.simd_name()).toBe(0);
+    await expect(loadWasm({ simd: true })).rejects.toThrow(/simd128 was requested/);
+  });
+
+  it.skipIf(!haveWasm)('honours simd: false, and alloc is zero-filled and 16-byte aligned', async () => {
+    const w = await loadWasm({ simd: false });
+    expect(w.variant).toBe('scalar');
+    const x = w.exports;
+    const p = x.alloc(1000) >>> 0;
+    expect(p).not.toBe(0);
+    expect(p % 16).toBe(0);
+    expect(new Uint8Array(x.memory.buffer, p, 1000).every((v) => v === 0)).toBe(true);
+    new Uint8Array(x.memory.buffer, p, 1000).fill(7);
+    x.dealloc(p, 1000);
+    const q = x.alloc(1000) >>> 0;
+    expect(new Uint8Array(x.memory.buffer, q, 1000).every((v) => v === 0)).toBe(true);
+    x.dealloc(q, 1000);
+  });
+
+  it('says what it tried when the file is missing', async () => {
+    await expect(loadWasm({ url: new URL('file:///nonexistent/ferrogpt.wasm') })).rejects.toThrow(/not found[\s\S]*nonexistent/);
+  });
+});
+
+describe('native loader', () => {
+  it('names the platform like napi --platform', () => {
+    expect(nativePlatform()).toMatch(/^(linux-(x64|arm64|arm)-(gnu|musl|gnueabihf|musleabihf)|darwin-(x64|arm64)|win32-(x64|ia32|arm64)-msvc|[a-z]+-[a-z0-9]+)$/);
+  });
+
+  it.skipIf(!haveNative)('loads bindings/native/ferrogpt.<platform>.node', () => {
+    const n = loadNative();
+    expect(n.source).toBe(nativeFile);
+    expect(typeof n.addon.simdName()).toBe('string');
+    expect(n.addon.threads()).toBeGreaterThanOrEqual(1);
+  });
+
+  it.skipIf(!haveNative)('the raw addon rejects bad arguments, naming them', () => {
+    const a = loadNative().addon;
+    const F = (n: number) => new Float32Array(n);
+    expect(() => a.geluForward(F(9), F(10), 10)).toThrow(/geluForward: out has length 9, expected 10/);
+    expect(() => a.geluForward(F(10), new Int32Array(10) as unknown as Float32Array, 10)).toThrow(/inp must be a Float32Array/);
+    expect(() => a.geluForward(F(10), F(10), 1.5)).toThrow(/N must be an integer/);
+    const buf = F(20);
+    expect(() => a.geluForward(buf.subarray(0, 10), buf.subarray(9, 19), 10)).toThrow(/output out overlaps inp/);
+    expect(() => a.encoderForward(F(6), Int32Array.from([0, 2, 1]), F(4), F(6), 1, 3, 2)).toThrow(/ids\[1\] = 2 is out of range/);
+    expect(() => a.matmulForward(F(4), F(4), F(4), null, 2 ** 32 - 1, 2 ** 32 - 1, 2 ** 32 - 1)).toThrow(/overflows/);
+    expect(() => a.attentionForward(F(6), F(3), F(18), 1, 3, 2, 1, 0.99999999, 0, 0)).toThrow(/dropout p/);
+    expect(() => a.crossentropyForward(F(2), F(6), Int32Array.from([1, 3]), 2, 3, -100)).toThrow(/targets\[1\] = 3/);
+  });
+});
