@@ -1,0 +1,71 @@
+// Every kernel, forward and backward, on every backend, against the reference kernels run
+// in float64 on the same inputs. The maximum difference is asserted (see helpers/compare.ts
+// for the measure and helpers/cases.ts for the shapes and tolerances).
+
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Kernels } from '../src/backend/backend.js';
+import { describeEachBackend } from './helpers/backends.js';
+import { buildCases, runOnBackend, runReference64 } from './helpers/cases.js';
+import { expectClose } from './helpers/compare.js';
+
+const cases = buildCases();
+
+// The float64 expectations are computed once and shared by the three backends.
+const expected = new Map<string, ReturnType<typeof runReference64>>();
+function expectation(label: string) {
+  let e = expected.get(label);
+  if (!e) {
+    e = runReference64(cases.find((c) => c.label === label)!);
+    expected.set(label, e);
+  }
+  return e;
+}
+
+it('the cases cover every kernel of the Kernels interface', () => {
+  const kernels: Array<keyof Kernels<unknown>> = [
+    'encoderForward', 'encoderBackward', 'layernormForward', 'layernormBackward', 'matmulForward', 'matmulBackward',
+    'attentionForward', 'attentionBackward', 'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
+    'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward', 'adamwUpdate', 'sumSquares', 'scale',
+  ];
+  expect(new Set(cases.map((c) => c.kernel))).toEqual(new Set(kernels));
+});
+
+describeEachBackend('kernels vs float64 reference', (backend) => {
+  for (const c of cases) {
+    it(c.label, () => {
+      const want = expectation(c.label);
+      const got = runOnBackend(backend, c);
+      for (const name of c.outputs) {
+        expectClose(got.outputs[name], want.outputs[name], c.rtolFor?.[name] ?? c.rtol, `${backend.name}/${backend.info().simd} ${c.label}: ${name}`);
+      }
+      if (typeof want.result === 'number') {
+        expect(typeof got.result).toBe('number');
+        expectClose([got.result as number], [want.result], c.rtol, `${backend.name}/${backend.info().simd} ${c.label}: result`);
+      }
+    });
+  }
+});
+
+// The native kernels split work across a thread pool; an odd thread count (and a single
+// thread) exercises the uneven partitions. Only the kernels that run in parallel.
+for (const threads of [1, 3]) {
+  describeEachBackend(`native kernels with ${threads} thread(s)`, (backend) => {
+    const threaded = backend as typeof backend & { setThreads(n: number): void };
+    let before = 0;
+    beforeAll(() => {
+      before = backend.info().threads;
+      threaded.setThreads(threads);
+    });
+    afterAll(() => threaded.setThreads(before));
+    for (const c of cases.filter((x) => /^(matmul|attention|crossentropy)/.test(x.kernel))) {
+      it(c.label, () => {
+        expect(backend.info().threads).toBe(threads);
+        const want = expectation(c.label);
+        const got = runOnBackend(backend, c);
+        for (const name of c.outputs) {
+          expectClose(got.outputs[name], want.outputs[name], c.rtol, `native x${threads} ${c.label}: ${name}`);
+        }
+      });
+    }
+  }, ['native']);
+}
