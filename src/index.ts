@@ -7,5 +7,20 @@ export type { BackendAvailability } from './backend/index.js';
 export { NO_DROPOUT } from './backend/backend.js';
 export type { Backend, BackendInfo, BackendName, DType, DropoutSpec, Kernels, Tensor } from './backend/backend.js';
 
-// ---- model (src/model), objectives, tasks, training, tokenizer, prompting, io ----
-// Added by later issues: GPT, AdamW, train, finetune, generate, score, zeroShot, fewShot, Tokenizer.
+// ---- model (src/model) and objectives (src/objectives) ----
+export { GPT } from './model/gpt.js';
+export type { NamedParameter } from './model/gpt.js';
+export type { GPTConfig, GPTConfigInput } from './model/config.js';
+export { IGNORE_INDEX, shiftTargets } from './objectives/lm.js';
+
+// ---- training (src/train) ----
+export { AdamW, clipGradNorm } from './train/optimizer.js';
+export type { AdamWOptions, AdamWState } from './train/optimizer.js';
+export { learningRate, makeSchedule, constantSchedule, linearSchedule, cosineSchedule } from './train/schedule.js';
+export type { ScheduleKind, ScheduleOptions } from './train/schedule.js';
+
+// ---- tokenizer (src/tokenizer) ----
+export { Tokenizer, END_OF_TEXT } from './tokenizer/index.js';
+export type { TokenizerType, TrainOptions as TokenizerTrainOptions } from './tokenizer/index.js';
+
+// Added by later issues: train, finetune, generate, score, zeroShot, fewShot.
