@@ -1,11 +1,68 @@
 //! AdamW (Loshchilov & Hutter): Adam with decoupled weight decay and bias correction.
 
+use crate::gelu::VecMath;
+
 /// One update of params (N) from grads (N), with first/second moments m (N), v (N):
 ///   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
 ///   mhat = m / (1 - b1^step);  vhat = v / (1 - b2^step)
 ///   param -= lr * (mhat / (sqrt(vhat) + eps) + weight_decay * param)
 /// step counts from 1. The caller applies weight_decay = 0 to tensors it exempts.
+#[allow(clippy::too_many_arguments)]
 pub fn adamw_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, step: u32) {
-    let _ = (params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step);
-    unimplemented!("adamw_update")
+    // Bias corrections in f64: 1 - b2^step is tiny for small steps and b2 close to 1.
+    let step = step.max(1) as i32;
+    let bc1 = (1.0 - (beta1 as f64).powi(step)) as f32;
+    let bc2 = (1.0 - (beta2 as f64).powi(step)) as f32;
+    imp::adamw_kernel(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2)
+}
+
+// A private module keeps the dispatched kernel out of the public API.
+mod imp {
+    use super::adamw_impl;
+    crate::simd_kernel! {
+        /// The elementwise body of `adamw_update`, given the bias corrections bc1, bc2.
+        pub fn adamw_kernel(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, bc1: f32, bc2: f32) => adamw_impl
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn adamw_impl<V: VecMath>(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, bc1: f32, bc2: f32) {
+    let params = &mut params[..n]; // (N)
+    let grads = &grads[..n]; // (N)
+    let m = &mut m[..n]; // (N)
+    let v = &mut v[..n]; // (N)
+    let l = V::LANES;
+    let (b1, b2) = (V::splat(beta1), V::splat(beta2));
+    let (ob1, ob2) = (V::splat(1.0 - beta1), V::splat(1.0 - beta2));
+    let (vbc1, vbc2) = (V::splat(bc1), V::splat(bc2));
+    let (vlr, veps, vwd) = (V::splat(lr), V::splat(eps), V::splat(weight_decay));
+    let mut i = 0;
+    while i + l <= n {
+        // SAFETY: i + LANES <= n and the four slices hold n floats.
+        unsafe {
+            let g = V::load(grads.as_ptr().add(i));
+            let p = V::load(params.as_ptr().add(i));
+            let mi = b1.mul(V::load(m.as_ptr().add(i))).add(ob1.mul(g));
+            let vi = b2.mul(V::load(v.as_ptr().add(i))).add(ob2.mul(g.mul(g)));
+            mi.store(m.as_mut_ptr().add(i));
+            vi.store(v.as_mut_ptr().add(i));
+            let mhat = mi.div(vbc1);
+            let vhat = vi.div(vbc2);
+            let upd = mhat.div(vhat.sqrt().add(veps)).add(vwd.mul(p));
+            p.sub(vlr.mul(upd)).store(params.as_mut_ptr().add(i));
+        }
+        i += l;
+    }
+    while i < n {
+        let g = grads[i];
+        let mi = beta1 * m[i] + (1.0 - beta1) * g;
+        let vi = beta2 * v[i] + (1.0 - beta2) * (g * g);
+        m[i] = mi;
+        v[i] = vi;
+        let mhat = mi / bc1;
+        let vhat = vi / bc2;
+        params[i] -= lr * (mhat / (vhat.sqrt() + eps) + weight_decay * params[i]);
+        i += 1;
+    }
 }

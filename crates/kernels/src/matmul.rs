@@ -1,24 +1,143 @@
 //! The linear layer and the GEMM under it: a packed, cache-blocked GEMM with a
 //! register-tiled SIMD microkernel (BLIS structure), threaded through `Parallel`.
+//! See `matmul/gemm.rs` for the blocking and the microkernel.
 
-use crate::Parallel;
+mod gemm;
+
+use crate::{simd_kernel, Parallel};
+use gemm::{Mat, Problem};
 
 /// Scratch floats `matmul_forward` / `matmul_backward` need for these dimensions and
 /// thread count (packing buffers for every thread plus shared packed weights).
 pub fn matmul_scratch_len(n: usize, c: usize, oc: usize, threads: usize) -> usize {
-    let _ = (n, c, oc, threads);
-    unimplemented!("matmul_scratch_len")
+    let fwd = gemm::scratch_len(n, oc, c, threads); // out = inp · weightᵀ
+    let dinp = gemm::scratch_len(n, c, oc, threads); // dinp += dout · weight
+    let dweight = gemm::scratch_len(oc, c, n, threads); // dweight += doutᵀ · inp
+    fwd.max(dinp).max(dweight)
 }
 
 /// out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC). Overwrites out.
+/// `scratch` holds at least `matmul_scratch_len(n, c, oc, par.threads())` floats.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize) {
-    let _ = (par, scratch, out, inp, weight, bias, n, c, oc);
-    unimplemented!("matmul_forward")
+    // The GEMM reads through raw pointers: these checks are what keeps it in bounds.
+    assert!(out.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c, "matmul_forward: buffer too small");
+    if let Some(b) = bias {
+        assert!(b.len() >= oc, "matmul_forward: bias too small");
+    }
+    let p = Problem {
+        m: n,
+        n: oc,
+        k: c,
+        a: Mat { ptr: inp.as_ptr(), rs: c, cs: 1 },    // inp (N, C)
+        b: Mat { ptr: weight.as_ptr(), rs: 1, cs: c }, // weightᵀ: (C, OC) view of (OC, C)
+        c: out.as_mut_ptr(),                           // (N, OC)
+        ldc: oc,
+        accumulate: false,
+        bias: bias.map_or(core::ptr::null(), |b| b.as_ptr()), // (OC)
+    };
+    gemm::gemm(par, scratch, p);
 }
 
 /// dinp (N,C) += dout (N,OC) · weight (OC,C); dweight (OC,C) += doutᵀ · inp (N,C);
 /// dbias (OC) += column sums of dout. Accumulates.
+/// `scratch` holds at least `matmul_scratch_len(n, c, oc, par.threads())` floats.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32], dweight: &mut [f32], dbias: Option<&mut [f32]>, dout: &[f32], inp: &[f32], weight: &[f32], n: usize, c: usize, oc: usize) {
-    let _ = (par, scratch, dinp, dweight, dbias, dout, inp, weight, n, c, oc);
-    unimplemented!("matmul_backward")
+    assert!(
+        dinp.len() >= n * c && dweight.len() >= oc * c && dout.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c,
+        "matmul_backward: buffer too small"
+    );
+    let dinp_p = Problem {
+        m: n,
+        n: c,
+        k: oc,
+        a: Mat { ptr: dout.as_ptr(), rs: oc, cs: 1 }, // dout (N, OC)
+        b: Mat { ptr: weight.as_ptr(), rs: c, cs: 1 }, // weight (OC, C)
+        c: dinp.as_mut_ptr(),                          // (N, C)
+        ldc: c,
+        accumulate: true,
+        bias: core::ptr::null(),
+    };
+    gemm::gemm(par, scratch, dinp_p);
+    let dweight_p = Problem {
+        m: oc,
+        n: c,
+        k: n,
+        a: Mat { ptr: dout.as_ptr(), rs: 1, cs: oc }, // doutᵀ: (OC, N) view of (N, OC)
+        b: Mat { ptr: inp.as_ptr(), rs: c, cs: 1 },   // inp (N, C)
+        c: dweight.as_mut_ptr(),                      // (OC, C)
+        ldc: c,
+        accumulate: true,
+        bias: core::ptr::null(),
+    };
+    gemm::gemm(par, scratch, dweight_p);
+    if let Some(dbias) = dbias {
+        assert!(dbias.len() >= oc, "matmul_backward: dbias too small");
+        bias_backward(par, dbias, dout, n, oc);
+    }
+}
+
+/// Columns per dbias task: wide enough that a task's rows of dout are worth a thread.
+const DBIAS_COLS: usize = 2048;
+
+/// dbias (OC) += column sums of dout (N, OC), split over column ranges.
+fn bias_backward(par: &dyn Parallel, dbias: &mut [f32], dout: &[f32], n: usize, oc: usize) {
+    let tasks = if n * oc < (1 << 16) { 1 } else { ceil_div(oc, DBIAS_COLS).min(par.threads().max(1) * 4) };
+    let out = SendPtr(dbias.as_mut_ptr());
+    par.for_each(tasks, &|task, _thread| {
+        let (j0, j1) = (task * oc / tasks, (task + 1) * oc / tasks);
+        // SAFETY: tasks own disjoint column ranges j0..j1 of dbias (OC floats, checked by
+        // the caller); dout holds N*OC floats.
+        unsafe { colsum_add(out.get().add(j0), dout.as_ptr().add(j0), n, oc, j1 - j0) }
+    });
+}
+
+fn ceil_div(x: usize, y: usize) -> usize {
+    (x + y - 1) / y
+}
+
+/// A pointer that tasks share; each task writes only its own part.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint ranges of one buffer to tasks of a for_each, which
+// joins before the buffer's borrow ends.
+unsafe impl Send for SendPtr {}
+// SAFETY: see Send above.
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    // A method, not `.0`: closures then capture the whole Sync wrapper, not the raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+simd_kernel! {
+    /// dst (W) += column sums of src (N rows, row stride ld, W columns).
+    fn colsum_add(dst: *mut f32, src: *const f32, n: usize, ld: usize, w: usize) => colsum_add_impl
+}
+
+#[inline(always)]
+fn colsum_add_impl<V: crate::simd::F32Vec>(dst: *mut f32, src: *const f32, n: usize, ld: usize, w: usize) {
+    let l = V::LANES;
+    let mut j = 0;
+    // SAFETY (both loops): j + l <= w (or j < w) columns, rows < n, as the caller promises.
+    unsafe {
+        while j + l <= w {
+            let mut s = V::zero();
+            for i in 0..n {
+                s = s.add(V::load(src.add(i * ld + j)));
+            }
+            V::load(dst.add(j)).add(s).store(dst.add(j));
+            j += l;
+        }
+        while j < w {
+            let mut s = 0.0f32;
+            for i in 0..n {
+                s += *src.add(i * ld + j);
+            }
+            *dst.add(j) += s;
+            j += 1;
+        }
+    }
 }

@@ -40,6 +40,21 @@ pub trait F32Vec: Copy {
     fn max(self, o: Self) -> Self;
     fn reduce_sum(self) -> f32;
     fn reduce_max(self) -> f32;
+    /// Transposes the LANES×LANES block at `src` (row stride `ld`) into `dst` (row stride
+    /// `ldd`): `dst[c*ldd + r] = src[r*ld + c]`. In registers where the ISA has shuffles;
+    /// the GEMM packs transposed operands with it.
+    ///
+    /// # Safety
+    /// `src` has LANES readable rows of LANES floats at stride `ld`, `dst` LANES writable
+    /// rows at stride `ldd`; the two blocks do not overlap.
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
+        for r in 0..Self::LANES {
+            for c in 0..Self::LANES {
+                *dst.add(c * ldd + r) = *src.add(r * ld + c);
+            }
+        }
+    }
 }
 
 /// The instruction set `dispatch!` picks on this machine, for reporting (backendInfo().simd).
@@ -60,10 +75,10 @@ pub fn simd_name() -> &'static str {
     "scalar"
 }
 
-/// Defines a public kernel that runs its generic body `$imp::<V>` with the best `F32Vec`
-/// for this machine. On x86_64 the choice is made at run time (detected once, cached) and
-/// each instruction set gets its own `#[target_feature]` copy; elsewhere it is fixed at
-/// compile time.
+/// Defines a kernel (of any visibility: `pub fn`, `pub(crate) fn`, `fn`) that runs its
+/// generic body `$imp::<V>` with the best `F32Vec` for this machine. On x86_64 the choice
+/// is made at run time (detected once, cached) and each instruction set gets its own
+/// `#[target_feature]` copy; elsewhere it is fixed at compile time.
 ///
 /// ```ignore
 /// simd_kernel! {
@@ -75,10 +90,10 @@ pub fn simd_name() -> &'static str {
 /// ```
 #[macro_export]
 macro_rules! simd_kernel {
-    ($(#[$meta:meta])* pub fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? => $imp:ident) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? => $imp:ident) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]

@@ -55,4 +55,13 @@ impl F32Vec for Neon {
     fn reduce_max(self) -> f32 {
         unsafe { vmaxvq_f32(self.0) }
     }
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
+        let a = vtrnq_f32(vld1q_f32(src), vld1q_f32(src.add(ld)));
+        let b = vtrnq_f32(vld1q_f32(src.add(2 * ld)), vld1q_f32(src.add(3 * ld)));
+        vst1q_f32(dst, vcombine_f32(vget_low_f32(a.0), vget_low_f32(b.0)));
+        vst1q_f32(dst.add(ldd), vcombine_f32(vget_low_f32(a.1), vget_low_f32(b.1)));
+        vst1q_f32(dst.add(2 * ldd), vcombine_f32(vget_high_f32(a.0), vget_high_f32(b.0)));
+        vst1q_f32(dst.add(3 * ldd), vcombine_f32(vget_high_f32(a.1), vget_high_f32(b.1)));
+    }
 }

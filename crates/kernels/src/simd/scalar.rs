@@ -50,4 +50,8 @@ impl F32Vec for Scalar {
     fn reduce_max(self) -> f32 {
         self.0
     }
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const f32, _ld: usize, dst: *mut f32, _ldd: usize) {
+        *dst = *src;
+    }
 }

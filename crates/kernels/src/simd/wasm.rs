@@ -56,4 +56,19 @@ impl F32Vec for Simd128 {
         let b = f32x4_extract_lane::<2>(self.0).max(f32x4_extract_lane::<3>(self.0));
         a.max(b)
     }
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
+        let r0 = v128_load(src as *const v128);
+        let r1 = v128_load(src.add(ld) as *const v128);
+        let r2 = v128_load(src.add(2 * ld) as *const v128);
+        let r3 = v128_load(src.add(3 * ld) as *const v128);
+        let t0 = i32x4_shuffle::<0, 4, 1, 5>(r0, r1);
+        let t1 = i32x4_shuffle::<2, 6, 3, 7>(r0, r1);
+        let t2 = i32x4_shuffle::<0, 4, 1, 5>(r2, r3);
+        let t3 = i32x4_shuffle::<2, 6, 3, 7>(r2, r3);
+        v128_store(dst as *mut v128, i32x4_shuffle::<0, 1, 4, 5>(t0, t2));
+        v128_store(dst.add(ldd) as *mut v128, i32x4_shuffle::<2, 3, 6, 7>(t0, t2));
+        v128_store(dst.add(2 * ldd) as *mut v128, i32x4_shuffle::<0, 1, 4, 5>(t1, t3));
+        v128_store(dst.add(3 * ldd) as *mut v128, i32x4_shuffle::<2, 3, 6, 7>(t1, t3));
+    }
 }

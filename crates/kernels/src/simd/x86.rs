@@ -116,6 +116,39 @@ impl F32Vec for Avx512 {
     fn reduce_max(self) -> f32 {
         unsafe { _mm512_reduce_max_ps(self.0) }
     }
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
+        let mut r = [_mm512_setzero_ps(); 16];
+        for i in 0..16 {
+            r[i] = _mm512_loadu_ps(src.add(i * ld));
+        }
+        // Pairs of rows interleaved, then 4×4 blocks transposed within each 128-bit lane:
+        // u[4q + c] lane L = column 4L + c, rows 4q..4q+4.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..16 / 2 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        let mut u = [_mm512_setzero_ps(); 16];
+        for q in 0..16 / 4 {
+            u[4 * q] = _mm512_shuffle_ps::<0x44>(t[4 * q], t[4 * q + 2]);
+            u[4 * q + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * q], t[4 * q + 2]);
+            u[4 * q + 2] = _mm512_shuffle_ps::<0x44>(t[4 * q + 1], t[4 * q + 3]);
+            u[4 * q + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * q + 1], t[4 * q + 3]);
+        }
+        // Then the 4×4 grid of 128-bit lanes: output row 4L + c = lane L of u[c], u[4+c],
+        // u[8+c], u[12+c].
+        for c in 0..4 {
+            let x0 = _mm512_shuffle_f32x4::<0x44>(u[c], u[4 + c]);
+            let x1 = _mm512_shuffle_f32x4::<0xEE>(u[c], u[4 + c]);
+            let y0 = _mm512_shuffle_f32x4::<0x44>(u[8 + c], u[12 + c]);
+            let y1 = _mm512_shuffle_f32x4::<0xEE>(u[8 + c], u[12 + c]);
+            _mm512_storeu_ps(dst.add(c * ldd), _mm512_shuffle_f32x4::<0x88>(x0, y0));
+            _mm512_storeu_ps(dst.add((4 + c) * ldd), _mm512_shuffle_f32x4::<0xDD>(x0, y0));
+            _mm512_storeu_ps(dst.add((8 + c) * ldd), _mm512_shuffle_f32x4::<0x88>(x1, y1));
+            _mm512_storeu_ps(dst.add((12 + c) * ldd), _mm512_shuffle_f32x4::<0xDD>(x1, y1));
+        }
+    }
 }
 
 /// 8 lanes in a ymm register. Only constructed inside `#[target_feature(enable = "avx2,fma")]` code.
@@ -181,6 +214,30 @@ impl F32Vec for Avx2 {
             let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
             let s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
             _mm_cvtss_f32(s)
+        }
+    }
+    #[inline(always)]
+    unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
+        let mut r = [_mm256_setzero_ps(); 8];
+        for i in 0..8 {
+            r[i] = _mm256_loadu_ps(src.add(i * ld));
+        }
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..8 / 2 {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // u[4q + c] lane L = column 4L + c, rows 4q..4q+4 (as in Avx512).
+        let mut u = [_mm256_setzero_ps(); 8];
+        for q in 0..8 / 4 {
+            u[4 * q] = _mm256_shuffle_ps::<0x44>(t[4 * q], t[4 * q + 2]);
+            u[4 * q + 1] = _mm256_shuffle_ps::<0xEE>(t[4 * q], t[4 * q + 2]);
+            u[4 * q + 2] = _mm256_shuffle_ps::<0x44>(t[4 * q + 1], t[4 * q + 3]);
+            u[4 * q + 3] = _mm256_shuffle_ps::<0xEE>(t[4 * q + 1], t[4 * q + 3]);
+        }
+        for c in 0..4 {
+            _mm256_storeu_ps(dst.add(c * ldd), _mm256_permute2f128_ps::<0x20>(u[c], u[4 + c]));
+            _mm256_storeu_ps(dst.add((4 + c) * ldd), _mm256_permute2f128_ps::<0x31>(u[c], u[4 + c]));
         }
     }
 }

@@ -1,0 +1,108 @@
+//! Dev tool for tuning the GEMM: GFLOPS of matmul_forward / matmul_backward on the GPT-2
+//! shapes, on 1 and 2 threads, as a fraction of this thread's measured peak.
+//!
+//!   cargo run --release -p ferrogpt-kernels --example gemm_bench [-- fwd|bwd] [threads...]
+//!
+//! The node addon's pool is compiled in (crates/kernels cannot depend on crates/node).
+
+#[path = "../../node/src/pool.rs"]
+#[allow(dead_code)]
+mod pool;
+
+use ferrogpt_kernels::matmul::{matmul_backward, matmul_forward, matmul_scratch_len};
+use ferrogpt_kernels::peak::peak_gflops;
+use ferrogpt_kernels::{Parallel, Serial};
+use std::time::Instant;
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+/// CPU seconds of this thread (clock 3) or of the whole process (clock 2). This machine
+/// is shared with compilers: CPU time ignores the time we sit descheduled.
+fn cpu_secs(clock: i32) -> f64 {
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: ts is a valid timespec for clock_gettime to fill (Linux x86_64 layout).
+    unsafe { clock_gettime(clock, &mut ts) };
+    ts.sec as f64 + ts.nsec as f64 * 1e-9
+}
+const THREAD_CPU: i32 = 3;
+const PROCESS_CPU: i32 = 2;
+
+/// Best (wall, process CPU, thread CPU) seconds over repeats of `f` (at least 5 runs and
+/// about 0.6 s): noise only adds.
+fn best_secs(mut f: impl FnMut()) -> (f64, f64, f64) {
+    f();
+    let mut best = (f64::MAX, f64::MAX, f64::MAX);
+    let start = Instant::now();
+    let mut runs = 0;
+    while runs < 5 || start.elapsed().as_secs_f64() < 0.6 {
+        let (t, p, c) = (Instant::now(), cpu_secs(PROCESS_CPU), cpu_secs(THREAD_CPU));
+        f();
+        best.0 = best.0.min(t.elapsed().as_secs_f64());
+        best.1 = best.1.min(cpu_secs(PROCESS_CPU) - p);
+        best.2 = best.2.min(cpu_secs(THREAD_CPU) - c);
+        runs += 1;
+    }
+    best
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let fwd = !args.iter().any(|a| a == "bwd");
+    let bwd = !args.iter().any(|a| a == "fwd");
+    let mut thread_counts: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    if thread_counts.is_empty() {
+        thread_counts = vec![1, 2];
+    }
+    // peak_gflops uses wall time; scale it by wall/CPU time of the same run.
+    let peak = (0..20)
+        .map(|_| {
+            let (t, c) = (Instant::now(), cpu_secs(THREAD_CPU));
+            let g = peak_gflops(100_000_000);
+            g * t.elapsed().as_secs_f64() / (cpu_secs(THREAD_CPU) - c)
+        })
+        .fold(0.0, f64::max);
+    println!("simd {}  peak {:.1} GFLOPS/thread (CPU time)", ferrogpt_kernels::simd::simd_name(), peak);
+    println!("GF: GFLOPS by wall time; cpu%: GFLOPS by CPU time (1 thread: thread CPU; more: process CPU / threads) as % of peak");
+
+    let shapes: [(usize, usize, usize); 7] = [(1024, 768, 768), (1024, 768, 3072), (1024, 3072, 768), (1024, 768, 2304), (256, 768, 50257), (64, 768, 768), (17, 100, 33)];
+    println!("{:>20} {:>4} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6}", "N,C,OC", "thr", "fwd GF", "%peak", "cpu%", "bwd GF", "%peak", "cpu%");
+    println!("{:>20} {:>4} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6}", "", "", "(wall)", "(wall)", "", "(wall)", "(wall)", "");
+    for &(n, c, oc) in &shapes {
+        let inp = vec![0.5f32; n * c]; // (N, C)
+        let weight = vec![0.25f32; oc * c]; // (OC, C)
+        let bias = vec![0.1f32; oc]; // (OC)
+        let mut out = vec![0f32; n * oc]; // (N, OC)
+        let mut dinp = vec![0f32; n * c]; // (N, C)
+        let mut dweight = vec![0f32; oc * c]; // (OC, C)
+        let mut dbias = vec![0f32; oc]; // (OC)
+        let flops = 2.0 * (n * c * oc) as f64;
+        for &t in &thread_counts {
+            let pool = pool::Pool::new(t);
+            let par: &dyn Parallel = if t == 1 { &Serial } else { &pool };
+            let mut scratch = vec![0f32; matmul_scratch_len(n, c, oc, t)];
+            let nan = (f64::NAN, f64::NAN, f64::NAN);
+            let (mut sf, mut sb) = (nan, nan);
+            if fwd {
+                sf = best_secs(|| matmul_forward(par, &mut scratch, &mut out, &inp, &weight, Some(&bias), n, c, oc));
+            }
+            if bwd {
+                sb = best_secs(|| matmul_backward(par, &mut scratch, &mut dinp, &mut dweight, Some(&mut dbias), &out, &inp, &weight, n, c, oc));
+            }
+            // (GFLOPS by wall time, its % of t×peak, % of peak by CPU time)
+            let rate = |s: (f64, f64, f64), fl: f64| {
+                let cpu = if t == 1 { s.2 } else { s.1 / t as f64 };
+                (fl / s.0 / 1e9, 100.0 * fl / s.0 / 1e9 / (peak * t as f64), 100.0 * fl / cpu / 1e9 / (peak * t as f64))
+            };
+            let (f, b) = (rate(sf, flops), rate(sb, 2.0 * flops));
+            println!("{:>20} {:>4} {:>8.1} {:>5.1}% {:>5.1}% {:>8.1} {:>5.1}% {:>5.1}%", format!("{n},{c},{oc}"), t, f.0, f.1, f.2, b.0, b.1, b.2);
+        }
+    }
+}

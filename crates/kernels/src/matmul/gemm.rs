@@ -1,0 +1,566 @@
+//! The GEMM under the linear layer: C (M,N) = A (M,K) · B (K,N), overwriting (plus an
+//! optional bias row) or accumulating into C. BLIS structure:
+//!
+//! ```text
+//! for jc in N by NC:                      one column block of C
+//!   for pc in K by KC:                    one slice of the contraction
+//!     pack B[pc.., jc..] -> (KC, NC)      shared scratch, split over threads (for_each #1)
+//!     for each task (disjoint tile of C): for_each #2
+//!       for ic in its rows by MC:
+//!         pack A[ic.., pc..] -> (MC, KC)  this thread's scratch
+//!         for jr in its columns by NR:    B micro-panel (KC, NR) stays in L1
+//!           for ir in MC by MR:           A micro-panel streams from L2
+//!             microkernel: MR×NR tile of C held in registers for all of KC
+//! ```
+//!
+//! A and B are read through strides, so the same packing reads inp, weight, weightᵀ, dout
+//! and doutᵀ and one microkernel serves the forward and both backward products. The
+//! microkernel is written once over `F32Vec`; `with_tile!` picks the register tile that
+//! fits each instruction set's register file.
+
+use crate::simd::F32Vec;
+use crate::{simd_kernel, Parallel};
+
+/// A read-only strided matrix: element (i, j) is at `ptr[i*rs + j*cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat {
+    pub ptr: *const f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// One GEMM call. `c` is row-major with row stride `ldc`.
+#[derive(Clone, Copy)]
+pub(crate) struct Problem {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: Mat, // (M, K)
+    pub b: Mat, // (K, N)
+    pub c: *mut f32, // (M, N), row stride ldc
+    pub ldc: usize,
+    /// C += A·B when true; otherwise C = A·B + bias.
+    pub accumulate: bool,
+    /// (N) or null; read only when `accumulate` is false.
+    pub bias: *const f32,
+}
+
+// SAFETY: a Problem is only built by `matmul.rs` from slices that outlive the `gemm` call,
+// and `gemm` returns only after every task has returned (`for_each` joins). Tasks read A,
+// B and bias, and write disjoint tiles of C, so sharing the pointers between threads is
+// race-free.
+unsafe impl Send for Problem {}
+// SAFETY: see Send above.
+unsafe impl Sync for Problem {}
+
+/// Cache blocking and register tile for one vector width.
+#[derive(Clone, Copy)]
+pub(crate) struct Blocking {
+    /// Micro-tile rows (broadcast values of A per k).
+    pub mr: usize,
+    /// Micro-tile columns (NV vectors of B per k).
+    pub nr: usize,
+    /// Depth of one packed slice: a (KC, NR) micro-panel of B should sit in L1.
+    pub kc: usize,
+    /// Rows of A packed at once: the (MC, KC) block should sit in L2.
+    pub mc: usize,
+    /// Columns of B packed at once (shared by all threads; lives in L2/L3).
+    pub nc: usize,
+}
+
+// Register tiles, MR rows × NV vectors. Accumulators MR*NV plus NV loads of B and one
+// broadcast of A must fit the register file:
+//   AVX-512 (32 zmm):  8 × 3 (=48 columns): 24 accumulators + 3 + 1.
+//   AVX2    (16 ymm):  6 × 2 (=16): 12 + 2 + 1.
+//   NEON    (32 q):    8 × 3 (=12): 24 + 3 + 1.
+//   simd128 (16 xmm in the JIT, and no FMA so each product needs a temporary): 4 × 2 (=8).
+//   Scalar:            4 × 4.
+const MR16: usize = 8;
+const NV16: usize = 3;
+const MR8: usize = 6;
+const NV8: usize = 2;
+#[cfg(target_arch = "wasm32")]
+const MR4: usize = 4;
+#[cfg(target_arch = "wasm32")]
+const NV4: usize = 2;
+#[cfg(not(target_arch = "wasm32"))]
+const MR4: usize = 8;
+#[cfg(not(target_arch = "wasm32"))]
+const NV4: usize = 3;
+const MR1: usize = 4;
+const NV1: usize = 4;
+
+/// Calls `$f::<V, MR, NV>(args)` with the register tile for `V`'s width. Keep in step
+/// with `blocking_for`.
+macro_rules! with_tile {
+    ($V:ident, $f:ident ( $($arg:expr),* )) => {
+        match $V::LANES {
+            16 => $f::<$V, MR16, NV16>($($arg),*),
+            8 => $f::<$V, MR8, NV8>($($arg),*),
+            4 => $f::<$V, MR4, NV4>($($arg),*),
+            _ => $f::<$V, MR1, NV1>($($arg),*),
+        }
+    };
+}
+
+/// Blocking for a vector width (see `with_tile!` for MR, NR).
+pub(crate) const fn blocking_for(lanes: usize) -> Blocking {
+    match lanes {
+        16 => Blocking { mr: MR16, nr: NV16 * 16, kc: 256, mc: 192, nc: 4032 },
+        8 => Blocking { mr: MR8, nr: NV8 * 8, kc: 256, mc: 144, nc: 4096 },
+        4 => Blocking { mr: MR4, nr: NV4 * 4, kc: 256, mc: 128, nc: 4096 },
+        _ => Blocking { mr: MR1, nr: NV1, kc: 256, mc: 64, nc: 4096 },
+    }
+}
+
+/// Every vector width some build of this crate can pick; scratch is sized for the worst.
+const ALL_LANES: [usize; 4] = [16, 8, 4, 1];
+
+simd_kernel! {
+    /// The vector width the GEMM runs with on this machine.
+    fn active_lanes() -> usize => active_lanes_impl
+}
+
+#[inline(always)]
+fn active_lanes_impl<V: F32Vec>() -> usize {
+    V::LANES
+}
+
+/// Floats of alignment slack: packed buffers start on 64-byte boundaries.
+const ALIGN: usize = 16;
+
+fn round_up(x: usize, to: usize) -> usize {
+    (x + to - 1) / to * to
+}
+
+fn ceil_div(x: usize, y: usize) -> usize {
+    (x + y - 1) / y
+}
+
+/// Splits `len` into equal blocks of at most `max` (rounded up to `unit`), so that the
+/// last block is not a sliver: K = 300 with KC = 256 becomes 152 + 148, not 256 + 44.
+fn balanced_block(len: usize, max: usize, unit: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let blocks = ceil_div(len, max);
+    round_up(ceil_div(len, blocks), unit).min(round_up(max, unit))
+}
+
+/// Buffer sizes (floats) for one problem: (shared packed B, packed A per thread).
+fn buffer_lens(bl: Blocking, m: usize, n: usize, k: usize) -> (usize, usize) {
+    let kcb = balanced_block(k, bl.kc, 1);
+    let ncb = balanced_block(n, bl.nc, bl.nr);
+    let mcb = round_up(m.min(bl.mc), bl.mr);
+    (round_up(kcb * ncb, ALIGN), round_up(mcb * kcb, ALIGN))
+}
+
+/// Scratch floats `gemm` needs for an (M,K)·(K,N) product on `threads` threads, whatever
+/// instruction set the machine picks.
+pub(crate) fn scratch_len(m: usize, n: usize, k: usize, threads: usize) -> usize {
+    let threads = threads.max(1);
+    ALL_LANES
+        .iter()
+        .map(|&lanes| {
+            let (b, a) = buffer_lens(blocking_for(lanes), m, n, k);
+            ALIGN + b + threads * a
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Below this many multiply-adds the product runs on the calling thread: waking the
+/// pool costs more than it saves.
+const SERIAL_FMAS: usize = 1 << 17;
+
+/// C (M,N) = A·B [+ bias] or C += A·B, on `par`'s threads, with packing buffers from
+/// `scratch` (at least `scratch_len(m, n, k, par.threads())` floats).
+pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
+    if p.m == 0 || p.n == 0 {
+        return;
+    }
+    if p.k == 0 {
+        if !p.accumulate {
+            fill_bias(p);
+        }
+        return;
+    }
+    let bl = blocking_for(active_lanes());
+    let threads = par.threads().max(1);
+    let (b_len, a_len) = buffer_lens(bl, p.m, p.n, p.k);
+    assert!(scratch.len() >= ALIGN + b_len + threads * a_len, "matmul: scratch too small");
+    let base = scratch.as_mut_ptr();
+    let skew = (base as usize / 4).wrapping_neg() % ALIGN;
+    // SAFETY: skew < ALIGN and the assert above leaves ALIGN floats of slack.
+    let bbuf = unsafe { base.add(skew) }; // (KC, NC) packed B, shared
+    // SAFETY: b_len + threads*a_len floats follow bbuf inside scratch (assert above).
+    let abase = unsafe { bbuf.add(b_len) }; // threads × (MC, KC) packed A
+
+    let kcb = balanced_block(p.k, bl.kc, 1);
+    let ncb = balanced_block(p.n, bl.nc, bl.nr);
+    let mc = round_up(p.m.min(bl.mc), bl.mr);
+    let serial = p.m * p.n * p.k < SERIAL_FMAS || threads == 1;
+    let mp = ceil_div(p.m, bl.mr);
+
+    let mut jc = 0;
+    while jc < p.n {
+        let nb = ncb.min(p.n - jc);
+        let np = ceil_div(nb, bl.nr);
+        let mut pc = 0;
+        while pc < p.k {
+            let kb = kcb.min(p.k - pc);
+            let blk = Block { p, bbuf, abase, a_len, jc, nb, np, pc, kb, mc, mt: 1, nt: 1, tasks: 1 };
+
+            let pack_tasks = if serial { 1 } else { threads.min(np) };
+            let pack = Block { tasks: pack_tasks, ..blk };
+            par.for_each(pack_tasks, &|task, _thread| pack_b_task(pack, task));
+
+            let (mt, nt) = if serial { (1, 1) } else { grid(threads, mp, np, bl) };
+            let comp = Block { mt, nt, tasks: mt * nt, ..blk };
+            par.for_each(mt * nt, &|task, thread| compute_task(comp, task, thread));
+            pc += kb;
+        }
+        jc += nb;
+    }
+}
+
+/// The (KC, NC) slice being multiplied and where its buffers live.
+#[derive(Clone, Copy)]
+struct Block {
+    p: Problem,
+    bbuf: *mut f32,  // (KC, NC) packed B: np micro-panels of (kb, NR)
+    abase: *mut f32, // threads × a_len floats
+    a_len: usize,
+    jc: usize,
+    nb: usize,
+    np: usize,
+    pc: usize,
+    kb: usize,
+    mc: usize,
+    mt: usize,
+    nt: usize,
+    tasks: usize,
+}
+
+// SAFETY: as for Problem. Packing tasks write disjoint micro-panels of bbuf, compute
+// tasks write only their thread's slice of abase (for_each never runs two tasks with the
+// same thread index at once) and disjoint tiles of C; the two phases are separated by the
+// join at the end of for_each.
+unsafe impl Send for Block {}
+// SAFETY: see Send above.
+unsafe impl Sync for Block {}
+
+/// Task grid (rows × columns of tiles) for the compute phase: the split of the MR-row
+/// panels and NR-column panels that makes the largest task cheapest. Splitting columns
+/// costs extra: each column task repacks its rows of A.
+fn grid(threads: usize, mp: usize, np: usize, bl: Blocking) -> (usize, usize) {
+    let t = threads.min(mp * np).max(1);
+    let nv = (bl.nr / bl.mr.max(1)).max(1); // only the ratio matters below
+    let mut best = (1, 1);
+    let mut best_cost = usize::MAX;
+    for nt in 1..=t {
+        if t % nt != 0 {
+            continue;
+        }
+        let mt = t / nt;
+        if mt > mp || nt > np {
+            continue;
+        }
+        // Per k-step of the largest task: MR*NR multiply-adds per tile, plus packing its
+        // rows of A (a packed float costs roughly a few multiply-add slots).
+        let rows = ceil_div(mp, mt) * bl.mr;
+        let cols = ceil_div(np, nt) * bl.nr;
+        let cost = rows * cols + rows * 4 * nv;
+        if cost < best_cost {
+            best_cost = cost;
+            best = (mt, nt);
+        }
+    }
+    best
+}
+
+/// The part `[task*len/parts, (task+1)*len/parts)` of `0..len`.
+fn split(len: usize, parts: usize, task: usize) -> (usize, usize) {
+    (task * len / parts, (task + 1) * len / parts)
+}
+
+fn fill_bias(p: Problem) {
+    for i in 0..p.m {
+        for j in 0..p.n {
+            // SAFETY: i < m and j < n, inside C (M, N) with row stride ldc; bias, when
+            // non-null, has N floats.
+            unsafe {
+                *p.c.add(i * p.ldc + j) = if p.bias.is_null() { 0.0 } else { *p.bias.add(j) };
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Packs this task's share of the block's B micro-panels.
+    fn pack_b_task(blk: Block, task: usize) => pack_b_task_impl
+}
+
+#[inline(always)]
+fn pack_b_task_impl<V: F32Vec>(blk: Block, task: usize) {
+    with_tile!(V, pack_b_tiled(blk, task))
+}
+
+#[inline(always)]
+fn pack_b_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: usize) {
+    let nr = NV * V::LANES;
+    let (q0, q1) = split(blk.np, blk.tasks, task);
+    for q in q0..q1 {
+        let j0 = blk.jc + q * nr;
+        let nvalid = nr.min(blk.jc + blk.nb - j0);
+        // SAFETY: micro-panel q of (kb, NR) floats lies inside bbuf (kb*np*NR <= b_len,
+        // checked in gemm); B is read at rows pc..pc+kb < K and columns j0..j0+nvalid <= N.
+        unsafe { pack_b_panel::<V, NV>(blk.p.b, j0, nvalid, blk.pc, blk.kb, blk.bbuf.add(q * nr * blk.kb)) }
+    }
+}
+
+/// Packs B[pc..pc+kb, j0..j0+nvalid] into `dst` (kb, NR), k-major, zero-padding the
+/// columns past nvalid.
+///
+/// # Safety
+/// `dst` has kb*NR writable floats; the source rows and columns exist.
+#[inline(always)]
+unsafe fn pack_b_panel<V: F32Vec, const NV: usize>(b: Mat, j0: usize, nvalid: usize, pc: usize, kb: usize, dst: *mut f32) {
+    let nr = NV * V::LANES;
+    if b.cs == 1 {
+        // Rows of B are contiguous (dout, inp): straight copies of NR floats per k.
+        for k in 0..kb {
+            let src = b.ptr.add((pc + k) * b.rs + j0);
+            let d = dst.add(k * nr);
+            if nvalid == nr {
+                for v in 0..NV {
+                    V::load(src.add(v * V::LANES)).store(d.add(v * V::LANES));
+                }
+            } else {
+                for j in 0..nr {
+                    *d.add(j) = if j < nvalid { *src.add(j) } else { 0.0 };
+                }
+            }
+        }
+    } else if b.rs == 1 {
+        // Columns of B are contiguous (weightᵀ in the forward pass): transpose.
+        pack_transposed::<V>(b.ptr.add(j0 * b.cs + pc), b.cs, nvalid, nr, kb, dst);
+    } else {
+        for k in 0..kb {
+            for j in 0..nr {
+                *dst.add(k * nr + j) = if j < nvalid { *b.ptr.add((pc + k) * b.rs + (j0 + j) * b.cs) } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// dst (kb, w) = the transpose of src (valid, kb) with row stride ld, zero-padding
+/// columns valid..w. Goes LANES rows of k at a time, transposing LANES×LANES blocks in
+/// registers where w allows, so that the rows of dst being written stay in L1.
+///
+/// # Safety
+/// src has `valid` rows of kb floats at stride ld; dst has kb*w writable floats.
+#[inline(always)]
+unsafe fn pack_transposed<V: F32Vec>(src: *const f32, ld: usize, valid: usize, w: usize, kb: usize, dst: *mut f32) {
+    let l = V::LANES;
+    let mut k0 = 0;
+    while k0 < kb {
+        let kn = l.min(kb - k0);
+        let d = dst.add(k0 * w);
+        let mut j = 0;
+        if kn == l && w % l == 0 {
+            while j + l <= valid {
+                V::transpose_block(src.add(j * ld + k0), ld, d.add(j), w);
+                j += l;
+            }
+        }
+        for j in j..valid {
+            for kk in 0..kn {
+                *d.add(kk * w + j) = *src.add(j * ld + k0 + kk);
+            }
+        }
+        for j in valid..w {
+            for kk in 0..kn {
+                *d.add(kk * w + j) = 0.0;
+            }
+        }
+        k0 += kn;
+    }
+}
+
+/// Packs A[i0..i0+mvalid, pc..pc+kb] into `dst` (kb, MR), k-major, zero-padding the rows
+/// past mvalid.
+///
+/// # Safety
+/// `dst` has kb*MR writable floats; the source rows and columns exist.
+#[inline(always)]
+unsafe fn pack_a_panel<V: F32Vec, const MR: usize>(a: Mat, i0: usize, mvalid: usize, pc: usize, kb: usize, dst: *mut f32) {
+    if a.cs == 1 {
+        // Rows of A are contiguous (inp, dout): transpose.
+        pack_transposed::<V>(a.ptr.add(i0 * a.rs + pc), a.rs, mvalid, MR, kb, dst);
+    } else if a.rs == 1 {
+        // Columns of A are contiguous (doutᵀ in dweight): straight copies of MR floats.
+        for k in 0..kb {
+            let src = a.ptr.add((pc + k) * a.cs + i0);
+            let d = dst.add(k * MR);
+            if mvalid == MR {
+                for i in 0..MR {
+                    *d.add(i) = *src.add(i);
+                }
+            } else {
+                for i in 0..MR {
+                    *d.add(i) = if i < mvalid { *src.add(i) } else { 0.0 };
+                }
+            }
+        }
+    } else {
+        for k in 0..kb {
+            for i in 0..MR {
+                *dst.add(k * MR + i) = if i < mvalid { *a.ptr.add((i0 + i) * a.rs + (pc + k) * a.cs) } else { 0.0 };
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Runs one task of the compute phase: its tile of C for this (KC, NC) block.
+    fn compute_task(blk: Block, task: usize, thread: usize) => compute_task_impl
+}
+
+#[inline(always)]
+fn compute_task_impl<V: F32Vec>(blk: Block, task: usize, thread: usize) {
+    with_tile!(V, compute_tiled(blk, task, thread))
+}
+
+#[inline(always)]
+fn compute_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: usize, thread: usize) {
+    let p = blk.p;
+    let nr = NV * V::LANES;
+    let mp = ceil_div(p.m, MR);
+    let (q0, q1) = split(mp, blk.mt, task / blk.nt); // MR-row panels of this task
+    let (r0, r1) = split(blk.np, blk.nt, task % blk.nt); // NR-column panels of this task
+    let overwrite = !p.accumulate && blk.pc == 0;
+    // SAFETY: each thread owns a_len floats at abase + thread*a_len (sized in gemm).
+    let abuf = unsafe { blk.abase.add(thread * blk.a_len) }; // (MC, KC) packed A
+    // Row-major A (inp, dout) is read in place: the microkernel's MR row streams are as
+    // cache-friendly as a packed panel, and packing it would mean a transpose. Only a
+    // partial last panel is packed (zero-padded). Other layouts are packed.
+    let direct = p.a.cs == 1;
+    let mc_panels = blk.mc / MR;
+    let mut qa = q0;
+    while qa < q1 {
+        let qb = (qa + mc_panels).min(q1);
+        for q in qa..qb {
+            let i0 = q * MR;
+            let mvalid = MR.min(p.m - i0);
+            if direct && mvalid == MR {
+                continue;
+            }
+            // SAFETY: (qb-qa)*MR*kb <= mc*kb <= a_len floats; rows i0..i0+mvalid < M and
+            // columns pc..pc+kb <= K of A exist.
+            unsafe { pack_a_panel::<V, MR>(p.a, i0, mvalid, blk.pc, blk.kb, abuf.add((q - qa) * MR * blk.kb)) }
+        }
+        for r in r0..r1 {
+            let j0 = blk.jc + r * nr;
+            let nvalid = nr.min(blk.jc + blk.nb - j0);
+            // SAFETY: micro-panel r of packed B was written by the packing phase.
+            let bp = unsafe { blk.bbuf.add(r * nr * blk.kb) };
+            for q in qa..qb {
+                let i0 = q * MR;
+                let mvalid = MR.min(p.m - i0);
+                // SAFETY: A is read at rows i0..i0+MR < M (direct, full panel) or from the
+                // packed panel of kb*MR floats; packed B holds kb*NR floats; the C tile at
+                // (i0, j0) is clipped to mvalid × nvalid inside (M, N) and belongs to this
+                // task only; bias (when read) has N floats.
+                unsafe {
+                    let (ap, ars, acs) = if direct && mvalid == MR {
+                        (p.a.ptr.add(i0 * p.a.rs + blk.pc), p.a.rs, 1)
+                    } else {
+                        (abuf.add((q - qa) * MR * blk.kb) as *const f32, 1, MR)
+                    };
+                    let c = p.c.add(i0 * p.ldc + j0);
+                    let bias = if p.bias.is_null() { p.bias } else { p.bias.add(j0) };
+                    microkernel::<V, MR, NV>(blk.kb, ap, ars, acs, bp, c, p.ldc, mvalid, nvalid, overwrite, bias);
+                }
+            }
+        }
+        qa = qb;
+    }
+}
+
+/// Largest MR*NR over all tiles (AVX-512 8×48).
+const TILE_MAX: usize = 512;
+
+/// C tile (mvalid, nvalid) = or += A panel (MR, kc) · packed B panel (kc, NR), where A's
+/// element (i, k) is at a[i*ars + k*acs] (a packed panel: ars = 1, acs = MR).
+///
+/// # Safety
+/// A's MR×kc elements are readable, `b` has kc*NR floats; C has mvalid rows of nvalid floats at row
+/// stride ldc; `bias`, when non-null and `overwrite`, has nvalid floats.
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize>(kc: usize, a: *const f32, ars: usize, acs: usize, b: *const f32, c: *mut f32, ldc: usize, mvalid: usize, nvalid: usize, overwrite: bool, bias: *const f32) {
+    let l = V::LANES;
+    let nr = NV * l;
+    // The whole MR×NR tile lives in registers for the k loop: MR*NV accumulators.
+    let mut acc = [[V::zero(); NV]; MR];
+    let mut a = a;
+    let mut b = b;
+    for _ in 0..kc {
+        let mut bv = [V::zero(); NV];
+        for v in 0..NV {
+            bv[v] = V::load(b.add(v * l));
+        }
+        for i in 0..MR {
+            let ai = V::splat(*a.add(i * ars));
+            for v in 0..NV {
+                acc[i][v] = ai.mul_add(bv[v], acc[i][v]);
+            }
+        }
+        a = a.add(acs);
+        b = b.add(nr);
+    }
+
+    if mvalid == MR && nvalid == nr {
+        if overwrite {
+            let mut bvec = [V::zero(); NV];
+            if !bias.is_null() {
+                for v in 0..NV {
+                    bvec[v] = V::load(bias.add(v * l));
+                }
+            }
+            for i in 0..MR {
+                for v in 0..NV {
+                    acc[i][v].add(bvec[v]).store(c.add(i * ldc + v * l));
+                }
+            }
+        } else {
+            for i in 0..MR {
+                for v in 0..NV {
+                    let d = c.add(i * ldc + v * l);
+                    V::load(d).add(acc[i][v]).store(d);
+                }
+            }
+        }
+    } else {
+        // Edge tile: spill to the stack and write only the part inside C.
+        let mut tmp = [0.0f32; TILE_MAX]; // (MR, NR)
+        debug_assert!(MR * nr <= TILE_MAX);
+        for i in 0..MR {
+            for v in 0..NV {
+                acc[i][v].store(tmp.as_mut_ptr().add(i * nr + v * l));
+            }
+        }
+        for i in 0..mvalid {
+            for j in 0..nvalid {
+                let d = c.add(i * ldc + j);
+                let x = tmp[i * nr + j];
+                if overwrite {
+                    *d = if bias.is_null() { x } else { x + *bias.add(j) };
+                } else {
+                    *d += x;
+                }
+            }
+        }
+    }
+}

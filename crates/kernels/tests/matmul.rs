@@ -1,0 +1,216 @@
+//! matmul_forward / matmul_backward against a float64 triple loop, over awkward shapes
+//! (1, 3, 17, 33, 100, 768: not multiples of any tile), serially and on several threads.
+//! Run also with FERROGPT_SIMD=avx2 and FERROGPT_SIMD=scalar to cover every x86 path.
+
+use ferrogpt_kernels::matmul::{matmul_backward, matmul_forward, matmul_scratch_len};
+use ferrogpt_kernels::{Parallel, Serial};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+// The native addon's pool, compiled here too so its unit tests run with these ones and
+// the GEMM is checked on it (crates/kernels cannot depend on crates/node).
+#[path = "../../node/src/pool.rs"]
+#[allow(dead_code)]
+mod pool;
+
+/// Spawns scoped threads per call: slow to start, but obviously correct.
+struct Scoped(usize);
+
+impl Parallel for Scoped {
+    fn threads(&self) -> usize {
+        self.0
+    }
+    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for thread in 0..self.0 {
+                let next = &next;
+                s.spawn(move || loop {
+                    let task = next.fetch_add(1, Ordering::Relaxed);
+                    if task >= tasks {
+                        break;
+                    }
+                    f(task, thread);
+                });
+            }
+        });
+    }
+}
+
+/// Deterministic values in [-1, 1).
+fn fill(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Asserts |got - want| <= 1e-5 * scale (+ a tiny floor), where scale is the sum of
+/// |terms| behind each entry: float32 rounding error grows with it, not with |want|.
+fn check(what: &str, got: &[f32], want: &[f64], scale: &[f64]) {
+    assert_eq!(got.len(), want.len());
+    for i in 0..got.len() {
+        let err = (got[i] as f64 - want[i]).abs();
+        let tol = 1e-5 * scale[i] + 1e-6;
+        assert!(err <= tol, "{what}[{i}]: got {} want {} (err {err:e} > tol {tol:e})", got[i], want[i]);
+    }
+}
+
+fn scratch_for(n: usize, c: usize, oc: usize, threads: usize) -> Vec<f32> {
+    // NaN-filled: any read of scratch that was not written first poisons the result.
+    vec![f32::NAN; matmul_scratch_len(n, c, oc, threads)]
+}
+
+fn check_forward(par: &dyn Parallel, n: usize, c: usize, oc: usize, with_bias: bool) {
+    let inp = fill(n * c, 1); // (N, C)
+    let weight = fill(oc * c, 2); // (OC, C)
+    let bias = fill(oc, 3); // (OC)
+    let mut out = vec![f32::NAN; n * oc]; // (N, OC): overwritten
+    let mut scratch = scratch_for(n, c, oc, par.threads());
+    matmul_forward(par, &mut scratch, &mut out, &inp, &weight, if with_bias { Some(&bias) } else { None }, n, c, oc);
+    let mut want = vec![0f64; n * oc];
+    let mut scale = vec![0f64; n * oc];
+    for i in 0..n {
+        for o in 0..oc {
+            let mut s = if with_bias { bias[o] as f64 } else { 0.0 };
+            let mut a = s.abs();
+            for k in 0..c {
+                let t = inp[i * c + k] as f64 * weight[o * c + k] as f64;
+                s += t;
+                a += t.abs();
+            }
+            want[i * oc + o] = s;
+            scale[i * oc + o] = a;
+        }
+    }
+    check(&format!("forward out ({n},{c},{oc}) bias={with_bias} threads={}", par.threads()), &out, &want, &scale);
+}
+
+fn check_backward(par: &dyn Parallel, n: usize, c: usize, oc: usize) {
+    let dout = fill(n * oc, 4); // (N, OC)
+    let inp = fill(n * c, 5); // (N, C)
+    let weight = fill(oc * c, 6); // (OC, C)
+    // Non-zero starting gradients: backward must accumulate.
+    let dinp0 = fill(n * c, 7); // (N, C)
+    let dweight0 = fill(oc * c, 8); // (OC, C)
+    let dbias0 = fill(oc, 9); // (OC)
+    let (mut dinp, mut dweight, mut dbias) = (dinp0.clone(), dweight0.clone(), dbias0.clone());
+    let mut scratch = scratch_for(n, c, oc, par.threads());
+    matmul_backward(par, &mut scratch, &mut dinp, &mut dweight, Some(&mut dbias), &dout, &inp, &weight, n, c, oc);
+
+    let tag = format!("({n},{c},{oc}) threads={}", par.threads());
+    let (mut want, mut scale) = (vec![0f64; n * c], vec![0f64; n * c]);
+    for i in 0..n {
+        for k in 0..c {
+            let (mut s, mut a) = (dinp0[i * c + k] as f64, (dinp0[i * c + k] as f64).abs());
+            for o in 0..oc {
+                let t = dout[i * oc + o] as f64 * weight[o * c + k] as f64;
+                s += t;
+                a += t.abs();
+            }
+            want[i * c + k] = s;
+            scale[i * c + k] = a;
+        }
+    }
+    check(&format!("backward dinp {tag}"), &dinp, &want, &scale);
+    let (mut want, mut scale) = (vec![0f64; oc * c], vec![0f64; oc * c]);
+    for o in 0..oc {
+        for k in 0..c {
+            let (mut s, mut a) = (dweight0[o * c + k] as f64, (dweight0[o * c + k] as f64).abs());
+            for i in 0..n {
+                let t = dout[i * oc + o] as f64 * inp[i * c + k] as f64;
+                s += t;
+                a += t.abs();
+            }
+            want[o * c + k] = s;
+            scale[o * c + k] = a;
+        }
+    }
+    check(&format!("backward dweight {tag}"), &dweight, &want, &scale);
+    let (mut want, mut scale) = (vec![0f64; oc], vec![0f64; oc]);
+    for o in 0..oc {
+        let (mut s, mut a) = (dbias0[o] as f64, (dbias0[o] as f64).abs());
+        for i in 0..n {
+            s += dout[i * oc + o] as f64;
+            a += (dout[i * oc + o] as f64).abs();
+        }
+        want[o] = s;
+        scale[o] = a;
+    }
+    check(&format!("backward dbias {tag}"), &dbias, &want, &scale);
+}
+
+const SMALL: [usize; 5] = [1, 3, 17, 33, 100];
+
+/// Every combination of small dimensions, plus a few large and lopsided shapes.
+fn shapes() -> Vec<(usize, usize, usize)> {
+    let mut v = Vec::new();
+    for &n in &SMALL {
+        for &c in &SMALL {
+            for &oc in &SMALL {
+                v.push((n, c, oc));
+            }
+        }
+    }
+    v.extend_from_slice(&[(1, 768, 100), (100, 768, 1), (33, 768, 17), (17, 100, 768), (64, 768, 768), (100, 3072, 33), (3, 300, 5000), (1, 1, 5000), (300, 17, 520)]);
+    v
+}
+
+#[test]
+fn forward_serial() {
+    for (n, c, oc) in shapes() {
+        check_forward(&Serial, n, c, oc, true);
+        check_forward(&Serial, n, c, oc, false);
+    }
+}
+
+#[test]
+fn backward_serial() {
+    for (n, c, oc) in shapes() {
+        check_backward(&Serial, n, c, oc);
+    }
+}
+
+#[test]
+fn forward_backward_scoped_threads() {
+    for threads in [2, 3] {
+        let par = Scoped(threads);
+        for (n, c, oc) in shapes() {
+            check_forward(&par, n, c, oc, true);
+            check_backward(&par, n, c, oc);
+        }
+    }
+}
+
+#[test]
+fn forward_backward_pool() {
+    let par = pool::Pool::new(3);
+    for (n, c, oc) in shapes() {
+        check_forward(&par, n, c, oc, true);
+        check_backward(&par, n, c, oc);
+    }
+}
+
+#[test]
+fn zero_depth_writes_bias() {
+    // C = 0: out is the bias; backward adds nothing to dweight.
+    let (n, c, oc) = (3, 0, 5);
+    let bias = fill(oc, 1);
+    let mut out = vec![f32::NAN; n * oc];
+    let mut scratch = scratch_for(n, c, oc, 1);
+    matmul_forward(&Serial, &mut scratch, &mut out, &[], &[], Some(&bias), n, c, oc);
+    for i in 0..n {
+        assert_eq!(&out[i * oc..(i + 1) * oc], &bias[..]);
+    }
+}
+
+#[test]
+fn scratch_covers_more_threads_than_tasks() {
+    // Many threads on a tiny problem: scratch is per thread, tasks fewer than threads.
+    check_forward(&Scoped(8), 5, 7, 3, true);
+    check_backward(&Scoped(8), 5, 7, 3);
+}
