@@ -14,13 +14,38 @@ export type { GPTConfig, GPTConfigInput } from './model/config.js';
 export { IGNORE_INDEX, shiftTargets } from './objectives/lm.js';
 
 // ---- training (src/train) ----
-export { AdamW, clipGradNorm } from './train/optimizer.js';
-export type { AdamWOptions, AdamWState } from './train/optimizer.js';
-export { learningRate, makeSchedule, constantSchedule, linearSchedule, cosineSchedule } from './train/schedule.js';
-export type { ScheduleKind, ScheduleOptions } from './train/schedule.js';
+export {
+  AdamW,
+  clipGradNorm,
+  learningRate,
+  makeSchedule,
+  constantSchedule,
+  linearSchedule,
+  cosineSchedule,
+  train,
+  evaluate,
+  prepareData,
+  TokenDataset,
+  WindowSampler,
+  saveCheckpoint,
+  loadCheckpoint,
+  findCheckpoint,
+} from './train/index.js';
+export type {
+  AdamWOptions,
+  AdamWState,
+  ScheduleKind,
+  ScheduleOptions,
+  TrainOptions,
+  TrainResult,
+  StepInfo,
+  PrepareDataOptions,
+  PreparedData,
+  DatasetOptions,
+} from './train/index.js';
 
 // ---- tokenizer (src/tokenizer) ----
 export { Tokenizer, END_OF_TEXT } from './tokenizer/index.js';
 export type { TokenizerType, TrainOptions as TokenizerTrainOptions } from './tokenizer/index.js';
 
-// Added by later issues: train, finetune, generate, score, zeroShot, fewShot.
+// Added by later issues: finetune, generate, score, zeroShot, fewShot.
