@@ -45,6 +45,7 @@ export abstract class BaseBackend<S, Buf> implements Backend {
   protected abstract resolve(storage: S, dtype: DType, offset: number, length: number): Buf;
   protected abstract writeStorage(storage: S, dtype: DType, offset: number, data: Float32Array | Int32Array): void;
   protected abstract readStorage(storage: S, dtype: DType, offset: number, length: number): Float32Array | Int32Array;
+  protected abstract zeroStorage(storage: S, dtype: DType, offset: number, length: number): void;
   /** A zero-copy, short-lived view of i32 storage, used to check token ids before a kernel runs. */
   protected abstract intView(storage: S, offset: number, length: number): Int32Array;
   protected abstract readonly kernels: Kernels<Buf>;
@@ -103,8 +104,7 @@ export abstract class BaseBackend<S, Buf> implements Backend {
 
   zero(t: Tensor): void {
     const rec = this.record('zero', 't', t);
-    const zeros = t.dtype === 'f32' ? new Float32Array(t.length) : new Int32Array(t.length);
-    this.writeStorage(rec.owner.storage, t.dtype, rec.offset, zeros);
+    this.zeroStorage(rec.owner.storage, t.dtype, rec.offset, t.length);
   }
 
   // ---- kernels: check, then call the raw kernel ----

@@ -3,15 +3,14 @@
 // call passes subarray views, which the addon reads zero-copy (and checks again).
 
 import { loadNative, loadNativeAsync, type LoadedNative, type NativeAddon } from '../../bindings/native.js';
-import type { BackendInfo, DType, DropoutSpec, Kernels } from './backend.js';
+import type { BackendInfo, DropoutSpec, Kernels } from './backend.js';
 import { NO_DROPOUT } from './backend.js';
-import { BaseBackend } from './base.js';
+import { TypedArrayBackend, type TypedStorage as Storage } from './typed-array.js';
 
-type Storage = Float32Array | Int32Array;
 type F = Float32Array;
 type I = Int32Array;
 
-export class NativeBackend extends BaseBackend<Storage, Storage> {
+export class NativeBackend extends TypedArrayBackend {
   readonly name = 'native' as const;
   protected readonly kernels: Kernels<Storage>;
 
@@ -39,30 +38,6 @@ export class NativeBackend extends BaseBackend<Storage, Storage> {
   /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). */
   peakGflops(iters = 1e8): number {
     return this.native.addon.peakGflops(iters);
-  }
-
-  protected allocStorage(length: number, dtype: DType): Storage {
-    return dtype === 'f32' ? new Float32Array(length) : new Int32Array(length);
-  }
-
-  protected freeStorage(_storage: Storage): void {
-    // Garbage-collected; BaseBackend already refuses further use of the handle.
-  }
-
-  protected resolve(storage: Storage, _dtype: DType, offset: number, length: number): Storage {
-    return storage.subarray(offset, offset + length);
-  }
-
-  protected writeStorage(storage: Storage, _dtype: DType, offset: number, data: Float32Array | Int32Array): void {
-    storage.set(data, offset);
-  }
-
-  protected readStorage(storage: Storage, _dtype: DType, offset: number, length: number): Float32Array | Int32Array {
-    return storage.slice(offset, offset + length);
-  }
-
-  protected intView(storage: Storage, offset: number, length: number): Int32Array {
-    return (storage as Int32Array).subarray(offset, offset + length);
   }
 }
 

@@ -84,6 +84,11 @@ export class WasmBackend extends BaseBackend<number, number> {
     return new Ctor(this.x.memory.buffer, ptr + offset * 4, length).slice();
   }
 
+  protected zeroStorage(ptr: number, dtype: DType, offset: number, length: number): void {
+    const Ctor = dtype === 'f32' ? Float32Array : Int32Array;
+    new Ctor(this.x.memory.buffer, ptr + offset * 4, length).fill(0);
+  }
+
   protected intView(ptr: number, offset: number, length: number): Int32Array {
     return new Int32Array(this.x.memory.buffer, ptr + offset * 4, length);
   }
