@@ -25,6 +25,10 @@ pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], 
     if let Some(b) = bias {
         assert!(b.len() >= oc, "matmul_forward: bias too small");
     }
+    if n <= GEMV_ROWS && c > 0 {
+        gemv_forward(par, out, inp, weight, bias, n, c, oc);
+        return;
+    }
     let p = Problem {
         m: n,
         n: oc,
@@ -78,6 +82,73 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
     }
 }
 
+/// Up to this many rows (token-by-token generation), the forward pass reads the weight
+/// in place with dot products: packing it would cost more than the product itself.
+const GEMV_ROWS: usize = 4;
+
+/// Output columns per task of `gemv_forward`.
+const GEMV_COLS: usize = 256;
+
+/// out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias for N <= GEMV_ROWS, split over columns.
+#[allow(clippy::too_many_arguments)]
+fn gemv_forward(par: &dyn Parallel, out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize) {
+    let tasks = if n * c * oc < (1 << 17) { 1 } else { ceil_div(oc, GEMV_COLS) };
+    let dst = SendPtr(out.as_mut_ptr());
+    let bias = bias.map_or(core::ptr::null(), |b| b.as_ptr());
+    let bias = SendPtr(bias as *mut f32);
+    par.for_each(tasks, &|task, _thread| {
+        let (o0, o1) = (task * oc / tasks, (task + 1) * oc / tasks);
+        // SAFETY: tasks write disjoint column ranges o0..o1 of out (N, OC); inp holds N*C,
+        // weight OC*C and bias (when non-null) OC floats, as matmul_forward checked.
+        unsafe { gemv_cols(dst.get(), inp.as_ptr(), weight.as_ptr(), bias.get(), n, c, oc, o0, o1) }
+    });
+}
+
+simd_kernel! {
+    /// out[.., o0..o1] for N <= GEMV_ROWS rows, dot products along C.
+    /// Safety: out (N, OC), inp (N, C), weight (OC, C) and bias (OC, or null) are valid,
+    /// o0 <= o1 <= OC, 1 <= N <= GEMV_ROWS, and no one else writes out[.., o0..o1].
+    unsafe fn gemv_cols(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize) => gemv_cols_impl
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize) {
+    const R: usize = GEMV_ROWS;
+    let l = V::LANES;
+    // Rows past N repeat the last row (computed, never stored) so the loop has a fixed
+    // shape: R accumulators per weight row, each weight vector loaded once for all rows.
+    let mut rows = [inp; R];
+    for r in 0..R {
+        // SAFETY: min(r, n-1) < N rows of C floats.
+        rows[r] = unsafe { inp.add(r.min(n - 1) * c) };
+    }
+    for o in o0..o1 {
+        // SAFETY: row o < OC of weight (OC, C); every read below is inside a row of C
+        // floats (k + l <= c, then k < c); out (N, OC) is written at rows < N, column o.
+        unsafe {
+            let w = weight.add(o * c);
+            let mut acc = [V::zero(); R];
+            let mut k = 0;
+            while k + l <= c {
+                let wv = V::load(w.add(k));
+                for r in 0..R {
+                    acc[r] = V::load(rows[r].add(k)).mul_add(wv, acc[r]);
+                }
+                k += l;
+            }
+            let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
+            for r in 0..n {
+                let mut s = acc[r].reduce_sum();
+                for kk in k..c {
+                    s += *rows[r].add(kk) * *w.add(kk);
+                }
+                *out.add(r * oc + o) = s + b;
+            }
+        }
+    }
+}
+
 /// Columns per dbias task: wide enough that a task's rows of dout are worth a thread.
 const DBIAS_COLS: usize = 2048;
 
@@ -114,7 +185,8 @@ impl SendPtr {
 
 simd_kernel! {
     /// dst (W) += column sums of src (N rows, row stride ld, W columns).
-    fn colsum_add(dst: *mut f32, src: *const f32, n: usize, ld: usize, w: usize) => colsum_add_impl
+    /// Safety: both are valid for those floats and no one else touches dst meanwhile.
+    unsafe fn colsum_add(dst: *mut f32, src: *const f32, n: usize, ld: usize, w: usize) => colsum_add_impl
 }
 
 #[inline(always)]

@@ -70,7 +70,7 @@ pub struct Pool {
 
 thread_local! {
     /// (pool, thread index) while this OS thread runs tasks of that pool.
-    static CURRENT: Cell<Option<(usize, usize)>> = Cell::new(None);
+    static CURRENT: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
 }
 
 /// Restores CURRENT on scope exit, unwinding included.

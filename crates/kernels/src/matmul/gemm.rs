@@ -7,7 +7,8 @@
 //!     pack B[pc.., jc..] -> (KC, NC)      shared scratch, split over threads (for_each #1)
 //!     for each task (disjoint tile of C): for_each #2
 //!       for ic in its rows by MC:
-//!         pack A[ic.., pc..] -> (MC, KC)  this thread's scratch
+//!         pack A[ic.., pc..] -> (MC, KC)  this thread's scratch (row-major A is read in
+//!                                         place; only a partial last panel is packed)
 //!         for jr in its columns by NR:    B micro-panel (KC, NR) stays in L1
 //!           for ir in MC by MR:           A micro-panel streams from L2
 //!             microkernel: MR×NR tile of C held in registers for all of KC
@@ -60,9 +61,11 @@ pub(crate) struct Blocking {
     pub mr: usize,
     /// Micro-tile columns (NV vectors of B per k).
     pub nr: usize,
-    /// Depth of one packed slice: a (KC, NR) micro-panel of B should sit in L1.
+    /// Depth of one packed slice. BLIS keeps a (KC, NR) micro-panel of B in L1; each
+    /// slice also costs a pass over C, and for wide outputs (N = 50257) that pass
+    /// costs more than streaming B from L2, so AVX-512 goes deeper than L1 allows.
     pub kc: usize,
-    /// Rows of A packed at once: the (MC, KC) block should sit in L2.
+    /// Rows of A per inner block: the (MC, KC) block should sit in L2.
     pub mc: usize,
     /// Columns of B packed at once (shared by all threads; lives in L2/L3).
     pub nc: usize,
@@ -106,7 +109,7 @@ macro_rules! with_tile {
 /// Blocking for a vector width (see `with_tile!` for MR, NR).
 pub(crate) const fn blocking_for(lanes: usize) -> Blocking {
     match lanes {
-        16 => Blocking { mr: MR16, nr: NV16 * 16, kc: 256, mc: 192, nc: 4032 },
+        16 => Blocking { mr: MR16, nr: NV16 * 16, kc: 384, mc: 192, nc: 4032 },
         8 => Blocking { mr: MR8, nr: NV8 * 8, kc: 256, mc: 144, nc: 4096 },
         4 => Blocking { mr: MR4, nr: NV4 * 4, kc: 256, mc: 128, nc: 4096 },
         _ => Blocking { mr: MR1, nr: NV1, kc: 256, mc: 64, nc: 4096 },
@@ -213,11 +216,14 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
 
             let pack_tasks = if serial { 1 } else { threads.min(np) };
             let pack = Block { tasks: pack_tasks, ..blk };
-            par.for_each(pack_tasks, &|task, _thread| pack_b_task(pack, task));
+            // SAFETY: tasks pack disjoint micro-panels; operands and bbuf are checked above.
+            par.for_each(pack_tasks, &|task, _thread| unsafe { pack_b_task(pack, task) });
 
             let (mt, nt) = if serial { (1, 1) } else { grid(threads, mp, np, bl) };
             let comp = Block { mt, nt, tasks: mt * nt, ..blk };
-            par.for_each(mt * nt, &|task, thread| compute_task(comp, task, thread));
+            // SAFETY: the B block is packed (the for_each above has joined); tasks write
+            // disjoint tiles of C, and for_each gives concurrent calls distinct threads.
+            par.for_each(mt * nt, &|task, thread| unsafe { compute_task(comp, task, thread) });
             pc += kb;
         }
         jc += nb;
@@ -255,7 +261,6 @@ unsafe impl Sync for Block {}
 /// costs extra: each column task repacks its rows of A.
 fn grid(threads: usize, mp: usize, np: usize, bl: Blocking) -> (usize, usize) {
     let t = threads.min(mp * np).max(1);
-    let nv = (bl.nr / bl.mr.max(1)).max(1); // only the ratio matters below
     let mut best = (1, 1);
     let mut best_cost = usize::MAX;
     for nt in 1..=t {
@@ -266,11 +271,11 @@ fn grid(threads: usize, mp: usize, np: usize, bl: Blocking) -> (usize, usize) {
         if mt > mp || nt > np {
             continue;
         }
-        // Per k-step of the largest task: MR*NR multiply-adds per tile, plus packing its
-        // rows of A (a packed float costs roughly a few multiply-add slots).
+        // Per k-step of the largest task: its multiply-adds, plus reading (or packing) its
+        // rows of A once more per column task, at roughly 16 multiply-adds a float.
         let rows = ceil_div(mp, mt) * bl.mr;
         let cols = ceil_div(np, nt) * bl.nr;
-        let cost = rows * cols + rows * 4 * nv;
+        let cost = rows * cols + rows * 16;
         if cost < best_cost {
             best_cost = cost;
             best = (mt, nt);
@@ -298,7 +303,9 @@ fn fill_bias(p: Problem) {
 
 simd_kernel! {
     /// Packs this task's share of the block's B micro-panels.
-    fn pack_b_task(blk: Block, task: usize) => pack_b_task_impl
+    /// Safety: `blk` was built by `gemm` (its buffers and operands are valid) and no
+    /// other call packs the same task of the same block concurrently.
+    unsafe fn pack_b_task(blk: Block, task: usize) => pack_b_task_impl
 }
 
 #[inline(always)]
@@ -424,7 +431,9 @@ unsafe fn pack_a_panel<V: F32Vec, const MR: usize>(a: Mat, i0: usize, mvalid: us
 
 simd_kernel! {
     /// Runs one task of the compute phase: its tile of C for this (KC, NC) block.
-    fn compute_task(blk: Block, task: usize, thread: usize) => compute_task_impl
+    /// Safety: `blk` was built by `gemm` after its B block was packed; `thread` is not
+    /// in use by another concurrent call; no other call computes the same task.
+    unsafe fn compute_task(blk: Block, task: usize, thread: usize) => compute_task_impl
 }
 
 #[inline(always)]
@@ -473,18 +482,41 @@ fn compute_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: 
                 // (i0, j0) is clipped to mvalid × nvalid inside (M, N) and belongs to this
                 // task only; bias (when read) has N floats.
                 unsafe {
-                    let (ap, ars, acs) = if direct && mvalid == MR {
-                        (p.a.ptr.add(i0 * p.a.rs + blk.pc), p.a.rs, 1)
-                    } else {
-                        (abuf.add((q - qa) * MR * blk.kb) as *const f32, 1, MR)
-                    };
                     let c = p.c.add(i0 * p.ldc + j0);
                     let bias = if p.bias.is_null() { p.bias } else { p.bias.add(j0) };
-                    microkernel::<V, MR, NV>(blk.kb, ap, ars, acs, bp, c, p.ldc, mvalid, nvalid, overwrite, bias);
+                    if direct && mvalid == MR {
+                        let ap = p.a.ptr.add(i0 * p.a.rs + blk.pc);
+                        microkernel::<V, MR, NV, false>(blk.kb, ap, p.a.rs, 1, bp, c, p.ldc, mvalid, nvalid, overwrite, bias);
+                    } else {
+                        let ap = abuf.add((q - qa) * MR * blk.kb);
+                        microkernel::<V, MR, NV, true>(blk.kb, ap, 1, MR, bp, c, p.ldc, mvalid, nvalid, overwrite, bias);
+                    }
                 }
             }
         }
         qa = qb;
+    }
+}
+
+/// k steps per iteration of the microkernel loop.
+const UNROLL: usize = 4;
+
+/// One k step: acc (MR, NR) += A column (MR) × B row (NR).
+///
+/// # Safety
+/// MR floats at a[i*ars] and NR floats at b are readable.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn microkernel_step<V: F32Vec, const MR: usize, const NV: usize>(acc: &mut [[V; NV]; MR], a: *const f32, ars: usize, b: *const f32) {
+    let mut bv = [V::zero(); NV];
+    for v in 0..NV {
+        bv[v] = V::load(b.add(v * V::LANES));
+    }
+    for i in 0..MR {
+        let ai = V::splat(*a.add(i * ars));
+        for v in 0..NV {
+            acc[i][v] = ai.mul_add(bv[v], acc[i][v]);
+        }
     }
 }
 
@@ -499,26 +531,30 @@ const TILE_MAX: usize = 512;
 /// stride ldc; `bias`, when non-null and `overwrite`, has nvalid floats.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize>(kc: usize, a: *const f32, ars: usize, acs: usize, b: *const f32, c: *mut f32, ldc: usize, mvalid: usize, nvalid: usize, overwrite: bool, bias: *const f32) {
+unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize, const PACKED: bool>(kc: usize, a: *const f32, ars: usize, acs: usize, b: *const f32, c: *mut f32, ldc: usize, mvalid: usize, nvalid: usize, overwrite: bool, bias: *const f32) {
     let l = V::LANES;
     let nr = NV * l;
+    // A packed panel has compile-time strides: its loads take immediate offsets, so the
+    // loop needs almost no integer work competing with the FMAs for issue ports.
+    let (ars, acs) = if PACKED { (1, MR) } else { (ars, acs) };
     // The whole MR×NR tile lives in registers for the k loop: MR*NV accumulators.
     let mut acc = [[V::zero(); NV]; MR];
     let mut a = a;
     let mut b = b;
-    for _ in 0..kc {
-        let mut bv = [V::zero(); NV];
-        for v in 0..NV {
-            bv[v] = V::load(b.add(v * l));
+    let mut k = 0;
+    while k + UNROLL <= kc {
+        for u in 0..UNROLL {
+            microkernel_step::<V, MR, NV>(&mut acc, a.add(u * acs), ars, b.add(u * nr));
         }
-        for i in 0..MR {
-            let ai = V::splat(*a.add(i * ars));
-            for v in 0..NV {
-                acc[i][v] = ai.mul_add(bv[v], acc[i][v]);
-            }
-        }
+        a = a.add(UNROLL * acs);
+        b = b.add(UNROLL * nr);
+        k += UNROLL;
+    }
+    while k < kc {
+        microkernel_step::<V, MR, NV>(&mut acc, a, ars, b);
         a = a.add(acs);
         b = b.add(nr);
+        k += 1;
     }
 
     if mvalid == MR && nvalid == nr {

@@ -75,7 +75,7 @@ pub fn simd_name() -> &'static str {
     "scalar"
 }
 
-/// Defines a kernel (of any visibility: `pub fn`, `pub(crate) fn`, `fn`) that runs its
+/// Defines a kernel (of any visibility, `fn` or `unsafe fn`) that runs its
 /// generic body `$imp::<V>` with the best `F32Vec` for this machine. On x86_64 the choice
 /// is made at run time (detected once, cached) and each instruction set gets its own
 /// `#[target_feature]` copy; elsewhere it is fixed at compile time.
@@ -90,6 +90,42 @@ pub fn simd_name() -> &'static str {
 /// ```
 #[macro_export]
 macro_rules! simd_kernel {
+    // `unsafe fn`: the same, for kernels over raw pointers whose contract the caller keeps.
+    ($(#[$meta:meta])* $vis:vis unsafe fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? => $imp:ident) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? { $imp::<$crate::simd::x86::Avx512>($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { $imp::<$crate::simd::x86::Avx2>($($arg),*) }
+                match $crate::simd::x86::best() {
+                    // SAFETY: best() reports Avx512 only after detecting avx512f, avx2 and
+                    // fma; the caller keeps `$name`'s contract, which is `$imp`'s.
+                    $crate::simd::x86::Level::Avx512 => avx512($($arg),*),
+                    // SAFETY: best() reports Avx2 only after detecting avx2 and fma.
+                    $crate::simd::x86::Level::Avx2 => avx2($($arg),*),
+                    $crate::simd::x86::Level::Scalar => $imp::<$crate::simd::Scalar>($($arg),*),
+                }
+            }
+            #[cfg(target_arch = "aarch64")]
+            {
+                $imp::<$crate::simd::neon::Neon>($($arg),*)
+            }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            {
+                $imp::<$crate::simd::wasm::Simd128>($($arg),*)
+            }
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", all(target_arch = "wasm32", target_feature = "simd128"))))]
+            {
+                $imp::<$crate::simd::Scalar>($($arg),*)
+            }
+        }
+    };
     ($(#[$meta:meta])* $vis:vis fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? => $imp:ident) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]

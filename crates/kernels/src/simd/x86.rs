@@ -117,6 +117,7 @@ impl F32Vec for Avx512 {
         unsafe { _mm512_reduce_max_ps(self.0) }
     }
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
     unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
         let mut r = [_mm512_setzero_ps(); 16];
         for i in 0..16 {
@@ -217,6 +218,7 @@ impl F32Vec for Avx2 {
         }
     }
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
     unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
         let mut r = [_mm256_setzero_ps(); 8];
         for i in 0..8 {
