@@ -1,0 +1,64 @@
+// What every command needs from its surroundings: the package's own files (version, the
+// bundled corpus) and the backend, chosen and announced in one line.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BACKEND_NAMES, backendInfo, initBackend, setThreads, useBackend } from '../backend/index.js';
+import type { BackendName } from '../backend/backend.js';
+import { choiceValue, intValue, type OptionTable } from './args.js';
+
+/**
+ * The package root: the nearest folder above this module with ferrogpt's package.json.
+ * Walking up (rather than a fixed '../../..') finds it both from the TypeScript sources
+ * (src/cli/) and from the build (dist/src/cli/), and from node_modules/ferrogpt/.
+ */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'ferrogpt') return dir;
+      } catch {
+        // not ours (or unreadable): keep walking
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`cannot find ferrogpt's package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** data/corpus.txt, shipped with the package (see data/README.md). */
+export function bundledCorpus(): string {
+  const path = join(packageRoot(), 'data', 'corpus.txt');
+  if (!existsSync(path)) throw new Error(`the bundled corpus is missing: ${path} (reinstall ferrogpt, or pass --data)`);
+  return path;
+}
+
+/** The --backend / --threads flags, shared by every command that computes. */
+export const BACKEND_OPTIONS: OptionTable = {
+  backend: { type: 'string', value: 'NAME', help: `native, wasm or reference (default: best available; env FERROGPT_BACKEND)` },
+  threads: { type: 'string', value: 'N', help: 'threads for the native backend (default: all cores)' },
+};
+
+/** Validates --backend/--threads without loading anything (so usage errors come first). */
+export function backendChoice(values: Record<string, unknown>): { backend?: BackendName; threads?: number } {
+  const backend = choiceValue(values, 'backend', BACKEND_NAMES);
+  const threads = values.threads === undefined ? undefined : intValue(values, 'threads', 0, 1);
+  return { backend, threads };
+}
+
+/** Loads the backend and prints one line saying what computes: name, SIMD level, threads. */
+export async function setupBackend(choice: { backend?: BackendName; threads?: number }, log: (line: string) => void): Promise<void> {
+  if (choice.backend) await useBackend(choice.backend);
+  else await initBackend();
+  if (choice.threads !== undefined) setThreads(choice.threads);
+  const info = backendInfo();
+  log(`ferrogpt ${packageVersion()} · backend ${info.name} (simd ${info.simd}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`);
+}

@@ -1,0 +1,89 @@
+// `ferrogpt sample`: load a model folder (config.json + model.safetensors + tokenizer.json,
+// as `ferrogpt train` writes, or a Hugging Face GPT-2 folder) and print continuations of a
+// prompt. Text streams to stdout as it is drawn; everything else goes to stderr, so
+// `ferrogpt sample ... > out.txt` captures only the samples.
+
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { GPT } from '../model/gpt.js';
+import { sampleText } from '../prompt/sample.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { HELP_OPTION, UsageError, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+
+export const SAMPLE_SPEC: CommandSpec = {
+  name: 'sample',
+  usage: 'ferrogpt sample --model <dir> [--prompt "..."] [options]',
+  summary: 'Continue a prompt with a trained model (a folder written by `ferrogpt train`, or a Hugging Face GPT-2 folder).',
+  options: {
+    model: { type: 'string', value: 'DIR', help: 'model folder: config.json, model.safetensors, tokenizer.json' },
+    prompt: { type: 'string', short: 'p', value: 'TEXT', help: 'text to continue (default: empty, i.e. start of a document)' },
+    'max-new-tokens': { type: 'string', short: 'n', value: 'N', help: 'tokens to generate per sample (default 200)' },
+    temperature: { type: 'string', short: 't', value: 'T', help: 'softmax temperature; 0 = greedy (default 0.8)' },
+    'top-k': { type: 'string', short: 'k', value: 'K', help: 'sample among the K most likely tokens; 0 = all (default 40)' },
+    seed: { type: 'string', value: 'N', help: 'seed of the draws; the same seed gives the same text (default 1)' },
+    'num-samples': { type: 'string', value: 'N', help: 'samples to print, seeds seed, seed+1, … (default 1)' },
+    ...BACKEND_OPTIONS,
+    help: HELP_OPTION,
+  },
+  epilog: ['Examples:', '  ferrogpt sample --model ferrogpt-demo --prompt "Elizabeth" -n 300', '  ferrogpt sample --model runs/austen -p "It is a truth" -t 0      # greedy'].join('\n'),
+};
+
+export interface SampleRequest {
+  prompt: string;
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
+}
+
+/**
+ * Prints one sample: the prompt, then the continuation streamed as it is drawn. The prompt
+ * is printed as typed (its tokens decode to the same text); returns the continuation.
+ */
+export function printSample(model: GPT, tokenizer: Tokenizer, r: SampleRequest, write: (s: string) => void): string {
+  write(r.prompt);
+  const text = sampleText(model, tokenizer, r.prompt, { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topK: r.topK, seed: r.seed, onText: write });
+  write('\n');
+  return text;
+}
+
+export async function sampleCommand(argv: string[]): Promise<number> {
+  const values = parseCommand(SAMPLE_SPEC, argv);
+  if (values.help) {
+    process.stdout.write(helpText(SAMPLE_SPEC));
+    return 0;
+  }
+  const modelDir = stringValue(values, 'model');
+  if (modelDir === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt train`)');
+  const req: SampleRequest = {
+    prompt: values.prompt === undefined ? '' : String(values.prompt),
+    maxNewTokens: intValue(values, 'max-new-tokens', 200, 0),
+    temperature: numValue(values, 'temperature', 0.8, 0),
+    topK: intValue(values, 'top-k', 40, 0),
+    seed: intValue(values, 'seed', 1, 0),
+  };
+  if (req.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${req.seed}`);
+  const count = intValue(values, 'num-samples', 1, 1);
+  const choice = backendChoice(values);
+
+  const dir = resolve(modelDir);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
+    if (!existsSync(join(dir, f))) throw new Error(`${dir} has no ${f}; --model takes a folder written by \`ferrogpt train\` (or a Hugging Face GPT-2 folder with its tokenizer.json)`);
+  }
+  await setupBackend(choice, (line) => void process.stderr.write(line + '\n'));
+  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  try {
+    if (tokenizer.vocabSize > model.config.vocabSize) {
+      throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} ids but the model only ${model.config.vocabSize}`);
+    }
+    const write = (s: string) => void process.stdout.write(s);
+    for (let i = 0; i < count; i++) {
+      if (count > 1) process.stderr.write(`--- sample ${i + 1}/${count} (seed ${req.seed + i}) ---\n`);
+      printSample(model, tokenizer, { ...req, seed: (req.seed + i) >>> 0 }, write);
+    }
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
