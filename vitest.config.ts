@@ -14,7 +14,7 @@ const nativeAt = (simd: 'avx2' | 'scalar') => ({
   extends: true as const,
   test: {
     name: `native-${simd}`,
-    include: ['test/kernels.test.ts', 'test/dropout-masks.test.ts'],
+    include: ['test/kernels.test.ts', 'test/dropout-masks.test.ts', 'test/decode.test.ts'],
     env: { FERROGPT_SIMD: simd, FERROGPT_TEST_BACKENDS: 'native' },
   },
 });

@@ -19,6 +19,8 @@ export interface NativeAddon {
   setThreads(n: number): void;
   peakGflops(iters: number): number;
   version(): string;
+  /** Read bandwidth of main memory in GB/s on the addon's threads (best of reps passes over mib MiB). */
+  memoryBandwidth(mib: number, reps: number): number;
 
   encoderForward(out: Float32Array, ids: Int32Array, wte: Float32Array, wpe: Float32Array, B: number, T: number, C: number): void;
   encoderBackward(dwte: Float32Array, dwpe: Float32Array, dout: Float32Array, ids: Int32Array, B: number, T: number, C: number): void;
@@ -28,6 +30,7 @@ export interface NativeAddon {
   matmulBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array | null, dout: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number, OC: number): void;
   attentionForward(out: Float32Array, lse: Float32Array, qkv: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): void;
   attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): void;
+  attentionDecode(out: Float32Array, kcache: Float32Array, vcache: Float32Array, qkv: Float32Array, pos: Int32Array, B: number, Tq: number, C: number, NH: number, maxT: number): void;
   geluForward(out: Float32Array, inp: Float32Array, N: number): void;
   geluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, N: number): void;
   residualForward(out: Float32Array, inp1: Float32Array, inp2: Float32Array, N: number): void;
@@ -53,7 +56,7 @@ export interface LoadedNative {
 const REQUIRED: ReadonlyArray<keyof NativeAddon> = [
   'simdName', 'threads', 'setThreads', 'peakGflops', 'version',
   'encoderForward', 'encoderBackward', 'layernormForward', 'layernormBackward',
-  'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward',
+  'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward', 'attentionDecode', 'memoryBandwidth',
   'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
   'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward',
   'adamwUpdate', 'sumSquares', 'scale',
@@ -151,7 +154,8 @@ function load(m: NodeModules): LoadedNative {
   }
   // bindings/native.ts (sources, vitest) and dist/bindings/native.js (compiled) both
   // resolve to <package>/bindings/native/.
-  const dirs = [new URL('./native/', import.meta.url), new URL('../../bindings/native/', import.meta.url)];
+  // (/* @vite-ignore */: these are folders to look in at run time, not assets for a bundler to emit.)
+  const dirs = [new URL(/* @vite-ignore */ './native/', import.meta.url), new URL(/* @vite-ignore */ '../../bindings/native/', import.meta.url)];
   const seen = new Set<string>();
   for (const dir of dirs) {
     const path = m.fileURLToPath(new URL(file, dir));

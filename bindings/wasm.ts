@@ -8,7 +8,7 @@
 // (vite, webpack, esbuild) recognise to ship the .wasm files as assets.
 
 /** ABI of crates/wasm this loader speaks; bumped with it. */
-export const WASM_ABI_VERSION = 1;
+export const WASM_ABI_VERSION = 2;
 
 export type WasmVariant = 'simd128' | 'scalar';
 
@@ -31,6 +31,8 @@ export interface WasmExports {
   matmul_backward(dinp: number, dweight: number, dbias: number, dout: number, inp: number, weight: number, N: number, C: number, OC: number): number;
   attention_forward(out: number, lse: number, qkv: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): number;
   attention_backward(dqkv: number, dout: number, qkv: number, out: number, lse: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): number;
+  /** Returns 0, or 1 when scratch memory could not be allocated. */
+  attention_decode(out: number, kcache: number, vcache: number, qkv: number, pos: number, B: number, Tq: number, C: number, NH: number, maxT: number): number;
   gelu_forward(out: number, inp: number, N: number): void;
   gelu_backward(dinp: number, inp: number, dout: number, N: number): void;
   residual_forward(out: number, inp1: number, inp2: number, N: number): void;
@@ -120,7 +122,7 @@ async function toUrl(u: string | URL): Promise<URL> {
 const REQUIRED: ReadonlyArray<keyof WasmExports> = [
   'alloc', 'dealloc', 'simd_name', 'abi_version', 'peak_gflops',
   'encoder_forward', 'encoder_backward', 'layernorm_forward', 'layernorm_backward',
-  'matmul_forward', 'matmul_backward', 'attention_forward', 'attention_backward',
+  'matmul_forward', 'matmul_backward', 'attention_forward', 'attention_backward', 'attention_decode',
   'gelu_forward', 'gelu_backward', 'residual_forward', 'residual_backward',
   'crossentropy_forward', 'crossentropy_backward', 'dropout_forward', 'dropout_backward',
   'adamw_update', 'sum_squares', 'scale',

@@ -15,9 +15,6 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lossCurveSvg, niceTicks } from '../src/cli/svg.js';
 import { Progress, formatDuration } from '../src/cli/progress.js';
-import type { GPT } from '../src/model/gpt.js';
-import { pickToken, sampleText } from '../src/prompt/sample.js';
-import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -285,42 +282,5 @@ describe('CLI pieces', () => {
     expect(visible).toMatch(/^step  250\/1000 [━╸─]+  25% │ loss 1\.5000 │/);
     expect(formatDuration(75)).toBe('1:15');
     expect(formatDuration(3725)).toBe('1:02:05');
-  });
-
-  it('sampleText emits only whole characters when a character spans several tokens', () => {
-    // A char tokenizer that knows only "ab": "é" (C3 A9) and "😀" (F0 9F 98 80) are spelled
-    // with byte-fallback tokens, whose ids are the byte values (see tokenizer.ts). A fake
-    // model makes greedy sampling spell them one byte at a time.
-    const tokenizer = Tokenizer.trainFromTexts(['ab'], { type: 'char' });
-    const script = [tokenizer.encode('a')[0], 0xc3, 0xa9, 0xf0, 0x9f, 0x98, 0x80, tokenizer.encode('b')[0]];
-    const V = tokenizer.vocabSize;
-    let calls = 0;
-    const model = {
-      config: { blockSize: 4, vocabSize: V },
-      forward: (ids: Int32Array, batch: number, seq: number) => {
-        expect(batch).toBe(1);
-        expect(seq).toBe(Math.min(4, ids.length));
-        const logits = new Float32Array(seq * V);
-        logits[(seq - 1) * V + script[calls++]] = 10;
-        return logits;
-      },
-    } as unknown as GPT;
-    const pieces: string[] = [];
-    const text = sampleText(model, tokenizer, 'ab', { maxNewTokens: script.length, temperature: 0, onText: (p) => pieces.push(p) });
-    expect(text).toBe('aé😀b');
-    expect(pieces).toEqual(['a', 'é', '😀', 'b']);
-    // a character cut off by maxNewTokens becomes U+FFFD at the end, once
-    calls = 0;
-    expect(sampleText(model, tokenizer, 'ab', { maxNewTokens: 5, temperature: 0 })).toBe('aé\uFFFD');
-  });
-
-  it('pickToken: greedy at temperature 0, top-k restricts the draw', () => {
-    const logits = Float32Array.from([0.1, 3, 2.9, -1, 2.95]);
-    expect(pickToken(logits, 0, 0, 0.99)).toBe(1);
-    const seen = new Set<number>();
-    for (let i = 0; i < 200; i++) seen.add(pickToken(logits, 1, 2, i / 200));
-    expect([...seen].sort()).toEqual([1, 4]);
-    // u near 1 lands on the last candidate, never outside the top k
-    expect(pickToken(logits, 5, 3, 0.999999)).toBe(4);
   });
 });

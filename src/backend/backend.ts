@@ -65,6 +65,19 @@ export interface Kernels<Buf> {
   attentionForward(out: Buf, lse: Buf, qkv: Buf, B: number, T: number, C: number, NH: number, dropout?: DropoutSpec): void;
   attentionBackward(dqkv: Buf, dout: Buf, qkv: Buf, out: Buf, lse: Buf, B: number, T: number, C: number, NH: number, dropout?: DropoutSpec): void;
 
+  /**
+   * KV-cached causal attention (generation). Appends the k, v of qkv (B,Tq,3C) to kcache and
+   * vcache (B,NH,maxT,HS) at rows pos[b]..pos[b]+Tq of each sequence, then out (B,Tq,C) =
+   * attention of query row t of sequence b over its cache rows 0..=pos[b]+t. pos (B) i32 is
+   * each sequence's current length (sequences are left-aligned in the cache), each in
+   * 0..maxT; rows with pos[b]+t >= maxT are padding (not appended, output 0). The kernel
+   * does not change pos. Tq = prompt length prefills, Tq = 1 decodes; prompts of different
+   * lengths share a call right-padded to one Tq (padding rows write junk past each
+   * sequence's length, which nothing reads before it is overwritten).
+   * kcache and vcache are outputs (rows are written) that are also read.
+   */
+  attentionDecode(out: Buf, kcache: Buf, vcache: Buf, qkv: Buf, pos: Buf, B: number, Tq: number, C: number, NH: number, maxT: number): void;
+
   /** out (N) = gelu(inp (N)), tanh approximation. */
   geluForward(out: Buf, inp: Buf, N: number): void;
   geluBackward(dinp: Buf, inp: Buf, dout: Buf, N: number): void;

@@ -167,6 +167,15 @@ export abstract class BaseBackend<S, Buf> implements Backend {
     this.kernels.attentionBackward(c.buf(dqkv), c.buf(dout), c.buf(qkv), c.buf(out), c.buf(lse), B, T, C, NH, dropout);
   }
 
+  attentionDecode(out: Tensor, kcache: Tensor, vcache: Tensor, qkv: Tensor, pos: Tensor, B: number, Tq: number, C: number, NH: number, maxT: number): void {
+    const c = this.call('attentionDecode').dims({ B, Tq, C, NH, maxT }).heads(C, NH);
+    if (Tq > maxT) throw new Error(`attentionDecode: Tq (${Tq}) exceeds maxT (${maxT})`);
+    c.out('out', out, B * Tq * C).out('kcache', kcache, B * maxT * C).out('vcache', vcache, B * maxT * C);
+    // Each position in 0..maxT; rows that would land past the cache are padding (skipped).
+    c.in('qkv', qkv, B * Tq * 3 * C).ints('pos', pos, B, maxT + 1);
+    this.kernels.attentionDecode(c.buf(out), c.buf(kcache), c.buf(vcache), c.buf(qkv), c.buf(pos), B, Tq, C, NH, maxT);
+  }
+
   geluForward(out: Tensor, inp: Tensor, N: number): void {
     const c = this.call('geluForward').dims({ N });
     c.out('out', out, N).in('inp', inp, N);

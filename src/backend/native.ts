@@ -35,6 +35,11 @@ export class NativeBackend extends TypedArrayBackend {
     this.native.addon.setThreads(n);
   }
 
+  /** Measured read bandwidth of main memory in GB/s on the addon's threads (for the decode roofline in bench/). */
+  memoryBandwidth(mib = 256, reps = 5): number {
+    return this.native.addon.memoryBandwidth(mib, reps);
+  }
+
   /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). */
   peakGflops(iters = 1e8): number {
     return this.native.addon.peakGflops(iters);
@@ -61,6 +66,8 @@ function nativeKernels(a: NativeAddon): Kernels<Storage> {
       const { p, seed, stream } = d(dropout);
       a.attentionBackward(dqkv as F, dout as F, qkv as F, out as F, lse as F, B, T, C, NH, p, seed, stream);
     },
+    attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
+      a.attentionDecode(out as F, kcache as F, vcache as F, qkv as F, pos as I, B, Tq, C, NH, maxT),
     geluForward: (out, inp, N) => a.geluForward(out as F, inp as F, N),
     geluBackward: (dinp, inp, dout, N) => a.geluBackward(dinp as F, inp as F, dout as F, N),
     residualForward: (out, inp1, inp2, N) => a.residualForward(out as F, inp1 as F, inp2 as F, N),

@@ -302,6 +302,58 @@ export function attentionBackward(dqkv: FloatArray, dout: FloatArray, qkv: Float
   }
 }
 
+/**
+ * KV-cached attention: appends k, v of qkv (B,Tq,3C) to kcache, vcache (B,NH,maxT,HS) at
+ * rows pos[b]..pos[b]+Tq, then out (B,Tq,C) row t of sequence b = softmax over cache rows
+ * s <= pos[b]+t of q_t · k_s / sqrt(HS), times v. Rows with pos[b]+t >= maxT are padding:
+ * not appended, output 0. See crates/kernels/src/decode.rs.
+ */
+export function attentionDecode(out: FloatArray, kcache: FloatArray, vcache: FloatArray, qkv: FloatArray, pos: Int32Array, B: number, Tq: number, C: number, NH: number, maxT: number): void {
+  const HS = C / NH;
+  const scale = 1 / Math.sqrt(HS);
+  const S = new Float64Array(maxT);
+  const o = new Float64Array(HS);
+  for (let b = 0; b < B; b++) {
+    const p0 = pos[b];
+    for (let h = 0; h < NH; h++) {
+      const cache = (b * NH + h) * maxT * HS; // row 0 of (b, h)
+      const tv = Math.min(Tq, maxT - p0); // rows past the cache are padding: skipped, output 0
+      for (let t = tv; t < Tq; t++) out.fill(0, (b * Tq + t) * C + h * HS, (b * Tq + t) * C + (h + 1) * HS);
+      for (let t = 0; t < tv; t++) {
+        const src = (b * Tq + t) * 3 * C + h * HS;
+        const dst = cache + (p0 + t) * HS;
+        for (let i = 0; i < HS; i++) {
+          kcache[dst + i] = qkv[src + C + i];
+          vcache[dst + i] = qkv[src + 2 * C + i];
+        }
+      }
+      for (let t = 0; t < tv; t++) {
+        const q = (b * Tq + t) * 3 * C + h * HS;
+        const n = p0 + t + 1;
+        let max = -Infinity;
+        for (let s = 0; s < n; s++) {
+          let dot = 0;
+          for (let i = 0; i < HS; i++) dot += qkv[q + i] * kcache[cache + s * HS + i];
+          S[s] = dot * scale;
+          if (S[s] > max) max = S[s];
+        }
+        let sum = 0;
+        for (let s = 0; s < n; s++) {
+          S[s] = Math.exp(S[s] - max);
+          sum += S[s];
+        }
+        o.fill(0);
+        for (let s = 0; s < n; s++) {
+          const w = S[s] / sum;
+          for (let i = 0; i < HS; i++) o[i] += w * vcache[cache + s * HS + i];
+        }
+        const y = (b * Tq + t) * C + h * HS;
+        for (let i = 0; i < HS; i++) out[y + i] = o[i];
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // GELU, tanh approximation (GPT-2's "gelu_new").
 
@@ -451,6 +503,8 @@ export const referenceKernels: Kernels<RefArray> = {
   attentionForward: (out, lse, qkv, B, T, C, NH, dropout) => attentionForward(f(out), f(lse), f(qkv), B, T, C, NH, dropout),
   attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout) =>
     attentionBackward(f(dqkv), f(dout), f(qkv), f(out), f(lse), B, T, C, NH, dropout),
+  attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
+    attentionDecode(f(out), f(kcache), f(vcache), f(qkv), ints(pos), B, Tq, C, NH, maxT),
   geluForward: (out, inp, N) => geluForward(f(out), f(inp), N),
   geluBackward: (dinp, inp, dout, N) => geluBackward(f(dinp), f(inp), f(dout), N),
   residualForward: (out, inp1, inp2, N) => residualForward(f(out), f(inp1), f(inp2), N),

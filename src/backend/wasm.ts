@@ -141,6 +141,8 @@ function wasmKernels(x: WasmExports): Kernels<number> {
       const { p, seed, stream } = d('attentionBackward', dropout);
       scratchOk('attentionBackward', guard('attentionBackward', () => x.attention_backward(dqkv, dout, qkv, out, lse, B, T, C, NH, p, seed, stream)));
     },
+    attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
+      scratchOk('attentionDecode', guard('attentionDecode', () => x.attention_decode(out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT))),
     geluForward: (out, inp, N) => guard('geluForward', () => x.gelu_forward(out, inp, N)),
     geluBackward: (dinp, inp, dout, N) => guard('geluBackward', () => x.gelu_backward(dinp, inp, dout, N)),
     residualForward: (out, inp1, inp2, N) => guard('residualForward', () => x.residual_forward(out, inp1, inp2, N)),

@@ -87,10 +87,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
     log('');
     log(`samples (temperature 0.8, top-k 40):`);
     const write = (s: string) => void process.stdout.write(s);
-    PROMPTS.forEach((prompt, i) => {
+    for (const [i, prompt] of PROMPTS.entries()) {
       write('\n');
-      printSample(model, tokenizer, { prompt, maxNewTokens: 200, temperature: 0.8, topK: 40, seed: i + 1 }, write);
-    });
+      await printSample(model, tokenizer, { prompt, maxNewTokens: 200, temperature: 0.8, topK: 40, seed: i + 1 }, write);
+    }
     log('');
     log(`model and tokenizer: ${out}`);
     log(`loss curve:          ${svg}`);

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { GPT } from '../model/gpt.js';
-import { sampleText } from '../prompt/sample.js';
+import { generate } from '../prompt/generate.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { HELP_OPTION, UsageError, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
@@ -41,9 +41,13 @@ export interface SampleRequest {
  * Prints one sample: the prompt, then the continuation streamed as it is drawn. The prompt
  * is printed as typed (its tokens decode to the same text); returns the continuation.
  */
-export function printSample(model: GPT, tokenizer: Tokenizer, r: SampleRequest, write: (s: string) => void): string {
+export async function printSample(model: GPT, tokenizer: Tokenizer, r: SampleRequest, write: (s: string) => void): Promise<string> {
   write(r.prompt);
-  const text = sampleText(model, tokenizer, r.prompt, { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topK: r.topK, seed: r.seed, onText: write });
+  let text = '';
+  for await (const piece of generate(model, tokenizer, r.prompt, { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topK: r.topK, seed: r.seed })) {
+    write(piece);
+    text += piece;
+  }
   write('\n');
   return text;
 }
@@ -80,7 +84,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     const write = (s: string) => void process.stdout.write(s);
     for (let i = 0; i < count; i++) {
       if (count > 1) process.stderr.write(`--- sample ${i + 1}/${count} (seed ${req.seed + i}) ---\n`);
-      printSample(model, tokenizer, { ...req, seed: (req.seed + i) >>> 0 }, write);
+      await printSample(model, tokenizer, { ...req, seed: (req.seed + i) >>> 0 }, write);
     }
   } finally {
     model.dispose();

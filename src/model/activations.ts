@@ -39,27 +39,67 @@ export interface Acts<T> {
 
 /** Lays out the activations for (B, T); `take(n)` hands out the next n floats. */
 export function layoutActivations<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T): Acts<T> {
-  const { nEmbd: C, nHead: NH, nLayer: L, vocabSize: V } = cfg;
+  const { nLayer: L } = cfg;
   const N = B * T;
+  const C = cfg.nEmbd;
   const drop = cfg.dropout > 0;
   const encoded = take(N * C);
   const encodedDrop = drop ? take(N * C) : null;
   const layers: Array<LayerActs<T>> = [];
-  for (let l = 0; l < L; l++) {
-    layers.push({
-      ln1: take(N * C), ln1Mean: take(N), ln1Rstd: take(N),
-      qkv: take(N * 3 * C), atty: take(N * C), lse: take(B * NH * T),
-      attproj: take(N * C), attprojDrop: drop ? take(N * C) : null,
-      res2: take(N * C),
-      ln2: take(N * C), ln2Mean: take(N), ln2Rstd: take(N),
-      fch: take(N * 4 * C), fchGelu: take(N * 4 * C),
-      fcproj: take(N * C), fcprojDrop: drop ? take(N * C) : null,
-      res3: take(N * C),
-    });
-  }
+  for (let l = 0; l < L; l++) layers.push(layoutLayerActs(cfg, B, T, take));
+  return { encoded, encodedDrop, layers, ...layoutTail(cfg, B, T, take) };
+}
+
+/** The buffers of one block for (B, T). */
+export function layoutLayerActs<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T): LayerActs<T> {
+  const { nEmbd: C, nHead: NH } = cfg;
+  const N = B * T;
+  const drop = cfg.dropout > 0;
+  return {
+    ln1: take(N * C), ln1Mean: take(N), ln1Rstd: take(N),
+    qkv: take(N * 3 * C), atty: take(N * C), lse: take(B * NH * T),
+    attproj: take(N * C), attprojDrop: drop ? take(N * C) : null,
+    res2: take(N * C),
+    ln2: take(N * C), ln2Mean: take(N), ln2Rstd: take(N),
+    fch: take(N * 4 * C), fchGelu: take(N * 4 * C),
+    fcproj: take(N * C), fcprojDrop: drop ? take(N * C) : null,
+    res3: take(N * C),
+  };
+}
+
+/**
+ * The field of a block's buffers that carries the residual stream between blocks: the
+ * block's output, which the next block (or ln_f / the lm head) reads.
+ */
+export function streamField(cfg: GPTConfig): 'res3' | 'ln2' {
+  return cfg.postLN ? 'ln2' : 'res3';
+}
+
+/**
+ * The GRADIENT activations, llm.c style: gradients inside a block are needed only while
+ * that block is backpropagated, so every block shares `shared` (one block's buffers,
+ * zeroed by the caller just before each block's backward) and only the residual stream
+ * between blocks (streamField), the embeddings and the head get buffers of their own,
+ * from `take`. L times less memory than layoutActivations, and the shared set stays warm
+ * in cache from one block to the next.
+ */
+export function layoutGradActivations<T>(cfg: GPTConfig, B: number, T: number, shared: LayerActs<T>, take: (n: number) => T): Acts<T> {
+  const N = B * T;
+  const C = cfg.nEmbd;
+  const drop = cfg.dropout > 0;
+  const field = streamField(cfg);
+  const encoded = take(N * C);
+  const encodedDrop = drop ? take(N * C) : null;
+  const layers: Array<LayerActs<T>> = [];
+  for (let l = 0; l < cfg.nLayer; l++) layers.push({ ...shared, [field]: take(N * C) });
+  return { encoded, encodedDrop, layers, ...layoutTail(cfg, B, T, take) };
+}
+
+function layoutTail<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T): Pick<Acts<T>, 'lnf' | 'lnfMean' | 'lnfRstd' | 'logits' | 'losses'> {
+  const N = B * T;
+  const { nEmbd: C, vocabSize: V } = cfg;
   const pre = !cfg.postLN;
   return {
-    encoded, encodedDrop, layers,
     lnf: pre ? take(N * C) : null, lnfMean: pre ? take(N) : null, lnfRstd: pre ? take(N) : null,
     logits: take(N * V), losses: take(N),
   };

@@ -11,17 +11,23 @@
 // the counter RNG keyed by (seed, stream, element): seed = dropoutSeed(config.seed, training
 // step), stream = a fixed number per dropout site, so a run is reproducible on any backend.
 //
-// Backward kernels accumulate, so the gradient activations are zeroed once per pass and
-// every branch that feeds a tensor simply adds its share (residuals, the tied wte).
+// Backward kernels accumulate, so the gradient activations are zeroed before use and every
+// branch that feeds a tensor simply adds its share (residuals, the tied wte). Gradients
+// inside a block live in one set of buffers that all blocks share (llm.c style, see
+// layoutGradActivations): it is zeroed just before each block's backward; the residual
+// stream between blocks, the embeddings' and the head's gradients are zeroed per pass.
 
 import { NO_DROPOUT, type Backend, type DropoutSpec, type Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { IGNORE_INDEX, lmLossBackward, lmLossForward } from '../objectives/lm.js';
-import { Arena, layoutActivations, type Acts } from './activations.js';
+import { Arena, layoutActivations, layoutGradActivations, layoutLayerActs, type Acts, type LayerActs } from './activations.js';
+import { KVCache, slideWindow } from './kv-cache.js';
 import { resolveConfig, type GPTConfig, type GPTConfigInput } from './config.js';
 import { dropoutSeed, initParameters } from './init.js';
 import { paramLayout, structure, type ModelParams, type ParamSpec } from './params.js';
-import { loadGPT, saveGPT } from './hf.js';
+import { loadGPT, paramsFromHF, saveGPT } from './hf.js';
+import { configFromHF, type HFGPT2Config } from './config.js';
+import { readSafetensors } from '../io/safetensors.js';
 
 export interface NamedParameter {
   /** A copy of the parameter, in our layout (see GPT.namedParameters). */
@@ -72,7 +78,8 @@ export class GPT {
   private sinkC: Tensor | null = null; // (C)
 
   private readonly actArena: Arena;
-  private readonly gradArena: Arena;
+  private readonly gradArena: Arena; // gradients of the residual stream, embeddings, head
+  private readonly gradLayerArena: Arena; // gradients inside a block, shared by all blocks
   private readonly intArena: Arena;
   private acts: Acts<Tensor> | null = null;
   private gacts: Acts<Tensor> | null = null;
@@ -81,6 +88,13 @@ export class GPT {
   private idsT: Tensor | null = null; // (B, T) i32
   private targetsT: Tensor | null = null; // (B, T) i32
   private pass: Pass | null = null;
+  // Activations of the KV-cached path, planned per (B, Tq) apart from the full passes' so
+  // that generation between trainForward and trainBackward cannot clobber a training pass.
+  private readonly decArena: Arena;
+  private readonly decIntArena: Arena;
+  private decActs: Acts<Tensor> | null = null;
+  private decIds: Tensor | null = null; // (B, Tq) i32
+  private decBT = '';
   private trainSteps = 0; // training passes so far; keys the dropout seed
   private disposed = false;
 
@@ -100,7 +114,10 @@ export class GPT {
     }
     this.actArena = new Arena(backend);
     this.gradArena = new Arena(backend);
+    this.gradLayerArena = new Arena(backend);
     this.intArena = new Arena(backend, 'i32');
+    this.decArena = new Arena(backend);
+    this.decIntArena = new Arena(backend, 'i32');
   }
 
   /** A new model with seeded N(0, 0.02) weights (see init.ts), on `backend` (default: the current one). */
@@ -116,6 +133,21 @@ export class GPT {
   static async load(dir: string, backend: Backend = getBackend()): Promise<GPT> {
     const { config, params } = await loadGPT(dir);
     const model = new GPT(config, backend, null);
+    model.loadParameters(params);
+    return model;
+  }
+
+  /**
+   * As `load`, from the two files' contents instead of a folder: `config` is config.json
+   * (its text or the parsed object), `bytes` model.safetensors. Touches no file system, so
+   * it works in browsers and Web Workers (fetch the files, pass what they hold).
+   */
+  static fromSafetensors(config: string | HFGPT2Config, bytes: Uint8Array | ArrayBuffer, backend: Backend = getBackend()): GPT {
+    const hf = (typeof config === 'string' ? JSON.parse(config) : config) as HFGPT2Config;
+    const resolved = configFromHF(hf);
+    const { tensors } = readSafetensors(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
+    const params = paramsFromHF(resolved, tensors);
+    const model = new GPT(resolved, backend, null);
     model.loadParameters(params);
     return model;
   }
@@ -220,6 +252,120 @@ export class GPT {
     return this.backend.read(this.trunkForward(ids, batch, seq, false)) as Float32Array;
   }
 
+  // ---- KV-cached inference (generation, scoring) ----
+
+  /**
+   * A KV cache for `batch` sequences of up to `maxT` tokens (default and maximum: blockSize).
+   * See kv-cache.ts for the layout and the sliding rule; free it with cache.dispose().
+   */
+  createCache(batch: number, maxT: number = this.config.blockSize): KVCache {
+    this.alive();
+    const { blockSize, nLayer, nEmbd } = this.config;
+    if (!Number.isSafeInteger(batch) || batch < 1) throw new Error(`createCache: batch must be a positive integer, got ${String(batch)}`);
+    if (!Number.isSafeInteger(maxT) || maxT < 1 || maxT > blockSize) {
+      throw new Error(`createCache: maxT must be an integer in 1..blockSize (${blockSize}), got ${String(maxT)}`);
+    }
+    return new KVCache(this.backend, nLayer, nEmbd, batch, maxT);
+  }
+
+  /**
+   * Runs the new tokens of each sequence through the model over the cache and appends them
+   * to it: `tokens[b]` are sequence b's new ids (a whole prompt, one sampled token, or none).
+   * Evaluation mode. Returns logits, row-major:
+   * - `logits: 'last'` (default): (B, V), the last new position of each sequence;
+   * - `logits: 'all'`: (B, Tn, V) with Tn = the most new tokens of any sequence: row t of
+   *   sequence b follows its new token t (rows past its count are 0).
+   * A sequence with no new tokens keeps its cache and gets rows of 0. Sequences whose new
+   * tokens do not fit slide first (see kv-cache.ts), so any number of tokens is accepted;
+   * the logits equal those of a full forward pass over what the cache then holds.
+   */
+  forwardCached(tokens: ReadonlyArray<ArrayLike<number>>, cache: KVCache, options: { logits?: 'last' | 'all' } = {}): Float32Array {
+    this.alive();
+    const { nEmbd: C, nHead: NH, vocabSize: V, nLayer: L } = this.config;
+    const mode = options.logits ?? 'last';
+    if (mode !== 'last' && mode !== 'all') throw new Error(`forwardCached: logits must be 'last' or 'all', got ${String(mode)}`);
+    if (!(cache instanceof KVCache) || cache.backend !== this.backend || cache.nLayer !== L || cache.nEmbd !== C) {
+      throw new Error('forwardCached: cache must come from this model\'s createCache');
+    }
+    cache.alive();
+    const B = cache.batch;
+    const maxT = cache.maxT;
+    if (!Array.isArray(tokens as unknown) || tokens.length !== B) throw new Error(`forwardCached: tokens must be an array of ${B} token lists (one per sequence in the cache)`);
+    const counts = tokens.map((t, b) => {
+      if (t === null || typeof t !== 'object' || typeof t.length !== 'number') throw new Error(`forwardCached: tokens[${b}] must be an array of token ids`);
+      for (let i = 0; i < t.length; i++) {
+        const id = t[i];
+        if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`forwardCached: tokens[${b}][${i}] = ${id} is out of range (vocabSize ${V})`);
+      }
+      return t.length;
+    });
+    const Tn = Math.max(0, ...counts);
+    // What each sequence feeds: its new tokens, or (sliding) a re-encoded tail plus them.
+    const feed: number[][] = tokens.map((t, b) => {
+      const slid = slideWindow(cache.tokensView(b), t, maxT);
+      if (slid === null) return Array.from(t);
+      cache.reset(b);
+      return slid;
+    });
+    const Tq = Math.max(0, ...feed.map((f) => f.length));
+    const out = new Float32Array(mode === 'last' ? B * V : B * Tn * V);
+    if (Tq === 0) return out;
+
+    const be = this.backend;
+    const p = this.p;
+    const a = this.planDecode(B, Tq);
+    const ids = new Int32Array(B * Tq); // right-padded with 0
+    feed.forEach((f, b) => ids.set(f, b * Tq));
+    be.write(this.decIds!, ids);
+    cache.syncPos();
+    // Embeddings at each sequence's own positions: wte[id] + wpe[len_b + t].
+    const views: Tensor[] = [];
+    const view = (t: Tensor, offset: number, length: number): Tensor => {
+      const v = be.view(t, offset, length);
+      views.push(v);
+      return v;
+    };
+    try {
+      feed.forEach((f, b) => {
+        const n = f.length;
+        if (n === 0) return;
+        const start = cache.length(b);
+        be.encoderForward(view(a.encoded, b * Tq * C, n * C), view(this.decIds!, b * Tq, n), p.wte,
+          view(p.wpe, start * C, (this.config.blockSize - start) * C), 1, n, C);
+      });
+      this.blocksForward(a, B * Tq, false, 0, (la, l) => {
+        be.attentionDecode(la.atty, cache.k[l], cache.v[l], la.qkv, cache.pos, B, Tq, C, NH, maxT); // (B, Tq, C)
+      });
+      feed.forEach((f, b) => cache.appended(b, f));
+      cache.syncPos();
+      const hidden = this.hiddenOf(a); // (B, Tq, C)
+      if (mode === 'all' || Tq === 1) {
+        const rows = B * Tq;
+        const logits = view(a.logits, 0, rows * V);
+        be.matmulForward(logits, hidden, p.wte, null, rows, C, V); // (B, Tq, V)
+        const all = be.read(logits) as Float32Array;
+        feed.forEach((f, b) => {
+          const n = counts[b];
+          if (n === 0) return;
+          // The caller's token t is feed row f.length - n + t.
+          const from = (b * Tq + f.length - n) * V;
+          if (mode === 'all') out.set(all.subarray(from, from + n * V), b * Tn * V);
+          else out.set(all.subarray(from + (n - 1) * V, from + n * V), b * V);
+        });
+      } else {
+        feed.forEach((f, b) => {
+          if (counts[b] === 0) return;
+          const row = view(a.logits, b * V, V);
+          be.matmulForward(row, view(hidden, (b * Tq + f.length - 1) * C, C), p.wte, null, 1, C, V); // (V)
+          out.set(be.read(row) as Float32Array, b * V);
+        });
+      }
+    } finally {
+      for (const v of views) be.free(v);
+    }
+    return out;
+  }
+
   /**
    * One training pass of L1: mean next-token cross-entropy over the positions whose target
    * is not -1; accumulates the gradients (call zeroGrad between steps). Returns the loss.
@@ -297,6 +443,9 @@ export class GPT {
       const lgp = g.blocks[l];
       const x = this.blockInput(a, l, drop); // (B, T, C)
       const dx = this.blockInput(ga, l, drop);
+      // The block's own gradient buffers (shared with every block) start from zero; its
+      // stream gradient (lg.res3 / lg.ln2) and dx are separate and were zeroed per pass.
+      be.zero(this.gradLayerArena.tensor!);
       if (!postLN) {
         // res3 = res2 + drop(fcproj)
         be.residualBackward(lg.res2, drop ? lg.fcprojDrop! : lg.fcproj, lg.res3, N * C);
@@ -332,7 +481,10 @@ export class GPT {
     const be = this.backend;
     this.actArena.dispose();
     this.gradArena.dispose();
+    this.gradLayerArena.dispose();
     this.intArena.dispose();
+    this.decArena.dispose();
+    this.decIntArena.dispose();
     for (const t of [this.zeroC, this.sinkC, this.grads, this.params]) if (t !== null) be.free(t);
     this.paramViews.clear();
     this.gradViews.clear();
@@ -345,7 +497,7 @@ export class GPT {
     const a = this.planActs(B, T);
     const be = this.backend;
     const p = this.p;
-    const { nEmbd: C, postLN } = this.config;
+    const { nEmbd: C, nHead: NH } = this.config;
     const N = B * T;
     const drop = training && this.dropping();
     const seed = drop ? dropoutSeed(this.config.seed, this.trainSteps) : 0;
@@ -356,14 +508,34 @@ export class GPT {
     be.encoderForward(a.encoded, this.idsT!, p.wte, p.wpe, B, T, C); // (B, T, C)
     if (drop) be.dropoutForward(a.encodedDrop!, a.encoded, N * C, d(STREAM_EMBED));
 
+    this.blocksForward(a, N, drop, seed, (la, l) => {
+      be.attentionForward(la.atty, la.lse, la.qkv, B, T, C, NH, d(streamAttn(l))); // (B, T, C), (B, NH, T)
+    });
+    const hidden = this.hiddenOf(a);
+    this.pass = { B, T, training, drop, seed, hidden };
+    return hidden;
+  }
+
+  /**
+   * The transformer blocks (and ln_f) over the embeddings in `a`: the one place the block's
+   * sequence of layernorm / matmul / gelu / residual calls is written. `attend(la, l)` is the
+   * attention core of layer l: it reads la.qkv (N, 3C) and writes la.atty (N, C), either by
+   * full causal attention (trunkForward) or over a KV cache (forwardCached).
+   */
+  private blocksForward(a: Acts<Tensor>, N: number, drop: boolean, seed: number, attend: (la: LayerActs<Tensor>, l: number) => void): void {
+    const be = this.backend;
+    const p = this.p;
+    const { nEmbd: C, postLN } = this.config;
+    const d = (stream: number): DropoutSpec => this.dropSpec(drop, seed, stream);
     for (let l = 0; l < this.config.nLayer; l++) {
       const la = a.layers[l];
       const lp = p.blocks[l];
       const x = this.blockInput(a, l, drop); // (B, T, C)
+      const att = (inp: Tensor): void => this.attnForward(la, lp, inp, N, () => attend(la, l));
       if (!postLN) {
         // x = x + attn(ln_1(x))
         this.layernorm(la.ln1, la.ln1Mean, la.ln1Rstd, x, lp.ln1w, lp.ln1b, N);
-        this.attnForward(la, lp, la.ln1, B, T, d(streamAttn(l)));
+        att(la.ln1);
         be.residualForward(la.res2, x, this.dropout(la.attproj, la.attprojDrop, N * C, d(streamAttnResid(l))), N * C);
         // x = x + mlp(ln_2(x))
         this.layernorm(la.ln2, la.ln2Mean, la.ln2Rstd, la.res2, lp.ln2w, lp.ln2b, N);
@@ -371,7 +543,7 @@ export class GPT {
         be.residualForward(la.res3, la.res2, this.dropout(la.fcproj, la.fcprojDrop, N * C, d(streamMlpResid(l))), N * C);
       } else {
         // x = ln_1(x + attn(x))
-        this.attnForward(la, lp, x, B, T, d(streamAttn(l)));
+        att(x);
         be.residualForward(la.res2, x, this.dropout(la.attproj, la.attprojDrop, N * C, d(streamAttnResid(l))), N * C);
         this.layernorm(la.ln1, la.ln1Mean, la.ln1Rstd, la.res2, lp.ln1w, lp.ln1b, N);
         // x = ln_2(x + mlp(x))
@@ -384,18 +556,14 @@ export class GPT {
       const last = a.layers[this.config.nLayer - 1].res3;
       this.layernorm(a.lnf!, a.lnfMean!, a.lnfRstd!, last, p.lnfw!, p.lnfb, N);
     }
-    const hidden = this.hiddenOf(a);
-    this.pass = { B, T, training, drop, seed, hidden };
-    return hidden;
   }
 
-  /** qkv = inp · c_attn; atty = causal attention(qkv); attproj = atty · c_proj. */
-  private attnForward(la: Acts<Tensor>['layers'][number], lp: ModelParams<Tensor>['blocks'][number], inp: Tensor, B: number, T: number, drop: DropoutSpec): void {
-    const { nEmbd: C, nHead: NH } = this.config;
-    const N = B * T;
+  /** qkv = inp · c_attn; atty = attend(qkv); attproj = atty · c_proj. */
+  private attnForward(la: LayerActs<Tensor>, lp: ModelParams<Tensor>['blocks'][number], inp: Tensor, N: number, attend: () => void): void {
+    const C = this.config.nEmbd;
     const be = this.backend;
     be.matmulForward(la.qkv, inp, lp.qkvw, lp.qkvb, N, C, 3 * C); // (B, T, 3C)
-    be.attentionForward(la.atty, la.lse, la.qkv, B, T, C, NH, drop); // (B, T, C), (B, NH, T)
+    attend(); // atty (B, T, C) from qkv
     be.matmulForward(la.attproj, la.atty, lp.attprojw, lp.attprojb, N, C, C); // (B, T, C)
   }
 
@@ -480,10 +648,21 @@ export class GPT {
     return this.acts;
   }
 
+  private planDecode(B: number, T: number): Acts<Tensor> {
+    const key = `${B}x${T}`;
+    if (this.decActs === null || this.decBT !== key) {
+      this.decActs = this.decArena.cut((take) => layoutActivations(this.config, B, T, take));
+      [this.decIds] = this.decIntArena.cut((take) => [take(B * T)]);
+      this.decBT = key;
+    }
+    return this.decActs;
+  }
+
   private planGrads(B: number, T: number): Acts<Tensor> {
     const key = `${B}x${T}`;
     if (this.gacts === null || this.gactsBT !== key) {
-      this.gacts = this.gradArena.cut((take) => layoutActivations(this.config, B, T, take));
+      const shared = this.gradLayerArena.cut((take) => layoutLayerActs(this.config, B, T, take));
+      this.gacts = this.gradArena.cut((take) => layoutGradActivations(this.config, B, T, shared, take));
       this.gactsBT = key;
     }
     return this.gacts;

@@ -17,6 +17,7 @@
 pub mod adamw;
 pub mod attention;
 pub mod crossentropy;
+pub mod decode;
 pub mod dropout;
 pub mod encoder;
 pub mod gelu;

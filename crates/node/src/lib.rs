@@ -426,6 +426,34 @@ pub fn peak_gflops(iters: Unknown) -> Result<f64> {
     guarded("peakGflops", || k::peak::peak_gflops(iters))
 }
 
+/// Read bandwidth of main memory in GB/s (1e9 bytes/s), on the addon's threads: the best
+/// of `reps` passes summing a fresh buffer of `mib` MiB (much larger than the caches). For
+/// the decode roofline in bench/; allocates the buffer for the call.
+#[napi]
+pub fn memory_bandwidth(mib: Unknown, reps: Unknown) -> Result<f64> {
+    let c = Call::new("memoryBandwidth");
+    let mib = c.int("mib", mib, 1.0, 65536.0)? as usize;
+    let reps = c.int("reps", reps, 1.0, 1000.0)? as usize;
+    let n = mib * (1 << 20) / 4;
+    let mut buf: Vec<f32> = Vec::new();
+    buf.try_reserve_exact(n).map_err(|_| err(format!("memoryBandwidth: cannot allocate {mib} MiB")))?;
+    buf.resize(n, 1.0);
+    let guard = runtime();
+    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
+    let mut partials = vec![0.0f32; par.threads()];
+    let mut best = f64::INFINITY;
+    let mut check = 0.0;
+    for _ in 0..reps {
+        let t0 = std::time::Instant::now();
+        check += guarded("memoryBandwidth", || k::decode::stream_read(par, &mut partials, &buf))?;
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    if !(check > 0.0) {
+        return Err(err("memoryBandwidth: probe read nothing".to_string()));
+    }
+    Ok((n * 4) as f64 / best / 1e9)
+}
+
 /// Version of this addon (the crate version).
 #[napi]
 pub fn version() -> String {
@@ -623,6 +651,42 @@ pub fn attention_backward(
     let need = guarded(k_.fn_name, || k::attention::attention_scratch_len(b, t, c, nh, par.threads()))?;
     let scratch = grow(scratch, k_.fn_name, need)?;
     guarded(k_.fn_name, || k::attention::attention_backward(par, scratch, dqkv, dout, qkv, out, lse, b, t, c, nh, dropout))
+}
+
+/// KV-cached causal attention (crates/kernels/src/decode.rs): appends the k, v of qkv
+/// (B,Tq,3C) to kcache, vcache (B,NH,maxT,HS) at rows pos[b].. of each sequence, then
+/// out (B,Tq,C) = attention of each new query over its sequence's cache rows 0..=pos[b]+t.
+/// pos (B) i32, each in 0..=maxT; rows past maxT are padding (skipped, output 0); pos is
+/// not modified.
+#[napi]
+pub fn attention_decode(
+    out: Unknown, kcache: Unknown, vcache: Unknown, qkv: Unknown, pos: Unknown,
+    b: Unknown, tq: Unknown, c: Unknown, nh: Unknown, max_t: Unknown,
+) -> Result<()> {
+    let mut k_ = Call::new("attentionDecode");
+    let (b, tq, c, nh, max_t) = (k_.dim("B", b)?, k_.dim("Tq", tq)?, k_.dim("C", c)?, k_.dim("NH", nh)?, k_.dim("maxT", max_t)?);
+    if !c.is_multiple_of(nh) {
+        return k_.fail(format!("C ({c}) must be divisible by NH ({nh})"));
+    }
+    if tq > max_t {
+        return k_.fail(format!("Tq ({tq}) exceeds maxT ({max_t})"));
+    }
+    let (btc, bt3c, cache) = (k_.prod("B*Tq*C", &[b, tq, c])?, k_.prod("B*Tq*3*C", &[b, tq, 3, c])?, k_.prod("B*maxT*C", &[b, max_t, c])?);
+    let out = k_.out("out", out, btc)?;
+    let kcache = k_.out("kcache", kcache, cache)?;
+    let vcache = k_.out("vcache", vcache, cache)?;
+    let qkv = k_.inp("qkv", qkv, bt3c)?;
+    // Each position in 0..=maxT (rows that would land past the cache are skipped).
+    let pos = k_.ids("pos", pos, b, max_t + 1, None)?;
+    k_.no_overlaps()?;
+    // SAFETY: all checks of this call passed; the slices live only for this call.
+    let (out, kcache, vcache, qkv, pos) = unsafe { (f32s_mut(out), f32s_mut(kcache), f32s_mut(vcache), f32s(qkv), i32s(pos)) };
+    let mut guard = runtime();
+    let Runtime { par, scratch } = guard.as_mut().expect("runtime initialised by runtime()");
+    let par: &dyn Parallel = &**par;
+    let need = k::decode::attention_decode_scratch_len(max_t, par.threads());
+    let scratch = grow(scratch, k_.fn_name, need)?;
+    guarded(k_.fn_name, || k::decode::attention_decode(par, scratch, out, kcache, vcache, qkv, pos, b, tq, c, nh, max_t))
 }
 
 /// out (N) = gelu(inp (N)), tanh approximation.

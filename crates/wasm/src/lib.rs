@@ -26,7 +26,7 @@ use ferrogpt_kernels::Serial;
 pub use ferrogpt_kernels as kernels;
 
 /// Bumped when an export changes; wasm.ts checks it.
-const ABI_VERSION: u32 = 1;
+const ABI_VERSION: u32 = 2;
 const ALIGN: usize = 16;
 
 /// The scratch buffer: one per module instance. wasm32-unknown-unknown (without the
@@ -271,6 +271,26 @@ pub unsafe extern "C" fn attention_backward(dqkv: *mut f32, dout: *const f32, qk
     unsafe {
         k::attention::attention_backward(&par, scratch, m(dqkv, 3 * btc), s(dout, btc), s(qkv, 3 * btc), s(out, btc), s(lse, b * nh * t), b, t, c, nh, dropout(p, seed, stream))
     };
+    0
+}
+
+/// KV-cached attention (see crates/kernels/src/decode.rs). pos (B) i32, each in
+/// 0..=maxT (checked by BaseBackend). Returns 0, or 1 if scratch memory ran out.
+///
+/// # Safety
+/// See the note above the kernel exports; kcache and vcache are (B,NH,maxT,HS) each.
+#[no_mangle]
+pub unsafe extern "C" fn attention_decode(out: *mut f32, kcache: *mut f32, vcache: *mut f32, qkv: *const f32, pos: *const i32, b: usize, tq: usize, c: usize, nh: usize, max_t: usize) -> u32 {
+    let par = Serial;
+    // SAFETY: single-threaded, held for this call only.
+    let scratch = match unsafe { scratch(k::decode::attention_decode_scratch_len(max_t, 1)) } {
+        Some(x) => x,
+        None => return 1,
+    };
+    let cache = b * max_t * c;
+    // SAFETY: per the caller's contract; out (B,Tq,C), kcache/vcache (B,NH,maxT,HS),
+    // qkv (B,Tq,3C), pos (B).
+    unsafe { k::decode::attention_decode(&par, scratch, m(out, b * tq * c), m(kcache, cache), m(vcache, cache), s(qkv, b * tq * 3 * c), si(pos, b), b, tq, c, nh, max_t) };
     0
 }
 

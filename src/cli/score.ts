@@ -1,0 +1,74 @@
+// `ferrogpt score`: the log-likelihood of candidate continuations of a context (score()),
+// one line per candidate on stdout: rank, score, log-probability, tokens, the candidate.
+
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { GPT } from '../model/gpt.js';
+import { score } from '../prompt/score.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { HELP_OPTION, UsageError, choiceValue, helpText, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+
+export const SCORE_SPEC: CommandSpec = {
+  name: 'score',
+  usage: 'ferrogpt score --model <dir> --context "..." --candidates " a" " b" ... [--normalize none|token|char]',
+  summary: 'Rank candidate continuations of a context by their log-likelihood.',
+  options: {
+    model: { type: 'string', value: 'DIR', help: 'model folder: config.json, model.safetensors, tokenizer.json' },
+    context: { type: 'string', short: 'c', value: 'TEXT', help: 'the context (default: empty)' },
+    candidates: { type: 'string', value: 'TEXT...', help: 'the candidates: the values after --candidates (or repeat it); a leading space usually belongs to the candidate' },
+    normalize: { type: 'string', value: 'HOW', help: "none (total log-likelihood, default), token (per token) or char (per character)" },
+    json: { type: 'boolean', help: 'print the result as JSON' },
+    ...BACKEND_OPTIONS,
+    help: HELP_OPTION,
+  },
+  epilog: ['Example:', '  ferrogpt score --model gpt2 -c "The capital of France is" --candidates " Paris" " London" " Rome"'].join('\n'),
+};
+
+/** The values after --candidates up to the next flag (parseArgs takes one value per flag). */
+function splitCandidates(argv: string[]): { rest: string[]; candidates: string[] } {
+  const rest: string[] = [];
+  const candidates: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--candidates') {
+      while (i + 1 < argv.length && !/^--?[a-zA-Z]/.test(argv[i + 1])) candidates.push(argv[++i]);
+    } else if (argv[i].startsWith('--candidates=')) candidates.push(argv[i].slice('--candidates='.length));
+    else rest.push(argv[i]);
+  }
+  return { rest, candidates };
+}
+
+export async function scoreCommand(argv: string[]): Promise<number> {
+  const { rest, candidates } = splitCandidates(argv);
+  const values = parseCommand(SCORE_SPEC, rest);
+  if (values.help) {
+    process.stdout.write(helpText(SCORE_SPEC));
+    return 0;
+  }
+  const modelDir = stringValue(values, 'model');
+  if (modelDir === undefined) throw new UsageError('--model is required', 'score');
+  if (candidates.length === 0) throw new UsageError('--candidates needs at least one candidate', 'score');
+  const normalize = choiceValue(values, 'normalize', ['none', 'token', 'char'] as const) ?? 'none';
+  const choice = backendChoice(values);
+  const dir = resolve(modelDir);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
+    if (!existsSync(join(dir, f))) throw new Error(`${dir} has no ${f}`);
+  }
+  await setupBackend(choice, (line) => void process.stderr.write(line + '\n'));
+  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  try {
+    const r = await score(model, tokenizer, stringValue(values, 'context') ?? '', candidates, { normalize });
+    if (values.json) {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      return 0;
+    }
+    const order = r.candidates.map((_, i) => i).sort((a, b) => r.scores[b] - r.scores[a]);
+    order.forEach((i, rank) => {
+      const c = r.candidates[i];
+      process.stdout.write(`${rank + 1}\t${c.score.toFixed(4)}\t${c.logProb.toFixed(4)}\t${c.tokens.length}\t${JSON.stringify(c.text)}\n`);
+    });
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}

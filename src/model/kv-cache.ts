@@ -1,0 +1,169 @@
+// The KV cache of a GPT: the keys and values of every layer for a batch of sequences, so
+// that generation encodes the prompt once and then pays one step of attention per token.
+//
+//   const cache = model.createCache(batch, maxT);           // maxT <= blockSize
+//   let logits = model.forwardCached([promptA, promptB], cache); // (B, V): last position each
+//   logits = model.forwardCached([[nextA], [nextB]], cache);     // one decode step
+//
+// Layout: per layer, k and v are (B, NH, maxT, HS) views of two backend tensors; pos (B,
+// i32) holds each sequence's length. Sequences are left-aligned (token i of sequence b is
+// cache row i and has position i), so sequences of different lengths decode together, each
+// at its own position (see attentionDecode in src/backend/backend.ts).
+//
+// The sliding rule (positions are learned, so they must stay < blockSize): when a sequence's
+// new tokens do not fit (length + new > maxT), its cache is dropped and rebuilt from its
+// most recent tokens: it keeps the last floor(maxT / 2) tokens it had (fewer if the new
+// tokens need the room; none if the new tokens alone fill the cache, of which the last maxT
+// are kept), and those are re-encoded at positions 0.. together with the new tokens. So
+// every token sees at least the previous floor(maxT / 2) tokens, and re-encoding costs about
+// one extra token per generated token, amortised (nanoGPT instead crops to the last
+// blockSize tokens and recomputes everything for every token).
+
+import type { Backend, Tensor } from '../backend/backend.js';
+
+export class KVCache {
+  /** Sequences in the batch (B). */
+  readonly batch: number;
+  /** Cache rows per sequence (maxT <= the model's blockSize). */
+  readonly maxT: number;
+  /** Per layer: keys (B, NH, maxT, HS). */
+  readonly k: readonly Tensor[];
+  /** Per layer: values (B, NH, maxT, HS). */
+  readonly v: readonly Tensor[];
+  /** Each sequence's length (B), i32, on the backend (what attentionDecode reads). */
+  readonly pos: Tensor;
+
+  private readonly kBase: Tensor; // (L, B, NH, maxT, HS)
+  private readonly vBase: Tensor;
+  private readonly lens: Int32Array; // (B) mirror of pos
+  private readonly toks: number[][]; // the token ids in the cache, per sequence
+  private disposed = false;
+
+  /** @internal Use GPT.createCache. */
+  constructor(readonly backend: Backend, readonly nLayer: number, readonly nEmbd: number, batch: number, maxT: number) {
+    this.batch = batch;
+    this.maxT = maxT;
+    const per = batch * maxT * nEmbd; // one layer's (B, NH, maxT, HS)
+    this.kBase = backend.alloc(nLayer * per);
+    this.vBase = backend.alloc(nLayer * per);
+    const k: Tensor[] = [];
+    const v: Tensor[] = [];
+    for (let l = 0; l < nLayer; l++) {
+      k.push(backend.view(this.kBase, l * per, per));
+      v.push(backend.view(this.vBase, l * per, per));
+    }
+    this.k = k;
+    this.v = v;
+    this.pos = backend.alloc(batch, 'i32');
+    this.lens = new Int32Array(batch);
+    this.toks = Array.from({ length: batch }, () => []);
+  }
+
+  /** The length of sequence b (tokens in its cache). */
+  length(b: number): number {
+    this.checkSeq('length', b);
+    return this.lens[b];
+  }
+
+  /** The lengths of all sequences (a copy). */
+  lengths(): number[] {
+    return Array.from(this.lens);
+  }
+
+  /** The token ids in sequence b's cache, oldest first (a copy). */
+  tokens(b: number): number[] {
+    this.checkSeq('tokens', b);
+    return [...this.toks[b]];
+  }
+
+  /** Empties sequence b (or every sequence). Its rows are not cleared: nothing reads past a length. */
+  reset(b?: number): void {
+    this.alive();
+    if (b === undefined) {
+      this.lens.fill(0);
+      for (const t of this.toks) t.length = 0;
+    } else {
+      this.checkSeq('reset', b);
+      this.lens[b] = 0;
+      this.toks[b] = [];
+    }
+    this.syncPos();
+  }
+
+  /**
+   * Copies sequence `from` of `src` (a cache of the same model and maxT) into sequence `to`
+   * of this cache: the way to fork a shared prefix (score() encodes a context once and
+   * copies it to one slot per candidate). Copies the sequence's whole block per layer.
+   */
+  copySequence(src: KVCache, from: number, to: number): void {
+    this.alive();
+    src.alive();
+    if (src.backend !== this.backend || src.nLayer !== this.nLayer || src.nEmbd !== this.nEmbd || src.maxT !== this.maxT) {
+      throw new Error('KVCache.copySequence: the caches must belong to the same model and have the same maxT');
+    }
+    src.checkSeq('copySequence', from);
+    this.checkSeq('copySequence', to);
+    if (src === this && from === to) return;
+    const len = src.lens[from];
+    const be = this.backend;
+    const rowsPerSeq = this.maxT * this.nEmbd; // one sequence's (NH, maxT, HS) block
+    for (let l = 0; l < this.nLayer; l++) {
+      for (const [dst, s] of [[this.k[l], src.k[l]], [this.v[l], src.v[l]]] as const) {
+        const data = be.read(s, from * rowsPerSeq, rowsPerSeq) as Float32Array;
+        be.write(dst, data, to * rowsPerSeq);
+      }
+    }
+    this.lens[to] = len;
+    this.toks[to] = [...src.toks[from]];
+    this.syncPos();
+  }
+
+  /** Frees the backend tensors; the cache cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of [...this.k, ...this.v]) this.backend.free(t);
+    for (const t of [this.kBase, this.vBase, this.pos]) this.backend.free(t);
+  }
+
+  // ---- used by GPT.forwardCached ----
+
+  /** @internal The token ids of sequence b, not copied (read only). */
+  tokensView(b: number): readonly number[] {
+    return this.toks[b];
+  }
+
+  /** @internal Records that `ids` were appended to sequence b. */
+  appended(b: number, ids: ArrayLike<number>): void {
+    for (let i = 0; i < ids.length; i++) this.toks[b].push(ids[i]);
+    this.lens[b] += ids.length;
+  }
+
+  /** @internal Writes the lengths to the backend's pos tensor. */
+  syncPos(): void {
+    this.backend.write(this.pos, this.lens);
+  }
+
+  /** @internal */
+  alive(): void {
+    if (this.disposed) throw new Error('KVCache: the cache has been disposed');
+  }
+
+  private checkSeq(fn: string, b: number): void {
+    this.alive();
+    if (!Number.isInteger(b) || b < 0 || b >= this.batch) throw new Error(`KVCache.${fn}: sequence ${b} is out of range (batch ${this.batch})`);
+  }
+}
+
+/**
+ * The sliding rule (see the header): what sequence b must feed when `cached` tokens are in
+ * its cache and `fresh` arrive, for a cache of maxT rows. Returns null when they fit as they
+ * are, else the tokens to re-encode from an empty cache (a tail of cached + fresh).
+ */
+export function slideWindow(cached: readonly number[], fresh: ArrayLike<number>, maxT: number): number[] | null {
+  if (cached.length + fresh.length <= maxT) return null;
+  const all = [...cached, ...Array.from(fresh)];
+  if (fresh.length >= maxT) return all.slice(all.length - maxT);
+  const keep = Math.min(cached.length, Math.floor(maxT / 2), maxT - fresh.length);
+  return all.slice(cached.length - keep);
+}

@@ -1,0 +1,181 @@
+// The KV cache: the attentionDecode kernel against full causal attention, and the model's
+// cached path against a full recompute at every decode step, on every backend, for a batch
+// of prompts of different lengths (including sliding past the cache's end).
+
+import { describe, expect, it } from 'vitest';
+import type { Backend } from '../src/backend/backend.js';
+import { attentionForward } from '../src/backend/reference-kernels.js';
+import { GPT } from '../src/model/gpt.js';
+import { slideWindow } from '../src/model/kv-cache.js';
+import { describeEachBackend } from './helpers/backends.js';
+import { diff } from './helpers/compare.js';
+import { mulberry32, randInts, randn } from './helpers/random.js';
+
+/** Full causal attention of one sequence's (T, 3C) qkv, in float64 (the specification). */
+function fullAttention(qkv: Float32Array, T: number, C: number, NH: number): Float64Array {
+  const out = new Float64Array(T * C);
+  attentionForward(out, new Float64Array(NH * T), Float64Array.from(qkv), 1, T, C, NH);
+  return out;
+}
+
+const TOL = 1e-4;
+
+describeEachBackend('attentionDecode kernel', (be: Backend) => {
+  it('prefill (right-padded batch) then decode steps equal full causal attention per sequence', () => {
+    const rng = mulberry32(7);
+    const C = 36; // HS = 12: not a multiple of any SIMD width
+    const NH = 3;
+    const maxT = 13;
+    const lens = [5, 1, 9]; // prompt lengths
+    const B = lens.length;
+    const steps = 4;
+    const total = lens.map((n) => n + steps);
+    // Every token's qkv, per sequence: (total, 3C).
+    const seqs = total.map((n) => randn(rng, n * 3 * C));
+    const k = be.alloc(B * maxT * C);
+    const v = be.alloc(B * maxT * C);
+    const pos = be.alloc(B, 'i32');
+    // Prefill: one call, prompts right-padded to Tq = max length (padding qkv is junk).
+    const Tq = Math.max(...lens);
+    const qkv = randn(rng, B * Tq * 3 * C, 10);
+    lens.forEach((n, b) => qkv.set(seqs[b].subarray(0, n * 3 * C), b * Tq * 3 * C));
+    const qkvT = be.alloc(B * Tq * 3 * C);
+    const outT = be.alloc(B * Tq * C);
+    be.write(qkvT, qkv);
+    be.write(pos, new Int32Array(B));
+    be.attentionDecode(outT, k, v, qkvT, pos, B, Tq, C, NH, maxT);
+    const out = be.read(outT) as Float32Array;
+    let worst = 0;
+    lens.forEach((n, b) => {
+      const want = fullAttention(seqs[b].subarray(0, n * 3 * C), n, C, NH);
+      worst = Math.max(worst, diff(out.subarray(b * Tq * C, (b * Tq + n) * C), want).maxAbs);
+    });
+    // Decode: one token per sequence per call, each at its own position.
+    const q1 = be.alloc(B * 3 * C);
+    const o1 = be.alloc(B * C);
+    for (let s = 0; s < steps; s++) {
+      const step = new Float32Array(B * 3 * C);
+      lens.forEach((n, b) => step.set(seqs[b].subarray((n + s) * 3 * C, (n + s + 1) * 3 * C), b * 3 * C));
+      be.write(q1, step);
+      be.write(pos, Int32Array.from(lens.map((n) => n + s)));
+      be.attentionDecode(o1, k, v, q1, pos, B, 1, C, NH, maxT);
+      const got = be.read(o1) as Float32Array;
+      lens.forEach((n, b) => {
+        const T = n + s + 1;
+        const want = fullAttention(seqs[b].subarray(0, T * 3 * C), T, C, NH).subarray((T - 1) * C);
+        worst = Math.max(worst, diff(got.subarray(b * C, (b + 1) * C), want).maxAbs);
+      });
+    }
+    expect(worst).toBeLessThanOrEqual(1e-5);
+    for (const t of [k, v, pos, qkvT, outT, q1, o1]) be.free(t);
+  });
+
+  it('padding rows past the end of the cache are skipped (output 0), real rows unaffected', () => {
+    const rng = mulberry32(8);
+    const C = 8;
+    const NH = 1;
+    const maxT = 4;
+    const k = be.alloc(2 * maxT * C);
+    const v = be.alloc(2 * maxT * C);
+    const pos = be.alloc(2, 'i32');
+    const Tq = 3;
+    const qkvData = randn(rng, 2 * Tq * 3 * C);
+    const qkv = be.alloc(2 * Tq * 3 * C);
+    const out = be.alloc(2 * Tq * C);
+    be.write(qkv, qkvData);
+    be.write(pos, Int32Array.from([0, 3])); // sequence 1 has room for one row only
+    be.attentionDecode(out, k, v, qkv, pos, 2, Tq, C, NH, maxT);
+    const o = be.read(out) as Float32Array;
+    expect(Array.from(o.subarray((Tq + 1) * C, 2 * Tq * C)).every((x) => x === 0)).toBe(true);
+    const want = fullAttention(qkvData.subarray(0, Tq * 3 * C), Tq, C, NH);
+    expect(diff(o.subarray(0, Tq * C), want).maxAbs).toBeLessThanOrEqual(1e-5);
+    for (const t of [k, v, pos, qkv, out]) be.free(t);
+  });
+
+  it('rejects positions past the cache and shapes that do not match', () => {
+    const C = 8;
+    const k = be.alloc(4 * C);
+    const v = be.alloc(4 * C);
+    const pos = be.alloc(1, 'i32');
+    const qkv = be.alloc(3 * C);
+    const out = be.alloc(C);
+    be.write(pos, Int32Array.from([5]));
+    expect(() => be.attentionDecode(out, k, v, qkv, pos, 1, 1, C, 2, 4)).toThrow(/pos\[0\] = 5 is out of range/);
+    be.write(pos, Int32Array.from([0]));
+    expect(() => be.attentionDecode(out, k, v, qkv, pos, 1, 1, C, 2, 5)).toThrow(/kcache has length/);
+    expect(() => be.attentionDecode(out, k, v, qkv, pos, 1, 1, C, 3, 4)).toThrow(/divisible/);
+    expect(() => be.attentionDecode(out, k, k, qkv, pos, 1, 1, C, 2, 4)).toThrow(/overlaps/);
+    for (const t of [k, v, pos, qkv, out]) be.free(t);
+  });
+});
+
+describeEachBackend('GPT.forwardCached', (be: Backend) => {
+  for (const postLN of [false, true]) {
+    it(`equals a full recompute at every decode step, batch of 3 prompts of different lengths, sliding past blockSize (${postLN ? 'post-LN' : 'pre-LN'})`, () => {
+      const V = 53;
+      const model = GPT.create({ vocabSize: V, blockSize: 16, nLayer: 2, nHead: 3, nEmbd: 36, postLN, seed: 5 }, be);
+      const rng = mulberry32(11);
+      const prompts = [Array.from(randInts(rng, 6, V)), Array.from(randInts(rng, 1, V)), Array.from(randInts(rng, 11, V))];
+      const cache = model.createCache(3);
+      const full = (b: number): Float32Array => {
+        const ids = Int32Array.from(cache.tokens(b));
+        const T = ids.length;
+        return model.forward(ids, 1, T).subarray((T - 1) * V, T * V);
+      };
+      let worst = 0;
+      let logits = model.forwardCached(prompts, cache);
+      let slid = 0;
+      for (let step = 0; step < 24; step++) {
+        for (let b = 0; b < 3; b++) worst = Math.max(worst, diff(logits.subarray(b * V, (b + 1) * V), full(b)).maxAbs);
+        // Greedy next token of each sequence (from the cached logits).
+        const next = [0, 1, 2].map((b) => {
+          const row = logits.subarray(b * V, (b + 1) * V);
+          let best = 0;
+          for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
+          return [best];
+        });
+        const before = cache.lengths();
+        logits = model.forwardCached(next, cache);
+        slid += cache.lengths().filter((n, b) => n !== before[b] + 1).length;
+      }
+      expect(slid).toBeGreaterThan(0); // the longest prompt crossed blockSize
+      expect(cache.lengths().every((n) => n <= 16)).toBe(true);
+      expect(worst).toBeLessThanOrEqual(TOL);
+      cache.dispose();
+      model.dispose();
+    });
+  }
+
+  it("logits: 'all' gives every new position (equal to forward over the prompt)", () => {
+    const V = 31;
+    const model = GPT.create({ vocabSize: V, blockSize: 12, nLayer: 1, nHead: 1, nEmbd: 20, seed: 2 }, be);
+    const ids = [3, 1, 4, 1, 5, 9, 2];
+    const cache = model.createCache(2);
+    const all = model.forwardCached([ids, ids.slice(0, 3)], cache, { logits: 'all' });
+    const want = model.forward(Int32Array.from(ids), 1, ids.length);
+    expect(diff(all.subarray(0, ids.length * V), want).maxAbs).toBeLessThanOrEqual(TOL);
+    expect(diff(all.subarray(ids.length * V, (ids.length + 3) * V), want.subarray(0, 3 * V)).maxAbs).toBeLessThanOrEqual(TOL);
+    expect(Array.from(all.subarray((ids.length + 3) * V)).every((x) => x === 0)).toBe(true);
+    // A fork of sequence 1 continues like the original.
+    const fork = model.createCache(1);
+    fork.copySequence(cache, 0, 0);
+    const a = model.forwardCached([[6]], fork);
+    const b = model.forwardCached([[6], []], cache);
+    expect(diff(a, b.subarray(0, V)).maxAbs).toBe(0);
+    expect(Array.from(b.subarray(V)).every((x) => x === 0)).toBe(true);
+    fork.dispose();
+    cache.dispose();
+    model.dispose();
+  });
+});
+
+describe('slideWindow (the sliding rule)', () => {
+  it('keeps the last floor(maxT/2) tokens, fewer when the new ones need room, the last maxT of a long chunk', () => {
+    const seq = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
+    expect(slideWindow(seq(0, 10), [10], 16)).toBeNull();
+    expect(slideWindow(seq(0, 16), [16], 16)).toEqual(seq(8, 17));
+    expect(slideWindow(seq(0, 15), [15, 16, 17, 18, 19, 20, 21, 22, 23, 24], 16)).toEqual(seq(9, 25));
+    expect(slideWindow(seq(0, 3), seq(3, 40), 16)).toEqual(seq(24, 40));
+    expect(slideWindow(seq(0, 5), [5], 5)).toEqual(seq(3, 6));
+  });
+});

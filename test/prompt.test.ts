@@ -1,0 +1,272 @@
+// The prompting API: generate (greedy vs the PyTorch fixture, sampling sets, seeds, stop
+// strings, streaming, abort, batches), score, zeroShot and fewShot.
+
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { Backend } from '../src/backend/backend.js';
+import { createReferenceBackend } from '../src/backend/reference.js';
+import { GPT } from '../src/model/gpt.js';
+import { generate, type PromptTokenizer } from '../src/prompt/generate.js';
+import { drawToken, resolveSampling, samplingDistribution } from '../src/prompt/sampling.js';
+import { logSoftmax, score } from '../src/prompt/score.js';
+import { fewShot } from '../src/prompt/few-shot.js';
+import { zeroShot } from '../src/prompt/zero-shot.js';
+import { describeEachBackend } from './helpers/backends.js';
+import { mulberry32 } from './helpers/random.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/gpt2-tiny', import.meta.url));
+const expected = JSON.parse(readFileSync(`${FIXTURE}/expected.json`, 'utf8')) as { greedy: { prompt: number[]; tokens: number[] } };
+
+/** A tokenizer over V ids: id i is the letter 'a' + i % 26 (one byte); eos = V - 1. */
+function letters(V: number): PromptTokenizer {
+  return {
+    eosId: V - 1,
+    encode: (text: string) => [...text].map((ch) => ch.charCodeAt(0) % (V - 1)),
+    decodeBytes: (ids: ArrayLike<number>) => Uint8Array.from(Array.from(ids, (i) => 97 + (i % 26))),
+  };
+}
+
+/** Argmax by full recompute (model.forward over the whole sequence each step). */
+function greedyFull(model: GPT, prompt: number[], n: number): number[] {
+  const V = model.config.vocabSize;
+  const seq = [...prompt];
+  const out: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const T = seq.length;
+    const row = model.forward(Int32Array.from(seq), 1, T).subarray((T - 1) * V);
+    let best = 0;
+    for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
+    seq.push(best);
+    out.push(best);
+  }
+  return out;
+}
+
+async function collect<C>(it: AsyncIterable<C>): Promise<C[]> {
+  const out: C[] = [];
+  for await (const c of it) out.push(c);
+  return out;
+}
+
+describeEachBackend('generate on the PyTorch fixture (gpt2-tiny)', (be: Backend) => {
+  it('greedy generation equals argmax decoding by full recompute in the independent reference (30 tokens, sliding past blockSize 16)', async () => {
+    const model = await GPT.load(FIXTURE, be);
+    const tok = letters(model.config.vocabSize);
+    const r = await generate(model, tok, expected.greedy.prompt, { maxNewTokens: 30, temperature: 0, stopAtEos: false }).result;
+    expect(r.tokens).toEqual(expected.greedy.tokens);
+    expect(r.finishReason).toBe('length');
+    // Within blockSize, also equal to our own full recompute.
+    expect(r.tokens.slice(0, 11)).toEqual(greedyFull(model, expected.greedy.prompt, 11));
+    model.dispose();
+  });
+});
+
+describe('sampling', () => {
+  const logits = Float32Array.from([1, 5, 3, 5, -2, 4, 0, 3]);
+  const opts = (o: object) => resolveSampling('test', { temperature: 1, ...o });
+
+  it('top-k keeps the k largest logits (ties with the k-th kept) and draws never leave the set', () => {
+    const d = samplingDistribution(logits, opts({ topK: 3 }));
+    expect(Array.from(d.ids)).toEqual([1, 3, 5]);
+    const d2 = samplingDistribution(logits, opts({ topK: 4 }));
+    expect(Array.from(d2.ids).sort()).toEqual([1, 2, 3, 5, 7]); // 3 ties with the 4th
+    const rng = mulberry32(3);
+    for (let i = 0; i < 5000; i++) expect([1, 3, 5]).toContain(drawToken(d, rng()));
+    expect(Math.abs(d.probs.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-12);
+  });
+
+  it('top-p keeps the fewest most likely tokens reaching p', () => {
+    const probs = [0.5, 0.3, 0.15, 0.05];
+    const l = Float32Array.from(probs.map(Math.log));
+    expect(Array.from(samplingDistribution(l, opts({ topP: 0.45 })).ids)).toEqual([0]);
+    expect(Array.from(samplingDistribution(l, opts({ topP: 0.75 })).ids)).toEqual([0, 1]);
+    expect(Array.from(samplingDistribution(l, opts({ topP: 0.9 })).ids)).toEqual([0, 1, 2]);
+    // top-k then top-p (renormalised over the top-k set): 0.5/0.8, 0.3/0.8 → p 0.7 needs both.
+    expect(Array.from(samplingDistribution(l, opts({ topK: 2, topP: 0.7 })).ids)).toEqual([0, 1]);
+    const d = samplingDistribution(l, opts({ topP: 0.75 }));
+    const rng = mulberry32(4);
+    for (let i = 0; i < 5000; i++) expect([0, 1]).toContain(drawToken(d, rng()));
+  });
+
+  it('temperature 0 is the argmax; the options are checked', () => {
+    expect(Array.from(samplingDistribution(logits, opts({ temperature: 0 })).ids)).toEqual([1]);
+    expect(() => resolveSampling('generate', { topP: 0 })).toThrow(/topP/);
+    expect(() => resolveSampling('generate', { temperature: -1 })).toThrow(/temperature/);
+    expect(() => resolveSampling('generate', { topK: 1.5 })).toThrow(/topK/);
+  });
+});
+
+describe('generate', () => {
+  const be = createReferenceBackend();
+  const V = 40;
+  const model = GPT.create({ vocabSize: V, blockSize: 32, nLayer: 2, nHead: 2, nEmbd: 16, seed: 9 }, be);
+  const tok = letters(V);
+
+  it('top-k and top-p generations only emit tokens of the allowed set (checked against full-recompute logits)', async () => {
+    for (const o of [{ topK: 2 }, { topP: 0.3 }, { topK: 5, topP: 0.5, temperature: 1.5 }]) {
+      const prompt = [1, 2, 3];
+      const r = await generate(model, tok, prompt, { maxNewTokens: 12, seed: 5, stopAtEos: false, ...o }).result;
+      const seq = [...prompt];
+      for (const id of r.tokens) {
+        const T = seq.length;
+        const row = model.forward(Int32Array.from(seq), 1, T).slice((T - 1) * V);
+        const allowed = samplingDistribution(row, resolveSampling('t', o));
+        expect(Array.from(allowed.ids)).toContain(id);
+        seq.push(id);
+      }
+    }
+  });
+
+  it('a fixed seed reproduces, another seed differs', async () => {
+    const run = (seed: number) => generate(model, tok, 'abc', { maxNewTokens: 20, temperature: 1, seed, stopAtEos: false }).result;
+    const [a, b, c] = [await run(7), await run(7), await run(8)];
+    expect(a.tokens).toEqual(b.tokens);
+    expect(a.text).toBe(b.text);
+    expect(c.tokens).not.toEqual(a.tokens);
+  });
+
+  it('stop strings end generation where they begin and are never emitted, also when streamed', async () => {
+    const base = await generate(model, tok, 'hello', { maxNewTokens: 30, temperature: 1, seed: 3, stopAtEos: false }).result;
+    expect(base.text.length).toBe(30);
+    const stop = base.text.slice(12, 15);
+    const at = base.text.indexOf(stop);
+    const run = generate(model, tok, 'hello', { maxNewTokens: 30, temperature: 1, seed: 3, stopAtEos: false, stop: ['zzzzzz', stop] });
+    const chunks = await collect(run);
+    const r = await run.result;
+    expect(r.finishReason).toBe('stop');
+    expect(r.text).toBe(base.text.slice(0, at));
+    expect(chunks.join('')).toBe(r.text);
+    expect(r.tokens).toEqual(base.tokens.slice(0, at + stop.length));
+    // A held-back prefix that turns out not to be a stop string is emitted after all.
+    const r2 = await generate(model, tok, 'hello', { maxNewTokens: 30, temperature: 1, seed: 3, stopAtEos: false, stop: [base.text.slice(-2) + 'q'] }).result;
+    expect(r2.text).toBe(base.text);
+    expect(r2.finishReason).toBe('length');
+  });
+
+  it('streams unicode safely: chunks are whole characters and join to the decoded bytes', async () => {
+    // Even ids decode to 0xC3, odd ids to 0xA9: only the pair C3 A9 ('é') is valid UTF-8.
+    const split: PromptTokenizer = { eosId: V - 1, encode: (t) => [...t].map((c) => c.charCodeAt(0) % 2), decodeBytes: (ids) => Uint8Array.from(Array.from(ids, (i) => (i % 2 === 0 ? 0xc3 : 0xa9))) };
+    const run = generate(model, split, [0, 1, 0], { maxNewTokens: 25, seed: 1, stopAtEos: false });
+    const chunks = await collect(run);
+    const r = await run.result;
+    const bytes = split.decodeBytes(r.tokens);
+    expect(chunks.join('')).toBe(new TextDecoder().decode(bytes));
+    for (const c of chunks) expect(c).not.toMatch(/[\uD800-\uDFFF]/); // no half characters
+    expect(chunks.join('')).toContain('é');
+  });
+
+  it('several prompts decode as one batch with per-prompt results equal to single runs', async () => {
+    const prompts = ['ab', 'a much longer prompt', 'xyz'];
+    const opt = { maxNewTokens: 10, temperature: 0.9, topK: 10, seed: 2, stopAtEos: false };
+    const run = generate(model, tok, prompts, opt);
+    const chunks = await collect(run);
+    const results = await run.result;
+    expect(results).toHaveLength(3);
+    for (let i = 0; i < 3; i++) {
+      const single = await generate(model, tok, prompts[i], opt).result;
+      // Same seed stream per prompt index: compare with the batch run's prompt i by seed i.
+      expect(results[i].text).toBe(chunks.filter((c) => c.index === i).map((c) => c.text).join(''));
+      if (i === 0) expect(results[i].tokens).toEqual(single.tokens);
+    }
+  });
+
+  it('greedy batch equals greedy singles; eos ends a sequence; abort ends the run', async () => {
+    const results = await generate(model, tok, ['ab', 'zzz'], { maxNewTokens: 8, temperature: 0, stopAtEos: false }).result;
+    for (const [i, p] of ['ab', 'zzz'].entries()) {
+      expect(results[i].tokens).toEqual((await generate(model, tok, p, { maxNewTokens: 8, temperature: 0, stopAtEos: false }).result).tokens);
+    }
+    // eos: make the first greedy token the tokenizer's eos id.
+    const first = results[0].tokens[0];
+    const eosTok: PromptTokenizer = { ...tok, eosId: first };
+    const e = await generate(model, eosTok, 'ab', { maxNewTokens: 8, temperature: 0 }).result;
+    expect(e.finishReason).toBe('eos');
+    expect(e.tokens).toEqual([]);
+    // abort after the first chunk
+    const ac = new AbortController();
+    const run = generate(model, tok, 'ab', { maxNewTokens: 50, temperature: 0, stopAtEos: false, signal: ac.signal });
+    let n = 0;
+    for await (const _ of run) {
+      n++;
+      ac.abort();
+    }
+    const r = await run.result;
+    expect(r.finishReason).toBe('aborted');
+    expect(r.tokens.length).toBeLessThan(50);
+    expect(n).toBeGreaterThan(0);
+    // breaking out of the loop also ends it as aborted
+    const run2 = generate(model, tok, 'ab', { maxNewTokens: 50, temperature: 0, stopAtEos: false });
+    for await (const _ of run2) break;
+    expect((await run2.result).finishReason).toBe('aborted');
+  });
+});
+
+describeEachBackend('score', (be: Backend) => {
+  it('matches summing full-recompute log-probs and picks the most likely candidate', async () => {
+    const V = 37;
+    const model = GPT.create({ vocabSize: V, blockSize: 24, nLayer: 2, nHead: 2, nEmbd: 24, seed: 4 }, be);
+    const tok = letters(V);
+    const ctx = [3, 8, 1, 9, 4];
+    const cands = [[7], [2, 2, 5], [11, 30, 6, 1], [0, 5]];
+    const r = await score(model, tok, ctx, cands);
+    for (let i = 0; i < cands.length; i++) {
+      const seq = [...ctx, ...cands[i]];
+      const T = seq.length;
+      const logits = model.forward(Int32Array.from(seq), 1, T);
+      let want = 0;
+      for (let t = ctx.length; t < T; t++) want += logSoftmax(logits.slice((t - 1) * V, t * V))[seq[t]];
+      expect(Math.abs(r.candidates[i].logProb - want)).toBeLessThan(1e-4);
+    }
+    // Crafted: single-token candidates; the argmax of the context's next-token logits wins.
+    const last = model.forward(Int32Array.from(ctx), 1, ctx.length).slice((ctx.length - 1) * V);
+    let top = 0;
+    for (let i = 1; i < V; i++) if (last[i] > last[top]) top = i;
+    const singles = [[(top + 1) % V], [(top + 2) % V], [top], [(top + 3) % V]];
+    expect((await score(model, tok, ctx, singles)).best).toBe(2);
+    // Normalisations and batching.
+    const byToken = await score(model, tok, ctx, cands, { normalize: 'token', batchSize: 2 });
+    byToken.candidates.forEach((c, i) => expect(Math.abs(c.score - r.candidates[i].logProb / cands[i].length)).toBeLessThan(1e-4));
+    const byChar = await score(model, tok, 'abc', ['de', 'fgh'], { normalize: 'char' });
+    expect(Math.abs(byChar.scores[1] - byChar.candidates[1].logProb / 3)).toBeLessThan(1e-12);
+    model.dispose();
+  }, 60_000);
+}, ['native', 'wasm', 'reference']);
+
+describe('zeroShot and fewShot', () => {
+  const be = createReferenceBackend();
+  const V = 64;
+  const model = GPT.create({ vocabSize: V, blockSize: 64, nLayer: 1, nHead: 2, nEmbd: 16, seed: 1 }, be);
+  const tok = letters(V); // one token per character
+  const examples = Array.from({ length: 10 }, (_, i) => ({ input: `q${i}`, output: `a${i}` }));
+
+  it('builds the GPT-3 style prompt and drops the earliest demonstrations to fit the context', async () => {
+    // instruction "Do it." (6) + per demonstration "Input: qN\nOutput: aN" (20) + separators (2)
+    // + query "Input: x\nOutput:" (16); the answer needs 1 + 3 tokens (" yes").
+    const r = await fewShot({ model, tokenizer: tok, instruction: 'Do it.', examples, query: 'x', labels: ['yes', 'no'] });
+    const fixed = 6 + 2 + 16 + 4;
+    expect(r.demonstrations).toBe(Math.floor((64 - fixed) / 22)); // 1
+    expect(r.prompt).toBe('Do it.\n\nInput: q9\nOutput: a9\n\nInput: x\nOutput:');
+    expect(['yes', 'no']).toContain(r.answer);
+    expect(r.scores).toHaveLength(2);
+    const k0 = await fewShot({ model, tokenizer: tok, examples, query: 'x', k: 0, labels: ['yes', 'no'] });
+    expect(k0.demonstrations).toBe(0);
+    expect(k0.prompt).toBe('Input: x\nOutput:');
+    const custom = await fewShot({ model, tokenizer: tok, examples: examples.slice(0, 2), query: 'x', labels: ['y'], template: { instruction: '{instruction}', example: '{input} => {output};', separator: '\n' } });
+    expect(custom.prompt).toBe('q0 => a0;\nq1 => a1;\nx =>');
+    expect(custom.demonstrations).toBe(2);
+  });
+
+  it('throws a clear error when the query alone cannot fit', async () => {
+    await expect(fewShot({ model, tokenizer: tok, examples, query: 'x'.repeat(60), labels: ['yes'] })).rejects.toThrow(/query does not fit the model's context/);
+  });
+
+  it('zeroShot classifies by scoring labels, or generates without them', async () => {
+    const c = await zeroShot({ model, tokenizer: tok, instruction: 'Say.', input: 'hi', labels: ['aa', 'bb', 'cc'] });
+    expect(c.prompt).toBe('Say.\n\nInput: hi\nOutput:');
+    expect(c.demonstrations).toBe(0);
+    expect(c.scores![c.index!]).toBe(Math.max(...c.scores!));
+    const g = await zeroShot({ model, tokenizer: tok, instruction: 'Say.', input: 'hi', generate: { maxNewTokens: 5, stopAtEos: false } });
+    expect(g.answer.length).toBeLessThanOrEqual(5);
+    expect(g.finishReason).toBeDefined();
+  });
+});
