@@ -3,6 +3,8 @@
 //   node bench/benchmark.js kernels [--quick] [--threads N] [--ref-cap SECONDS] [--full-transb] [--no-install] [--only matmul|attention]
 //   (npm run bench:kernels)
 //   node bench/benchmark.js train|quality ...   → bench/suites/train.js main(argv) (npm run bench:train / bench:quality)
+//   node bench/benchmark.js finetune ...        → bench/suites/finetune.js main(argv) (npm run bench:finetune)
+//   node bench/benchmark.js generate|prompting ... → bench/suites/<name>.js main(argv) (npm run bench:generate / bench:prompting)
 // Prints as it goes and writes bench/results/<suite>.json (git-ignored) and <suite>.md.
 //
 // ferrogpt is loaded from the compiled library (dist/, `npm run build:ts`) and the prebuilt
@@ -93,8 +95,12 @@ function safeInfo(b) {
 async function main() {
   // The training suites (bench/suites/train.js: train, quality) parse their own options.
   if (['train', 'quality'].includes(process.argv[2])) return (await import('./suites/train.js')).main(process.argv.slice(2));
+  // Fine-tuning on real data (bench/suites/finetune.js) parses its own options too.
+  if (process.argv[2] === 'finetune') return (await import('./suites/finetune.js')).main(process.argv.slice(3));
+  // The prompting suites (bench/suites/generate.js, prompting.js) parse their own options.
+  if (['generate', 'prompting'].includes(process.argv[2])) return (await import(`./suites/${process.argv[2]}.js`)).main(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
-  if (args.suite !== 'kernels') throw new Error(`unknown suite "${args.suite}" (available: kernels, train, quality)`);
+  if (args.suite !== 'kernels') throw new Error(`unknown suite "${args.suite}" (available: kernels, train, quality, finetune)`);
   const log = (s) => console.log(s);
   const started = Date.now();
   const nThreads = args.threads ?? (os.availableParallelism?.() ?? os.cpus().length);

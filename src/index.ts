@@ -12,6 +12,11 @@ export { GPT } from './model/gpt.js';
 export type { NamedParameter } from './model/gpt.js';
 export type { GPTConfig, GPTConfigInput } from './model/config.js';
 export { IGNORE_INDEX, shiftTargets } from './objectives/lm.js';
+export { classificationLoss, regressionLoss } from './objectives/task.js';
+export { TaskHead } from './model/head.js';
+export type { Pool } from './model/head.js';
+export { rebuildGPT, resizeTokenEmbeddings } from './model/resize.js';
+export type { RebuildOptions } from './model/resize.js';
 
 // ---- training (src/train) ----
 export {
@@ -30,6 +35,7 @@ export {
   saveCheckpoint,
   loadCheckpoint,
   findCheckpoint,
+  finetune,
 } from './train/index.js';
 export type {
   AdamWOptions,
@@ -42,10 +48,36 @@ export type {
   PrepareDataOptions,
   PreparedData,
   DatasetOptions,
+  FineTuneOptions,
+  FineTuneResult,
+  FineTuneStepInfo,
+  FineTuneTask,
 } from './train/index.js';
+
+// ---- fine-tuning tasks (src/tasks) ----
+export * from './tasks/index.js';
 
 // ---- tokenizer (src/tokenizer) ----
 export { Tokenizer, END_OF_TEXT } from './tokenizer/index.js';
 export type { TokenizerType, TrainOptions as TokenizerTrainOptions } from './tokenizer/index.js';
 
-// Added by later issues: finetune, generate, score, zeroShot, fewShot.
+// ---- prompting (src/prompt) ----
+export { generate, score, zeroShot, fewShot, samplingDistribution, DEFAULT_TEMPLATE } from './prompt/index.js';
+export type {
+  GenerateOptions,
+  Generation,
+  GenerationChunk,
+  GenerationResult,
+  FinishReason,
+  PromptTokenizer,
+  SamplingOptions,
+  ScoreOptions,
+  ScoreResult,
+  CandidateScore,
+  ZeroShotOptions,
+  FewShotOptions,
+  PromptResult,
+  PromptTemplate,
+  Example,
+} from './prompt/index.js';
+export { KVCache } from './model/kv-cache.js';

@@ -7,13 +7,23 @@
 import { UsageError } from './args.js';
 import { DEMO_SPEC, demoCommand } from './demo.js';
 import { packageVersion } from './env.js';
+import { EVAL_SPEC, evalCommand } from './eval.js';
+import { FINETUNE_SPEC, finetuneCommand } from './finetune.js';
+import { GENERATE_SPEC, generateCommand } from './generate.js';
+import { PREDICT_SPEC, predictCommand } from './predict.js';
 import { SAMPLE_SPEC, sampleCommand } from './sample.js';
+import { SCORE_SPEC, scoreCommand } from './score.js';
 import { TRAIN_SPEC, trainCommand } from './train.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   demo: { summary: DEMO_SPEC.summary, run: demoCommand },
   train: { summary: TRAIN_SPEC.summary, run: trainCommand },
   sample: { summary: SAMPLE_SPEC.summary, run: sampleCommand },
+  generate: { summary: GENERATE_SPEC.summary, run: generateCommand },
+  score: { summary: SCORE_SPEC.summary, run: scoreCommand },
+  finetune: { summary: FINETUNE_SPEC.summary, run: finetuneCommand },
+  eval: { summary: EVAL_SPEC.summary, run: evalCommand },
+  predict: { summary: PREDICT_SPEC.summary, run: predictCommand },
 };
 
 export function topLevelHelp(): string {

@@ -10,6 +10,8 @@
 //   present it must equal wte (we have no untied head), otherwise loading fails.
 // - Older GPT-2 files carry the causal-mask buffers h.{i}.attn.bias / attn.masked_bias;
 //   they are not parameters and are ignored.
+// - A fine-tuned folder (src/tasks) adds its task head, score.weight / score.bias (the name
+//   of HF's GPT2ForSequenceClassification head); loading the transformer ignores them.
 
 import { mkdir, readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -20,6 +22,7 @@ import { paramLayout } from './params.js';
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 const MASK_BUFFER = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
+const TASK_HEAD = /^score\.(weight|bias)$/;
 
 /** Whether a parameter (HF name) is a Conv1D weight, stored transposed in HF files. */
 export function isConv1DWeight(name: string): boolean {
@@ -55,7 +58,7 @@ export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTenso
   const byName = new Map<string, LoadedTensor>();
   let lmHead: LoadedTensor | undefined;
   for (const [raw, t] of tensors) {
-    if (MASK_BUFFER.test(raw)) continue;
+    if (MASK_BUFFER.test(raw) || TASK_HEAD.test(raw)) continue;
     if (raw === 'lm_head.weight') {
       lmHead = t;
       continue;
@@ -98,10 +101,21 @@ export async function loadGPT(dir: string): Promise<{ config: GPTConfig; params:
   return { config, params: paramsFromHF(config, tensors) };
 }
 
-/** Writes config.json + model.safetensors (HF names with `transformer.`, Conv1D transposed). */
-export async function saveGPT(dir: string, config: GPTConfig, params: ReadonlyArray<readonly [string, Float32Array, number[]]>): Promise<void> {
+/**
+ * Writes config.json + model.safetensors (HF names with `transformer.`, Conv1D transposed).
+ * `extra` tensors (e.g. a task head) are written after the parameters, as they are.
+ */
+export async function saveGPT(
+  dir: string,
+  config: GPTConfig,
+  params: ReadonlyArray<readonly [string, Float32Array, number[]]>,
+  extra: ReadonlyArray<readonly [string, Float32Array, number[]]> = [],
+): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const tensors = params.map(([name, data, shape]) => [name, toHFLayout(name, shape, data)] as const);
+  const tensors: Array<[string, { shape: number[]; data: Float32Array }]> = [
+    ...params.map(([name, data, shape]): [string, { shape: number[]; data: Float32Array }] => [name, toHFLayout(name, shape, data)]),
+    ...extra.map(([name, data, shape]): [string, { shape: number[]; data: Float32Array }] => [name, { shape: [...shape], data }]),
+  ];
   await writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(configToHF(config), null, 2) + '\n');
 }

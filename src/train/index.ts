@@ -19,3 +19,5 @@ export {
 export type { TokenFileMeta, TokenDType, PrepareDataOptions, PreparedData, DatasetOptions, Batch, SamplerState } from './data.js';
 export { saveCheckpoint, loadCheckpoint, findCheckpoint, configDiff, CHECKPOINT_FORMAT } from './checkpoint.js';
 export type { TrainerState, CheckpointContents, LoadedCheckpoint } from './checkpoint.js';
+export { finetune, clipGlobal, permutation, inferLabels } from './finetune.js';
+export type { FineTuneOptions, FineTuneResult, FineTuneStepInfo, FineTuneTask } from './finetune.js';

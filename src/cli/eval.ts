@@ -1,0 +1,56 @@
+// `ferrogpt eval`: a fine-tuned model folder (from `ferrogpt finetune`) on a labeled dataset
+// of its task → accuracy (and F1 for two classes), or Pearson / Spearman / MSE for a scored
+// similarity task. The metrics go to stdout (a table, or JSON with --json).
+
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadTaskData } from '../tasks/data.js';
+import { FineTunedGPT } from '../tasks/finetuned.js';
+import { HELP_OPTION, UsageError, helpText, intValue, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { metricsTable } from './finetune.js';
+
+export const EVAL_SPEC: CommandSpec = {
+  name: 'eval',
+  usage: 'ferrogpt eval --model <dir> --data <file> [--batch N] [--json]',
+  summary: 'Evaluate a fine-tuned model (from `ferrogpt finetune`) on a labeled dataset of its task.',
+  options: {
+    model: { type: 'string', value: 'DIR', help: 'fine-tuned model folder (with task.json)' },
+    data: { type: 'string', value: 'FILE', help: 'labeled examples: .jsonl, .json, .csv or .tsv (fields: `ferrogpt finetune --help`)' },
+    batch: { type: 'string', value: 'N', help: 'examples per forward pass (default 32)' },
+    json: { type: 'boolean', help: 'print the metrics as JSON' },
+    ...BACKEND_OPTIONS,
+    help: HELP_OPTION,
+  },
+  epilog: 'Example:\n  ferrogpt eval --model runs/sst --data sst-test.jsonl',
+};
+
+export async function evalCommand(argv: string[]): Promise<number> {
+  const values = parseCommand(EVAL_SPEC, argv);
+  if (values.help) {
+    process.stdout.write(helpText(EVAL_SPEC));
+    return 0;
+  }
+  const modelDir = stringValue(values, 'model');
+  if (modelDir === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt finetune`)');
+  const dataPath = stringValue(values, 'data');
+  if (dataPath === undefined) throw new UsageError('--data is required (a labeled .jsonl, .json, .csv or .tsv file)');
+  const batchSize = intValue(values, 'batch', 32, 1);
+  const choice = backendChoice(values);
+  const dir = resolve(modelDir);
+  if (!existsSync(join(dir, 'task.json'))) throw new Error(`${dir} has no task.json; --model takes a folder written by \`ferrogpt finetune\``);
+  await setupBackend(choice, (line) => void process.stderr.write(line + '\n'));
+  const ft = await FineTunedGPT.load(dir);
+  try {
+    const examples = await loadTaskData(resolve(dataPath), ft.task.type, { requireLabels: true });
+    const { predictions: _p, truncated, ...metrics } = ft.evaluate(examples, { batchSize });
+    if (values.json) process.stdout.write(JSON.stringify({ ...metrics, truncated }) + '\n');
+    else {
+      process.stdout.write(metricsTable([{ label: `${ft.task.type} ${dataPath}`, metrics }]));
+      if (truncated > 0) process.stderr.write(`${truncated} examples were truncated to ${ft.task.maxLength} tokens\n`);
+    }
+  } finally {
+    ft.dispose();
+  }
+  return 0;
+}

@@ -1,0 +1,204 @@
+// `ferrogpt finetune`: a pre-trained model folder + a labeled task dataset → a fine-tuned
+// model folder (GPT-1's L3 = L2 + λ·L1; see src/train/finetune.ts).
+//
+// The output folder (--out) holds what FineTunedGPT.save writes — config.json,
+// model.safetensors (with the head), tokenizer.json, task.json — plus metrics.json: the
+// settings, the validation metrics after every epoch and the truncation counts.
+// `ferrogpt eval` and `ferrogpt predict` read it.
+
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import { GPT } from '../model/gpt.js';
+import type { TaskMetrics } from '../tasks/metrics.js';
+import { TASK_TYPES, type TaskType } from '../tasks/transform.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { finetune, type FineTuneStepInfo } from '../train/finetune.js';
+import { HELP_OPTION, UsageError, choiceValue, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { bar, formatDuration } from './progress.js';
+
+export const FINETUNE_SPEC: CommandSpec = {
+  name: 'finetune',
+  usage: 'ferrogpt finetune --model <dir> --task <type> --train <file> [--valid <file>] --out <dir> [options]',
+  summary: 'Fine-tune a model on a labeled task (GPT-1: classification, entailment, similarity, multiple choice).',
+  options: {
+    model: { type: 'string', value: 'DIR', help: 'pre-trained model folder (config.json, model.safetensors, tokenizer.json)' },
+    task: { type: 'string', value: 'TYPE', help: `${TASK_TYPES.join(' | ')}` },
+    train: { type: 'string', value: 'FILE', help: 'training examples: .jsonl, .json, .csv or .tsv (fields: see below)' },
+    valid: { type: 'string', value: 'FILE', help: 'validation examples, evaluated after every epoch' },
+    out: { type: 'string', value: 'DIR', help: 'output folder (default ./ferrogpt-finetuned)' },
+    labels: { type: 'string', value: 'A,B,..', help: 'class names in order (default: the training labels, sorted)' },
+    regression: { type: 'boolean', help: 'similarity scored by a number (field "score"): one output, MSE (default when every example has a score)' },
+    lambda: { type: 'string', value: 'X', help: 'weight of the auxiliary LM loss, L3 = L2 + λ·L1; 0 turns it off (default 0.5)' },
+    epochs: { type: 'string', value: 'N', help: 'passes over the training examples (default 3)' },
+    batch: { type: 'string', value: 'N', help: 'examples per update (default 32)' },
+    lr: { type: 'string', value: 'X', help: 'peak learning rate, linear warmup then linear decay (default 6.25e-5)' },
+    warmup: { type: 'string', value: 'X', help: 'warmup: a fraction of the updates (< 1) or a count (default 0.002)' },
+    dropout: { type: 'string', value: 'P', help: 'model dropout (default 0.1)' },
+    'clf-dropout': { type: 'string', value: 'P', help: 'dropout before the head (default 0.1)' },
+    'max-length': { type: 'string', value: 'N', help: 'longest input in tokens; longer ones are cut (default: the model\'s block size)' },
+    seed: { type: 'string', value: 'N', help: 'seed of the example order and the head (default 1337)' },
+    ...BACKEND_OPTIONS,
+    help: HELP_OPTION,
+  },
+  epilog: [
+    'Fields per task type (JSON Lines: one object a line; CSV/TSV: a header row):',
+    '  classification  text, label',
+    '  entailment      premise, hypothesis, label',
+    '  similarity      text1, text2, label (classes) or score (a number)',
+    '  choice          context, choices (JSON array; CSV: choice0, choice1, ...), label (index of the right one)',
+    '',
+    'Examples:',
+    '  ferrogpt finetune --model runs/austen --task classification --train sst.jsonl --valid sst-dev.jsonl --out runs/sst',
+    '  ferrogpt finetune --model runs/austen --task entailment --train nli.csv --lambda 0 --epochs 2 --out runs/nli',
+    '',
+    'Ctrl-C stops after the current update and saves the model as it is.',
+  ].join('\n'),
+};
+
+export async function finetuneCommand(argv: string[]): Promise<number> {
+  const values = parseCommand(FINETUNE_SPEC, argv);
+  if (values.help) {
+    process.stdout.write(helpText(FINETUNE_SPEC));
+    return 0;
+  }
+  const modelDir = stringValue(values, 'model');
+  if (modelDir === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt train`, or a GPT-2 folder with tokenizer.json)');
+  const type = choiceValue(values, 'task', TASK_TYPES);
+  if (type === undefined) throw new UsageError(`--task is required: ${TASK_TYPES.join(', ')}`);
+  const trainPath = stringValue(values, 'train');
+  if (trainPath === undefined) throw new UsageError('--train is required (a .jsonl, .json, .csv or .tsv file of examples)');
+  const validPath = stringValue(values, 'valid');
+  const out = resolve(stringValue(values, 'out') ?? 'ferrogpt-finetuned');
+  const labelsArg = stringValue(values, 'labels');
+  const labels = labelsArg?.split(',').map((s) => s.trim());
+  if (labels !== undefined && (labels.length < 2 || labels.some((l) => l === ''))) throw new UsageError(`--labels must name at least 2 classes, comma-separated, got ${JSON.stringify(labelsArg)}`);
+  if (values.regression && type !== 'similarity') throw new UsageError('--regression is for --task similarity');
+  const settings = {
+    lambda: numValue(values, 'lambda', 0.5, 0),
+    epochs: intValue(values, 'epochs', 3, 1),
+    batchSize: intValue(values, 'batch', 32, 1),
+    lr: numValue(values, 'lr', 6.25e-5, 0),
+    warmup: numValue(values, 'warmup', 0.002, 0),
+    dropout: numValue(values, 'dropout', 0.1, 0, 0.99),
+    clfDropout: numValue(values, 'clf-dropout', 0.1, 0, 0.99),
+    seed: intValue(values, 'seed', 1337, 0),
+  };
+  const maxLength = values['max-length'] === undefined ? undefined : intValue(values, 'max-length', 0, 3);
+  if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
+  const choice = backendChoice(values);
+  const dir = resolve(modelDir);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
+    if (!existsSync(join(dir, f))) throw new Error(`${dir} has no ${f}; --model takes a folder written by \`ferrogpt train\` (or a GPT-2 folder with its tokenizer.json)`);
+  }
+
+  await setupBackend(choice, log);
+  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  const stop = new AbortController();
+  const onSigint = (): void => {
+    if (stop.signal.aborted) process.exit(130); // a second Ctrl-C: leave now
+    log('\nstopping after this update (Ctrl-C again to quit without saving)…');
+    stop.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const progress = new FinetuneProgress();
+  try {
+    log(`fine-tuning ${dir} on ${type} (${trainPath}${validPath ? `, validation ${validPath}` : ''}), λ ${settings.lambda}, ${settings.epochs} epochs, batch ${settings.batchSize}, lr ${settings.lr}`);
+    const r = await finetune({
+      model,
+      tokenizer,
+      task: { type: type as TaskType, train: resolve(trainPath), validation: validPath === undefined ? undefined : resolve(validPath), labels, regression: values.regression ? true : undefined, maxLength },
+      ...settings,
+      onStep: (s) => progress.update(s),
+      signal: stop.signal,
+    });
+    progress.finish();
+    if (r.addedTokens.length > 0) log(`added ${r.addedTokens.join(' ')} to the tokenizer and the embedding`);
+    if (r.truncated.train + r.truncated.validation > 0) {
+      log(`truncated to ${r.model.task.maxLength} tokens: ${r.truncated.train} training and ${r.truncated.validation} validation examples (the text segments are cut; the extract token is kept)`);
+    }
+    await r.model.save(out);
+    const summary = {
+      model: dir,
+      task: r.model.task.type,
+      labels: r.model.task.labels,
+      regression: r.model.task.regression,
+      train: resolve(trainPath),
+      validation: validPath === undefined ? null : resolve(validPath),
+      settings: { ...settings, maxLength: r.model.task.maxLength },
+      steps: r.steps,
+      stopped: r.stopped,
+      finalLoss: r.losses.at(-1) ?? null,
+      truncated: r.truncated,
+      history: r.history,
+      validationMetrics: r.validation,
+      seconds: r.elapsedMs / 1000,
+    };
+    await writeFileAtomic(join(out, 'metrics.json'), JSON.stringify(summary, null, 2) + '\n');
+    process.stdout.write(metricsTable(r.history.map((h) => ({ label: `epoch ${h.epoch} (step ${h.step})`, metrics: h.metrics }))));
+    log(`${r.stopped ? 'stopped; ' : ''}saved the fine-tuned model to ${out} (${formatDuration(r.elapsedMs / 1000)})`);
+    r.model.dispose();
+    if (r.model.model !== model) model.dispose();
+    return r.stopped ? 130 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function log(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+/** A markdown-ish table of metrics rows (empty string when there are none). */
+export function metricsTable(rows: Array<{ label: string; metrics: TaskMetrics }>): string {
+  if (rows.length === 0) return '';
+  const keys = (['accuracy', 'f1', 'pearson', 'spearman', 'mse', 'loss'] as const).filter((k) => rows.some((r) => r.metrics[k] !== undefined));
+  const head = ['', ...keys, 'examples'];
+  const body = rows.map((r) => [r.label, ...keys.map((k) => (r.metrics[k] === undefined ? '' : r.metrics[k]!.toFixed(4))), String(r.metrics.count)]);
+  const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
+  return [line(head), ...body.map(line)].join('\n') + '\n';
+}
+
+/** One live line on a terminal (plain lines elsewhere): step, bar, losses, validation, ETA. */
+class FinetuneProgress {
+  private readonly stream = process.stderr;
+  private readonly tty = process.stderr.isTTY === true;
+  private readonly t0 = performance.now();
+  private lastDraw = 0;
+  private drawn = false;
+
+  update(s: FineTuneStepInfo): void {
+    const elapsed = (performance.now() - this.t0) / 1000;
+    const eta = s.step < s.totalSteps ? `ETA ${formatDuration((elapsed / s.step) * (s.totalSteps - s.step))}` : `${formatDuration(elapsed)} total`;
+    const fields = [`epoch ${s.epoch}`, `loss ${s.loss.toFixed(4)}`, `L2 ${s.l2.toFixed(4)}`];
+    if (Number.isFinite(s.l1)) fields.push(`L1 ${s.l1.toFixed(4)}`);
+    if (s.validation) fields.push(s.validation.accuracy !== undefined ? `val acc ${s.validation.accuracy.toFixed(4)}` : `val r ${(s.validation.pearson ?? NaN).toFixed(4)}`);
+    fields.push(`${s.examplesPerSec.toFixed(0)} ex/s`, eta);
+    const digits = String(s.totalSteps).length;
+    const stepText = `step ${String(s.step).padStart(digits)}/${s.totalSteps}`;
+    if (this.tty) {
+      const now = performance.now();
+      if (now - this.lastDraw < 80 && s.step < s.totalSteps && !s.validation) return;
+      this.lastDraw = now;
+      const tail = fields.join(' │ ');
+      const width = (this.stream.columns || 100) - stepText.length - tail.length - 3;
+      const line = width >= 10 ? `${stepText} ${bar(s.step / s.totalSteps, Math.min(30, width))} ${tail}` : `${stepText} ${tail}`.slice(0, (this.stream.columns || 100) - 1);
+      this.stream.write('\r\x1b[2K' + line);
+      this.drawn = true;
+      if (s.validation) {
+        this.stream.write('\n'); // keep each epoch's validation line on screen
+        this.drawn = false;
+      }
+    } else {
+      const every = Math.max(1, Math.round(s.totalSteps / 20));
+      if (s.step === 1 || s.step % every === 0 || s.validation || s.step === s.totalSteps) this.stream.write(`${stepText}  ${fields.join(' | ')}\n`);
+    }
+  }
+
+  finish(): void {
+    if (this.tty && this.drawn) this.stream.write('\n');
+    this.drawn = false;
+  }
+}

@@ -1,0 +1,284 @@
+// The fine-tuning head of GPT-1 (section 3.2): a linear layer W_y (with bias) over the final
+// hidden state at each sequence's extract token, with dropout before it:
+//
+//   feat[f] = hidden[rowA[f]] (+ hidden[rowB[f]] for similarity: the two orders, added)  (F, C)
+//   logits  = drop(feat) · W_yᵀ + b_y                                                      (F, K)
+//
+// Everything runs on the Backend kernels, so the head works on every backend: the gather is
+// a residual kernel per row (out = a + b, with b = zeros when there is no second row) over
+// views of the hidden state, and its backward (residualBackward, which accumulates) is the
+// scatter of dfeat into the model's dhidden — from where GPT.trainBackward carries it into
+// the transformer, next to the L1 gradient lmLossBackward put there.
+//
+// Like the model, the head's parameters and gradients are each one contiguous buffer (so
+// AdamW and the gradient clip treat it as one more model: it implements Optimizable).
+// Names follow Hugging Face's GPT2ForSequenceClassification head, `score` (whose weight has
+// the same (K, C) layout), plus the bias GPT-1 has.
+
+import { NO_DROPOUT, type Backend, type DropoutSpec, type Tensor } from '../backend/backend.js';
+import type { ParameterBuffers } from './gpt.js';
+import { normal } from './init.js';
+import { Arena } from './activations.js';
+import type { ParamSpec } from './params.js';
+
+/** Which rows of the hidden state (B·T, C) make each feature: row = b·T + t. */
+export interface Pool {
+  /** Features (F). */
+  F: number;
+  rowA: Int32Array; // (F)
+  /** Second row added to the first (similarity), or null. */
+  rowB: Int32Array | null; // (F)
+}
+
+export const HEAD_WEIGHT = 'score.weight';
+export const HEAD_BIAS = 'score.bias';
+
+interface HeadActs {
+  feat: Tensor; // (F, C)
+  featDrop: Tensor; // (F, C) dropout(feat); feat itself when there is no dropout
+  logits: Tensor; // (F, K)
+}
+
+interface HeadPass {
+  pool: Pool;
+  drop: DropoutSpec;
+  acts: HeadActs;
+}
+
+export class TaskHead {
+  readonly backend: Backend;
+  /** Input channels (the model's nEmbd). */
+  readonly C: number;
+  /** Outputs: classes, or 1 (a choice's score, a regression). */
+  readonly K: number;
+
+  private readonly params: Tensor; // (K·C + K)
+  private readonly grads: Tensor; // (K·C + K)
+  private readonly w: Tensor; // (K, C)
+  private readonly b: Tensor; // (K)
+  private readonly dw: Tensor;
+  private readonly db: Tensor;
+  private readonly specs: ParamSpec[];
+  private readonly zeroC: Tensor; // (C) zeros: the second operand of a one-row gather
+  private readonly sinkC: Tensor; // (C) where that operand's gradient goes
+  private readonly arena: Arena;
+  private readonly gradArena: Arena;
+  private actsF = -1;
+  private acts: HeadActs | null = null;
+  private gacts: { feat: Tensor; featDrop: Tensor; logits: Tensor } | null = null;
+  private pass: HeadPass | null = null;
+  private disposed = false;
+
+  /** A new head: W_y ~ N(0, 0.02) from (seed, a stream of its own), b_y = 0 (GPT-1). */
+  constructor(backend: Backend, C: number, K: number, seed = 1337) {
+    for (const [name, v] of [['C', C], ['K', K]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new Error(`TaskHead: ${name} must be a positive integer, got ${String(v)}`);
+    }
+    this.backend = backend;
+    this.C = C;
+    this.K = K;
+    this.specs = [
+      { name: HEAD_WEIGHT, shape: [K, C], offset: 0, length: K * C, init: 'normal' },
+      { name: HEAD_BIAS, shape: [K], offset: K * C, length: K, init: 'zeros' },
+    ];
+    const P = K * C + K;
+    this.params = backend.alloc(P);
+    this.grads = backend.alloc(P);
+    const init = new Float32Array(P);
+    for (let i = 0; i < K * C; i++) init[i] = 0.02 * normal(seed >>> 0, HEAD_INIT_STREAM, i);
+    backend.write(this.params, init);
+    this.w = backend.view(this.params, 0, K * C);
+    this.b = backend.view(this.params, K * C, K);
+    this.dw = backend.view(this.grads, 0, K * C);
+    this.db = backend.view(this.grads, K * C, K);
+    this.zeroC = backend.alloc(C);
+    this.sinkC = backend.alloc(C);
+    this.arena = new Arena(backend);
+    this.gradArena = new Arena(backend);
+  }
+
+  numParameters(): number {
+    return this.K * this.C + this.K;
+  }
+
+  /** For AdamW and the gradient clip (the head is decayed like the model: W_y yes, b_y no). */
+  parameterBuffers(): ParameterBuffers {
+    this.alive();
+    return { backend: this.backend, params: this.params, grads: this.grads, specs: this.specs };
+  }
+
+  zeroGrad(): void {
+    this.alive();
+    this.backend.zero(this.grads);
+  }
+
+  /** [name, data, shape] of W_y (K, C) and b_y (K). */
+  namedParameters(): Array<[string, Float32Array, number[]]> {
+    this.alive();
+    return [
+      [HEAD_WEIGHT, this.backend.read(this.w) as Float32Array, [this.K, this.C]],
+      [HEAD_BIAS, this.backend.read(this.b) as Float32Array, [this.K]],
+    ];
+  }
+
+  /** [name, gradient] (copies), for tests. */
+  namedGradients(): Array<[string, Float32Array]> {
+    this.alive();
+    return [
+      [HEAD_WEIGHT, this.backend.read(this.dw) as Float32Array],
+      [HEAD_BIAS, this.backend.read(this.db) as Float32Array],
+    ];
+  }
+
+  /** Overwrites W_y (K·C values) and b_y (K values). */
+  loadParameters(weight: Float32Array, bias: Float32Array): void {
+    this.alive();
+    if (!(weight instanceof Float32Array) || weight.length !== this.K * this.C) {
+      throw new Error(`TaskHead: ${HEAD_WEIGHT} must be a Float32Array of ${this.K}·${this.C} values, got ${weight?.length}`);
+    }
+    if (!(bias instanceof Float32Array) || bias.length !== this.K) {
+      throw new Error(`TaskHead: ${HEAD_BIAS} must be a Float32Array of ${this.K} values, got ${bias?.length}`);
+    }
+    this.backend.write(this.w, weight);
+    this.backend.write(this.b, bias);
+  }
+
+  /**
+   * Training forward: gathers the pooled rows of `hidden` (B·T, C) (a backend tensor, e.g.
+   * from GPT.trainForward), applies dropout and the linear layer. Returns the logits
+   * (F, K), a backend tensor valid until the next call.
+   */
+  forward(hidden: Tensor, pool: Pool, drop: DropoutSpec = NO_DROPOUT): Tensor {
+    this.alive();
+    const { C } = this;
+    const rows = hidden.length / C;
+    checkPool(pool, rows);
+    const be = this.backend;
+    const a = this.plan(pool.F);
+    const { rowA, rowB } = pool;
+    for (let f = 0; f < pool.F; f++) {
+      const out = be.view(a.feat, f * C, C);
+      const ha = be.view(hidden, rowA[f] * C, C);
+      const hb = rowB === null ? this.zeroC : be.view(hidden, rowB[f] * C, C);
+      be.residualForward(out, ha, hb, C); // feat[f] = h[a] (+ h[b])
+      be.free(out);
+      be.free(ha);
+      if (rowB !== null) be.free(hb);
+    }
+    this.linear(a, pool.F, drop);
+    this.pass = { pool, drop, acts: a };
+    return a.logits;
+  }
+
+  /**
+   * Evaluation forward from features already pooled on the host (F, C): no dropout.
+   * Returns the logits (F, K), read back.
+   */
+  forwardFeatures(feat: Float32Array, F: number): Float32Array {
+    this.alive();
+    if (feat.length !== F * this.C) throw new Error(`TaskHead.forwardFeatures: feat has ${feat.length} values, expected F·C = ${F * this.C}`);
+    const a = this.plan(F);
+    this.backend.write(a.feat, feat);
+    this.linear(a, F, NO_DROPOUT);
+    this.pass = null; // not a training pass
+    return this.backend.read(a.logits) as Float32Array;
+  }
+
+  /** The gradient buffer of the logits of the current training pass (F, K): the loss writes it (it is zeroed here). */
+  dlogits(): Tensor {
+    this.current();
+    const g = this.gacts!;
+    this.backend.zero(g.logits);
+    return g.logits;
+  }
+
+  /**
+   * Backward of the current training pass, given dlogits (filled by the loss): accumulates
+   * into dW_y, db_y and — through the gather — into `dhidden` (B·T, C) at the pooled rows.
+   */
+  backward(dhidden: Tensor): void {
+    const pass = this.current();
+    this.pass = null;
+    const { C, K } = this;
+    const { pool, drop, acts: a } = pass;
+    const F = pool.F;
+    const be = this.backend;
+    const g = this.gacts!;
+    if (dhidden.length % C !== 0) throw new Error(`TaskHead.backward: dhidden must be (B·T, C) with C = ${C}, got ${dhidden.length} values`);
+    checkPool(pool, dhidden.length / C);
+    const dropping = drop.p > 0;
+    be.zero(g.feat);
+    if (dropping) be.zero(g.featDrop);
+    // logits = featDrop · Wᵀ + b
+    be.matmulBackward(dropping ? g.featDrop : g.feat, this.dw, this.db, g.logits, dropping ? a.featDrop : a.feat, this.w, F, C, K);
+    if (dropping) be.dropoutBackward(g.feat, g.featDrop, F * C, drop);
+    // feat[f] = h[a] (+ h[b]): both rows get dfeat[f]
+    const { rowA, rowB } = pool;
+    for (let f = 0; f < F; f++) {
+      const dout = be.view(g.feat, f * C, C);
+      const da = be.view(dhidden, rowA[f] * C, C);
+      const db = rowB === null ? this.sinkC : be.view(dhidden, rowB[f] * C, C);
+      be.residualBackward(da, db, dout, C);
+      be.free(dout);
+      be.free(da);
+      if (rowB !== null) be.free(db);
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const be = this.backend;
+    this.arena.dispose();
+    this.gradArena.dispose();
+    for (const t of [this.w, this.b, this.dw, this.db]) be.free(t);
+    for (const t of [this.params, this.grads, this.zeroC, this.sinkC]) be.free(t);
+  }
+
+  // ---- internals ----
+
+  private linear(a: HeadActs, F: number, drop: DropoutSpec): void {
+    const { C, K } = this;
+    const be = this.backend;
+    if (drop.p > 0) be.dropoutForward(a.featDrop, a.feat, F * C, drop);
+    be.matmulForward(a.logits, drop.p > 0 ? a.featDrop : a.feat, this.w, this.b, F, C, K); // (F, K)
+  }
+
+  /** Views of exactly F rows (kernels check exact lengths); bases grow only when F does. */
+  private plan(F: number): HeadActs {
+    if (this.acts === null || this.actsF !== F) {
+      const { C, K } = this;
+      this.acts = this.arena.cut((take) => {
+        const feat = take(F * C);
+        return { feat, featDrop: take(F * C), logits: take(F * K) };
+      });
+      this.gacts = this.gradArena.cut((take) => ({ feat: take(F * C), featDrop: take(F * C), logits: take(F * K) }));
+      this.actsF = F;
+    }
+    return this.acts;
+  }
+
+  private current(): HeadPass {
+    this.alive();
+    if (this.pass === null) throw new Error('TaskHead: no training pass in progress (call forward first)');
+    return this.pass;
+  }
+
+  private alive(): void {
+    if (this.disposed) throw new Error('TaskHead: the head has been disposed');
+  }
+}
+
+// The head's init draws from its own stream of the seed (apart from the model's streams).
+const HEAD_INIT_STREAM = 0x4ead0000;
+
+function checkPool(pool: Pool, rows: number): void {
+  const { F, rowA, rowB } = pool;
+  if (!Number.isSafeInteger(F) || F < 1) throw new Error(`TaskHead: pool.F must be a positive integer, got ${String(F)}`);
+  if (!(rowA instanceof Int32Array) || rowA.length !== F) throw new Error(`TaskHead: pool.rowA must be an Int32Array of F = ${F} rows`);
+  if (rowB !== null && (!(rowB instanceof Int32Array) || rowB.length !== F)) throw new Error(`TaskHead: pool.rowB must be null or an Int32Array of F = ${F} rows`);
+  for (let f = 0; f < F; f++) {
+    if (rowA[f] < 0 || rowA[f] >= rows) throw new Error(`TaskHead: pool.rowA[${f}] = ${rowA[f]} is outside the hidden state's ${rows} rows`);
+    if (rowB !== null && (rowB[f] < 0 || rowB[f] >= rows)) throw new Error(`TaskHead: pool.rowB[${f}] = ${rowB[f]} is outside the hidden state's ${rows} rows`);
+  }
+}
