@@ -21,12 +21,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // The child: FERROGPT_CLI_RUNS = JSON list of argv lists. One list: run it with real stdio
 // and exit with its code. Several: capture each run's output and print a JSON report.
 const CHILD = `
-import { createServer, createServerModuleRunner } from 'vite';
+import { withRunner } from './test/helpers/vite-runner.mjs';
 const runs = JSON.parse(process.env.FERROGPT_CLI_RUNS);
-const server = await createServer({ root: process.cwd(), configFile: false, logLevel: 'error',
-  server: { middlewareMode: true, hmr: false, ws: false }, optimizeDeps: { noDiscovery: true, include: [] } });
-const runner = createServerModuleRunner(server.environments.ssr, { hmr: false });
-try {
+await withRunner(async (runner) => {
   const { main } = await runner.import('/src/cli/main.ts');
   if (runs.length === 1) {
     process.exitCode = await main(runs[0]);
@@ -43,10 +40,7 @@ try {
     }
     out(JSON.stringify(report) + '\\n');
   }
-} finally {
-  await runner.close();
-  await server.close();
-}
+});
 `;
 
 interface RunResult {

@@ -7,21 +7,6 @@
 // devDependency, as vitest is), so the test needs neither a built dist/ nor a stale one:
 // the child runs exactly the code under test, on a clean clone after `npm ci`.
 
-import { fileURLToPath } from 'node:url';
-import { createServer, createServerModuleRunner } from 'vite';
+import { withRunner } from './vite-runner.mjs';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const server = await createServer({
-  root,
-  configFile: false, // not vitest.config.ts: plain module loading, nothing else
-  logLevel: 'error',
-  server: { middlewareMode: true, hmr: false, ws: false },
-  optimizeDeps: { noDiscovery: true, include: [] },
-});
-const runner = createServerModuleRunner(server.environments.ssr, { hmr: false });
-try {
-  await runner.import('/test/helpers/kill-during-checkpoint.child.ts');
-} finally {
-  await runner.close();
-  await server.close();
-}
+await withRunner((runner) => runner.import('/test/helpers/kill-during-checkpoint.child.ts'));
