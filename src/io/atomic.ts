@@ -44,8 +44,8 @@ export async function writeFileAtomic(
   await syncDirectory(dir);
 }
 
-/** fsync a directory so that a rename inside it survives a power cut. */
-async function syncDirectory(dir: string): Promise<void> {
+/** fsync a directory so that renames and new entries in it survive a power cut. */
+export async function syncDirectory(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
   try {
     handle = await open(dir, 'r');

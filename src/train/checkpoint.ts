@@ -22,11 +22,11 @@
 // directory, which they are. One writer per checkpoint path.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { syncDirectory, writeFileAtomic } from '../io/atomic.js';
 import { expectTensors, readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
 import type { GPTConfig } from '../model/config.js';
 import { GPT } from '../model/gpt.js';
@@ -92,7 +92,7 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
     );
     if (tokenizer) await tokenizer.save(join(tmp, 'tokenizer.json'));
     await writeFileAtomic(join(tmp, 'trainer.json'), JSON.stringify(trainer, null, 2) + '\n');
-    await syncDir(tmp);
+    await syncDirectory(tmp);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     throw err;
@@ -101,11 +101,11 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
   const old = `${target}.old`;
   if (await exists(target)) {
     await rename(target, old);
-    await syncDir(parent);
+    await syncDirectory(parent);
   }
   await testPause('swap', trainer.step);
   await rename(tmp, target);
-  await syncDir(parent);
+  await syncDirectory(parent);
   await rm(old, { recursive: true, force: true });
 }
 
@@ -198,7 +198,7 @@ async function repair(target: string): Promise<void> {
   if (await exists(old)) {
     if (await exists(target)) await rm(old, { recursive: true, force: true });
     else await rename(old, target); // killed between the renames: `.old` is the last good one
-    await syncDir(parent);
+    await syncDirectory(parent);
   }
 }
 
@@ -213,21 +213,6 @@ async function readJson(path: string): Promise<unknown> {
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
-}
-
-/** fsync a directory so the renames and new entries in it survive a power cut. */
-async function syncDir(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (err) {
-    // Windows and some file systems cannot fsync a directory; durability is best effort there.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EACCES') throw err;
-  } finally {
-    await handle?.close();
-  }
 }
 
 /**
