@@ -173,7 +173,7 @@ function load(m: NodeModules): LoadedNative {
   if (hit) return hit;
 
   throw new Error(
-    `ferrogpt: no native addon for ${platform} (build it with \`npm run build:native\`, or use the wasm backend). Tried:\n  ` +
+    `ferrogpt: no native addon for ${platform} (the prebuilt one is the optional package ${pkg}; from a clone, build it with \`npm run build:native\`; or use the wasm backend). Tried:\n  ` +
       tried.join('\n  '),
   );
 }

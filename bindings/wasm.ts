@@ -80,12 +80,15 @@ function isNode(): boolean {
   return typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
 }
 
-/** Candidate locations of a variant's file: next to the sources, and from dist/bindings/. */
+/**
+ * Where a variant's file is: wasm/ next to this module, i.e. bindings/wasm/ for the sources
+ * and dist/bindings/wasm/ for the build (npm run build:ts copies the files there, and the
+ * package ships them there), so a bundler resolves exactly one existing file per variant and
+ * a browser never fetches a missing one.
+ */
 function candidates(variant: WasmVariant): URL[] {
   // Literal URLs so bundlers can see them.
-  return variant === 'simd128'
-    ? [new URL('./wasm/ferrogpt-simd.wasm', import.meta.url), new URL('../../bindings/wasm/ferrogpt-simd.wasm', import.meta.url)]
-    : [new URL('./wasm/ferrogpt.wasm', import.meta.url), new URL('../../bindings/wasm/ferrogpt.wasm', import.meta.url)];
+  return variant === 'simd128' ? [new URL('./wasm/ferrogpt-simd.wasm', import.meta.url)] : [new URL('./wasm/ferrogpt.wasm', import.meta.url)];
 }
 
 async function readBytes(urls: URL[]): Promise<{ bytes: BufferSource; source: string }> {

@@ -180,3 +180,11 @@ for (const [simd, name] of [[true, 'ferrogpt-simd.wasm'], [false, 'ferrogpt.wasm
       `${optimized ? 'wasm-opt -O3' : 'no wasm-opt'}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   );
 }
+// The compiled loader (dist/bindings/wasm.js) reads its files from dist/bindings/wasm/
+// (scripts/build-dist.mjs copies them there); keep an existing build's copies current.
+const distDir = join(root, 'dist', 'bindings');
+if (existsSync(distDir)) {
+  mkdirSync(join(distDir, 'wasm'), { recursive: true });
+  for (const name of ['ferrogpt-simd.wasm', 'ferrogpt.wasm']) execFileSync('cp', [join(outDir, name), join(distDir, 'wasm', name)]);
+  log('copied both to dist/bindings/wasm/');
+}
