@@ -1,7 +1,9 @@
 //! Dev tool for tuning the GEMM: GFLOPS of matmul_forward / matmul_backward on the GPT-2
 //! shapes, on 1 and 2 threads, as a fraction of this thread's measured peak.
 //!
-//!   cargo run --release -p ferrogpt-kernels --example gemm_bench [-- fwd|bwd] [threads...]
+//!   cargo run --release -p ferrogpt-kernels --example gemm_bench [-- fwd|bwd] [threads...] [N,C,OC...]
+//!
+//! GEMM_PEAK=<GFLOPS> uses that peak instead of measuring it (for A/B comparisons).
 //!
 //! The node addon's pool is compiled in (crates/kernels cannot depend on crates/node).
 
@@ -46,7 +48,7 @@ fn best_secs(mut f: impl FnMut()) -> (f64, f64, f64) {
         let (t, p, c) = (Instant::now(), cpu_secs(PROCESS_CPU), cpu_secs(THREAD_CPU));
         f();
         best.0 = best.0.min(t.elapsed().as_secs_f64());
-        best.1 = best.1.min(cpu_secs(PROCESS_CPU) - p);
+        best.1 = best.1.min(cpu_secs(PROCESS_CPU) - p); // kept for debugging; not printed
         best.2 = best.2.min(cpu_secs(THREAD_CPU) - c);
         runs += 1;
     }
@@ -72,10 +74,28 @@ fn main() {
             })
             .fold(0.0, f64::max)
     };
-    let mut peak = measure_peak();
+    // GEMM_PEAK=<GFLOPS> fixes the reference instead of measuring it: on a loaded machine
+    // the measured peak itself varies by ±10% from run to run, which would blur an A/B.
+    let fixed_peak: Option<f64> = std::env::var("GEMM_PEAK").ok().and_then(|v| v.parse().ok());
+    let mut peak = fixed_peak.unwrap_or_else(|| measure_peak());
     let mut rows = Vec::new(); // (shape, threads, fwd secs, bwd secs, flops)
 
-    let shapes: [(usize, usize, usize); 7] = [(1024, 768, 768), (1024, 768, 3072), (1024, 3072, 768), (1024, 768, 2304), (256, 768, 50257), (64, 768, 768), (17, 100, 33)];
+    let mut shapes: Vec<(usize, usize, usize)> = vec![(1024, 768, 768), (1024, 768, 3072), (1024, 3072, 768), (1024, 768, 2304), (256, 768, 50257), (64, 768, 768), (17, 100, 33)];
+    // Arguments like 1024,768,3072 pick shapes instead of the GPT-2 list.
+    let picked: Vec<(usize, usize, usize)> = args
+        .iter()
+        .filter_map(|a| {
+            let d: Vec<usize> = a.split(',').filter_map(|x| x.parse().ok()).collect();
+            if d.len() == 3 {
+                Some((d[0], d[1], d[2]))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if !picked.is_empty() {
+        shapes = picked;
+    }
     for &(n, c, oc) in &shapes {
         let inp = vec![0.5f32; n * c]; // (N, C)
         let weight = vec![0.25f32; oc * c]; // (OC, C)
@@ -89,7 +109,6 @@ fn main() {
             let pool = pool::Pool::new(t);
             let par: &dyn Parallel = if t == 1 { &Serial } else { &pool };
             let mut scratch = vec![0f32; matmul_scratch_len(n, c, oc, t)];
-            let _ = PROCESS_CPU;
             let nan = (f64::NAN, f64::NAN, f64::NAN);
             let (mut sf, mut sb) = (nan, nan);
             if fwd {
@@ -101,12 +120,16 @@ fn main() {
             rows.push((format!("{n},{c},{oc}"), t, sf, sb, flops));
         }
     }
-    peak = peak.max(measure_peak());
+    if fixed_peak.is_none() {
+        peak = peak.max(measure_peak());
+    }
     println!("simd {}  peak {:.1} GFLOPS/thread (CPU time)", ferrogpt_kernels::simd::simd_name(), peak);
     println!("GF: by wall time (best run); %: of threads × peak; cpu%: 1 thread only, by thread CPU time");
     println!("{:>16} {:>4} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6}", "N,C,OC", "thr", "fwd GF", "%peak", "cpu%", "bwd GF", "%peak", "cpu%");
     for (shape, t, sf, sb, flops) in rows {
         let rate = |s: (f64, f64, f64), fl: f64| {
+            // 1 thread only: with more, the process CPU clock read back impossible rates
+            // (over 100% of a core's peak) on this VM.
             let cpu = if t == 1 { 100.0 * fl / s.2 / 1e9 / peak } else { f64::NAN };
             (fl / s.0 / 1e9, 100.0 * fl / s.0 / 1e9 / (peak * t as f64), cpu)
         };

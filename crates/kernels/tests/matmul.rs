@@ -157,6 +157,9 @@ fn shapes() -> Vec<(usize, usize, usize)> {
         }
     }
     v.extend_from_slice(&[(1, 768, 100), (100, 768, 1), (33, 768, 17), (17, 100, 768), (64, 768, 768), (100, 3072, 33), (3, 300, 5000), (1, 1, 5000), (300, 17, 520)]);
+    // Several K slices (C > KC), several column blocks of B (OC > NC) and a partial last
+    // row panel at once: the next block's prefetch crosses both block boundaries.
+    v.push((37, 1600, 1000));
     v
 }
 

@@ -3,16 +3,30 @@
 //!
 //! ```text
 //! for jc in N by NC:                      one column block of C
-//!   for pc in K by KC:                    one slice of the contraction
-//!     pack B[pc.., jc..] -> (KC, NC)      shared scratch, split over threads (for_each #1)
+//!   for pc in K by KC:                    one slice of the contraction (KC = K up to
+//!                                         768 on AVX-512: one pass over C)
+//!     pack B[pc.., jc..] -> (KC, NC)      shared scratch, split over threads (for_each #1);
+//!                                         KC×NC is sized to sit in L2
 //!     for each task (disjoint tile of C): for_each #2
 //!       for ic in its rows by MC:
 //!         pack A[ic.., pc..] -> (MC, KC)  this thread's scratch (row-major A is read in
 //!                                         place; only a partial last panel is packed)
-//!         for jr in its columns by NR:    B micro-panel (KC, NR) stays in L1
-//!           for ir in MC by MR:           A micro-panel streams from L2
+//!         for ir in MC by MR:             A micro-panel (MR, KC) stays in L1
+//!           for jr in its columns by NR:  B micro-panels stream from L2
 //!             microkernel: MR×NR tile of C held in registers for all of KC
 //! ```
+//!
+//! The ir/jr order is the reverse of BLIS's: a (KC, NR) micro-panel of B is 147 KB at
+//! KC = 768, NR = 48, far past L1 (48 KB), while the (MR, KC) A micro-panel is 24 KB.
+//! KC = K then costs no extra traffic, and one pass over C instead of two is what lifted
+//! the wide outputs (OC = 3072, 2304) from 72% to over 80% of peak.
+//!
+//! Tried and dropped (on this 2-core AVX-512 Xeon): computing Cᵀ = Bᵀ·Aᵀ so that
+//! the weight is a row-major A read in place (no transposing pack of weightᵀ) and C is
+//! written through a transposed store. It skips packing 154 MB at (256, 768, 50257),
+//! yet ran 5–8 points of peak slower on every forward shape: the microkernel then
+//! streams the weight from DRAM itself. A 12×32 AVX-512 tile (less B traffic per
+//! multiply-add) ran out of general registers for its 12 row pointers: far slower.
 //!
 //! A and B are read through strides, so the same packing reads inp, weight, weightᵀ, dout
 //! and doutᵀ and one microkernel serves the forward and both backward products. The
@@ -61,14 +75,14 @@ pub(crate) struct Blocking {
     pub mr: usize,
     /// Micro-tile columns (NV vectors of B per k).
     pub nr: usize,
-    /// Depth of one packed slice. BLIS keeps a (KC, NR) micro-panel of B in L1; each
-    /// slice also costs a pass over C, and for wide outputs (N = 50257) that pass
-    /// costs more than streaming B from L2, so AVX-512 goes deeper than L1 allows.
+    /// Depth of one packed slice. Each slice costs a pass over C (read and written
+    /// back), so it is as deep as an (MR, KC) A micro-panel fitting in L1 allows.
     pub kc: usize,
-    /// Rows of A per inner block: the (MC, KC) block should sit in L2.
+    /// Rows of A packed at once, where A is packed.
     pub mc: usize,
-    /// Columns of B packed at once (shared by all threads; lives in L2/L3).
-    pub nc: usize,
+    /// Floats of packed B per (KC, NC) block: it is streamed from L2 once per A
+    /// micro-panel, so it should take about half of a core's L2 (2 MB here).
+    pub b_block: usize,
 }
 
 // Register tiles, MR rows × NV vectors. Accumulators MR*NV plus NV loads of B and one
@@ -76,7 +90,9 @@ pub(crate) struct Blocking {
 //   AVX-512 (32 zmm):  8 × 3 (=48 columns): 24 accumulators + 3 + 1.
 //   AVX2    (16 ymm):  6 × 2 (=16): 12 + 2 + 1.
 //   NEON    (32 q):    8 × 3 (=12): 24 + 3 + 1.
-//   simd128 (16 xmm in the JIT, and no FMA so each product needs a temporary): 4 × 2 (=8).
+//   simd128 (16 xmm in V8 on x86-64; no FMA): 4 × 3 (=12): 12 + 3 + 1. Timed in Node 20
+//     (CPU time, this Xeon): 4×3 28–29 GFLOPS forward, 4×4 the same forward but 10%
+//     slower backward, 4×2 26, 6×2 / 8×2 / 5×2 ≤ 20 (spills), 3×4 25.
 //   Scalar:            4 × 4.
 const MR16: usize = 8;
 const NV16: usize = 3;
@@ -85,7 +101,7 @@ const NV8: usize = 2;
 #[cfg(target_arch = "wasm32")]
 const MR4: usize = 4;
 #[cfg(target_arch = "wasm32")]
-const NV4: usize = 2;
+const NV4: usize = 3;
 #[cfg(not(target_arch = "wasm32"))]
 const MR4: usize = 8;
 #[cfg(not(target_arch = "wasm32"))]
@@ -109,11 +125,21 @@ macro_rules! with_tile {
 /// Blocking for a vector width (see `with_tile!` for MR, NR).
 pub(crate) const fn blocking_for(lanes: usize) -> Blocking {
     match lanes {
-        16 => Blocking { mr: MR16, nr: NV16 * 16, kc: 384, mc: 192, nc: 4032 },
-        8 => Blocking { mr: MR8, nr: NV8 * 8, kc: 256, mc: 144, nc: 4096 },
-        4 => Blocking { mr: MR4, nr: NV4 * 4, kc: 256, mc: 128, nc: 4096 },
-        _ => Blocking { mr: MR1, nr: NV1, kc: 256, mc: 64, nc: 4096 },
+        // (8, 768) A micro-panel: 24 KB of a 48 KB L1d.
+        16 => Blocking { mr: MR16, nr: NV16 * 16, kc: 768, mc: 192, b_block: B_BLOCK },
+        8 => Blocking { mr: MR8, nr: NV8 * 8, kc: 512, mc: 144, b_block: B_BLOCK },
+        4 => Blocking { mr: MR4, nr: NV4 * 4, kc: 256, mc: 128, b_block: B_BLOCK },
+        _ => Blocking { mr: MR1, nr: NV1, kc: 256, mc: 64, b_block: B_BLOCK },
     }
+}
+
+/// Floats in a packed B block: 1 MB, half of a 2 MB L2 (the rest holds A and C lines).
+const B_BLOCK: usize = 256 * 1024;
+
+/// Columns of B per block for a slice of depth kb: as many whole NR panels as fit in
+/// `b_block` floats, at least one.
+fn nc_for(bl: Blocking, kb: usize) -> usize {
+    (bl.b_block / kb.max(1) / bl.nr).max(1) * bl.nr
 }
 
 /// Every vector width some build of this crate can pick; scratch is sized for the worst.
@@ -153,7 +179,7 @@ fn balanced_block(len: usize, max: usize, unit: usize) -> usize {
 /// Buffer sizes (floats) for one problem: (shared packed B, packed A per thread).
 fn buffer_lens(bl: Blocking, m: usize, n: usize, k: usize) -> (usize, usize) {
     let kcb = balanced_block(k, bl.kc, 1);
-    let ncb = balanced_block(n, bl.nc, bl.nr);
+    let ncb = balanced_block(n, nc_for(bl, kcb), bl.nr);
     let mcb = round_up(m.min(bl.mc), bl.mr);
     (round_up(kcb * ncb, ALIGN), round_up(mcb * kcb, ALIGN))
 }
@@ -200,7 +226,7 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
     let abase = unsafe { bbuf.add(b_len) }; // threads × (MC, KC) packed A
 
     let kcb = balanced_block(p.k, bl.kc, 1);
-    let ncb = balanced_block(p.n, bl.nc, bl.nr);
+    let ncb = balanced_block(p.n, nc_for(bl, kcb), bl.nr);
     let mc = round_up(p.m.min(bl.mc), bl.mr);
     let serial = p.m * p.n * p.k < SERIAL_FMAS || threads == 1;
     let mp = ceil_div(p.m, bl.mr);
@@ -212,7 +238,10 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         let mut pc = 0;
         while pc < p.k {
             let kb = kcb.min(p.k - pc);
-            let blk = Block { p, bbuf, abase, a_len, jc, nb, np, pc, kb, mc, mt: 1, nt: 1, tasks: 1 };
+            // The block after this one, whose source the compute phase prefetches.
+            let (jc2, pc2) = if pc + kb < p.k { (jc, pc + kb) } else { (jc + nb, 0) };
+            let next = if jc2 < p.n { Region::of_b(p.b, jc2, ncb.min(p.n - jc2), pc2, kcb.min(p.k - pc2)) } else { Region::NONE };
+            let blk = Block { p, bbuf, abase, a_len, jc, nb, np, pc, kb, mc, mt: 1, nt: 1, tasks: 1, next };
 
             let pack_tasks = if serial { 1 } else { threads.min(np) };
             let pack = Block { tasks: pack_tasks, ..blk };
@@ -246,6 +275,65 @@ struct Block {
     mt: usize,
     nt: usize,
     tasks: usize,
+    /// Source of the next block's B, prefetched into L2 during this block's compute.
+    next: Region,
+}
+
+/// Cache lines of a strided 2-D region of an operand: `outer` runs of `run` contiguous
+/// floats, `stride` floats apart, starting at `ptr`.
+#[derive(Clone, Copy)]
+struct Region {
+    ptr: *const f32,
+    outer: usize,
+    stride: usize,
+    run: usize,
+}
+
+/// Floats per 64-byte cache line.
+const LINE: usize = 16;
+
+impl Region {
+    const NONE: Region = Region { ptr: core::ptr::null(), outer: 0, stride: 0, run: 0 };
+
+    /// B[pc..pc+kb, j0..j0+nb] as runs along its contiguous direction.
+    fn of_b(b: Mat, j0: usize, nb: usize, pc: usize, kb: usize) -> Region {
+        let ptr = b.ptr.wrapping_add(pc * b.rs + j0 * b.cs);
+        if b.cs == 1 {
+            Region { ptr, outer: kb, stride: b.rs, run: nb }
+        } else if b.rs == 1 {
+            Region { ptr, outer: nb, stride: b.cs, run: kb }
+        } else {
+            Region::NONE // no contiguous runs to prefetch
+        }
+    }
+
+    fn lines_per_run(self) -> usize {
+        ceil_div(self.run, LINE)
+    }
+
+    fn lines(self) -> usize {
+        self.outer * self.lines_per_run()
+    }
+
+    /// Prefetches lines l0..l1 (numbered run by run) into L2.
+    #[inline(always)]
+    fn prefetch<V: F32Vec>(self, l0: usize, l1: usize) {
+        if l0 >= l1 {
+            return;
+        }
+        let lpr = self.lines_per_run();
+        // One division per call, then stepping: these run between microkernel calls.
+        let (mut o, mut i) = (l0 / lpr, l0 % lpr);
+        for _ in l0..l1 {
+            // wrapping_add: only an address for the hint, never dereferenced here.
+            V::prefetch_l2(self.ptr.wrapping_add(o * self.stride + i * LINE));
+            i += 1;
+            if i == lpr {
+                i = 0;
+                o += 1;
+            }
+        }
+    }
 }
 
 // SAFETY: as for Problem. Packing tasks write disjoint micro-panels of bbuf, compute
@@ -411,9 +499,9 @@ unsafe fn pack_a_panel<V: F32Vec, const MR: usize>(a: Mat, i0: usize, mvalid: us
             let src = a.ptr.add((pc + k) * a.cs + i0);
             let d = dst.add(k * MR);
             if mvalid == MR {
-                for i in 0..MR {
-                    *d.add(i) = *src.add(i);
-                }
+                // A fixed-size copy: one vector move, where the element loop stayed
+                // scalar (8 loads and stores per k; 3-4% of the backward pass).
+                core::ptr::copy_nonoverlapping(src, d, MR);
             } else {
                 for i in 0..MR {
                     *d.add(i) = if i < mvalid { *src.add(i) } else { 0.0 };
@@ -456,6 +544,13 @@ fn compute_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: 
     // partial last panel is packed (zero-padded). Other layouts are packed.
     let direct = p.a.cs == 1;
     let mc_panels = blk.mc / MR;
+    // Prefetch this task's share of the next block's B source, spread evenly over its
+    // microkernel calls: packing the next block then reads L2, not DRAM. For the
+    // (256, 768, 50257) forward, the weight (154 MB) is read exactly once per call, and
+    // this hides that stream behind the multiply-adds.
+    let (pl0, pl1) = split(blk.next.lines(), blk.tasks, task);
+    let calls = (q1 - q0) * (r1 - r0);
+    let mut call = 0;
     let mut qa = q0;
     while qa < q1 {
         let qb = (qa + mc_panels).min(q1);
@@ -469,28 +564,36 @@ fn compute_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: 
             // columns pc..pc+kb <= K of A exist.
             unsafe { pack_a_panel::<V, MR>(p.a, i0, mvalid, blk.pc, blk.kb, abuf.add((q - qa) * MR * blk.kb)) }
         }
-        for r in r0..r1 {
-            let j0 = blk.jc + r * nr;
-            let nvalid = nr.min(blk.jc + blk.nb - j0);
-            // SAFETY: micro-panel r of packed B was written by the packing phase.
-            let bp = unsafe { blk.bbuf.add(r * nr * blk.kb) };
-            for q in qa..qb {
-                let i0 = q * MR;
-                let mvalid = MR.min(p.m - i0);
-                // SAFETY: A is read at rows i0..i0+MR < M (direct, full panel) or from the
-                // packed panel of kb*MR floats; packed B holds kb*NR floats; the C tile at
-                // (i0, j0) is clipped to mvalid × nvalid inside (M, N) and belongs to this
+        // Each A micro-panel (MR, kb) stays in L1 while it meets every B micro-panel of
+        // this task; the packed B block streams from L2 (see the module comment).
+        for q in qa..qb {
+            let i0 = q * MR;
+            let mvalid = MR.min(p.m - i0);
+            for r in r0..r1 {
+                let j0 = blk.jc + r * nr;
+                let nvalid = nr.min(blk.jc + blk.nb - j0);
+                // SAFETY: micro-panel r of packed B was written by the packing phase; A
+                // is read at rows i0..i0+MR < M (direct, full panel) or from the packed
+                // panel of kb*MR floats; packed B holds kb*NR floats; the C tile at (i0,
+                // j0) is clipped to mvalid × nvalid inside (M, N) and belongs to this
                 // task only; bias (when read) has N floats.
                 unsafe {
+                    let bp = blk.bbuf.add(r * nr * blk.kb);
                     let c = p.c.add(i0 * p.ldc + j0);
                     let bias = if p.bias.is_null() { p.bias } else { p.bias.add(j0) };
+                    let out = Out { c, ldc: p.ldc, mvalid, nvalid, overwrite, bias };
                     if direct && mvalid == MR {
                         let ap = p.a.ptr.add(i0 * p.a.rs + blk.pc);
-                        microkernel::<V, MR, NV, false>(blk.kb, ap, p.a.rs, 1, bp, c, p.ldc, mvalid, nvalid, overwrite, bias);
+                        microkernel::<V, MR, NV, false>(blk.kb, ap, p.a.rs, 1, bp, out);
                     } else {
                         let ap = abuf.add((q - qa) * MR * blk.kb);
-                        microkernel::<V, MR, NV, true>(blk.kb, ap, 1, MR, bp, c, p.ldc, mvalid, nvalid, overwrite, bias);
+                        microkernel::<V, MR, NV, true>(blk.kb, ap, 1, MR, bp, out);
                     }
+                }
+                if V::PREFETCH {
+                    let (f0, f1) = split(pl1 - pl0, calls, call);
+                    blk.next.prefetch::<V>(pl0 + f0, pl0 + f1);
+                    call += 1;
                 }
             }
         }
@@ -523,15 +626,30 @@ unsafe fn microkernel_step<V: F32Vec, const MR: usize, const NV: usize>(acc: &mu
 /// Largest MR*NR over all tiles (AVX-512 8×48).
 const TILE_MAX: usize = 512;
 
+/// Where a microkernel's tile goes.
+#[derive(Clone, Copy)]
+struct Out {
+    /// Tile origin in C; element (i, j) of the tile at c[i*ldc + j].
+    c: *mut f32,
+    ldc: usize,
+    mvalid: usize,
+    nvalid: usize,
+    /// C = tile + bias (first slice, not accumulating), else C += tile.
+    overwrite: bool,
+    /// Null, or the tile's nvalid floats of bias.
+    bias: *const f32,
+}
+
 /// C tile (mvalid, nvalid) = or += A panel (MR, kc) · packed B panel (kc, NR), where A's
 /// element (i, k) is at a[i*ars + k*acs] (a packed panel: ars = 1, acs = MR).
 ///
 /// # Safety
-/// A's MR×kc elements are readable, `b` has kc*NR floats; C has mvalid rows of nvalid floats at row
-/// stride ldc; `bias`, when non-null and `overwrite`, has nvalid floats.
+/// A's MR×kc elements are readable, `b` has kc*NR floats; `out` describes a writable
+/// tile of C (mvalid × nvalid) and, when non-null, its bias.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize, const PACKED: bool>(kc: usize, a: *const f32, ars: usize, acs: usize, b: *const f32, c: *mut f32, ldc: usize, mvalid: usize, nvalid: usize, overwrite: bool, bias: *const f32) {
+unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize, const PACKED: bool>(kc: usize, a: *const f32, ars: usize, acs: usize, b: *const f32, out: Out) {
+    let Out { c, ldc, mvalid, nvalid, overwrite, bias } = out;
     let l = V::LANES;
     let nr = NV * l;
     // A packed panel has compile-time strides: its loads take immediate offsets, so the

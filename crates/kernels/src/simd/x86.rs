@@ -116,6 +116,12 @@ impl F32Vec for Avx512 {
     fn reduce_max(self) -> f32 {
         unsafe { _mm512_reduce_max_ps(self.0) }
     }
+    const PREFETCH: bool = true;
+    #[inline(always)]
+    fn prefetch_l2(ptr: *const f32) {
+        // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr as *const i8) }
+    }
     #[inline(always)]
     #[allow(clippy::needless_range_loop)]
     unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
@@ -216,6 +222,12 @@ impl F32Vec for Avx2 {
             let s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
             _mm_cvtss_f32(s)
         }
+    }
+    const PREFETCH: bool = true;
+    #[inline(always)]
+    fn prefetch_l2(ptr: *const f32) {
+        // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr as *const i8) }
     }
     #[inline(always)]
     #[allow(clippy::needless_range_loop)]
