@@ -8,7 +8,7 @@
 // (vite, webpack, esbuild) recognise to ship the .wasm files as assets.
 
 /** ABI of crates/wasm this loader speaks; bumped with it. */
-export const WASM_ABI_VERSION = 2;
+export const WASM_ABI_VERSION = 3;
 
 export type WasmVariant = 'simd128' | 'scalar';
 
@@ -20,7 +20,10 @@ export interface WasmExports {
   /** 1 = simd128, 0 = scalar. */
   simd_name(): number;
   abi_version(): number;
-  peak_gflops(iters: number): number;
+  /** Untimed peak-FMA loop (std has no clock on wasm32); returns a sink value. */
+  fma_work(iters: number): number;
+  fma_lanes(): number;
+  fma_work_count(iters: number): number;
 
   encoder_forward(out: number, ids: number, wte: number, wpe: number, B: number, T: number, C: number): void;
   encoder_backward(dwte: number, dwpe: number, dout: number, ids: number, B: number, T: number, C: number): void;
@@ -123,7 +126,7 @@ async function toUrl(u: string | URL): Promise<URL> {
 }
 
 const REQUIRED: ReadonlyArray<keyof WasmExports> = [
-  'alloc', 'dealloc', 'simd_name', 'abi_version', 'peak_gflops',
+  'alloc', 'dealloc', 'simd_name', 'abi_version', 'fma_work', 'fma_lanes', 'fma_work_count',
   'encoder_forward', 'encoder_backward', 'layernorm_forward', 'layernorm_backward',
   'matmul_forward', 'matmul_backward', 'attention_forward', 'attention_backward', 'attention_decode',
   'gelu_forward', 'gelu_backward', 'residual_forward', 'residual_backward',

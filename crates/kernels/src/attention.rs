@@ -8,12 +8,15 @@
 //! (NH,HS). A row of q/k/v for head h is therefore HS contiguous floats at stride 3C.
 //!
 //! Forward: one task per (b, h, query tile of TL rows). It walks the key tiles up to the
-//! diagonal; each key tile is first transposed into scratch (HS,TL) so that scores are a
+//! diagonal; each key tile is first transposed into scratch (HS,LD) so that scores are a
 //! broadcast-FMA over keys (SIMD across keys, whatever HS is), four query rows at a time
-//! sharing every key load. Per query row it keeps a running max m and running sum l
-//! (online softmax) and rescales its output accumulator row (TL,HS) when m grows; P·V for
-//! four rows at a time is a register-blocked product with SIMD over HS. At the end
-//! out = acc / l and lse = m + ln l.
+//! sharing every key load. LD is TL rounded up to 16 floats (the widest vector), and score
+//! rows are computed to the next whole vector past the causal limit: the padded keys are
+//! masked (-inf before the softmax, 0 in products) instead of going through scalar tails,
+//! which at small T (T = 64: a ragged tail on every row) cost more than the vector work.
+//! Per query row it keeps a running max m and running sum l (online softmax) and rescales
+//! its output accumulator row (TL,HS) when m grows; P·V for four rows at a time is a
+//! register-blocked product with SIMD over HS. At the end out = acc / l and lse = m + ln l.
 //!
 //! Backward (FlashAttention-2): one task per (b, h) pair, so a task owns every dq, dk, dv
 //! element of its head and no two threads ever write the same dqkv float. Per key tile
@@ -22,12 +25,13 @@
 //!   dv_j += Σ_i Z P dO_i,  dk_j += scale Σ_i dS q_i,  dq_i += scale Σ_j dS k_j,
 //! where Z is the dropout factor (keep ? 1/(1-p) : 0, or 1 without dropout).
 //! With dropout, O_i = Σ_j Z_ij P_ij v_j, so D_i = dO_i · O_i is still Σ_j P_ij dP_ij.
-//! (Z P) and dS of the (query tile x key tile) block are kept transposed in scratch (two
-//! TL x TL blocks), so the three products run as register-blocked block products; dk and dv
-//! of the key tile accumulate in contiguous scratch and are added to dqkv once per tile
-//! (updating dqkv rows at stride 3C for every query row thrashes L1).
+//! (Z P) and dS of the whole (query tile x key tile) block are kept row-major in scratch
+//! (two (TL,LD) blocks), so the three products run as register-blocked block products
+//! reading them with strides (no transposes); on the diagonal tile they skip the masked
+//! triangle. dk and dv of the key tile accumulate in contiguous scratch and are added to
+//! dqkv once per tile (updating dqkv rows at stride 3C for every query row thrashes L1).
 //!
-//! Scratch per thread (HS = 64, TL = 64): forward 8.4k floats, backward 25k + T floats.
+//! Scratch per thread (HS = 64, TL = 64): forward 8.4k floats, backward 24.6k + T floats.
 
 use crate::gelu::VecMath;
 use crate::rng::{keep, Dropout};
@@ -38,15 +42,31 @@ const TILE: usize = 64;
 /// Query rows (forward) or key rows (backward dk/dv) per register block in `block_axpy`.
 const RB: usize = 4;
 
+/// Widest SIMD vector of any backend, in floats: tile rows are padded to a multiple of it.
+const MAXL: usize = 16;
+
 fn tile_len(t: usize) -> usize {
     TILE.min(t).max(1)
+}
+
+/// Leading dimension of key-indexed tile rows: TL rounded up to whole vectors, so that a
+/// score row can always be computed to the next vector boundary.
+fn tile_ld(tl: usize) -> usize {
+    (tl + MAXL - 1) / MAXL * MAXL
+}
+
+/// n rounded up to a multiple of the lanes of V (<= tile_ld(tl) when n <= tl).
+#[inline(always)]
+fn pad_to<V: VecMath>(n: usize) -> usize {
+    (n + V::LANES - 1) / V::LANES * V::LANES
 }
 
 /// Floats of per-thread scratch the forward pass uses.
 fn fwd_floats(t: usize, hs: usize) -> usize {
     let tl = tile_len(t);
-    hs * tl // kt: key tile transposed (HS,TL)
-        + RB * tl // s: scores / probabilities of RB query rows (RB,TL)
+    let ld = tile_ld(tl);
+    hs * ld // kt: key tile transposed (HS,LD)
+        + RB * ld // s: scores / probabilities of RB query rows (RB,LD)
         + tl * hs // acc: output accumulator (TL,HS)
         + 2 * tl // m, l: running max and sum (TL) each
 }
@@ -54,10 +74,10 @@ fn fwd_floats(t: usize, hs: usize) -> usize {
 /// Floats of per-thread scratch the backward pass uses.
 fn bwd_floats(t: usize, hs: usize) -> usize {
     let tl = tile_len(t);
-    2 * hs * tl // kt, vt: key and value tiles transposed (HS,TL) each
-        + 2 * RB * tl // s, dp: probabilities and dS of RB query rows (RB,TL) each
+    let ld = tile_ld(tl);
+    2 * hs * ld // kt, vt: key and value tiles transposed (HS,LD) each
         + 2 * tl * hs // dk, dv accumulators of the key tile (TL,HS) each
-        + 2 * tl * tl // (Z P)ᵀ and dSᵀ of one (query tile, key tile) block (TL,TL) each
+        + 2 * tl * ld // Z P and dS of one (query tile, key tile) block (TL,LD) each
         + t // D: rowsum(dO ∘ O) for every query row of the head (T)
 }
 
@@ -216,8 +236,9 @@ fn forward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     // SAFETY: the caller checked scratch holds threads * per floats and `thread` is
     // unique among concurrent tasks, so this slice is ours alone.
     let scr = unsafe { core::slice::from_raw_parts_mut(a.scratch.add(thread * a.per), a.per) };
-    let (kt, rest) = scr.split_at_mut(hs * tl); // (HS,TL)
-    let (sblk, rest) = rest.split_at_mut(RB * tl); // (RB,TL)
+    let ld = tile_ld(tl);
+    let (kt, rest) = scr.split_at_mut(hs * ld); // (HS,LD)
+    let (sblk, rest) = rest.split_at_mut(RB * ld); // (RB,LD)
     let (acc, rest) = rest.split_at_mut(tl * hs); // (TL,HS)
     let (mrow, rest) = rest.split_at_mut(tl); // (TL)
     let lrow = &mut rest[..tl]; // (TL)
@@ -232,9 +253,7 @@ fn forward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     let i0 = qt * tl;
     let i1 = (i0 + tl).min(t);
     let nq = i1 - i0;
-    for x in acc[..nq * hs].iter_mut() {
-        *x = 0.0;
-    }
+    acc[..nq * hs].fill(0.0);
     for ii in 0..nq {
         mrow[ii] = f32::NEG_INFINITY;
         lrow[ii] = 0.0;
@@ -242,31 +261,40 @@ fn forward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     for ktile in 0..=qt {
         let j0 = ktile * tl;
         let j1 = (j0 + tl).min(t);
-        transpose_tile(kt, qkv, qoff + c + j0 * c3, c3, j1 - j0, hs, tl);
-        let nk = j1 - j0;
+        transpose_tile::<V>(kt, qkv, qoff + c + j0 * c3, c3, j1 - j0, hs, ld);
         for rb in (0..nq).step_by(RB) {
             let nr = RB.min(nq - rb);
             // Keys of this tile the last row of the block sees; earlier rows see fewer.
             let jmax = j1.min(i0 + rb + nr) - j0;
-            // Scores of the block's rows against keys 0..jmax of the tile (entries past a
-            // row's own causal limit are computed but never used).
-            block_scores::<V>(sblk, tl, nr, qkv, qoff + (i0 + rb) * c3, c3, hs, kt, tl, jmax, scale);
+            // Whole vectors: keys jmax..jpad (padding, or past the tile's end: kt columns
+            // that hold stale scratch) are computed and then masked below.
+            let jpad = pad_to::<V>(jmax);
+            debug_assert!(jpad <= ld);
+            // Scores of the block's rows against keys 0..jpad of the tile (entries past a
+            // row's own causal limit are computed but masked).
+            block_scores::<V>(sblk, ld, nr, qkv, qoff + (i0 + rb) * c3, c3, hs, kt, ld, jpad, scale);
             for r in 0..nr {
                 let ii = rb + r;
                 let i = i0 + ii;
                 // Causal: keys j0 ..= i of this tile (at least one, since j0 <= i0 <= i).
                 let jn = j1.min(i + 1) - j0;
-                let srow = &mut sblk[r * tl..r * tl + nk]; // (nk)
-                let s = &mut srow[..jn];
+                let srow = &mut sblk[r * ld..r * ld + jpad]; // (jpad)
+                for p in srow[jn..].iter_mut() {
+                    *p = f32::NEG_INFINITY;
+                }
                 let m_old = mrow[ii];
-                let m_new = m_old.max(row_max::<V>(s));
-                let sum = exp_sub_sum::<V>(s, m_new);
-                // exp(-inf) = 0 on the first tile, which also zeroes nothing (acc is 0).
+                let m_new = m_old.max(row_max::<V>(srow));
+                // Masked keys add exp(-inf) (0, or ~1e-38 from the vector exp's clamp: far
+                // below an ulp of l, which is >= 1 since it holds the row maximum's
+                // exp(0)) and are zeroed below before P·V.
+                let sum = exp_sub_sum::<V>(srow, m_new);
+                let s = &mut srow[..jn];
                 let alpha = (m_old - m_new).exp();
                 // l sums the un-dropped exponentials: dropout acts on the normalised P.
                 lrow[ii] = lrow[ii] * alpha + sum;
                 mrow[ii] = m_new;
-                if alpha != 1.0 {
+                // On the first key tile acc is still zero: nothing to rescale.
+                if ktile > 0 && alpha != 1.0 {
                     scale_row::<V>(&mut acc[ii * hs..(ii + 1) * hs], alpha);
                 }
                 if dropout.p > 0.0 {
@@ -277,14 +305,14 @@ fn forward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
                     }
                 }
                 // Masked keys of the shorter rows weigh nothing in the block product.
-                for p in srow[jn..jmax].iter_mut() {
+                for p in srow[jn..jpad].iter_mut() {
                     *p = 0.0;
                 }
             }
             // acc_i += Σ_j p_ij v_j for the block's rows.
             let o = &mut acc[rb * hs..(rb + nr) * hs]; // (nr,HS)
             // SAFETY: o holds nr contiguous rows of HS floats (ldo = HS).
-            unsafe { block_axpy::<V>(o.as_mut_ptr(), hs, nr, hs, sblk, tl, 1, jmax, qkv, qoff + 2 * c + j0 * c3, c3) };
+            unsafe { block_axpy::<V>(o.as_mut_ptr(), hs, nr, hs, sblk, ld, 1, jmax, qkv, qoff + 2 * c + j0 * c3, c3) };
         }
     }
     // out holds B*T*C floats and lse B*NH*T; this task alone writes rows i0..i1 of head h
@@ -310,18 +338,17 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     debug_assert!(b < a.b);
     // SAFETY: as in the forward pass, this thread's scratch slice is ours alone.
     let scr = unsafe { core::slice::from_raw_parts_mut(a.scratch.add(thread * a.per), a.per) };
-    let (kt, rest) = scr.split_at_mut(hs * tl); // (HS,TL)
-    let (vt, rest) = rest.split_at_mut(hs * tl); // (HS,TL)
-    let (sblk, rest) = rest.split_at_mut(RB * tl); // (RB,TL)
-    let (dpblk, rest) = rest.split_at_mut(RB * tl); // (RB,TL)
+    let ld = tile_ld(tl);
+    let (kt, rest) = scr.split_at_mut(hs * ld); // (HS,LD)
+    let (vt, rest) = rest.split_at_mut(hs * ld); // (HS,LD)
     // dk and dv of the key tile accumulate here, contiguous, and are added to dqkv once per
     // tile: updating dqkv rows (stride 3C) for every query row thrashes L1 (4K aliasing).
     let (dkacc, rest) = rest.split_at_mut(tl * hs); // (TL,HS)
     let (dvacc, rest) = rest.split_at_mut(tl * hs); // (TL,HS)
-    // Per (query tile, key tile) block, the dropped probabilities and dS transposed, so that
-    // dk_j and dv_j take four query rows per load/store of the accumulator row.
-    let (cvt, rest) = rest.split_at_mut(tl * tl); // (TL keys, TL queries)
-    let (dst, rest) = rest.split_at_mut(tl * tl); // (TL keys, TL queries)
+    // Per (query tile, key tile) block, the dropped probabilities Z P and dS (pre-scaled),
+    // row-major: dv/dk read them down columns, dq along rows (block_axpy takes strides).
+    let (pblk, rest) = rest.split_at_mut(tl * ld); // (TL queries, LD keys)
+    let (dsblk, rest) = rest.split_at_mut(tl * ld); // (TL queries, LD keys)
     let drow = &mut rest[..t]; // (T)
     // SAFETY: the inputs hold the lengths sliced in attention_backward and are only read.
     let (qkv, dout, outp, lse) = unsafe {
@@ -350,27 +377,34 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     for ktile in 0..a.ntiles {
         let j0 = ktile * tl;
         let j1 = (j0 + tl).min(t);
-        transpose_tile(kt, qkv, qoff + c + j0 * c3, c3, j1 - j0, hs, tl);
-        transpose_tile(vt, qkv, qoff + 2 * c + j0 * c3, c3, j1 - j0, hs, tl);
+        transpose_tile::<V>(kt, qkv, qoff + c + j0 * c3, c3, j1 - j0, hs, ld);
+        transpose_tile::<V>(vt, qkv, qoff + 2 * c + j0 * c3, c3, j1 - j0, hs, ld);
         let nk = j1 - j0;
-        for x in dkacc[..nk * hs].iter_mut().chain(dvacc[..nk * hs].iter_mut()) {
-            *x = 0.0;
-        }
+        // Two plain fills: a chained iterator does not vectorise.
+        dkacc[..nk * hs].fill(0.0);
+        dvacc[..nk * hs].fill(0.0);
         for i0 in (j0..t).step_by(tl) {
             let i1 = (i0 + tl).min(t);
             let nq = i1 - i0;
+            // On the diagonal tile (i0 == j0, so nq == nk) key jj sees only queries ii >= jj.
+            let diag = i0 == j0;
             for rb in (0..nq).step_by(RB) {
                 let nr = RB.min(nq - rb);
                 let jmax = j1.min(i0 + rb + nr) - j0;
-                // s = scale q kᵀ and dP' = dO vᵀ for the block's rows (keys 0..jmax).
-                block_scores::<V>(sblk, tl, nr, qkv, qoff + (i0 + rb) * c3, c3, hs, kt, tl, jmax, scale);
-                block_scores::<V>(dpblk, tl, nr, dout, ooff + (i0 + rb) * c, c, hs, vt, tl, jmax, 1.0);
+                // Whole vectors (see the forward pass): entries past a row's causal limit
+                // are computed from stale kt/vt columns and never read, except jn..jmax,
+                // which are zeroed below.
+                let jpad = pad_to::<V>(jmax);
+                debug_assert!(jpad <= ld);
+                let (sb, db) = (&mut pblk[rb * ld..], &mut dsblk[rb * ld..]);
+                // s = scale q kᵀ and dP' = dO vᵀ for the block's rows (keys 0..jpad).
+                block_scores::<V>(sb, ld, nr, qkv, qoff + (i0 + rb) * c3, c3, hs, kt, ld, jpad, scale);
+                block_scores::<V>(db, ld, nr, dout, ooff + (i0 + rb) * c, c, hs, vt, ld, jpad, 1.0);
                 for r in 0..nr {
-                    let ii = rb + r;
-                    let i = i0 + ii;
+                    let i = i0 + rb + r;
                     let jn = j1.min(i + 1) - j0;
-                    let s = &mut sblk[r * tl..r * tl + jn];
-                    let dp = &mut dpblk[r * tl..r * tl + jn];
+                    let s = &mut sb[r * ld..r * ld + jpad];
+                    let dp = &mut db[r * ld..r * ld + jpad];
                     // P_ij = exp(s_ij - lse_i), recomputed exactly as in the forward pass.
                     exp_sub::<V>(s, lse[i]);
                     let di = drow[i];
@@ -387,33 +421,32 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
                     } else {
                         softmax_bwd_row::<V>(dp, s, di, scale);
                     }
-                    // Transpose into the block; keys after i (causal) contribute nothing.
-                    for jj in 0..jn {
-                        cvt[jj * tl + ii] = s[jj];
-                        dst[jj * tl + ii] = dp[jj];
-                    }
-                    for jj in jn..nk {
-                        cvt[jj * tl + ii] = 0.0;
-                        dst[jj * tl + ii] = 0.0;
+                    // Keys after i (causal) that the block products read weigh nothing.
+                    for jj in jn..jmax {
+                        s[jj] = 0.0;
+                        dp[jj] = 0.0;
                     }
                 }
             }
-            // dv_j += Σ_i (Z P)_ij dO_i ; dk_j += Σ_i scale dS_ij q_i
+            // dv_j += Σ_i (Z P)_ij dO_i ; dk_j += Σ_i scale dS_ij q_i (queries i >= the
+            // key block's first key on the diagonal tile: the rest are masked zeros).
             for jb in (0..nk).step_by(RB) {
                 let nr = RB.min(nk - jb);
+                let ib = if diag { jb } else { 0 };
                 let (dv, dk) = (&mut dvacc[jb * hs..(jb + nr) * hs], &mut dkacc[jb * hs..(jb + nr) * hs]);
                 // SAFETY: dv and dk hold nr rows of HS floats, contiguous (ldo = HS).
                 unsafe {
-                    block_axpy::<V>(dv.as_mut_ptr(), hs, nr, hs, &cvt[jb * tl..], tl, 1, nq, dout, ooff + i0 * c, c);
-                    block_axpy::<V>(dk.as_mut_ptr(), hs, nr, hs, &dst[jb * tl..], tl, 1, nq, qkv, qoff + i0 * c3, c3);
+                    block_axpy::<V>(dv.as_mut_ptr(), hs, nr, hs, &pblk[ib * ld + jb..], 1, ld, nq - ib, dout, ooff + (i0 + ib) * c, c);
+                    block_axpy::<V>(dk.as_mut_ptr(), hs, nr, hs, &dsblk[ib * ld + jb..], 1, ld, nq - ib, qkv, qoff + (i0 + ib) * c3, c3);
                 }
             }
             // dq_i += Σ_j scale dS_ij k_j, straight into dqkv: one load/store per block.
             for ib in (0..nq).step_by(RB) {
                 let nr = RB.min(nq - ib);
+                let jmax = if diag { (ib + nr).min(nk) } else { nk };
                 // SAFETY: rows i0+ib .. +nr of dq for this task's head (HS floats each at
                 // stride 3C inside (B,T,3C)), which only this task writes (see above).
-                unsafe { block_axpy::<V>(a.dqkv.add(qoff + (i0 + ib) * c3), c3, nr, hs, &dst[ib..], 1, tl, nk, qkv, qoff + c + j0 * c3, c3) };
+                unsafe { block_axpy::<V>(a.dqkv.add(qoff + (i0 + ib) * c3), c3, nr, hs, &dsblk[ib * ld..], ld, 1, jmax, qkv, qoff + c + j0 * c3, c3) };
             }
         }
         for jj in 0..nk {
@@ -428,24 +461,44 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     }
 }
 
-/// dst (HS,TL) column jj = src row jj: dst[d*TL + jj] = src[off + jj*stride + d], jj < n.
+/// dst (HS,ld) column jj = src row jj: dst[d*ld + jj] = src[off + jj*stride + d], jj < n
+/// (columns n..ld are left as they are).
 #[inline(always)]
-fn transpose_tile(dst: &mut [f32], src: &[f32], off: usize, stride: usize, n: usize, hs: usize, tl: usize) {
+fn transpose_tile<V: VecMath>(dst: &mut [f32], src: &[f32], off: usize, stride: usize, n: usize, hs: usize, ld: usize) {
     if n == 0 || hs == 0 {
         return;
     }
-    assert!(n <= tl && hs * tl <= dst.len() && off + (n - 1) * stride + hs <= src.len());
+    assert!(n <= ld && hs * ld <= dst.len() && off + (n - 1) * stride + hs <= src.len());
     let (dp, sp) = (dst.as_mut_ptr(), src.as_ptr());
+    let l = V::LANES;
+    // Whole LANES x LANES blocks in registers (shuffles), then the ragged edges below.
+    let (nb, db) = (n / l * l, hs / l * l);
+    if l > 1 {
+        for j in (0..nb).step_by(l) {
+            for d in (0..db).step_by(l) {
+                // SAFETY: source rows j..j+LANES < n, columns d..d+LANES <= hs; destination
+                // rows d..d+LANES < hs, columns j..j+LANES <= n <= ld: all inside the bounds
+                // asserted above, and src and dst are different slices.
+                unsafe { V::transpose_block(sp.add(off + j * stride + d), stride, dp.add(d * ld + j), ld) };
+            }
+        }
+        // Columns d >= db of the blocked rows.
+        for j in 0..nb {
+            for d in db..hs {
+                dst[d * ld + j] = src[off + j * stride + d];
+            }
+        }
+    }
+    let mut jj = if l > 1 { nb } else { 0 };
     // Four source rows at a time: contiguous reads, and the four writes of each d land in
     // one cache line of dst.
-    let mut jj = 0;
     while jj + 4 <= n {
         // SAFETY: rows jj..jj+4 < n and d < hs are inside the bounds asserted above.
         unsafe {
             let s0 = sp.add(off + jj * stride);
             let (s1, s2, s3) = (s0.add(stride), s0.add(2 * stride), s0.add(3 * stride));
             for d in 0..hs {
-                let o = dp.add(d * tl + jj);
+                let o = dp.add(d * ld + jj);
                 *o = *s0.add(d);
                 *o.add(1) = *s1.add(d);
                 *o.add(2) = *s2.add(d);
@@ -459,7 +512,7 @@ fn transpose_tile(dst: &mut [f32], src: &[f32], off: usize, stride: usize, n: us
         unsafe {
             let s0 = sp.add(off + jj * stride);
             for d in 0..hs {
-                *dp.add(d * tl + jj) = *s0.add(d);
+                *dp.add(d * ld + jj) = *s0.add(d);
             }
         }
         jj += 1;
@@ -474,7 +527,7 @@ fn transpose_tile(dst: &mut [f32], src: &[f32], off: usize, stride: usize, n: us
 fn block_scores<V: VecMath>(s: &mut [f32], lds: usize, nr: usize, src: &[f32], off: usize, stride: usize, hs: usize, kt: &[f32], ld: usize, n: usize, scale: f32) {
     let l = V::LANES;
     let mut jdone = 0;
-    if nr == 4 && hs > 0 && n >= 2 * l {
+    if nr == 4 && hs > 0 && n >= l {
         assert!(n <= ld && kt.len() >= hs * ld && s.len() >= 3 * lds + n && off + 3 * stride + hs <= src.len());
         let vs = V::splat(scale);
         let (q0, q1, q2, q3) = (&src[off..off + hs], &src[off + stride..off + stride + hs], &src[off + 2 * stride..off + 2 * stride + hs], &src[off + 3 * stride..off + 3 * stride + hs]);
@@ -509,6 +562,27 @@ fn block_scores<V: VecMath>(s: &mut [f32], lds: usize, nr: usize, src: &[f32], o
                 b3.mul(vs).store(o.add(3 * lds + l));
             }
             j += 2 * l;
+        }
+        // One vector of keys left (n padded to whole vectors by the callers).
+        if j + l <= n {
+            let (mut a0, mut a1, mut a2, mut a3) = (V::zero(), V::zero(), V::zero(), V::zero());
+            for d in 0..hs {
+                // SAFETY: d*ld + j + LANES <= (hs-1)*ld + n <= hs*ld <= kt.len().
+                let k0 = unsafe { V::load(ktp.add(d * ld + j)) };
+                a0 = V::splat(q0[d]).mul_add(k0, a0);
+                a1 = V::splat(q1[d]).mul_add(k0, a1);
+                a2 = V::splat(q2[d]).mul_add(k0, a2);
+                a3 = V::splat(q3[d]).mul_add(k0, a3);
+            }
+            // SAFETY: r*lds + j + LANES <= 3*lds + n <= s.len() for r < 4.
+            unsafe {
+                let o = s.as_mut_ptr().add(j);
+                a0.mul(vs).store(o);
+                a1.mul(vs).store(o.add(lds));
+                a2.mul(vs).store(o.add(2 * lds));
+                a3.mul(vs).store(o.add(3 * lds));
+            }
+            j += l;
         }
         jdone = j;
     }

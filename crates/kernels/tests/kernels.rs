@@ -372,7 +372,7 @@ fn adamw() {
         let mut vr = vec![0.0f64; n];
         for step in 1..=4u32 {
             let g = r.vec(n, -1.0, 1.0);
-            adamw_update(&mut p, &g, &mut m, &mut v, n, lr, b1, b2, eps, wd, step);
+            adamw_update(&Serial, &mut p, &g, &mut m, &mut v, n, lr, b1, b2, eps, wd, step);
             for i in 0..n {
                 let gi = g[i] as f64;
                 mr[i] = b1 as f64 * mr[i] + (1.0 - b1 as f64) * gi;
@@ -394,11 +394,39 @@ fn norm() {
     for &n in &[0usize, 1, 3, 17, 768, 100_003] {
         let x = r.vec(n, -2.0, 2.0);
         let want: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
-        let got = sum_squares(&x, n);
+        let got = sum_squares(&Serial, &x, n);
         assert!((got - want).abs() <= 1e-12 * (1.0 + want), "sum_squares {got} vs {want}");
         let mut y = x.clone();
-        scale(&mut y, n, 0.37);
+        scale(&Serial, &mut y, n, 0.37);
         let w: Vec<f64> = x.iter().map(|&v| v as f64 * 0.37f32 as f64).collect();
         assert_close("scale", &y, &w, 1e-6, 1e-30);
+    }
+}
+
+#[test]
+fn optimizer_kernels_do_not_depend_on_threads() {
+    // Large enough to be split into tasks; not a multiple of any chunk or vector width.
+    let mut r = Rng(21);
+    for &n in &[(1usize << 15) + 3, 300_007] {
+        let x = r.vec(n, -2.0, 2.0);
+        let want: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let s1 = sum_squares(&Serial, &x, n);
+        assert!((s1 - want).abs() <= 1e-12 * (1.0 + want), "sum_squares {s1} vs {want}");
+        for th in [2usize, 3] {
+            assert_eq!(sum_squares(&Threads(th), &x, n).to_bits(), s1.to_bits(), "sum_squares n={n} threads={th}");
+        }
+        let (mut y1, mut y3) = (x.clone(), x.clone());
+        scale(&Serial, &mut y1, n, 0.37);
+        scale(&Threads(3), &mut y3, n, 0.37);
+        assert!(y1.iter().zip(&y3).all(|(a, b)| a.to_bits() == b.to_bits()), "scale n={n}");
+        let g = r.vec(n, -1.0, 1.0);
+        let (m0, v0) = (r.vec(n, -0.1, 0.1), r.vec(n, 0.0, 0.1));
+        let (mut p1, mut m1, mut v1) = (x.clone(), m0.clone(), v0.clone());
+        let (mut p3, mut m3, mut v3) = (x.clone(), m0.clone(), v0.clone());
+        adamw_update(&Serial, &mut p1, &g, &mut m1, &mut v1, n, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7);
+        adamw_update(&Threads(3), &mut p3, &g, &mut m3, &mut v3, n, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7);
+        for (a, b) in [(&p1, &p3), (&m1, &m3), (&v1, &v3)] {
+            assert!(a.iter().zip(b.iter()).all(|(a, b)| a.to_bits() == b.to_bits()), "adamw n={n}");
+        }
     }
 }

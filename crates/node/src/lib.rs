@@ -834,7 +834,9 @@ pub fn adamw_update(
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (params, grads, m, v) = unsafe { (f32s_mut(params), f32s(grads), f32s_mut(m), f32s_mut(v)) };
-    guarded(k_.fn_name, || k::adamw::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step))
+    let guard = runtime();
+    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
+    guarded(k_.fn_name, || k::adamw::adamw_update(par, params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step))
 }
 
 /// Σ x² over x (N), accumulated in f64.
@@ -845,7 +847,9 @@ pub fn sum_squares(x: Unknown, n: Unknown) -> Result<f64> {
     let x = k_.inp("x", x, n)?;
     // SAFETY: all checks of this call passed (no outputs); the slice lives only for this call.
     let x = unsafe { f32s(x) };
-    guarded(k_.fn_name, || k::norm::sum_squares(x, n))
+    let guard = runtime();
+    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
+    guarded(k_.fn_name, || k::norm::sum_squares(par, x, n))
 }
 
 /// x (N) *= s.
@@ -858,5 +862,7 @@ pub fn scale(x: Unknown, n: Unknown, s: Unknown) -> Result<()> {
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slice lives only for this call.
     let x = unsafe { f32s_mut(x) };
-    guarded(k_.fn_name, || k::norm::scale(x, n, s))
+    let guard = runtime();
+    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
+    guarded(k_.fn_name, || k::norm::scale(par, x, n, s))
 }

@@ -26,7 +26,7 @@ use ferrogpt_kernels::Serial;
 pub use ferrogpt_kernels as kernels;
 
 /// Bumped when an export changes; wasm.ts checks it.
-const ABI_VERSION: u32 = 2;
+const ABI_VERSION: u32 = 3;
 const ALIGN: usize = 16;
 
 /// The scratch buffer: one per module instance. wasm32-unknown-unknown (without the
@@ -137,10 +137,23 @@ pub extern "C" fn abi_version() -> u32 {
     ABI_VERSION
 }
 
-/// Peak fp32 FMA rate in GFLOPS over about `iters` vector FMAs.
+/// The peak-FMA loop, untimed (std has no clock on wasm32): about `iters` vector
+/// multiply-adds; returns a value so the work is kept. JS times it (see WasmBackend.peakGflops).
 #[no_mangle]
-pub extern "C" fn peak_gflops(iters: f64) -> f64 {
-    k::peak::peak_gflops(if iters >= 1.0 { iters as u64 } else { 1 })
+pub extern "C" fn fma_work(iters: f64) -> f32 {
+    k::peak::fma_work(if iters >= 1.0 { iters as u64 } else { 1 })
+}
+
+/// f32 lanes per vector multiply-add in `fma_work` (4 with simd128, 1 without).
+#[no_mangle]
+pub extern "C" fn fma_lanes() -> u32 {
+    k::peak::fma_lanes() as u32
+}
+
+/// Vector multiply-adds `fma_work(iters)` actually runs.
+#[no_mangle]
+pub extern "C" fn fma_work_count(iters: f64) -> f64 {
+    k::peak::fma_work_count(if iters >= 1.0 { iters as u64 } else { 1 }) as f64
 }
 
 // ---- kernels (pointers as in backend.ts: outputs, inputs, dims, scalars) ----
@@ -363,7 +376,7 @@ pub unsafe extern "C" fn dropout_backward(dinp: *mut f32, dout: *const f32, n: u
 #[no_mangle]
 pub unsafe extern "C" fn adamw_update(params: *mut f32, grads: *const f32, mm: *mut f32, v: *mut f32, n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, step: u32) {
     // SAFETY: per the caller's contract; params, grads, m, v each (N).
-    unsafe { k::adamw::adamw_update(m(params, n), s(grads, n), m(mm, n), m(v, n), n, lr, beta1, beta2, eps, weight_decay, step) }
+    unsafe { k::adamw::adamw_update(&Serial, m(params, n), s(grads, n), m(mm, n), m(v, n), n, lr, beta1, beta2, eps, weight_decay, step) }
 }
 
 /// # Safety
@@ -371,7 +384,7 @@ pub unsafe extern "C" fn adamw_update(params: *mut f32, grads: *const f32, mm: *
 #[no_mangle]
 pub unsafe extern "C" fn sum_squares(x: *const f32, n: usize) -> f64 {
     // SAFETY: per the caller's contract; x (N).
-    unsafe { k::norm::sum_squares(s(x, n), n) }
+    unsafe { k::norm::sum_squares(&Serial, s(x, n), n) }
 }
 
 /// # Safety
@@ -379,5 +392,5 @@ pub unsafe extern "C" fn sum_squares(x: *const f32, n: usize) -> f64 {
 #[no_mangle]
 pub unsafe extern "C" fn scale(x: *mut f32, n: usize, sc: f32) {
     // SAFETY: per the caller's contract; x (N).
-    unsafe { k::norm::scale(m(x, n), n, sc) }
+    unsafe { k::norm::scale(&Serial, m(x, n), n, sc) }
 }
