@@ -1,6 +1,6 @@
 //! AdamW (Loshchilov & Hutter): Adam with decoupled weight decay and bias correction.
 
-use crate::gelu::VecMath;
+use crate::simd::math::VecMath;
 use crate::Parallel;
 
 /// Below this many floats one thread does the whole update (a task hand-off costs more).

@@ -33,7 +33,7 @@
 //!
 //! Scratch per thread (HS = 64, TL = 64): forward 8.4k floats, backward 24.6k + T floats.
 
-use crate::gelu::VecMath;
+use crate::simd::math::{exp_sub_sum, row_max, VecMath};
 use crate::rng::{keep, Dropout};
 use crate::Parallel;
 
@@ -684,54 +684,6 @@ fn tile_scores<V: VecMath>(s: &mut [f32], q: &[f32], kt: &[f32], ld: usize, scal
         s[j] = a * scale;
         j += 1;
     }
-}
-
-/// Maximum of a non-empty row.
-#[inline(always)]
-fn row_max<V: VecMath>(s: &[f32]) -> f32 {
-    let n = s.len();
-    let l = V::LANES;
-    let mut vm = V::splat(f32::NEG_INFINITY);
-    let mut j = 0;
-    while j + l <= n {
-        // SAFETY: j + LANES <= n = s.len().
-        vm = vm.max(unsafe { V::load(s.as_ptr().add(j)) });
-        j += l;
-    }
-    let mut m = vm.reduce_max();
-    while j < n {
-        m = m.max(s[j]);
-        j += 1;
-    }
-    m
-}
-
-/// s = exp(s - m); returns Σ s.
-#[inline(always)]
-fn exp_sub_sum<V: VecMath>(s: &mut [f32], m: f32) -> f32 {
-    let n = s.len();
-    let l = V::LANES;
-    let vm = V::splat(m);
-    let mut acc = V::zero();
-    let mut j = 0;
-    while j + l <= n {
-        // SAFETY: j + LANES <= n = s.len().
-        unsafe {
-            let p = s.as_mut_ptr().add(j);
-            let e = V::load(p).sub(vm).exp();
-            e.store(p);
-            acc = acc.add(e);
-        }
-        j += l;
-    }
-    let mut sum = acc.reduce_sum();
-    while j < n {
-        let e = (s[j] - m).exp();
-        s[j] = e;
-        sum += e;
-        j += 1;
-    }
-    sum
 }
 
 /// s = exp(s - m).

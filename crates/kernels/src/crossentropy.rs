@@ -1,7 +1,7 @@
 //! Fused softmax + cross-entropy over the vocabulary, with an ignore index. The
 //! probabilities are never stored: backward recomputes the softmax from the logits.
 
-use crate::gelu::{exp_scalar, VecMath};
+use crate::simd::math::{exp_scalar, VecMath};
 use crate::Parallel;
 
 /// A raw pointer that tasks on several threads may use, each on rows no other task touches.

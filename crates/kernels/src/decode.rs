@@ -31,7 +31,7 @@
 //! Also here: `stream_read`, a memory-bandwidth probe (sum of a large buffer on every
 //! thread) for the decode roofline in bench/suites/generate.js.
 
-use crate::gelu::VecMath;
+use crate::simd::math::{exp_sub_sum, row_max, VecMath};
 use crate::Parallel;
 
 /// Scratch floats `attention_decode` needs: one score row of maxT per thread.
@@ -314,54 +314,6 @@ fn weighted_sum<V: VecMath>(o: &mut [f32], p: &[f32], v: &[f32], hs: usize, inv:
         o[d] *= inv;
         d += 1;
     }
-}
-
-/// Maximum of a non-empty row.
-#[inline(always)]
-fn row_max<V: VecMath>(s: &[f32]) -> f32 {
-    let n = s.len();
-    let l = V::LANES;
-    let mut vm = V::splat(f32::NEG_INFINITY);
-    let mut j = 0;
-    while j + l <= n {
-        // SAFETY: j + LANES <= n = s.len().
-        vm = vm.max(unsafe { V::load(s.as_ptr().add(j)) });
-        j += l;
-    }
-    let mut m = vm.reduce_max();
-    while j < n {
-        m = m.max(s[j]);
-        j += 1;
-    }
-    m
-}
-
-/// s = exp(s - m); returns Σ s.
-#[inline(always)]
-fn exp_sub_sum<V: VecMath>(s: &mut [f32], m: f32) -> f32 {
-    let n = s.len();
-    let l = V::LANES;
-    let vm = V::splat(m);
-    let mut acc = V::zero();
-    let mut j = 0;
-    while j + l <= n {
-        // SAFETY: j + LANES <= n = s.len().
-        unsafe {
-            let p = s.as_mut_ptr().add(j);
-            let e = V::load(p).sub(vm).exp();
-            e.store(p);
-            acc = acc.add(e);
-        }
-        j += l;
-    }
-    let mut sum = acc.reduce_sum();
-    while j < n {
-        let e = (s[j] - m).exp();
-        s[j] = e;
-        sum += e;
-        j += 1;
-    }
-    sum
 }
 
 #[inline(always)]

@@ -1,0 +1,222 @@
+//! Vector maths on top of `F32Vec` that several kernels share: exp, div and sqrt
+//! (`VecMath`), and the row reductions of a softmax (GELU, cross-entropy, attention,
+//! decode and AdamW use them).
+
+use super::F32Vec;
+
+/// Vector exp / div / sqrt. The default methods work lane by lane through `store`/`load`
+/// (correct on every backend); x86 overrides them with intrinsics and a polynomial exp.
+pub(crate) trait VecMath: F32Vec {
+    #[inline(always)]
+    fn exp(self) -> Self {
+        lanewise1(self, exp_scalar)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        lanewise1(self, f32::sqrt)
+    }
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        let mut a = [0.0f32; 16];
+        let mut b = [0.0f32; 16];
+        debug_assert!(Self::LANES <= 16);
+        // SAFETY: every F32Vec here has LANES <= 16, so both arrays hold LANES floats.
+        unsafe {
+            self.store(a.as_mut_ptr());
+            o.store(b.as_mut_ptr());
+        }
+        for i in 0..Self::LANES {
+            a[i] /= b[i];
+        }
+        // SAFETY: as above.
+        unsafe { Self::load(a.as_ptr()) }
+    }
+}
+
+#[inline(always)]
+fn lanewise1<V: F32Vec>(x: V, f: fn(f32) -> f32) -> V {
+    let mut a = [0.0f32; 16];
+    debug_assert!(V::LANES <= 16);
+    // SAFETY: every F32Vec here has LANES <= 16, so `a` holds LANES floats.
+    unsafe { x.store(a.as_mut_ptr()) };
+    for v in a.iter_mut().take(V::LANES) {
+        *v = f(*v);
+    }
+    // SAFETY: as above.
+    unsafe { V::load(a.as_ptr()) }
+}
+
+/// Cephes expf polynomial on the reduced argument r in [-ln2/2, ln2/2]: exp(r) to ~1 ulp.
+#[inline(always)]
+#[allow(dead_code)]
+fn exp_poly<V: F32Vec>(r: V) -> V {
+    let mut y = V::splat(1.987_569_1e-4);
+    y = y.mul_add(r, V::splat(1.398_199_9e-3));
+    y = y.mul_add(r, V::splat(8.333_452e-3));
+    y = y.mul_add(r, V::splat(4.166_579_6e-2));
+    y = y.mul_add(r, V::splat(1.666_666_5e-1));
+    y = y.mul_add(r, V::splat(0.5));
+    y.mul_add(r.mul(r), r.add(V::splat(1.0)))
+}
+
+// Range of the vector exp: below EXP_LO the result is ~1e-38 instead of 0 (harmless for
+// softmax and sigmoid), above EXP_HI it saturates at e^88 instead of overflowing.
+#[allow(dead_code)]
+const EXP_LO: f32 = -87.336_54; // ln(2^-126): 2^n stays a normal number
+const EXP_HI: f32 = 88.0; // round(x log2 e) <= 127
+#[allow(dead_code)]
+const LOG2E: f32 = core::f32::consts::LOG2_E;
+#[allow(dead_code)]
+const LN2_HI: f32 = 0.693_359_4; // Cody-Waite split of ln 2
+#[allow(dead_code)]
+const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// f32::exp saturated like the vector exp (e^88 instead of inf), so that x (1 - s) style
+/// products never meet inf * 0.
+#[inline(always)]
+pub(crate) fn exp_scalar(x: f32) -> f32 {
+    x.min(EXP_HI).exp()
+}
+
+impl VecMath for crate::simd::Scalar {
+    #[inline(always)]
+    fn exp(self) -> Self {
+        crate::simd::Scalar(exp_scalar(self.0))
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        crate::simd::Scalar(self.0.sqrt())
+    }
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        crate::simd::Scalar(self.0 / o.0)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86_math {
+    use super::*;
+    use crate::simd::x86::{Avx2, Avx512};
+    use std::arch::x86_64::*;
+
+    // SAFETY (whole impl): like simd/x86.rs, these are only reached from the avx2+fma
+    // copies that `simd_kernel!` generates after runtime detection.
+    impl VecMath for Avx2 {
+        #[inline(always)]
+        fn exp(self) -> Self {
+            unsafe {
+                let x = _mm256_min_ps(_mm256_max_ps(self.0, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+                // n = round(x / ln2) (cvtps rounds to nearest under the default MXCSR).
+                let n = _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)));
+                let fx = _mm256_cvtepi32_ps(n);
+                let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(LN2_HI), x);
+                let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(LN2_LO), r);
+                let p = exp_poly::<Avx2>(Avx2(r)).0;
+                // 2^n built from its exponent bits.
+                let pow2n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+                Avx2(_mm256_mul_ps(p, pow2n))
+            }
+        }
+        #[inline(always)]
+        fn sqrt(self) -> Self {
+            unsafe { Avx2(_mm256_sqrt_ps(self.0)) }
+        }
+        #[inline(always)]
+        fn div(self, o: Self) -> Self {
+            unsafe { Avx2(_mm256_div_ps(self.0, o.0)) }
+        }
+    }
+
+    // AVX-512 intrinsics need Rust 1.89; this module is x86_64-only and never built by
+    // the wasm32 toolchain (1.63), like simd/x86.rs.
+    // SAFETY (whole impl): only reached from the avx512f copies `simd_kernel!` generates
+    // after runtime detection.
+    #[allow(clippy::incompatible_msrv)]
+    impl VecMath for Avx512 {
+        #[inline(always)]
+        fn exp(self) -> Self {
+            unsafe {
+                let x = _mm512_min_ps(_mm512_max_ps(self.0, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+                let n = _mm512_cvtps_epi32(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)));
+                let fx = _mm512_cvtepi32_ps(n);
+                let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(LN2_HI), x);
+                let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(LN2_LO), r);
+                let p = exp_poly::<Avx512>(Avx512(r)).0;
+                let pow2n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(n, _mm512_set1_epi32(127))));
+                Avx512(_mm512_mul_ps(p, pow2n))
+            }
+        }
+        #[inline(always)]
+        fn sqrt(self) -> Self {
+            unsafe { Avx512(_mm512_sqrt_ps(self.0)) }
+        }
+        #[inline(always)]
+        fn div(self, o: Self) -> Self {
+            unsafe { Avx512(_mm512_div_ps(self.0, o.0)) }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+impl VecMath for crate::simd::neon::Neon {}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl VecMath for crate::simd::wasm::Simd128 {
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        crate::simd::wasm::Simd128(core::arch::wasm32::f32x4_sqrt(self.0))
+    }
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        crate::simd::wasm::Simd128(core::arch::wasm32::f32x4_div(self.0, o.0))
+    }
+}
+
+/// Maximum of a non-empty row.
+#[inline(always)]
+pub(crate) fn row_max<V: VecMath>(s: &[f32]) -> f32 {
+    let n = s.len();
+    let l = V::LANES;
+    let mut vm = V::splat(f32::NEG_INFINITY);
+    let mut j = 0;
+    while j + l <= n {
+        // SAFETY: j + LANES <= n = s.len().
+        vm = vm.max(unsafe { V::load(s.as_ptr().add(j)) });
+        j += l;
+    }
+    let mut m = vm.reduce_max();
+    while j < n {
+        m = m.max(s[j]);
+        j += 1;
+    }
+    m
+}
+
+/// s = exp(s - m); returns Σ s.
+#[inline(always)]
+pub(crate) fn exp_sub_sum<V: VecMath>(s: &mut [f32], m: f32) -> f32 {
+    let n = s.len();
+    let l = V::LANES;
+    let vm = V::splat(m);
+    let mut acc = V::zero();
+    let mut j = 0;
+    while j + l <= n {
+        // SAFETY: j + LANES <= n = s.len().
+        unsafe {
+            let p = s.as_mut_ptr().add(j);
+            let e = V::load(p).sub(vm).exp();
+            e.store(p);
+            acc = acc.add(e);
+        }
+        j += l;
+    }
+    let mut sum = acc.reduce_sum();
+    while j < n {
+        let e = (s[j] - m).exp();
+        s[j] = e;
+        sum += e;
+        j += 1;
+    }
+    sum
+}
+
