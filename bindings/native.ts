@@ -21,6 +21,8 @@ export interface NativeAddon {
   version(): string;
   /** Read bandwidth of main memory in GB/s on the addon's threads (best of reps passes over mib MiB). */
   memoryBandwidth(mib: number, reps: number): number;
+  /** Bytes of scratch attention needs at these dims on the current thread count (for bench/). */
+  attentionScratchBytes(B: number, T: number, C: number, NH: number): number;
 
   encoderForward(out: Float32Array, ids: Int32Array, wte: Float32Array, wpe: Float32Array, B: number, T: number, C: number): void;
   encoderBackward(dwte: Float32Array, dwpe: Float32Array, dout: Float32Array, ids: Int32Array, B: number, T: number, C: number): void;
@@ -56,7 +58,7 @@ export interface LoadedNative {
 const REQUIRED: ReadonlyArray<keyof NativeAddon> = [
   'simdName', 'threads', 'setThreads', 'peakGflops', 'version',
   'encoderForward', 'encoderBackward', 'layernormForward', 'layernormBackward',
-  'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward', 'attentionDecode', 'memoryBandwidth',
+  'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward', 'attentionDecode', 'memoryBandwidth', 'attentionScratchBytes',
   'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
   'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward',
   'adamwUpdate', 'sumSquares', 'scale',

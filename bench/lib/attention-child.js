@@ -13,7 +13,7 @@
 //     Float32Array/Float64Array/Int32Array constructors are wrapped for the call).
 
 import { writeFileSync } from 'node:fs';
-import { loadFerrogpt, setNativeThreads, addonCall } from './ferrogpt.js';
+import { loadFerrogpt, setNativeThreads } from './ferrogpt.js';
 import { measure } from './timing.js';
 import { randomF32 } from './rng.js';
 
@@ -106,7 +106,8 @@ if (a.dump) {
 let timing = { method: 'single', median_s: first_s, samples: 1 };
 if (a.backend === 'native') timing = await measure(h.run, a.quick ? { maxTime: 0.2, minSamples: 2 } : { maxTime: 1.5, minSamples: 3 });
 
-const scratch = a.backend === 'native' ? addonCall(fg.addon, ['attentionScratchLen', 'attentionScratchFloats', 'attentionScratchLength'], B, T, C, NH, threads) : undefined;
+// The addon's scratch for attention at these dims and its current thread count (bytes).
+const scratchBytes = a.backend === 'native' ? fg.addon.attentionScratchBytes(B, T, C, NH) : null;
 process.stdout.write(
   JSON.stringify({
     backend: a.backend,
@@ -119,8 +120,8 @@ process.stdout.write(
       typedArrayBytesAllocated: typedArrays.bytes,
       typedArrayCount: typedArrays.count,
       largestTypedArray: typedArrays.largest,
-      scratchBytes: scratch ? Number(scratch.value) * 4 : null,
-      scratchSource: scratch ? `addon.${scratch.name}` : null,
+      scratchBytes,
+      scratchSource: scratchBytes === null ? null : 'addon.attentionScratchBytes',
       lseBytes: B * NH * T * 4,
     },
   }) + '\n',

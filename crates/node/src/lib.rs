@@ -426,6 +426,20 @@ pub fn peak_gflops(iters: Unknown) -> Result<f64> {
     guarded("peakGflops", || k::peak::peak_gflops(iters))
 }
 
+/// Bytes of scratch the attention kernels need at these dimensions on the current thread
+/// count (forward and backward share one buffer): what attention allocates beyond its
+/// inputs, outputs and lse. For bench/.
+#[napi]
+pub fn attention_scratch_bytes(b: Unknown, t: Unknown, c: Unknown, nh: Unknown) -> Result<f64> {
+    let k_ = Call::new("attentionScratchBytes");
+    let (b, t, c, nh) = (k_.dim("B", b)?, k_.dim("T", t)?, k_.dim("C", c)?, k_.dim("NH", nh)?);
+    if !c.is_multiple_of(nh) {
+        return k_.fail(format!("C ({c}) must be divisible by NH ({nh})"));
+    }
+    let threads = runtime().as_ref().map(|r| r.par.threads()).unwrap_or(1);
+    guarded(k_.fn_name, || 4.0 * k::attention::attention_scratch_len(b, t, c, nh, threads) as f64)
+}
+
 /// Read bandwidth of main memory in GB/s (1e9 bytes/s), on the addon's threads: the best
 /// of `reps` passes summing a fresh buffer of `mib` MiB (much larger than the caches). For
 /// the decode roofline in bench/; allocates the buffer for the call.
