@@ -86,8 +86,9 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
 /// in place with dot products: packing it would cost more than the product itself.
 const GEMV_ROWS: usize = 4;
 
-/// Output columns per task of `gemv_forward`.
-const GEMV_COLS: usize = 256;
+/// Output columns per task of `gemv_forward`: small enough that the 768-column layers of
+/// GPT-2 split into a dozen tasks, so two or more threads finish together.
+const GEMV_COLS: usize = 64;
 
 /// out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias for N <= GEMV_ROWS, split over columns.
 #[allow(clippy::too_many_arguments)]
@@ -123,6 +124,11 @@ fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight
         // SAFETY: min(r, n-1) < N rows of C floats.
         rows[r] = unsafe { inp.add(r.min(n - 1) * c) };
     }
+    if n == 1 {
+        // SAFETY: as gemv_row_impl requires: the caller's guarantees for N = 1.
+        unsafe { gemv_row_impl::<V>(out, inp, weight, bias, c, o0, o1) };
+        return;
+    }
     for o in o0..o1 {
         // SAFETY: row o < OC of weight (OC, C); every read below is inside a row of C
         // floats (k + l <= c, then k < c); out (N, OC) is written at rows < N, column o.
@@ -146,6 +152,40 @@ fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight
                 *out.add(r * oc + o) = s + b;
             }
         }
+    }
+}
+
+/// out[o0..o1] for one input row (decoding a single sequence): the weight is streamed once
+/// and each weight vector meets one input vector, with four independent accumulators so
+/// the loop runs at load speed rather than at FMA latency.
+///
+/// # Safety
+/// out (1, OC), inp (1, C), weight (OC, C) and bias (OC, or null) are valid, o0 <= o1 <= OC,
+/// and no one else writes out[o0..o1].
+#[inline(always)]
+unsafe fn gemv_row_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, c: usize, o0: usize, o1: usize) {
+    let l = V::LANES;
+    for o in o0..o1 {
+        let w = weight.add(o * c); // (C,) row o of weight
+        let mut acc = [V::zero(); 4];
+        let mut k = 0;
+        while k + 4 * l <= c {
+            for (u, a) in acc.iter_mut().enumerate() {
+                let kk = k + u * l;
+                *a = V::load(inp.add(kk)).mul_add(V::load(w.add(kk)), *a);
+            }
+            k += 4 * l;
+        }
+        while k + l <= c {
+            acc[0] = V::load(inp.add(k)).mul_add(V::load(w.add(k)), acc[0]);
+            k += l;
+        }
+        let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
+        while k < c {
+            s += *inp.add(k) * *w.add(k);
+            k += 1;
+        }
+        *out.add(o) = s + if bias.is_null() { 0.0 } else { *bias.add(o) };
     }
 }
 
