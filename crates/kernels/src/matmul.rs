@@ -113,80 +113,51 @@ simd_kernel! {
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[allow(clippy::too_many_arguments)]
 fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize) {
-    const R: usize = GEMV_ROWS;
-    let l = V::LANES;
-    // Rows past N repeat the last row (computed, never stored) so the loop has a fixed
-    // shape: R accumulators per weight row, each weight vector loaded once for all rows.
-    let mut rows = [inp; R];
-    for r in 0..R {
-        // SAFETY: min(r, n-1) < N rows of C floats.
-        rows[r] = unsafe { inp.add(r.min(n - 1) * c) };
-    }
-    if n == 1 {
-        // SAFETY: as gemv_row_impl requires: the caller's guarantees for N = 1.
-        unsafe { gemv_row_impl::<V>(out, inp, weight, bias, c, o0, o1) };
-        return;
-    }
+    // Row by row within each weight row: the weight row (C floats) stays in L1 while the
+    // N <= 4 input rows meet it, and every output is the same dot product whatever N is,
+    // so a sequence decodes to the same bits alone or in a batch.
     for o in o0..o1 {
-        // SAFETY: row o < OC of weight (OC, C); every read below is inside a row of C
-        // floats (k + l <= c, then k < c); out (N, OC) is written at rows < N, column o.
+        // SAFETY: row o < OC of weight (OC, C); row r < N of inp (N, C); out (N, OC) is
+        // written at rows < N, column o, which only this task writes.
         unsafe {
-            let w = weight.add(o * c);
-            let mut acc = [V::zero(); R];
-            let mut k = 0;
-            while k + l <= c {
-                let wv = V::load(w.add(k));
-                for r in 0..R {
-                    acc[r] = V::load(rows[r].add(k)).mul_add(wv, acc[r]);
-                }
-                k += l;
-            }
+            let w = weight.add(o * c); // (C,) row o of weight
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
             for r in 0..n {
-                let mut s = acc[r].reduce_sum();
-                for kk in k..c {
-                    s += *rows[r].add(kk) * *w.add(kk);
-                }
-                *out.add(r * oc + o) = s + b;
+                *out.add(r * oc + o) = dot::<V>(inp.add(r * c), w, c) + b;
             }
         }
     }
 }
 
-/// out[o0..o1] for one input row (decoding a single sequence): the weight is streamed once
-/// and each weight vector meets one input vector, with four independent accumulators so
-/// the loop runs at load speed rather than at FMA latency.
+/// Σ x[k]·y[k] over C floats, with four independent accumulators so the loop runs at load
+/// speed rather than at FMA latency.
 ///
 /// # Safety
-/// out (1, OC), inp (1, C), weight (OC, C) and bias (OC, or null) are valid, o0 <= o1 <= OC,
-/// and no one else writes out[o0..o1].
+/// x and y each point to C readable floats.
 #[inline(always)]
-unsafe fn gemv_row_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, c: usize, o0: usize, o1: usize) {
+unsafe fn dot<V: crate::simd::F32Vec>(x: *const f32, y: *const f32, c: usize) -> f32 {
     let l = V::LANES;
-    for o in o0..o1 {
-        let w = weight.add(o * c); // (C,) row o of weight
-        let mut acc = [V::zero(); 4];
-        let mut k = 0;
-        while k + 4 * l <= c {
-            for (u, a) in acc.iter_mut().enumerate() {
-                let kk = k + u * l;
-                *a = V::load(inp.add(kk)).mul_add(V::load(w.add(kk)), *a);
-            }
-            k += 4 * l;
+    let mut acc = [V::zero(); 4];
+    let mut k = 0;
+    while k + 4 * l <= c {
+        for (u, a) in acc.iter_mut().enumerate() {
+            let kk = k + u * l;
+            *a = V::load(x.add(kk)).mul_add(V::load(y.add(kk)), *a);
         }
-        while k + l <= c {
-            acc[0] = V::load(inp.add(k)).mul_add(V::load(w.add(k)), acc[0]);
-            k += l;
-        }
-        let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
-        while k < c {
-            s += *inp.add(k) * *w.add(k);
-            k += 1;
-        }
-        *out.add(o) = s + if bias.is_null() { 0.0 } else { *bias.add(o) };
+        k += 4 * l;
     }
+    while k + l <= c {
+        acc[0] = V::load(x.add(k)).mul_add(V::load(y.add(k)), acc[0]);
+        k += l;
+    }
+    let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
+    while k < c {
+        s += *x.add(k) * *y.add(k);
+        k += 1;
+    }
+    s
 }
 
 /// Columns per dbias task: wide enough that a task's rows of dout are worth a thread.
