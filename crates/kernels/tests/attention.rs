@@ -5,43 +5,9 @@
 use ferrogpt_kernels::attention::{attention_backward, attention_forward, attention_scratch_len};
 use ferrogpt_kernels::rng::{keep, Dropout};
 use ferrogpt_kernels::{Parallel, Serial};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Threads(usize);
-
-impl Parallel for Threads {
-    fn threads(&self) -> usize {
-        self.0
-    }
-    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for th in 0..self.0 {
-                let next = &next;
-                s.spawn(move || loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= tasks {
-                        break;
-                    }
-                    f(k, th);
-                });
-            }
-        });
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next_u32(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 32) as u32
-    }
-    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * (self.next_u32() as f32 / 4_294_967_296.0)).collect()
-    }
-}
+mod common;
+use common::{Rng, Threads};
 
 /// Dropout factor of (bh, i, j): 1/(1-p) if kept, 0 if dropped; 1 without dropout.
 fn zfac(d: Dropout, bh: usize, t: usize, i: usize, j: usize) -> f64 {

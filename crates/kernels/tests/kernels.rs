@@ -14,48 +14,9 @@ use ferrogpt_kernels::norm::{scale, sum_squares};
 use ferrogpt_kernels::residual::{residual_backward, residual_forward};
 use ferrogpt_kernels::rng::keep;
 use ferrogpt_kernels::{Parallel, Serial};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A multi-threaded `Parallel` on scoped threads, pulling tasks from a shared counter.
-struct Threads(usize);
-
-impl Parallel for Threads {
-    fn threads(&self) -> usize {
-        self.0
-    }
-    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for th in 0..self.0 {
-                let next = &next;
-                s.spawn(move || loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= tasks {
-                        break;
-                    }
-                    f(k, th);
-                });
-            }
-        });
-    }
-}
-
-/// Seeded xorshift: uniform floats in [lo, hi).
-struct Rng(u64);
-impl Rng {
-    fn next_u32(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 32) as u32
-    }
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * (self.next_u32() as f32 / 4_294_967_296.0)
-    }
-    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(lo, hi)).collect()
-    }
-}
+mod common;
+use common::{Rng, Threads};
 
 fn assert_close(name: &str, got: &[f32], want: &[f64], rtol: f64, atol: f64) {
     assert_eq!(got.len(), want.len(), "{name}: length");

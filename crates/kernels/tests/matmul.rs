@@ -4,7 +4,6 @@
 
 use ferrogpt_kernels::matmul::{matmul_backward, matmul_forward, matmul_scratch_len};
 use ferrogpt_kernels::{Parallel, Serial};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 // The native addon's pool, compiled here too so its unit tests run with these ones and
 // the GEMM is checked on it (crates/kernels cannot depend on crates/node).
@@ -12,29 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[allow(dead_code)]
 mod pool;
 
-/// Spawns scoped threads per call: slow to start, but obviously correct.
-struct Scoped(usize);
-
-impl Parallel for Scoped {
-    fn threads(&self) -> usize {
-        self.0
-    }
-    fn for_each(&self, tasks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for thread in 0..self.0 {
-                let next = &next;
-                s.spawn(move || loop {
-                    let task = next.fetch_add(1, Ordering::Relaxed);
-                    if task >= tasks {
-                        break;
-                    }
-                    f(task, thread);
-                });
-            }
-        });
-    }
-}
+mod common;
+use common::Threads as Scoped;
 
 /// Deterministic values in [-1, 1).
 fn fill(len: usize, seed: u64) -> Vec<f32> {
