@@ -2,10 +2,12 @@
 // bundled corpus) and the backend, chosen and announced in one line.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BACKEND_NAMES, backendInfo, initBackend, setThreads, useBackend } from '../backend/index.js';
 import type { BackendName } from '../backend/backend.js';
+import { GPT } from '../model/gpt.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { choiceValue, intValue, type OptionTable } from './args.js';
 
 /**
@@ -61,4 +63,28 @@ export async function setupBackend(choice: { backend?: BackendName; threads?: nu
   if (choice.threads !== undefined) setThreads(choice.threads);
   const info = backendInfo();
   log(`ferrogpt ${packageVersion()} · backend ${info.name} (simd ${info.simd}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`);
+}
+
+/**
+ * The model folder a command was given (config.json, model.safetensors, tokenizer.json, as
+ * `ferrogpt train` writes it): checks it, sets up the backend, loads model and tokenizer.
+ */
+export async function loadModelFolder(
+  modelDir: string,
+  choice: { backend?: BackendName; threads?: number },
+  log: (line: string) => void,
+): Promise<{ dir: string; model: GPT; tokenizer: Tokenizer }> {
+  const dir = resolve(modelDir);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
+    if (!existsSync(join(dir, f))) {
+      throw new Error(`${dir} has no ${f}; --model takes a folder written by \`ferrogpt train\` (or a Hugging Face GPT-2 folder with its tokenizer.json)`);
+    }
+  }
+  await setupBackend(choice, log);
+  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  if (tokenizer.vocabSize > model.config.vocabSize) {
+    model.dispose();
+    throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} ids but the model only ${model.config.vocabSize}`);
+  }
+  return { dir, model, tokenizer };
 }

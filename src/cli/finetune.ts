@@ -6,16 +6,13 @@
 // settings, the validation metrics after every epoch and the truncation counts.
 // `ferrogpt eval` and `ferrogpt predict` read it.
 
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import { GPT } from '../model/gpt.js';
 import type { TaskMetrics } from '../tasks/metrics.js';
 import { TASK_TYPES, type TaskType } from '../tasks/transform.js';
-import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { finetune, type FineTuneStepInfo } from '../train/finetune.js';
 import { HELP_OPTION, UsageError, choiceValue, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
 import { bar, formatDuration } from './progress.js';
 
 export const FINETUNE_SPEC: CommandSpec = {
@@ -88,13 +85,7 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
   const maxLength = values['max-length'] === undefined ? undefined : intValue(values, 'max-length', 0, 3);
   if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
   const choice = backendChoice(values);
-  const dir = resolve(modelDir);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
-    if (!existsSync(join(dir, f))) throw new Error(`${dir} has no ${f}; --model takes a folder written by \`ferrogpt train\` (or a GPT-2 folder with its tokenizer.json)`);
-  }
-
-  await setupBackend(choice, log);
-  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  const { dir, model, tokenizer } = await loadModelFolder(modelDir, choice, log);
   const stop = new AbortController();
   const onSigint = (): void => {
     if (stop.signal.aborted) process.exit(130); // a second Ctrl-C: leave now

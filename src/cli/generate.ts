@@ -3,13 +3,9 @@
 // strings, several prompts as one batch. With --stream, text is printed as it is produced;
 // otherwise each prompt's text is printed when done. Everything but the text goes to stderr.
 
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { GPT } from '../model/gpt.js';
 import { generate } from '../prompt/generate.js';
-import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { HELP_OPTION, UsageError, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
 
 export const GENERATE_SPEC: CommandSpec = {
   name: 'generate',
@@ -67,12 +63,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
   if (opts.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${opts.seed}`, 'generate');
   if (opts.topP === 0) throw new UsageError('--top-p must be in (0, 1]', 'generate');
   const choice = backendChoice(values);
-  const dir = resolve(modelDir);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
-    if (!existsSync(join(dir, f))) throw new Error(`${dir} has no ${f}`);
-  }
-  await setupBackend(choice, (line) => void process.stderr.write(line + '\n'));
-  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   process.once('SIGINT', onSigint);

@@ -3,13 +3,11 @@
 // prompt. Text streams to stdout as it is drawn; everything else goes to stderr, so
 // `ferrogpt sample ... > out.txt` captures only the samples.
 
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { GPT } from '../model/gpt.js';
 import { generate } from '../prompt/generate.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { HELP_OPTION, UsageError, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
 
 export const SAMPLE_SPEC: CommandSpec = {
   name: 'sample',
@@ -71,16 +69,8 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const count = intValue(values, 'num-samples', 1, 1);
   const choice = backendChoice(values);
 
-  const dir = resolve(modelDir);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
-    if (!existsSync(join(dir, f))) throw new Error(`${dir} has no ${f}; --model takes a folder written by \`ferrogpt train\` (or a Hugging Face GPT-2 folder with its tokenizer.json)`);
-  }
-  await setupBackend(choice, (line) => void process.stderr.write(line + '\n'));
-  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
   try {
-    if (tokenizer.vocabSize > model.config.vocabSize) {
-      throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} ids but the model only ${model.config.vocabSize}`);
-    }
     const write = (s: string) => void process.stdout.write(s);
     for (let i = 0; i < count; i++) {
       if (count > 1) process.stderr.write(`--- sample ${i + 1}/${count} (seed ${req.seed + i}) ---\n`);

@@ -1,13 +1,9 @@
 // `ferrogpt score`: the log-likelihood of candidate continuations of a context (score()),
 // one line per candidate on stdout: rank, score, log-probability, tokens, the candidate.
 
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { GPT } from '../model/gpt.js';
 import { score } from '../prompt/score.js';
-import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { HELP_OPTION, UsageError, choiceValue, helpText, parseCommand, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
 
 export const SCORE_SPEC: CommandSpec = {
   name: 'score',
@@ -50,12 +46,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   if (candidates.length === 0) throw new UsageError('--candidates needs at least one candidate', 'score');
   const normalize = choiceValue(values, 'normalize', ['none', 'token', 'char'] as const) ?? 'none';
   const choice = backendChoice(values);
-  const dir = resolve(modelDir);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
-    if (!existsSync(join(dir, f))) throw new Error(`${dir} has no ${f}`);
-  }
-  await setupBackend(choice, (line) => void process.stderr.write(line + '\n'));
-  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
   try {
     const r = await score(model, tokenizer, stringValue(values, 'context') ?? '', candidates, { normalize });
     if (values.json) {
