@@ -33,7 +33,7 @@
 //!
 //! Scratch per thread (HS = 64, TL = 64): forward 8.4k floats, backward 24.6k + T floats.
 
-use crate::simd::math::{exp_sub_sum, row_max, VecMath};
+use crate::simd::math::{dot, exp_sub_sum, row_max, VecMath};
 use crate::rng::{keep, Dropout};
 use crate::Parallel;
 
@@ -728,27 +728,6 @@ fn softmax_bwd_row<V: VecMath>(dp: &mut [f32], p: &[f32], d: f32, scale: f32) {
         dp[j] = p[j] * (dp[j] - d) * scale;
         j += 1;
     }
-}
-
-/// Σ x ∘ y.
-#[inline(always)]
-fn dot<V: VecMath>(x: &[f32], y: &[f32]) -> f32 {
-    let n = x.len();
-    let y = &y[..n];
-    let l = V::LANES;
-    let mut acc = V::zero();
-    let mut i = 0;
-    while i + l <= n {
-        // SAFETY: i + LANES <= n and both rows hold n floats.
-        acc = unsafe { V::load(x.as_ptr().add(i)).mul_add(V::load(y.as_ptr().add(i)), acc) };
-        i += l;
-    }
-    let mut s = acc.reduce_sum();
-    while i < n {
-        s += x[i] * y[i];
-        i += 1;
-    }
-    s
 }
 
 /// y *= a.

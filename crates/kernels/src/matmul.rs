@@ -4,6 +4,7 @@
 
 mod gemm;
 
+use crate::simd::math::dot_ptr;
 use crate::{simd_kernel, Parallel};
 use gemm::{Mat, Problem};
 
@@ -125,39 +126,10 @@ fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight
             let w = weight.add(o * c); // (C,) row o of weight
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
             for r in 0..n {
-                *out.add(r * oc + o) = dot::<V>(inp.add(r * c), w, c) + b;
+                *out.add(r * oc + o) = dot_ptr::<V>(inp.add(r * c), w, c) + b;
             }
         }
     }
-}
-
-/// Σ x[k]·y[k] over C floats, with four independent accumulators so the loop runs at load
-/// speed rather than at FMA latency.
-///
-/// # Safety
-/// x and y each point to C readable floats.
-#[inline(always)]
-unsafe fn dot<V: crate::simd::F32Vec>(x: *const f32, y: *const f32, c: usize) -> f32 {
-    let l = V::LANES;
-    let mut acc = [V::zero(); 4];
-    let mut k = 0;
-    while k + 4 * l <= c {
-        for (u, a) in acc.iter_mut().enumerate() {
-            let kk = k + u * l;
-            *a = V::load(x.add(kk)).mul_add(V::load(y.add(kk)), *a);
-        }
-        k += 4 * l;
-    }
-    while k + l <= c {
-        acc[0] = V::load(x.add(k)).mul_add(V::load(y.add(k)), acc[0]);
-        k += l;
-    }
-    let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
-    while k < c {
-        s += *x.add(k) * *y.add(k);
-        k += 1;
-    }
-    s
 }
 
 /// Columns per dbias task: wide enough that a task's rows of dout are worth a thread.

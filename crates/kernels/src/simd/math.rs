@@ -220,3 +220,39 @@ pub(crate) fn exp_sub_sum<V: VecMath>(s: &mut [f32], m: f32) -> f32 {
     sum
 }
 
+/// Σ x[k]·y[k] over C floats, with four independent accumulators so the loop runs at load
+/// speed rather than at FMA latency.
+///
+/// # Safety
+/// x and y each point to C readable floats.
+#[inline(always)]
+pub(crate) unsafe fn dot_ptr<V: F32Vec>(x: *const f32, y: *const f32, c: usize) -> f32 {
+    let l = V::LANES;
+    let mut acc = [V::zero(); 4];
+    let mut k = 0;
+    while k + 4 * l <= c {
+        for (u, a) in acc.iter_mut().enumerate() {
+            let kk = k + u * l;
+            *a = V::load(x.add(kk)).mul_add(V::load(y.add(kk)), *a);
+        }
+        k += 4 * l;
+    }
+    while k + l <= c {
+        acc[0] = V::load(x.add(k)).mul_add(V::load(y.add(k)), acc[0]);
+        k += l;
+    }
+    let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
+    while k < c {
+        s += *x.add(k) * *y.add(k);
+        k += 1;
+    }
+    s
+}
+
+/// Σ x ∘ y over x.len() floats (y must hold at least that many).
+#[inline(always)]
+pub(crate) fn dot<V: F32Vec>(x: &[f32], y: &[f32]) -> f32 {
+    let y = &y[..x.len()];
+    // SAFETY: x and y both hold x.len() floats.
+    unsafe { dot_ptr::<V>(x.as_ptr(), y.as_ptr(), x.len()) }
+}
