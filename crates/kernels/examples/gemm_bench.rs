@@ -96,13 +96,17 @@ fn main() {
     if !picked.is_empty() {
         shapes = picked;
     }
+    // GEMM_ROTATE=R cycles through R copies of every operand, as a training step does
+    // (each layer's activations are fresh memory): caches then start cold-ish, not hot.
+    let rotate: usize = std::env::var("GEMM_ROTATE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     for &(n, c, oc) in &shapes {
-        let inp = vec![0.5f32; n * c]; // (N, C)
-        let weight = vec![0.25f32; oc * c]; // (OC, C)
+        let sets = |len: usize, v: f32| -> Vec<Vec<f32>> { (0..rotate).map(|_| vec![v; len]).collect() };
+        let inp = sets(n * c, 0.5); // (N, C)
+        let weight = sets(oc * c, 0.25); // (OC, C)
         let bias = vec![0.1f32; oc]; // (OC)
-        let mut out = vec![0f32; n * oc]; // (N, OC)
-        let mut dinp = vec![0f32; n * c]; // (N, C)
-        let mut dweight = vec![0f32; oc * c]; // (OC, C)
+        let mut out = sets(n * oc, 0.0); // (N, OC)
+        let mut dinp = sets(n * c, 0.0); // (N, C)
+        let mut dweight = sets(oc * c, 0.0); // (OC, C)
         let mut dbias = vec![0f32; oc]; // (OC)
         let flops = 2.0 * (n * c * oc) as f64;
         for &t in &thread_counts {
@@ -111,11 +115,18 @@ fn main() {
             let mut scratch = vec![0f32; matmul_scratch_len(n, c, oc, t)];
             let nan = (f64::NAN, f64::NAN, f64::NAN);
             let (mut sf, mut sb) = (nan, nan);
+            let mut r = 0;
             if fwd {
-                sf = best_secs(|| matmul_forward(par, &mut scratch, &mut out, &inp, &weight, Some(&bias), n, c, oc));
+                sf = best_secs(|| {
+                    r = (r + 1) % rotate;
+                    matmul_forward(par, &mut scratch, &mut out[r], &inp[r], &weight[r], Some(&bias), n, c, oc)
+                });
             }
             if bwd {
-                sb = best_secs(|| matmul_backward(par, &mut scratch, &mut dinp, &mut dweight, Some(&mut dbias), &out, &inp, &weight, n, c, oc));
+                sb = best_secs(|| {
+                    r = (r + 1) % rotate;
+                    matmul_backward(par, &mut scratch, &mut dinp[r], &mut dweight[r], Some(&mut dbias), &out[r], &inp[r], &weight[r], n, c, oc)
+                });
             }
             rows.push((format!("{n},{c},{oc}"), t, sf, sb, flops));
         }

@@ -16,8 +16,8 @@
 //!             microkernel: MR×NR tile of C held in registers for all of KC
 //! ```
 //!
-//! The ir/jr order is the reverse of BLIS's: a (KC, NR) micro-panel of B is 147 KB at
-//! KC = 768, NR = 48, far past L1 (48 KB), while the (MR, KC) A micro-panel is 24 KB.
+//! The ir/jr order is the reverse of BLIS's: a (KC, NR) micro-panel of B is 196 KB at
+//! KC = 768, NR = 64, far past L1 (48 KB), while the (MR, KC) A micro-panel is 18 KB.
 //! KC = K then costs no extra traffic, and one pass over C instead of two is what lifted
 //! the wide outputs (OC = 3072, 2304) from 72% to over 80% of peak.
 //!
@@ -27,6 +27,10 @@
 //! yet ran 5–8 points of peak slower on every forward shape: the microkernel then
 //! streams the weight from DRAM itself. A 12×32 AVX-512 tile (less B traffic per
 //! multiply-add) ran out of general registers for its 12 row pointers: far slower.
+//!
+//! With several threads, wide products whose A is read in place (the forward pass and
+//! dinp) split the columns instead: each thread runs the loops above on its own range of
+//! NR panels with its own B blocks (see `gemm`).
 //!
 //! A and B are read through strides, so the same packing reads inp, weight, weightᵀ, dout
 //! and doutᵀ and one microkernel serves the forward and both backward products. The
@@ -87,15 +91,17 @@ pub(crate) struct Blocking {
 
 // Register tiles, MR rows × NV vectors. Accumulators MR*NV plus NV loads of B and one
 // broadcast of A must fit the register file:
-//   AVX-512 (32 zmm):  8 × 3 (=48 columns): 24 accumulators + 3 + 1.
+//   AVX-512 (32 zmm):  6 × 4 (=64 columns): 24 accumulators + 4 + 1. Against 8 × 3 (48
+//     columns) on this Xeon: the same on the GPT-2 shapes and 5-20% faster on the
+//     nanoGPT ones, whose 128 columns 48 does not divide (a third of a panel wasted).
 //   AVX2    (16 ymm):  6 × 2 (=16): 12 + 2 + 1.
 //   NEON    (32 q):    8 × 3 (=12): 24 + 3 + 1.
 //   simd128 (16 xmm in V8 on x86-64; no FMA): 4 × 3 (=12): 12 + 3 + 1. Timed in Node 20
 //     (CPU time, this Xeon): 4×3 28–29 GFLOPS forward, 4×4 the same forward but 10%
 //     slower backward, 4×2 26, 6×2 / 8×2 / 5×2 ≤ 20 (spills), 3×4 25.
 //   Scalar:            4 × 4.
-const MR16: usize = 8;
-const NV16: usize = 3;
+const MR16: usize = 6;
+const NV16: usize = 4;
 const MR8: usize = 6;
 const NV8: usize = 2;
 #[cfg(target_arch = "wasm32")]
@@ -125,7 +131,8 @@ macro_rules! with_tile {
 /// Blocking for a vector width (see `with_tile!` for MR, NR).
 pub(crate) const fn blocking_for(lanes: usize) -> Blocking {
     match lanes {
-        // (8, 768) A micro-panel: 24 KB of a 48 KB L1d.
+        // (6, 768) A micro-panel: 18 KB of a 48 KB L1d. (KC = 1024, one pass over C for
+        // K = 1024, timed the same or slower.)
         16 => Blocking { mr: MR16, nr: NV16 * 16, kc: 768, mc: 192, b_block: B_BLOCK },
         8 => Blocking { mr: MR8, nr: NV8 * 8, kc: 512, mc: 144, b_block: B_BLOCK },
         4 => Blocking { mr: MR4, nr: NV4 * 4, kc: 256, mc: 128, b_block: B_BLOCK },
@@ -185,18 +192,35 @@ fn buffer_lens(bl: Blocking, m: usize, n: usize, k: usize) -> (usize, usize) {
 }
 
 /// Scratch floats `gemm` needs for an (M,K)·(K,N) product on `threads` threads, whatever
-/// instruction set the machine picks.
+/// instruction set the machine picks: one shared B block (row split) or one per thread
+/// (column split), plus a packed A buffer per thread.
 pub(crate) fn scratch_len(m: usize, n: usize, k: usize, threads: usize) -> usize {
     let threads = threads.max(1);
     ALL_LANES
         .iter()
         .map(|&lanes| {
-            let (b, a) = buffer_lens(blocking_for(lanes), m, n, k);
-            ALIGN + b + threads * a
+            let bl = blocking_for(lanes);
+            let (b, a) = buffer_lens(bl, m, n, k);
+            (ALIGN + b + threads * a).max(threads * column_split_scratch(bl, m, n, k, threads))
         })
         .max()
         .unwrap_or(0)
 }
+
+/// Scratch floats per thread of the column split. A thread's B blocks can be wider than
+/// the whole problem's (512 columns make one block of 512, 896 make two of 448), so its
+/// B buffer holds the widest block any share up to `widest` columns can have.
+fn column_split_scratch(bl: Blocking, m: usize, n: usize, k: usize, threads: usize) -> usize {
+    let widest = ceil_div(ceil_div(n, bl.nr), threads) * bl.nr;
+    let kcb = balanced_block(k, bl.kc, 1);
+    let b = round_up(kcb * widest.min(round_up(nc_for(bl, kcb), bl.nr)), ALIGN);
+    let (_, a) = buffer_lens(bl, m, n, k);
+    ALIGN + b + a
+}
+
+/// Column split needs at least this many NR-column panels per thread; below it the
+/// threads share each B block and split the rows instead.
+const COLUMN_SPLIT_PANELS: usize = 4;
 
 /// Below this many multiply-adds the product runs on the calling thread: waking the
 /// pool costs more than it saves.
@@ -215,6 +239,61 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         return;
     }
     let bl = blocking_for(active_lanes());
+    let threads = par.threads().max(1);
+    let np_all = ceil_div(p.n, bl.nr);
+    if threads > 1 && p.m * p.n * p.k >= SERIAL_FMAS && np_all >= COLUMN_SPLIT_PANELS * threads && p.a.cs == 1 {
+        // Column split: each thread owns a range of whole NR panels of C and runs the
+        // serial algorithm on it with its own B blocks. Nothing is shared but A (read
+        // only) and no thread waits for another until the end, where the row split joins
+        // twice per B block and reads half of every packed block from the other core's
+        // L2. This is what lifts two threads on the wide outputs (50257, 3072 columns).
+        let per = column_split_scratch(bl, p.m, p.n, p.k, threads);
+        assert!(scratch.len() >= threads * per, "matmul: scratch too small");
+        let base = SendScratch(scratch.as_mut_ptr());
+        let p = &p; // the closure then captures the Sync Problem, not its raw fields
+        par.for_each(threads, &|task, _thread| {
+            let (q0, q1) = split(np_all, threads, task);
+            let (j0, j1) = (q0 * bl.nr, (q1 * bl.nr).min(p.n));
+            if j0 >= j1 {
+                return;
+            }
+            // SAFETY: tasks use disjoint `per`-float slices of scratch (checked above) and
+            // write disjoint column ranges j0..j1 of C; the sub-problem's B, C and bias
+            // pointers stay inside the caller's operands (columns j0..j1 < N).
+            unsafe {
+                let sub = Problem {
+                    n: j1 - j0,
+                    b: Mat { ptr: p.b.ptr.add(j0 * p.b.cs), ..p.b },
+                    c: p.c.add(j0),
+                    bias: if p.bias.is_null() { p.bias } else { p.bias.add(j0) },
+                    ..*p
+                };
+                let mine = core::slice::from_raw_parts_mut(base.get().add(task * per), per);
+                gemm_blocks(&crate::Serial, mine, sub, bl);
+            }
+        });
+        return;
+    }
+    gemm_blocks(par, scratch, p, bl);
+}
+
+/// A scratch pointer shared by the column-split tasks, each using its own slice.
+#[derive(Clone, Copy)]
+struct SendScratch(*mut f32);
+// SAFETY: see the column split in `gemm`: disjoint slices, joined before gemm returns.
+unsafe impl Send for SendScratch {}
+// SAFETY: as above.
+unsafe impl Sync for SendScratch {}
+impl SendScratch {
+    // A method, not `.0`: closures then capture the whole Sync wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The blocked GEMM of the module comment on `par`'s threads (rows or tiles split per B
+/// block), with its packing buffers in `scratch`.
+fn gemm_blocks(par: &dyn Parallel, scratch: &mut [f32], p: Problem, bl: Blocking) {
     let threads = par.threads().max(1);
     let (b_len, a_len) = buffer_lens(bl, p.m, p.n, p.k);
     assert!(scratch.len() >= ALIGN + b_len + threads * a_len, "matmul: scratch too small");
@@ -604,6 +683,9 @@ fn compute_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: 
 /// k steps per iteration of the microkernel loop.
 const UNROLL: usize = 4;
 
+/// How many k steps before the end of the microkernel loop the C tile is prefetched.
+const C_PREFETCH_STEPS: usize = 32;
+
 /// One k step: acc (MR, NR) += A column (MR) × B row (NR).
 ///
 /// # Safety
@@ -623,7 +705,7 @@ unsafe fn microkernel_step<V: F32Vec, const MR: usize, const NV: usize>(acc: &mu
     }
 }
 
-/// Largest MR*NR over all tiles (AVX-512 8×48).
+/// Largest MR*NR over all tiles (AVX-512 6×64: 384; NEON 8×12, simd128 4×12, AVX2 6×16).
 const TILE_MAX: usize = 512;
 
 /// Where a microkernel's tile goes.
@@ -660,7 +742,19 @@ unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize, const PACKED:
     let mut a = a;
     let mut b = b;
     let mut k = 0;
+    // The C tile is fetched for writing C_PREFETCH_STEPS steps before the loop ends: C is
+    // usually fresh memory (an activation written once per step), and without the hint
+    // every store of the tile waits for its line (15% of small products like
+    // 768×128×384). Any earlier and the streaming B panel evicts it again from L1.
+    let prefetch_at = if V::PREFETCH && mvalid == MR && nvalid == nr { kc.saturating_sub(C_PREFETCH_STEPS) / UNROLL * UNROLL } else { usize::MAX };
     while k + UNROLL <= kc {
+        if k == prefetch_at {
+            for i in 0..MR {
+                for line in 0..nr / LINE {
+                    V::prefetch_write(c.add(i * ldc + line * LINE));
+                }
+            }
+        }
         for u in 0..UNROLL {
             microkernel_step::<V, MR, NV>(&mut acc, a.add(u * acs), ars, b.add(u * nr));
         }

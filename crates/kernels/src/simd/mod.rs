@@ -50,6 +50,12 @@ pub trait F32Vec: Copy {
     fn prefetch_l2(ptr: *const f32) {
         let _ = ptr;
     }
+    /// Hints that the line holding `ptr` will be written soon: fetch it into L1 for
+    /// writing. Same guarantees as `prefetch_l2`. Default: nothing.
+    #[inline(always)]
+    fn prefetch_write(ptr: *const f32) {
+        let _ = ptr;
+    }
     /// Transposes the LANES×LANES block at `src` (row stride `ld`) into `dst` (row stride
     /// `ldd`): `dst[c*ldd + r] = src[r*ld + c]`. In registers where the ISA has shuffles;
     /// the GEMM packs transposed operands with it.

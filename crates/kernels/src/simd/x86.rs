@@ -123,6 +123,11 @@ impl F32Vec for Avx512 {
         unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr as *const i8) }
     }
     #[inline(always)]
+    fn prefetch_write(ptr: *const f32) {
+        // SAFETY: as prefetch_l2 (PREFETCHW).
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(ptr as *const i8) }
+    }
+    #[inline(always)]
     #[allow(clippy::needless_range_loop)]
     unsafe fn transpose_block(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
         let mut r = [_mm512_setzero_ps(); 16];
@@ -228,6 +233,11 @@ impl F32Vec for Avx2 {
     fn prefetch_l2(ptr: *const f32) {
         // SAFETY: a prefetch is a hint: it never faults, whatever the address.
         unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr as *const i8) }
+    }
+    #[inline(always)]
+    fn prefetch_write(ptr: *const f32) {
+        // SAFETY: as prefetch_l2 (PREFETCHW).
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(ptr as *const i8) }
     }
     #[inline(always)]
     #[allow(clippy::needless_range_loop)]
