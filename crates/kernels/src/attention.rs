@@ -7,68 +7,112 @@
 //! Layout: qkv (B,T,3C) holds, for each token, q (C) | k (C) | v (C), and each of those is
 //! (NH,HS). A row of q/k/v for head h is therefore HS contiguous floats at stride 3C.
 //!
-//! Forward: one task per (b, h, query tile of TL rows). It walks the key tiles up to the
-//! diagonal; each key tile is first transposed into scratch (HS,LD) so that scores are a
-//! broadcast-FMA over keys (SIMD across keys, whatever HS is), four query rows at a time
-//! sharing every key load. LD is TL rounded up to 16 floats (the widest vector), and score
-//! rows are computed to the next whole vector past the causal limit: the padded keys are
-//! masked (-inf before the softmax, 0 in products) instead of going through scalar tails,
-//! which at small T (T = 64: a ragged tail on every row) cost more than the vector work.
-//! Per query row it keeps a running max m and running sum l (online softmax) and rescales
-//! its output accumulator row (TL,HS) when m grows; P·V for four rows at a time is a
-//! register-blocked product with SIMD over HS. At the end out = acc / l and lse = m + ln l.
+//! Every product is one register-blocked kernel (`mk`): an (R x NV vectors) block of the
+//! result stays in registers while k runs, each step loading NV vectors of a row-major B
+//! and broadcasting R elements of A, which it reads through strides (so no operand needs
+//! transposing for it). It serves two shapes: score blocks (k = HS, vectors along the
+//! tile; 4 rows x 4 vectors on AVX-512) and the products with a score block (k along the
+//! tile, vectors along HS; 8 x 2 at HS = 32, 4 x 4 at HS = 64). The kernels are compiled
+//! once per instruction set (`simd_kernel!` in `kern`), not inlined into every call site.
+//!
+//! Forward: one task per (b, h, query tile of TL rows); a head with T <= TILE is one task
+//! and one tile. The query tile is transposed into scratch (HS,LD) once (LD = TL rounded
+//! up to 16 floats). Per key tile the scores are computed transposed, Sᵀ (keys x
+//! queries), so that every per-query softmax statistic is a vector across lanes: the
+//! running max m, running sum l and rescale factor alpha need no horizontal reductions,
+//! and the score kernel's epilogue applies the causal mask (-inf) and takes the column
+//! maxima while the block is still in registers. On the diagonal tile a key row skips the
+//! query vectors wholly before it. A second pass turns Sᵀ into Pᵀ = exp(Sᵀ - m) in place
+//! (exact zeros where masked or skipped), drops, and sums l. Then O (TL,HS) = alpha ∘ O +
+//! P V, whose A operand is Pᵀ read down its columns; on the last (diagonal) key tile the
+//! same product scales by 1/l and writes `out` directly, so at T <= TILE nothing is ever
+//! rescaled and O never touches scratch. lse = m + ln l.
 //!
 //! Backward (FlashAttention-2): one task per (b, h) pair, so a task owns every dq, dk, dv
 //! element of its head and no two threads ever write the same dqkv float. Per key tile
-//! (k and v transposed into scratch) and per query tile at or below it:
-//!   P = exp(s - lse_i), dP = Z ∘ (dO_i · vᵀ), dS = P ∘ (dP - D_i), D_i = dO_i · O_i,
-//!   dv_j += Σ_i Z P dO_i,  dk_j += scale Σ_i dS q_i,  dq_i += scale Σ_j dS k_j,
-//! where Z is the dropout factor (keep ? 1/(1-p) : 0, or 1 without dropout).
-//! With dropout, O_i = Σ_j Z_ij P_ij v_j, so D_i = dO_i · O_i is still Σ_j P_ij dP_ij.
-//! (Z P) and dS of the whole (query tile x key tile) block are kept row-major in scratch
-//! (two (TL,LD) blocks), so the three products run as register-blocked block products
-//! reading them with strides (no transposes); on the diagonal tile they skip the masked
-//! triangle. dk and dv of the key tile accumulate in contiguous scratch and are added to
-//! dqkv once per tile (updating dqkv rows at stride 3C for every query row thrashes L1).
+//! (k and v transposed into scratch (HS,LD)) and per query tile at or below it, row
+//! blocks of queries compute with the scores in registers
+//!   P = exp(s - lse_i) (masked: 0), dP = Z ∘ (dO_i · vᵀ), dS = P ∘ (dP - D_i) (x scale),
+//! where Z is the dropout factor (keep ? 1/(1-p) : 0, or 1 without dropout), and store
+//! Z P and dS of the whole (query tile x key tile) block row-major in scratch (two
+//! (TL,LD) blocks; on the diagonal, key vectors past a row block's last query are stored
+//! as zeros rather than computed). With dropout, O_i = Σ_j Z_ij P_ij v_j, so D_i =
+//! dO_i · O_i is still Σ_j P_ij dP_ij. Then dv_j += Σ_i Z P dO_i, dk_j += Σ_i dS q_i (key
+//! rows x HS) and dq_i += Σ_j dS k_j (query rows x HS, straight into dqkv), each skipping
+//! the masked triangle of the diagonal tile. dk and dv of a key tile with several query
+//! tiles accumulate in scratch and are added to dqkv after its last one; the last key tile
+//! has only its own query tile and accumulates into dqkv directly.
 //!
-//! Scratch per thread (HS = 64, TL = 64): forward 8.4k floats, backward 24.6k + T floats.
+//! Alignment: scratch is used from its first 64-byte line on, and every tile in it starts
+//! on one. The products read their B rows (v forward; q, dO and k backward) once per row
+//! block; when the caller's rows do not start on 64-byte lines (vector loads that
+//! straddle two lines cost two each time) they are first copied into aligned scratch,
+//! by the score kernel row block by row block as it reads them (so the memory reads
+//! overlap its FMAs), or right after the transpose for k. Aligned rows are read in place.
+//!
+//! Scratch per thread (HS = 64, TL = 64): forward 16.7k floats, backward 36.9k + T floats.
 
-use crate::simd::math::{dot, exp_sub_sum, row_max, VecMath};
 use crate::rng::{keep, Dropout};
+use crate::simd::math::{dot, VecMath};
 use crate::Parallel;
 
 /// Tile edge (query rows per forward task, keys per tile), capped at T.
 const TILE: usize = 64;
-/// Query rows (forward) or key rows (backward dk/dv) per register block in `block_axpy`.
-const RB: usize = 4;
 
 /// Widest SIMD vector of any backend, in floats: tile rows are padded to a multiple of it.
 const MAXL: usize = 16;
+
+const NEG_INF: f32 = f32::NEG_INFINITY;
+/// `load(NEG_LO[MAXL - o..])`: lanes k < o are -inf, the rest 0 (o <= LANES): added to a
+/// score vector whose first o lanes are causally masked.
+static NEG_LO: [f32; 2 * MAXL] = [
+    NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, NEG_INF, //
+    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+];
+/// `load(ZERO_LO[MAXL - o..])`: lanes k < o are 0, the rest 1 (o <= LANES).
+static ZERO_LO: [f32; 2 * MAXL] = [
+    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, //
+    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+];
+/// `load(ONE_LO[MAXL - o..])`: lanes k < o are 1, the rest 0 (o <= LANES).
+static ONE_LO: [f32; 2 * MAXL] = [
+    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, //
+    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+];
+
+/// The vector of a lane-prefix table above for prefix length o (clamped to 0..=LANES).
+#[inline(always)]
+fn prefix_mask<V: VecMath>(table: &[f32; 2 * MAXL], o: usize) -> V {
+    let o = o.min(V::LANES);
+    // SAFETY: MAXL - o + LANES <= 2 * MAXL since LANES <= MAXL.
+    unsafe { V::load(table.as_ptr().add(MAXL - o)) }
+}
 
 fn tile_len(t: usize) -> usize {
     TILE.min(t).max(1)
 }
 
-/// Leading dimension of key-indexed tile rows: TL rounded up to whole vectors, so that a
-/// score row can always be computed to the next vector boundary.
+/// Leading dimension of tile-indexed rows: TL rounded up to whole vectors of every
+/// backend, so that a row can always be computed to the next vector boundary.
 fn tile_ld(tl: usize) -> usize {
     (tl + MAXL - 1) / MAXL * MAXL
 }
 
-/// n rounded up to a multiple of the lanes of V (<= tile_ld(tl) when n <= tl).
-#[inline(always)]
-fn pad_to<V: VecMath>(n: usize) -> usize {
-    (n + V::LANES - 1) / V::LANES * V::LANES
+/// n rounded up to whole 64-byte lines, so that every scratch tile starts on one: a vector
+/// load that straddles two lines costs two.
+fn al(n: usize) -> usize {
+    (n + MAXL - 1) / MAXL * MAXL
 }
 
 /// Floats of per-thread scratch the forward pass uses.
 fn fwd_floats(t: usize, hs: usize) -> usize {
     let tl = tile_len(t);
     let ld = tile_ld(tl);
-    hs * ld // kt: key tile transposed (HS,LD)
-        + RB * ld // s: scores / probabilities of RB query rows (RB,LD)
-        + tl * hs // acc: output accumulator (TL,HS)
-        + 2 * tl // m, l: running max and sum (TL) each
+    hs * ld // qt: query tile transposed (HS,LD)
+        + tl * ld // st: scores / probabilities, transposed (TL keys, LD queries)
+        + al(tl * hs) // vc: aligned copy of the value rows, if they need one (TL,HS)
+        + al(tl * hs) // acc: output accumulator (TL,HS)
+        + 5 * ld // m, tile max, l, alpha, 1/l (LD) each
 }
 
 /// Floats of per-thread scratch the backward pass uses.
@@ -76,20 +120,32 @@ fn bwd_floats(t: usize, hs: usize) -> usize {
     let tl = tile_len(t);
     let ld = tile_ld(tl);
     2 * hs * ld // kt, vt: key and value tiles transposed (HS,LD) each
-        + 2 * tl * hs // dk, dv accumulators of the key tile (TL,HS) each
+        + 3 * al(tl * hs) // kc, qc, dc: aligned copies of k, q, dO rows, if needed (TL,HS) each
+        + 2 * al(tl * hs) // dk, dv accumulators of the key tile (TL,HS) each
         + 2 * tl * ld // Z P and dS of one (query tile, key tile) block (TL,LD) each
         + t // D: rowsum(dO ∘ O) for every query row of the head (T)
 }
 
 fn per_thread(t: usize, hs: usize) -> usize {
-    fwd_floats(t, hs).max(bwd_floats(t, hs))
+    al(fwd_floats(t, hs).max(bwd_floats(t, hs)))
+}
+
+/// The 64-byte aligned part of the caller's scratch (per-thread slices of `per` floats
+/// then start on a line too).
+fn align_scratch(scratch: &mut [f32]) -> &mut [f32] {
+    let skip = scratch.as_ptr().align_offset(64);
+    // align_offset may give up (usize::MAX); then unaligned is merely slower.
+    let skip = if skip < MAXL { skip } else { 0 };
+    let n = scratch.len();
+    &mut scratch[skip.min(n)..]
 }
 
 /// Scratch floats attention forward/backward need (per-thread tiles) for these dims.
 pub fn attention_scratch_len(b: usize, t: usize, c: usize, nh: usize, threads: usize) -> usize {
     let _ = b; // tiles are per thread, not per batch element
     let hs = c.checked_div(nh).unwrap_or(0);
-    threads.max(1) * per_thread(t, hs)
+    // MAXL more per thread: the slack `align_scratch` may skip.
+    threads.max(1) * (per_thread(t, hs) + MAXL)
 }
 
 /// out (B,T,C) = causal softmax(q kᵀ / sqrt(HS)) v per head, where qkv (B,T,3C) holds
@@ -107,6 +163,7 @@ pub fn attention_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32
     let qkv = &qkv[..b * t * 3 * c]; // (B,T,3C)
     let per = per_thread(t, hs);
     let threads = par.threads().max(1);
+    let scratch = align_scratch(scratch);
     // A real assert: the tasks below index scratch through raw pointers.
     assert!(scratch.len() >= threads * per, "attention scratch too small");
     let tl = tile_len(t);
@@ -149,6 +206,7 @@ pub fn attention_backward(par: &dyn Parallel, scratch: &mut [f32], dqkv: &mut [f
     let lse = &lse[..b * nh * t]; // (B,NH,T)
     let per = per_thread(t, hs);
     let threads = par.threads().max(1);
+    let scratch = align_scratch(scratch);
     assert!(scratch.len() >= threads * per, "attention scratch too small");
     let tl = tile_len(t);
     let ntiles = (t + tl - 1) / tl;
@@ -195,7 +253,7 @@ mod kern {
         pub outp: *const f32, // (B,T,C), backward only
         pub lsep: *const f32, // (B,NH,T), backward only
         pub qkv: *const f32,  // (B,T,3C)
-        pub scratch: *mut f32, // (threads, per)
+        pub scratch: *mut f32, // (threads, per), 64-byte aligned
         pub per: usize,
         pub b: usize,
         pub t: usize,
@@ -220,14 +278,42 @@ mod kern {
         /// One (b, h) pair of the backward pass.
         pub fn backward_task(a: &Args, task: usize, thread: usize) => backward_task_impl
     }
+
+    // The register-blocked kernels are compiled once per instruction set here, not inlined
+    // at every call site: inlined, each site instantiated every block shape and the
+    // backward task alone grew to ~100 KB of code, far past L1i.
+
+    crate::simd_kernel! {
+        /// Sᵀ of one (key tile, query tile) block, see `fwd_scores_impl`.
+        pub unsafe fn fwd_scores(g: &ScoreArgs, nk: usize, nqv: usize) => fwd_scores_impl
+    }
+
+    crate::simd_kernel! {
+        /// P and dS of one (query tile, key tile) block, see `bwd_scores_impl`.
+        pub unsafe fn bwd_scores(g: &BwdArgs, nq: usize, nk: usize, nkv: usize) => bwd_scores_impl
+    }
+
+    crate::simd_kernel! {
+        /// One product with a (tile x HS) result, see `prod_impl`.
+        pub unsafe fn prod(p: &Prod, nr: usize, kr: KRange) => prod_impl
+    }
 }
 
 use kern::Args;
+
+/// Whether rows at `ptr` (row stride `stride` floats) all start on a 64-byte line, so that
+/// the products can read them in place as whole vectors. Otherwise they are first copied
+/// into (aligned) scratch: a vector load that straddles two lines costs two, and a product
+/// reads its rows once per row block. Aligned, the copy costs more than it saves.
+fn rows_aligned<V: VecMath>(ptr: *const f32, stride: usize) -> bool {
+    V::LANES == 1 || (ptr as usize % 64 == 0 && stride % MAXL == 0)
+}
 
 #[inline(always)]
 fn forward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     let (t, c, nh, hs, tl) = (a.t, a.c, a.nh, a.hs, a.tl);
     let c3 = 3 * c;
+    let l = V::LANES;
     // Late query tiles have the most key tiles: hand them out first for load balance.
     let bh = task / a.ntiles;
     let qt = a.ntiles - 1 - task % a.ntiles;
@@ -237,11 +323,15 @@ fn forward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     // unique among concurrent tasks, so this slice is ours alone.
     let scr = unsafe { core::slice::from_raw_parts_mut(a.scratch.add(thread * a.per), a.per) };
     let ld = tile_ld(tl);
-    let (kt, rest) = scr.split_at_mut(hs * ld); // (HS,LD)
-    let (sblk, rest) = rest.split_at_mut(RB * ld); // (RB,LD)
-    let (acc, rest) = rest.split_at_mut(tl * hs); // (TL,HS)
-    let (mrow, rest) = rest.split_at_mut(tl); // (TL)
-    let lrow = &mut rest[..tl]; // (TL)
+    let (qtr, rest) = scr.split_at_mut(hs * ld); // (HS,LD)
+    let (st, rest) = rest.split_at_mut(tl * ld); // (TL keys, LD queries)
+    let (vc, rest) = rest.split_at_mut(al(tl * hs)); // (TL,HS)
+    let (acc, rest) = rest.split_at_mut(al(tl * hs)); // (TL,HS)
+    let (mrow, rest) = rest.split_at_mut(ld); // (LD) running max
+    let (mtile, rest) = rest.split_at_mut(ld); // (LD) max over the current key tile
+    let (lrow, rest) = rest.split_at_mut(ld); // (LD) running sum
+    let (alpha, rest) = rest.split_at_mut(ld); // (LD) rescale factor of this key tile
+    let invl = &mut rest[..ld]; // (LD) 1 / l, for the last key tile
     // SAFETY: qkv holds B*T*3C floats (checked by the slicing in attention_forward) and
     // is only read.
     let qkv = unsafe { core::slice::from_raw_parts(a.qkv, a.b * t * c3) }; // (B,T,3C)
@@ -253,79 +343,93 @@ fn forward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     let i0 = qt * tl;
     let i1 = (i0 + tl).min(t);
     let nq = i1 - i0;
-    acc[..nq * hs].fill(0.0);
-    for ii in 0..nq {
-        mrow[ii] = f32::NEG_INFINITY;
-        lrow[ii] = 0.0;
-    }
+    let nqv = (nq + l - 1) / l; // query vectors
+    let qw = nqv * l; // <= LD
+    transpose_tile::<V>(qtr, qkv, qoff + i0 * c3, c3, nq, hs, ld);
+    // Padding queries (lanes nq..qw) get finite scores rather than stale scratch (NaN,
+    // denormals): they never reach out or lse, and lanes do not mix.
+    zero_cols(qtr, hs, ld, nq, qw);
+    mrow[..qw].fill(NEG_INF);
+    lrow[..qw].fill(0.0);
     for ktile in 0..=qt {
         let j0 = ktile * tl;
         let j1 = (j0 + tl).min(t);
-        transpose_tile::<V>(kt, qkv, qoff + c + j0 * c3, c3, j1 - j0, hs, ld);
-        for rb in (0..nq).step_by(RB) {
-            let nr = RB.min(nq - rb);
-            // Keys of this tile the last row of the block sees; earlier rows see fewer.
-            let jmax = j1.min(i0 + rb + nr) - j0;
-            // Whole vectors: keys jmax..jpad (padding, or past the tile's end: kt columns
-            // that hold stale scratch) are computed and then masked below.
-            let jpad = pad_to::<V>(jmax);
-            debug_assert!(jpad <= ld);
-            // Scores of the block's rows against keys 0..jpad of the tile (entries past a
-            // row's own causal limit are computed but masked).
-            block_scores::<V>(sblk, ld, nr, qkv, qoff + (i0 + rb) * c3, c3, hs, kt, ld, jpad, scale);
-            for r in 0..nr {
-                let ii = rb + r;
-                let i = i0 + ii;
-                // Causal: keys j0 ..= i of this tile (at least one, since j0 <= i0 <= i).
-                let jn = j1.min(i + 1) - j0;
-                let srow = &mut sblk[r * ld..r * ld + jpad]; // (jpad)
-                for p in srow[jn..].iter_mut() {
-                    *p = f32::NEG_INFINITY;
-                }
-                let m_old = mrow[ii];
-                let m_new = m_old.max(row_max::<V>(srow));
-                // Masked keys add exp(-inf) (0, or ~1e-38 from the vector exp's clamp: far
-                // below an ulp of l, which is >= 1 since it holds the row maximum's
-                // exp(0)) and are zeroed below before P·V.
-                let sum = exp_sub_sum::<V>(srow, m_new);
-                let s = &mut srow[..jn];
-                let alpha = (m_old - m_new).exp();
-                // l sums the un-dropped exponentials: dropout acts on the normalised P.
-                lrow[ii] = lrow[ii] * alpha + sum;
-                mrow[ii] = m_new;
-                // On the first key tile acc is still zero: nothing to rescale.
-                if ktile > 0 && alpha != 1.0 {
-                    scale_row::<V>(&mut acc[ii * hs..(ii + 1) * hs], alpha);
-                }
-                if dropout.p > 0.0 {
-                    let base = drop_row_base(bh, t, i);
-                    for (jj, p) in s.iter_mut().enumerate() {
-                        let idx = base.wrapping_add((j0 + jj) as u32);
-                        *p = if keep(dropout.p, dropout.seed, dropout.stream, idx) { *p * inv_keep } else { 0.0 };
-                    }
-                }
-                // Masked keys of the shorter rows weigh nothing in the block product.
-                for p in srow[jn..jpad].iter_mut() {
-                    *p = 0.0;
-                }
+        let nk = j1 - j0;
+        let diag = ktile == qt;
+        let (koff, voff) = (qoff + c + j0 * c3, qoff + 2 * c + j0 * c3);
+        assert!(voff + (nk - 1) * c3 + hs <= qkv.len() && nk * hs <= vc.len() && nk * ld <= st.len());
+        // P V reads the value tile once per row block. If its rows need copying, the
+        // score kernel copies them on the way, block by block, so that the reads from
+        // memory overlap its FMAs.
+        let vdirect = rows_aligned::<V>(qkv[voff..].as_ptr(), c3);
+        let (vb, vld) = if vdirect { (qkv[voff..].as_ptr(), c3) } else { (vc.as_ptr(), hs) };
+        mtile[..qw].fill(NEG_INF);
+        let g = ScoreArgs {
+            out: st.as_mut_ptr(),
+            ld,
+            mt: mtile.as_mut_ptr(),
+            b: qtr.as_ptr(),
+            a: qkv[koff..].as_ptr(),
+            ars: c3,
+            hs,
+            diag,
+            scale,
+            cp_src: if vdirect { core::ptr::null() } else { qkv[voff..].as_ptr() },
+            cp_dst: vc.as_mut_ptr(),
+        };
+        // SAFETY: key and value rows j0..j1 of head h (HS floats at stride 3C) lie inside
+        // qkv (asserted above); qtr is (HS,LD) with nqv*LANES <= LD; st holds nk rows of
+        // LD, mtile and vc hold LD and nk*HS floats: the bounds `fwd_scores_impl` needs.
+        unsafe { kern::fwd_scores(&g, nk, nqv) };
+        // Online softmax, one vector of queries at a time: m_new = max(m, tile max),
+        // alpha = exp(m - m_new) (on the first tile exp(-inf): unused, O starts at zero).
+        for v in (0..qw).step_by(l) {
+            // SAFETY: v + LANES <= qw <= LD, the length of mrow, mtile and alpha.
+            unsafe {
+                let mo = V::load(mrow.as_ptr().add(v));
+                let mn = mo.max(V::load(mtile.as_ptr().add(v)));
+                mn.store(mrow.as_mut_ptr().add(v));
+                mo.sub(mn).exp().store(alpha.as_mut_ptr().add(v));
             }
-            // acc_i += Σ_j p_ij v_j for the block's rows.
-            let o = &mut acc[rb * hs..(rb + nr) * hs]; // (nr,HS)
-            // SAFETY: o holds nr contiguous rows of HS floats (ldo = HS).
-            unsafe { block_axpy::<V>(o.as_mut_ptr(), hs, nr, hs, sblk, ld, 1, jmax, qkv, qoff + 2 * c + j0 * c3, c3) };
         }
+        let drop = if dropout.p > 0.0 { Some(DropRows { d: dropout, inv_keep, base: drop_row_base(bh, t, i0).wrapping_add(j0 as u32), step: t as u32 }) } else { None };
+        fwd_softmax::<V>(st, ld, mrow, lrow, alpha, nk, nqv, diag, drop);
+        if diag {
+            for ii in 0..nq {
+                invl[ii] = 1.0 / lrow[ii];
+            }
+        }
+        // O = alpha ∘ O + P V; on the last (diagonal) tile it is scaled by 1/l into out.
+        // Causal: on the diagonal, query rows r0..r0+rr see keys < r0+rr (the rest of
+        // that triangle is exact zeros in P).
+        let p = Prod {
+            a: st.as_ptr(),
+            ars: 1,
+            aks: ld,
+            b: vb,
+            ldb: vld,
+            n: hs,
+            cin: if ktile > 0 { acc.as_ptr() } else { core::ptr::null() },
+            ldcin: hs,
+            pre: alpha.as_ptr(),
+            // SAFETY (pointer arithmetic): row i0 of out for head h lies inside out.
+            cout: if diag { unsafe { a.out.add((b * t + i0) * c + h * hs) } } else { acc.as_mut_ptr() },
+            ldcout: if diag { c } else { hs },
+            post: if diag { invl.as_ptr() } else { core::ptr::null() },
+        };
+        debug_assert!(nq <= tl && nk <= tl);
+        // SAFETY: A reads st[r + k*LD] for r < nq, k < nk: inside the (TL,LD) block; B
+        // reads nk value rows (in place, asserted above, or the copy in vc); alpha/invl
+        // hold LD >= nq floats; cin/cout are nq rows of HS floats of acc (TL,HS), or of
+        // out for rows i0..i1 of head h in batch b, which this task alone writes (tasks
+        // split out by (b, h, query tile)).
+        unsafe { kern::prod(&p, nq, if diag { KRange::Below(nk) } else { KRange::All(nk) }) };
     }
-    // out holds B*T*C floats and lse B*NH*T; this task alone writes rows i0..i1 of head h
-    // in batch b (columns h*HS..(h+1)*HS of out, entries (b,h,i0..i1) of lse).
-    for ii in 0..nq {
-        let i = i0 + ii;
-        let l = lrow[ii];
-        let inv = 1.0 / l;
-        // SAFETY: see above.
-        let o = unsafe { core::slice::from_raw_parts_mut(a.out.add((b * t + i) * c + h * hs), hs) }; // (HS)
-        scale_into::<V>(o, &acc[ii * hs..(ii + 1) * hs], inv);
-        // SAFETY: see above.
-        unsafe { *a.lse.add((b * nh + h) * t + i) = mrow[ii] + l.ln() };
+    // lse holds B*NH*T floats; this task alone writes entries (b,h,i0..i1).
+    // SAFETY: see above.
+    let lse = unsafe { core::slice::from_raw_parts_mut(a.lse.add((b * nh + h) * t + i0), nq) }; // (nq)
+    for (ii, x) in lse.iter_mut().enumerate() {
+        *x = mrow[ii] + ln_pos(lrow[ii]);
     }
 }
 
@@ -333,6 +437,7 @@ fn forward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
 fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     let (t, c, nh, hs, tl) = (a.t, a.c, a.nh, a.hs, a.tl);
     let c3 = 3 * c;
+    let l = V::LANES;
     let bh = task;
     let (b, h) = (bh / nh, bh % nh);
     debug_assert!(b < a.b);
@@ -341,22 +446,24 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     let ld = tile_ld(tl);
     let (kt, rest) = scr.split_at_mut(hs * ld); // (HS,LD)
     let (vt, rest) = rest.split_at_mut(hs * ld); // (HS,LD)
-    // dk and dv of the key tile accumulate here, contiguous, and are added to dqkv once per
-    // tile: updating dqkv rows (stride 3C) for every query row thrashes L1 (4K aliasing).
-    let (dkacc, rest) = rest.split_at_mut(tl * hs); // (TL,HS)
-    let (dvacc, rest) = rest.split_at_mut(tl * hs); // (TL,HS)
+    // Aligned copies of the rows the products read, when the caller's are not.
+    let (kc, rest) = rest.split_at_mut(al(tl * hs)); // (TL,HS)
+    let (qc, rest) = rest.split_at_mut(al(tl * hs)); // (TL,HS)
+    let (dc, rest) = rest.split_at_mut(al(tl * hs)); // (TL,HS)
+    let (dkacc, rest) = rest.split_at_mut(al(tl * hs)); // (TL,HS)
+    let (dvacc, rest) = rest.split_at_mut(al(tl * hs)); // (TL,HS)
     // Per (query tile, key tile) block, the dropped probabilities Z P and dS (pre-scaled),
-    // row-major: dv/dk read them down columns, dq along rows (block_axpy takes strides).
+    // row-major: dv/dk read them down columns, dq along rows (`prod` takes strides).
     let (pblk, rest) = rest.split_at_mut(tl * ld); // (TL queries, LD keys)
     let (dsblk, rest) = rest.split_at_mut(tl * ld); // (TL queries, LD keys)
     let drow = &mut rest[..t]; // (T)
     // SAFETY: the inputs hold the lengths sliced in attention_backward and are only read.
     let (qkv, dout, outp, lse) = unsafe {
         (
-            core::slice::from_raw_parts(a.qkv, a.b * t * c3),    // (B,T,3C)
-            core::slice::from_raw_parts(a.dout, a.b * t * c),    // (B,T,C)
-            core::slice::from_raw_parts(a.outp, a.b * t * c),    // (B,T,C)
-            core::slice::from_raw_parts(a.lsep, a.b * nh * t),   // (B,NH,T)
+            core::slice::from_raw_parts(a.qkv, a.b * t * c3),  // (B,T,3C)
+            core::slice::from_raw_parts(a.dout, a.b * t * c),  // (B,T,C)
+            core::slice::from_raw_parts(a.outp, a.b * t * c),  // (B,T,C)
+            core::slice::from_raw_parts(a.lsep, a.b * nh * t), // (B,NH,T)
         )
     };
     let qoff = b * t * c3 + h * hs; // q of (b, 0, h); k at +C, v at +2C
@@ -367,96 +474,721 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     let inv_keep = if dropout.p > 0.0 { 1.0 / (1.0 - dropout.p) } else { 1.0 };
 
     // D_i = dO_i · O_i
-    for i in 0..t {
+    for (i, d) in drow.iter_mut().enumerate() {
         let o = ooff + i * c;
-        drow[i] = dot::<V>(&dout[o..o + hs], &outp[o..o + hs]);
+        *d = dot::<V>(&dout[o..o + hs], &outp[o..o + hs]);
     }
     // This task is the only one touching head h of batch b in dqkv: rows of dq, dk, dv
-    // below are HS floats at qoff + i*3C (+C, +2C), disjoint from every other task, and
-    // each row slice made below dies before another slice of the same row is made.
+    // below are HS floats at qoff + i*3C (+C, +2C), disjoint from every other task.
     for ktile in 0..a.ntiles {
         let j0 = ktile * tl;
         let j1 = (j0 + tl).min(t);
-        transpose_tile::<V>(kt, qkv, qoff + c + j0 * c3, c3, j1 - j0, hs, ld);
-        transpose_tile::<V>(vt, qkv, qoff + 2 * c + j0 * c3, c3, j1 - j0, hs, ld);
         let nk = j1 - j0;
-        // Two plain fills: a chained iterator does not vectorise.
-        dkacc[..nk * hs].fill(0.0);
-        dvacc[..nk * hs].fill(0.0);
-        for i0 in (j0..t).step_by(tl) {
+        let nkv = (nk + l - 1) / l; // key vectors
+        let koff = qoff + c + j0 * c3;
+        transpose_tile::<V>(kt, qkv, koff, c3, nk, hs, ld);
+        transpose_tile::<V>(vt, qkv, koff + c, c3, nk, hs, ld);
+        // Keys nk..: finite scores (then masked) instead of stale scratch.
+        zero_cols(kt, hs, ld, nk, nkv * l);
+        zero_cols(vt, hs, ld, nk, nkv * l);
+        // dq's B operand (the rows are in cache after the transpose).
+        let (kb, kld) = if rows_aligned::<V>(qkv[koff..].as_ptr(), c3) {
+            (qkv[koff..].as_ptr(), c3)
+        } else {
+            copy_rows::<V>(kc, qkv, koff, c3, nk, hs);
+            (kc.as_ptr(), hs)
+        };
+        // The last key tile has one query tile, its own: dk and dv go straight to dqkv.
+        let direct = ktile + 1 == a.ntiles;
+        for qtile in ktile..a.ntiles {
+            let i0 = qtile * tl;
             let i1 = (i0 + tl).min(t);
             let nq = i1 - i0;
             // On the diagonal tile (i0 == j0, so nq == nk) key jj sees only queries ii >= jj.
-            let diag = i0 == j0;
-            for rb in (0..nq).step_by(RB) {
-                let nr = RB.min(nq - rb);
-                let jmax = j1.min(i0 + rb + nr) - j0;
-                // Whole vectors (see the forward pass): entries past a row's causal limit
-                // are computed from stale kt/vt columns and never read, except jn..jmax,
-                // which are zeroed below.
-                let jpad = pad_to::<V>(jmax);
-                debug_assert!(jpad <= ld);
-                let (sb, db) = (&mut pblk[rb * ld..], &mut dsblk[rb * ld..]);
-                // s = scale q kᵀ and dP' = dO vᵀ for the block's rows (keys 0..jpad).
-                block_scores::<V>(sb, ld, nr, qkv, qoff + (i0 + rb) * c3, c3, hs, kt, ld, jpad, scale);
-                block_scores::<V>(db, ld, nr, dout, ooff + (i0 + rb) * c, c, hs, vt, ld, jpad, 1.0);
-                for r in 0..nr {
-                    let i = i0 + rb + r;
-                    let jn = j1.min(i + 1) - j0;
-                    let s = &mut sb[r * ld..r * ld + jpad];
-                    let dp = &mut db[r * ld..r * ld + jpad];
-                    // P_ij = exp(s_ij - lse_i), recomputed exactly as in the forward pass.
-                    exp_sub::<V>(s, lse[i]);
-                    let di = drow[i];
-                    if dropout.p > 0.0 {
-                        let base = drop_row_base(bh, t, i);
-                        for jj in 0..jn {
-                            let idx = base.wrapping_add((j0 + jj) as u32);
-                            let z = if keep(dropout.p, dropout.seed, dropout.stream, idx) { inv_keep } else { 0.0 };
-                            let p = s[jj];
-                            // dS (pre-scaled) into dp, dropped probability Z P into s (for dv).
-                            dp[jj] = p * (z * dp[jj] - di) * scale;
-                            s[jj] = z * p;
-                        }
-                    } else {
-                        softmax_bwd_row::<V>(dp, s, di, scale);
-                    }
-                    // Keys after i (causal) that the block products read weigh nothing.
-                    for jj in jn..jmax {
-                        s[jj] = 0.0;
-                        dp[jj] = 0.0;
-                    }
-                }
+            let diag = qtile == ktile;
+            let (qo, oo) = (qoff + i0 * c3, ooff + i0 * c);
+            assert!(qo + (nq - 1) * c3 + hs <= qkv.len() && oo + (nq - 1) * c + hs <= dout.len());
+            // q and dO rows: read in place, or copied block by block by the score kernel
+            // (their memory reads then overlap its FMAs) and read from the copies.
+            let (qdirect, ddirect) = (rows_aligned::<V>(qkv[qo..].as_ptr(), c3), rows_aligned::<V>(dout[oo..].as_ptr(), c));
+            let (qb, qld) = if qdirect { (qkv[qo..].as_ptr(), c3) } else { (qc.as_ptr(), hs) };
+            let (db, dld) = if ddirect { (dout[oo..].as_ptr(), c) } else { (dc.as_ptr(), hs) };
+            let g = BwdArgs {
+                p: pblk.as_mut_ptr(),
+                ds: dsblk.as_mut_ptr(),
+                ld,
+                kt: kt.as_ptr(),
+                vt: vt.as_ptr(),
+                q: qkv[qo..].as_ptr(),
+                qs: c3,
+                dout: dout[oo..].as_ptr(),
+                os: c,
+                qc: if qdirect { core::ptr::null_mut() } else { qc.as_mut_ptr() },
+                dc: if ddirect { core::ptr::null_mut() } else { dc.as_mut_ptr() },
+                lse: lse[i0..].as_ptr(),
+                drow: drow[i0..].as_ptr(),
+                hs,
+                diag,
+                scale,
+                drop: if dropout.p > 0.0 { Some(DropRows { d: dropout, inv_keep, base: drop_row_base(bh, t, i0).wrapping_add(j0 as u32), step: t as u32 }) } else { None },
+            };
+            debug_assert!(nq <= tl && nkv * l <= ld && i1 <= lse.len());
+            // SAFETY: q and dO rows i0..i1 of head h lie inside qkv and dout (asserted
+            // above); kt/vt are (HS,LD) with nkv*LANES <= LD; pblk/dsblk hold nq rows of
+            // LD; qc/dc nq*HS floats; lse/drow entries i0..i1 exist: the bounds
+            // `bwd_scores_impl` needs.
+            unsafe { kern::bwd_scores(&g, nq, nk, nkv) };
+            // dv_j += Σ_i (Z P)_ij dO_i ; dk_j += Σ_i dS_ij q_i (queries i >= the key
+            // block's first key on the diagonal tile: the rest are masked zeros).
+            let fresh = !direct && qtile == ktile;
+            // SAFETY (pointer arithmetic): rows j0.. of dv and dk of head h in dqkv.
+            let (dvp, dkp, ldd) = if direct { unsafe { (a.dqkv.add(koff + c), a.dqkv.add(koff), c3) } } else { (dvacc.as_mut_ptr(), dkacc.as_mut_ptr(), hs) };
+            let pv = Prod {
+                a: pblk.as_ptr(),
+                ars: 1,
+                aks: ld,
+                b: db,
+                ldb: dld,
+                n: hs,
+                cin: if fresh { core::ptr::null() } else { dvp },
+                ldcin: ldd,
+                pre: core::ptr::null(),
+                cout: dvp,
+                ldcout: ldd,
+                post: core::ptr::null(),
+            };
+            let pk = Prod { a: dsblk.as_ptr(), b: qb, ldb: qld, cin: if fresh { core::ptr::null() } else { dkp }, cout: dkp, ..pv };
+            let kr = if diag { KRange::From(nq) } else { KRange::All(nq) };
+            // SAFETY: A reads pblk/dsblk[q*LD + r] for q < nq, r < nk, inside (TL,LD); B
+            // reads nq rows of HS floats of dO / q (in place, asserted above, or the
+            // copies); C is nk rows of HS floats of dvacc/dkacc (TL,HS), or rows j0..j1 of
+            // dv/dk of this task's head.
+            unsafe {
+                kern::prod(&pv, nk, kr);
+                kern::prod(&pk, nk, kr);
             }
-            // dv_j += Σ_i (Z P)_ij dO_i ; dk_j += Σ_i scale dS_ij q_i (queries i >= the
-            // key block's first key on the diagonal tile: the rest are masked zeros).
-            for jb in (0..nk).step_by(RB) {
-                let nr = RB.min(nk - jb);
-                let ib = if diag { jb } else { 0 };
-                let (dv, dk) = (&mut dvacc[jb * hs..(jb + nr) * hs], &mut dkacc[jb * hs..(jb + nr) * hs]);
-                // SAFETY: dv and dk hold nr rows of HS floats, contiguous (ldo = HS).
-                unsafe {
-                    block_axpy::<V>(dv.as_mut_ptr(), hs, nr, hs, &pblk[ib * ld + jb..], 1, ld, nq - ib, dout, ooff + (i0 + ib) * c, c);
-                    block_axpy::<V>(dk.as_mut_ptr(), hs, nr, hs, &dsblk[ib * ld + jb..], 1, ld, nq - ib, qkv, qoff + (i0 + ib) * c3, c3);
-                }
-            }
-            // dq_i += Σ_j scale dS_ij k_j, straight into dqkv: one load/store per block.
-            for ib in (0..nq).step_by(RB) {
-                let nr = RB.min(nq - ib);
-                let jmax = if diag { (ib + nr).min(nk) } else { nk };
-                // SAFETY: rows i0+ib .. +nr of dq for this task's head (HS floats each at
-                // stride 3C inside (B,T,3C)), which only this task writes (see above).
-                unsafe { block_axpy::<V>(a.dqkv.add(qoff + (i0 + ib) * c3), c3, nr, hs, &dsblk[ib * ld..], ld, 1, jmax, qkv, qoff + c + j0 * c3, c3) };
+            // dq_i += Σ_j dS_ij k_j, straight into dqkv: one load/store per row block.
+            // SAFETY (pointer arithmetic): row i0 of dq of head h in dqkv.
+            let dqp = unsafe { a.dqkv.add(qo) };
+            let pq = Prod { a: dsblk.as_ptr(), ars: ld, aks: 1, b: kb, ldb: kld, n: hs, cin: dqp, ldcin: c3, pre: core::ptr::null(), cout: dqp, ldcout: c3, post: core::ptr::null() };
+            // SAFETY: A reads dsblk[r*LD + k] for r < nq, k < nk; B reads nk key rows of HS
+            // floats (in place or kc); C is rows i0..i1 of dq of this task's head.
+            unsafe { kern::prod(&pq, nq, if diag { KRange::Below(nk) } else { KRange::All(nk) }) };
+        }
+        if !direct {
+            for jj in 0..nk {
+                let j = j0 + jj;
+                // SAFETY: row j of dk for this task's head, inside (B,T,3C) (see above).
+                let dk = unsafe { core::slice::from_raw_parts_mut(a.dqkv.add(qoff + c + j * c3), hs) };
+                axpy::<V>(dk, 1.0, &dkacc[jj * hs..(jj + 1) * hs]);
+                // SAFETY: row j of dv, likewise.
+                let dv = unsafe { core::slice::from_raw_parts_mut(a.dqkv.add(qoff + 2 * c + j * c3), hs) };
+                axpy::<V>(dv, 1.0, &dvacc[jj * hs..(jj + 1) * hs]);
             }
         }
-        for jj in 0..nk {
-            let j = j0 + jj;
-            // SAFETY: row j of dk for this task's head, inside (B,T,3C) (see above).
-            let dk = unsafe { core::slice::from_raw_parts_mut(a.dqkv.add(qoff + c + j * c3), hs) };
-            axpy::<V>(dk, 1.0, &dkacc[jj * hs..(jj + 1) * hs]);
-            // SAFETY: row j of dv, likewise.
-            let dv = unsafe { core::slice::from_raw_parts_mut(a.dqkv.add(qoff + 2 * c + j * c3), hs) };
-            axpy::<V>(dv, 1.0, &dvacc[jj * hs..(jj + 1) * hs]);
+    }
+}
+
+/// ln x for x >= 1 (a softmax sum: its largest term is exp(0)), within an ulp or so of
+/// f32::ln. Plain arithmetic on the bits (Cephes logf), so that the loop over a tile's
+/// rows vectorises: f32::ln is a libm call per row. NaN stays NaN.
+#[inline(always)]
+fn ln_pos(x: f32) -> f32 {
+    let bits = x.to_bits();
+    // x = m 2^e with m in [0.5, 1).
+    let mut e = ((bits >> 23) & 0xff) as i32 - 126;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    // Then m in [sqrt(1/2), sqrt(2)), z = m - 1.
+    let z = if m < core::f32::consts::FRAC_1_SQRT_2 {
+        e -= 1;
+        m + m - 1.0
+    } else {
+        m - 1.0
+    };
+    let e = e as f32;
+    let zz = z * z;
+    let mut y = 7.037_683_6e-2;
+    y = y * z - 1.151_461e-1;
+    y = y * z + 1.167_699_9e-1;
+    y = y * z - 1.242_014_1e-1;
+    y = y * z + 1.424_932_3e-1;
+    y = y * z - 1.666_805_8e-1;
+    y = y * z + 2.000_071_4e-1;
+    y = y * z - 2.499_999_4e-1;
+    y = y * z + 3.333_333e-1;
+    y = y * z * zz;
+    y += -2.121_944_4e-4 * e; // ln 2 = 0.693359375 - 2.12194440e-4
+    y += -0.5 * zz;
+    let r = z + y + 0.693_359_4 * e;
+    if x.is_nan() {
+        x
+    } else {
+        r
+    }
+}
+
+/// dst (n,HS) row r = src[off + r*stride..][..HS], r < n.
+#[inline(always)]
+fn copy_rows<V: VecMath>(dst: &mut [f32], src: &[f32], off: usize, stride: usize, n: usize, hs: usize) {
+    if n == 0 {
+        return;
+    }
+    assert!(n * hs <= dst.len() && off + (n - 1) * stride + hs <= src.len());
+    // SAFETY: just asserted; dst and src are different slices.
+    unsafe { copy_rows_raw::<V>(dst.as_mut_ptr(), src[off..].as_ptr(), stride, n, hs) };
+}
+
+/// dst (n,HS) row r = src[r*stride..][..HS], r < n. In vectors: a memcpy call per row
+/// costs more than the copy.
+///
+/// # Safety
+/// src has n readable rows of HS floats at that stride, dst n*HS writable floats, apart.
+#[inline(always)]
+unsafe fn copy_rows_raw<V: VecMath>(dst: *mut f32, src: *const f32, stride: usize, n: usize, hs: usize) {
+    let l = V::LANES;
+    for r in 0..n {
+        let (d, s) = (dst.add(r * hs), src.add(r * stride));
+        let mut x = 0;
+        while x + l <= hs {
+            V::load(s.add(x)).store(d.add(x));
+            x += l;
+        }
+        while x < hs {
+            *d.add(x) = *s.add(x);
+            x += 1;
+        }
+    }
+}
+
+/// x (rows,ld): columns from..to of every row = 0.
+fn zero_cols(x: &mut [f32], rows: usize, ld: usize, from: usize, to: usize) {
+    if from < to {
+        for r in 0..rows {
+            x[r * ld + from..r * ld + to].fill(0.0);
+        }
+    }
+}
+
+/// Dropout of a (query tile x key tile) block: the RNG index of (query i0 + x, key j0 + y)
+/// is base + x*step + y (wrapping), with base = index of (i0, j0) and step = T.
+#[derive(Clone, Copy)]
+struct DropRows {
+    d: Dropout,
+    inv_keep: f32,
+    base: u32,
+    step: u32,
+}
+
+/// Dropout factors (1/(1-p) if kept, else 0) of LANES elements with RNG indices
+/// idx0 + k*step, k < LANES.
+#[inline(always)]
+fn dropz<V: VecMath>(dr: &DropRows, idx0: u32, step: u32) -> V {
+    let mut z = [0.0f32; MAXL];
+    for (k, zk) in z.iter_mut().enumerate().take(V::LANES) {
+        let idx = idx0.wrapping_add((k as u32).wrapping_mul(step));
+        *zk = if keep(dr.d.p, dr.d.seed, dr.d.stream, idx) { dr.inv_keep } else { 0.0 };
+    }
+    // SAFETY: z holds MAXL >= LANES floats.
+    unsafe { V::load(z.as_ptr()) }
+}
+
+/// Operands of the forward score kernel: key rows a (HS floats each, at stride ars;
+/// broadcast) times the transposed query tile b (HS,ld), into out (key rows at stride ld).
+pub struct ScoreArgs {
+    out: *mut f32,
+    ld: usize,
+    /// Column maxima, max-accumulated (LD).
+    mt: *mut f32,
+    b: *const f32,
+    a: *const f32,
+    ars: usize,
+    hs: usize,
+    diag: bool,
+    scale: f32,
+    /// Value rows to copy along (stride ars, HS floats; null: none) and where to,
+    /// contiguous (rows,HS).
+    cp_src: *const f32,
+    cp_dst: *mut f32,
+}
+
+/// Sᵀ of one key tile: out[jj*ld + i] = scale * k_jj · q_i for key rows jj < nk and
+/// queries i < nqv*LANES; mt = max(mt, max over jj). On the diagonal tile masked entries
+/// (query i < key jj) are -inf, and a row block starts at the vector holding its first
+/// key (earlier vectors, wholly masked, are not written). Copies the value rows along.
+///
+/// # Safety
+/// a holds nk rows (and cp_src, if not null, nk rows) of HS floats at stride ars; b is
+/// (HS,ld) with nqv*LANES <= ld; out has nk rows of ld, mt nqv*LANES and cp_dst nk*HS
+/// writable floats.
+#[inline(always)]
+unsafe fn fwd_scores_impl<V: VecMath>(g: &ScoreArgs, nk: usize, nqv: usize) {
+    if V::LANES >= 16 {
+        fwd_scores_rows::<V, 4, 8, 4>(g, nk, nqv);
+    } else {
+        fwd_scores_rows::<V, 4, 8, 2>(g, nk, nqv);
+    }
+}
+
+/// # Safety
+/// See `fwd_scores_impl`.
+#[inline(always)]
+unsafe fn fwd_scores_rows<V: VecMath, const R: usize, const R2: usize, const NVM: usize>(g: &ScoreArgs, nk: usize, nqv: usize) {
+    let l = V::LANES;
+    let mut jb = 0;
+    while jb < nk {
+        let v0 = if g.diag { jb / l } else { 0 };
+        if v0 + 1 == nqv && jb + R2 <= nk {
+            // One query vector left (the last rows of the diagonal tile): R2 > R rows, so
+            // that there are enough FMA chains to hide their latency.
+            fwd_score_tile::<V, R2, 1>(g, jb, v0);
+            if !g.cp_src.is_null() {
+                copy_rows_raw::<V>(g.cp_dst.add(jb * g.hs), g.cp_src.add(jb * g.ars), g.ars, R2, g.hs);
+            }
+            jb += R2;
+            continue;
+        }
+        if jb + R <= nk {
+            let mut v0 = v0;
+            while v0 < nqv {
+                let nv = (nqv - v0).min(NVM);
+                match nv {
+                    1 => fwd_score_tile::<V, R, 1>(g, jb, v0),
+                    2 => fwd_score_tile::<V, R, 2>(g, jb, v0),
+                    3 if NVM >= 3 => fwd_score_tile::<V, R, 3>(g, jb, v0),
+                    _ => fwd_score_tile::<V, R, NVM>(g, jb, v0),
+                }
+                v0 += nv;
+            }
+        } else {
+            // Leftover rows (nk not a multiple of R), one vector at a time.
+            for v0 in (if g.diag { jb / l } else { 0 })..nqv {
+                fwd_score_tile::<V, 1, 1>(g, jb, v0);
+            }
+        }
+        let rr = if jb + R <= nk { R } else { 1 };
+        if !g.cp_src.is_null() {
+            copy_rows_raw::<V>(g.cp_dst.add(jb * g.hs), g.cp_src.add(jb * g.ars), g.ars, rr, g.hs);
+        }
+        jb += rr;
+    }
+}
+
+/// R key rows jb.. x NV query vectors v0.. of `fwd_scores_impl`.
+///
+/// # Safety
+/// See `fwd_scores_impl`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn fwd_score_tile<V: VecMath, const R: usize, const NV: usize>(g: &ScoreArgs, jb: usize, v0: usize) {
+    let l = V::LANES;
+    let acc = mk::<V, R, NV>([[V::zero(); NV]; R], g.a.add(jb * g.ars), g.ars, 1, g.b.add(v0 * l), g.ld, 0, g.hs);
+    let vs = V::splat(g.scale);
+    let mut mx = [V::splat(NEG_INF); NV];
+    for r in 0..R {
+        let jj = jb + r;
+        for v in 0..NV {
+            let c0 = (v0 + v) * l;
+            let mut s = acc[r][v].mul(vs);
+            if g.diag && jj > c0 {
+                // Queries c0..jj of this vector come before key jj.
+                s = s.add(prefix_mask::<V>(&NEG_LO, jj - c0));
+            }
+            mx[v] = mx[v].max(s);
+            s.store(g.out.add(jj * g.ld + c0));
+        }
+    }
+    for v in 0..NV {
+        let p = g.mt.add((v0 + v) * l);
+        V::load(p).max(mx[v]).store(p);
+    }
+}
+
+/// Turns the Sᵀ block of `fwd_scores_impl` into Pᵀ in place: exp(s - m) for key rows
+/// jj < nk and query vectors < nqv, exact zeros where masked (and for the rows a diagonal
+/// vector skipped), then dropout; l = alpha ∘ l + Σ_jj exp(s - m) (before dropout: it
+/// drops the normalised weights).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fwd_softmax<V: VecMath>(st: &mut [f32], ld: usize, m: &[f32], lrow: &mut [f32], alpha: &[f32], nk: usize, nqv: usize, diag: bool, drop: Option<DropRows>) {
+    let l = V::LANES;
+    let qw = nqv * l;
+    assert!(nk * ld <= st.len() && qw <= ld && qw <= m.len() && qw <= lrow.len() && qw <= alpha.len());
+    let sp = st.as_mut_ptr();
+    for c0 in (0..qw).step_by(l) {
+        // On the diagonal tile, key rows past the vector's last query are wholly masked.
+        let jend = if diag { nk.min(c0 + l) } else { nk };
+        // SAFETY (all loads and stores of this loop): rows jj < nk, lanes c0..c0+LANES
+        // <= qw <= LD of st, and lanes of m, lrow, alpha below qw (asserted above).
+        unsafe {
+            let mv = V::load(m.as_ptr().add(c0));
+            let mut sum = V::zero();
+            for jj in 0..jend {
+                let p = sp.add(jj * ld + c0);
+                let mut x = V::load(p).sub(mv).exp();
+                if diag && jj > c0 {
+                    // Masked lanes hold exp(-inf): tiny but not 0 in the vector exp.
+                    x = x.mul(prefix_mask::<V>(&ZERO_LO, jj - c0));
+                }
+                sum = sum.add(x);
+                if let Some(dr) = &drop {
+                    // Index of (query i0 + c0 + k, key j0 + jj).
+                    let idx0 = dr.base.wrapping_add((c0 as u32).wrapping_mul(dr.step)).wrapping_add(jj as u32);
+                    x = x.mul(dropz::<V>(dr, idx0, dr.step));
+                }
+                x.store(p);
+            }
+            for jj in jend..nk {
+                V::zero().store(sp.add(jj * ld + c0));
+            }
+            let lp = lrow.as_mut_ptr().add(c0);
+            V::load(lp).mul(V::load(alpha.as_ptr().add(c0))).add(sum).store(lp);
+        }
+    }
+}
+
+/// Operands of the backward score kernel, for one (query tile, key tile) block.
+pub struct BwdArgs {
+    /// P (then Z P) and dS, (nq queries, ld keys) each.
+    p: *mut f32,
+    ds: *mut f32,
+    ld: usize,
+    /// Key and value tiles transposed, (HS,ld) each.
+    kt: *const f32,
+    vt: *const f32,
+    /// q and dO rows of the query tile (HS floats at stride qs / os).
+    q: *const f32,
+    qs: usize,
+    dout: *const f32,
+    os: usize,
+    /// Where to copy the q and dO rows (contiguous (nq,HS)) and read them from; null: read
+    /// them in place.
+    qc: *mut f32,
+    dc: *mut f32,
+    /// lse and D of the tile's queries.
+    lse: *const f32,
+    drow: *const f32,
+    hs: usize,
+    diag: bool,
+    scale: f32,
+    drop: Option<DropRows>,
+}
+
+/// P and dS of one (query tile x key tile) block, row-major (queries, ld keys): for query
+/// rows < nq and keys < nkv*LANES,
+///   p = exp(scale q·k - lse_q) (0 where masked), dS = p (Z dO·v - D_q) scale, p <- Z p.
+/// On the diagonal tile a row block computes only the key vectors up to its last query
+/// and stores zeros in the rest, so every entry of the block (rows < nq) is defined.
+///
+/// # Safety
+/// The pointers of `g` hold what its field comments say for nq query rows and nkv*LANES
+/// <= ld key columns; the outputs are writable and not otherwise accessed.
+#[inline(always)]
+unsafe fn bwd_scores_impl<V: VecMath>(g: &BwdArgs, nq: usize, nk: usize, nkv: usize) {
+    if V::LANES >= 16 {
+        bwd_scores_rows::<V, 4, 8, 4>(g, nq, nk, nkv);
+    } else {
+        bwd_scores_rows::<V, 4, 8, 2>(g, nq, nk, nkv);
+    }
+}
+
+/// # Safety
+/// See `bwd_scores_impl`.
+#[inline(always)]
+unsafe fn bwd_scores_rows<V: VecMath, const R: usize, const R2: usize, const NVM: usize>(g: &BwdArgs, nq: usize, nk: usize, nkv: usize) {
+    let l = V::LANES;
+    // Keys the rows ib..ib+rr may see, in whole vectors.
+    let vend_of = |ib: usize, rr: usize| ((if g.diag { nk.min(ib + rr) } else { nk }) + l - 1) / l;
+    let mut ib = 0;
+    while ib < nq {
+        // R2 > R rows where they see a single key vector (the first rows of the diagonal
+        // tile), so that there are enough FMA chains to hide their latency.
+        let rr = if ib + R2 <= nq && vend_of(ib, R2) == 1 {
+            R2
+        } else if ib + R <= nq {
+            R
+        } else {
+            1
+        };
+        let vend = vend_of(ib, rr);
+        // The block's q and dO rows, copied if asked (the B operands of dk and dv) and
+        // then read from the copies.
+        let (qa, qas) = if g.qc.is_null() {
+            (g.q.add(ib * g.qs), g.qs)
+        } else {
+            copy_rows_raw::<V>(g.qc.add(ib * g.hs), g.q.add(ib * g.qs), g.qs, rr, g.hs);
+            (g.qc.add(ib * g.hs) as *const f32, g.hs)
+        };
+        let (da, das) = if g.dc.is_null() {
+            (g.dout.add(ib * g.os), g.os)
+        } else {
+            copy_rows_raw::<V>(g.dc.add(ib * g.hs), g.dout.add(ib * g.os), g.os, rr, g.hs);
+            (g.dc.add(ib * g.hs) as *const f32, g.hs)
+        };
+        for pass in 0..2 {
+            // pass 0: P from q; pass 1: dS (reads P) from dO.
+            let (ar, ars) = if pass == 0 { (qa, qas) } else { (da, das) };
+            if rr == R2 {
+                bwd_tile::<V, R2, 1>(g, pass, ib, 0, ar, ars);
+            } else if rr == R {
+                let mut v0 = 0;
+                while v0 < vend {
+                    let nv = (vend - v0).min(NVM);
+                    match nv {
+                        1 => bwd_tile::<V, R, 1>(g, pass, ib, v0, ar, ars),
+                        2 => bwd_tile::<V, R, 2>(g, pass, ib, v0, ar, ars),
+                        3 if NVM >= 3 => bwd_tile::<V, R, 3>(g, pass, ib, v0, ar, ars),
+                        _ => bwd_tile::<V, R, NVM>(g, pass, ib, v0, ar, ars),
+                    }
+                    v0 += nv;
+                }
+            } else {
+                // A leftover row (nq not a multiple of R), one vector at a time.
+                for v0 in 0..vend {
+                    bwd_tile::<V, 1, 1>(g, pass, ib, v0, ar, ars);
+                }
+            }
+        }
+        for r in ib..ib + rr {
+            for c0 in (vend * l..nkv * l).step_by(l) {
+                V::zero().store(g.p.add(r * g.ld + c0));
+                V::zero().store(g.ds.add(r * g.ld + c0));
+            }
+        }
+        ib += rr;
+    }
+}
+
+/// R query rows ib.. x NV key vectors v0.. of `bwd_scores_impl`: pass 0 stores P, pass 1
+/// dS (and Z P). `ar` is row ib of the pass's A operand (q or dO), rows at stride ars.
+///
+/// # Safety
+/// See `bwd_scores_impl`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn bwd_tile<V: VecMath, const R: usize, const NV: usize>(g: &BwdArgs, pass: usize, ib: usize, v0: usize, ar: *const f32, ars: usize) {
+    let l = V::LANES;
+    let vs = V::splat(g.scale);
+    let zero = [[V::zero(); NV]; R];
+    if pass == 0 {
+        let acc = mk::<V, R, NV>(zero, ar, ars, 1, g.kt.add(v0 * l), g.ld, 0, g.hs);
+        for r in 0..R {
+            let ii = ib + r;
+            let vl = V::splat(*g.lse.add(ii));
+            for v in 0..NV {
+                let c0 = (v0 + v) * l;
+                // P_ij = exp(s_ij - lse_i), recomputed as in the forward pass.
+                let mut x = acc[r][v].mul(vs).sub(vl).exp();
+                if g.diag && ii + 1 < c0 + l {
+                    // Keys after query ii weigh nothing.
+                    x = x.mul(prefix_mask::<V>(&ONE_LO, (ii + 1).saturating_sub(c0)));
+                }
+                x.store(g.p.add(ii * g.ld + c0));
+            }
+        }
+    } else {
+        let acc = mk::<V, R, NV>(zero, ar, ars, 1, g.vt.add(v0 * l), g.ld, 0, g.hs);
+        for r in 0..R {
+            let ii = ib + r;
+            let vd = V::splat(*g.drow.add(ii));
+            for v in 0..NV {
+                let c0 = (v0 + v) * l;
+                let (pp, dp) = (g.p.add(ii * g.ld + c0), g.ds.add(ii * g.ld + c0));
+                let p = V::load(pp);
+                let mut dpv = acc[r][v];
+                if let Some(dr) = &g.drop {
+                    // Index of (query i0 + ii, key j0 + c0 + k).
+                    let idx0 = dr.base.wrapping_add((ii as u32).wrapping_mul(dr.step)).wrapping_add(c0 as u32);
+                    let z = dropz::<V>(dr, idx0, 1);
+                    dpv = dpv.mul(z);
+                    // Dropped probability Z P, for dv.
+                    p.mul(z).store(pp);
+                }
+                // dS (pre-scaled for dq and dk).
+                p.mul(dpv.sub(vd)).mul(vs).store(dp);
+            }
+        }
+    }
+}
+
+/// acc[r][v] += Σ_{k in klo..khi} a[r*ars + k*aks] · b[k*ldb + v*LANES ..][..LANES]: the
+/// register block every product here is made of. R x NV accumulators stay in registers;
+/// each k loads NV vectors of B and broadcasts R elements of A.
+///
+/// # Safety
+/// Every a and b element named above is readable.
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn mk<V: VecMath, const R: usize, const NV: usize>(mut acc: [[V; NV]; R], a: *const f32, ars: usize, aks: usize, b: *const f32, ldb: usize, klo: usize, khi: usize) -> [[V; NV]; R] {
+    let l = V::LANES;
+    for k in klo..khi {
+        let bk = b.add(k * ldb);
+        let mut bv = [V::zero(); NV];
+        for v in 0..NV {
+            bv[v] = V::load(bk.add(v * l));
+        }
+        let ak = a.add(k * aks);
+        for r in 0..R {
+            let w = V::splat(*ak.add(r * ars));
+            for v in 0..NV {
+                acc[r][v] = w.mul_add(bv[v], acc[r][v]);
+            }
+        }
+    }
+    acc
+}
+
+/// One product with an (N columns) B: for rows r < nr and columns x < n,
+///   cout[r*ldcout + x] = post_r (pre_r cin[r*ldcin + x] + Σ_k a[r*ars + k*aks] b[k*ldb + x])
+/// with k over the row block's `KRange`. Null cin: start from 0; null pre or post: factor
+/// 1 (pre is read only with cin). cout may be cin (a block is loaded before it is stored).
+#[derive(Clone, Copy)]
+pub struct Prod {
+    a: *const f32,
+    ars: usize,
+    aks: usize,
+    b: *const f32,
+    ldb: usize,
+    n: usize,
+    cin: *const f32,
+    ldcin: usize,
+    pre: *const f32,
+    cout: *mut f32,
+    ldcout: usize,
+    post: *const f32,
+}
+
+/// The k range of a `Prod` row block, rows r0..r0+rr.
+#[derive(Clone, Copy)]
+pub enum KRange {
+    /// 0..n.
+    All(usize),
+    /// 0..min(n, r0+rr): queries against the keys of the diagonal tile (causal).
+    Below(usize),
+    /// r0..n: keys against the queries of the diagonal tile.
+    From(usize),
+}
+
+impl KRange {
+    #[inline(always)]
+    fn bounds(self, r0: usize, rr: usize) -> (usize, usize) {
+        match self {
+            KRange::All(n) => (0, n),
+            KRange::Below(n) => (0, n.min(r0 + rr)),
+            KRange::From(n) => (r0.min(n), n),
+        }
+    }
+}
+
+/// Runs `p` over rows 0..nr in register blocks.
+///
+/// # Safety
+/// Every element `p` names for those rows and k ranges is readable (a, b, cin, pre, post)
+/// or writable (cout), and nothing else accesses cout during the call.
+#[inline(always)]
+unsafe fn prod_impl<V: VecMath>(p: &Prod, nr: usize, kr: KRange) {
+    let l = V::LANES;
+    if l >= 16 && p.n < 4 * l {
+        // HS = 32: 8 rows x 2 vectors.
+        prod_rows::<V, 8, 2>(p, nr, kr);
+    } else if l >= 16 {
+        prod_rows::<V, 4, 4>(p, nr, kr);
+    } else {
+        prod_rows::<V, 4, 2>(p, nr, kr);
+    }
+}
+
+/// # Safety
+/// See `prod_impl`.
+#[inline(always)]
+unsafe fn prod_rows<V: VecMath, const R: usize, const NVM: usize>(p: &Prod, nr: usize, kr: KRange) {
+    let mut r0 = 0;
+    while r0 + R <= nr {
+        let (klo, khi) = kr.bounds(r0, R);
+        prod_block::<V, R, NVM>(p, r0, klo, khi);
+        r0 += R;
+    }
+    while r0 < nr {
+        let (klo, khi) = kr.bounds(r0, 1);
+        prod_block::<V, 1, 1>(p, r0, klo, khi);
+        r0 += 1;
+    }
+}
+
+/// Rows r0..r0+R of `prod_impl`, all n columns: whole vectors in chunks of up to NVM, then
+/// a scalar tail (n not a multiple of the lanes).
+///
+/// # Safety
+/// See `prod_impl`.
+#[inline(always)]
+unsafe fn prod_block<V: VecMath, const R: usize, const NVM: usize>(p: &Prod, r0: usize, klo: usize, khi: usize) {
+    let l = V::LANES;
+    let nvec = p.n / l;
+    let mut v0 = 0;
+    while v0 < nvec {
+        let nv = (nvec - v0).min(NVM);
+        match nv {
+            1 => prod_tile::<V, R, 1>(p, r0, v0 * l, klo, khi),
+            2 if NVM >= 2 => prod_tile::<V, R, 2>(p, r0, v0 * l, klo, khi),
+            3 if NVM >= 3 => prod_tile::<V, R, 3>(p, r0, v0 * l, klo, khi),
+            _ => prod_tile::<V, R, NVM>(p, r0, v0 * l, klo, khi),
+        }
+        v0 += nv;
+    }
+    for r in r0..r0 + R {
+        for x in nvec * l..p.n {
+            let mut s = if p.cin.is_null() {
+                0.0
+            } else if p.pre.is_null() {
+                *p.cin.add(r * p.ldcin + x)
+            } else {
+                *p.cin.add(r * p.ldcin + x) * *p.pre.add(r)
+            };
+            for k in klo..khi {
+                s += *p.a.add(r * p.ars + k * p.aks) * *p.b.add(k * p.ldb + x);
+            }
+            if !p.post.is_null() {
+                s *= *p.post.add(r);
+            }
+            *p.cout.add(r * p.ldcout + x) = s;
+        }
+    }
+}
+
+/// Rows r0..r0+R, columns x0..x0+NV*LANES of `prod_impl`.
+///
+/// # Safety
+/// See `prod_impl`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn prod_tile<V: VecMath, const R: usize, const NV: usize>(p: &Prod, r0: usize, x0: usize, klo: usize, khi: usize) {
+    let l = V::LANES;
+    let mut acc = [[V::zero(); NV]; R];
+    if !p.cin.is_null() {
+        for r in 0..R {
+            let ci = p.cin.add((r0 + r) * p.ldcin + x0);
+            for v in 0..NV {
+                acc[r][v] = V::load(ci.add(v * l));
+            }
+            if !p.pre.is_null() {
+                let f = V::splat(*p.pre.add(r0 + r));
+                for v in 0..NV {
+                    acc[r][v] = acc[r][v].mul(f);
+                }
+            }
+        }
+    }
+    let acc = mk::<V, R, NV>(acc, p.a.add(r0 * p.ars), p.ars, p.aks, p.b.add(x0), p.ldb, klo, khi);
+    for r in 0..R {
+        let co = p.cout.add((r0 + r) * p.ldcout + x0);
+        if p.post.is_null() {
+            for v in 0..NV {
+                acc[r][v].store(co.add(v * l));
+            }
+        } else {
+            let f = V::splat(*p.post.add(r0 + r));
+            for v in 0..NV {
+                acc[r][v].mul(f).store(co.add(v * l));
+            }
         }
     }
 }
@@ -519,254 +1251,6 @@ fn transpose_tile<V: VecMath>(dst: &mut [f32], src: &[f32], off: usize, stride: 
     }
 }
 
-/// s[r*lds + j] = scale * q_r · k_j for rows r < nr (q_r = src[off + r*stride ..][..HS])
-/// and keys j < n of the transposed tile kt (HS,ld). Four rows share every kt load (4 rows
-/// x 2 key vectors in registers); leftover rows and keys go through `tile_scores`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn block_scores<V: VecMath>(s: &mut [f32], lds: usize, nr: usize, src: &[f32], off: usize, stride: usize, hs: usize, kt: &[f32], ld: usize, n: usize, scale: f32) {
-    let l = V::LANES;
-    let mut jdone = 0;
-    if nr == 4 && hs > 0 && n >= l {
-        assert!(n <= ld && kt.len() >= hs * ld && s.len() >= 3 * lds + n && off + 3 * stride + hs <= src.len());
-        let vs = V::splat(scale);
-        let (q0, q1, q2, q3) = (&src[off..off + hs], &src[off + stride..off + stride + hs], &src[off + 2 * stride..off + 2 * stride + hs], &src[off + 3 * stride..off + 3 * stride + hs]);
-        let ktp = kt.as_ptr();
-        let mut j = 0;
-        while j + 2 * l <= n {
-            let (mut a0, mut a1, mut a2, mut a3) = (V::zero(), V::zero(), V::zero(), V::zero());
-            let (mut b0, mut b1, mut b2, mut b3) = (V::zero(), V::zero(), V::zero(), V::zero());
-            for d in 0..hs {
-                // SAFETY: d*ld + j + 2*LANES <= (hs-1)*ld + n <= hs*ld <= kt.len().
-                let (k0, k1) = unsafe { (V::load(ktp.add(d * ld + j)), V::load(ktp.add(d * ld + j + l))) };
-                let (w0, w1, w2, w3) = (V::splat(q0[d]), V::splat(q1[d]), V::splat(q2[d]), V::splat(q3[d]));
-                a0 = w0.mul_add(k0, a0);
-                b0 = w0.mul_add(k1, b0);
-                a1 = w1.mul_add(k0, a1);
-                b1 = w1.mul_add(k1, b1);
-                a2 = w2.mul_add(k0, a2);
-                b2 = w2.mul_add(k1, b2);
-                a3 = w3.mul_add(k0, a3);
-                b3 = w3.mul_add(k1, b3);
-            }
-            // SAFETY: r*lds + j + 2*LANES <= 3*lds + n <= s.len() for r < 4.
-            unsafe {
-                let o = s.as_mut_ptr().add(j);
-                a0.mul(vs).store(o);
-                b0.mul(vs).store(o.add(l));
-                a1.mul(vs).store(o.add(lds));
-                b1.mul(vs).store(o.add(lds + l));
-                a2.mul(vs).store(o.add(2 * lds));
-                b2.mul(vs).store(o.add(2 * lds + l));
-                a3.mul(vs).store(o.add(3 * lds));
-                b3.mul(vs).store(o.add(3 * lds + l));
-            }
-            j += 2 * l;
-        }
-        // One vector of keys left (n padded to whole vectors by the callers).
-        if j + l <= n {
-            let (mut a0, mut a1, mut a2, mut a3) = (V::zero(), V::zero(), V::zero(), V::zero());
-            for d in 0..hs {
-                // SAFETY: d*ld + j + LANES <= (hs-1)*ld + n <= hs*ld <= kt.len().
-                let k0 = unsafe { V::load(ktp.add(d * ld + j)) };
-                a0 = V::splat(q0[d]).mul_add(k0, a0);
-                a1 = V::splat(q1[d]).mul_add(k0, a1);
-                a2 = V::splat(q2[d]).mul_add(k0, a2);
-                a3 = V::splat(q3[d]).mul_add(k0, a3);
-            }
-            // SAFETY: r*lds + j + LANES <= 3*lds + n <= s.len() for r < 4.
-            unsafe {
-                let o = s.as_mut_ptr().add(j);
-                a0.mul(vs).store(o);
-                a1.mul(vs).store(o.add(lds));
-                a2.mul(vs).store(o.add(2 * lds));
-                a3.mul(vs).store(o.add(3 * lds));
-            }
-            j += l;
-        }
-        jdone = j;
-    }
-    if jdone < n {
-        for r in 0..nr {
-            let q = &src[off + r * stride..off + r * stride + hs]; // (HS)
-            let row = &mut s[r * lds..r * lds + n];
-            tile_scores_from::<V>(row, jdone, q, kt, ld, scale);
-        }
-    }
-}
-
-/// `tile_scores` for keys from..row.len() only.
-#[inline(always)]
-fn tile_scores_from<V: VecMath>(row: &mut [f32], from: usize, q: &[f32], kt: &[f32], ld: usize, scale: f32) {
-    if from == 0 {
-        tile_scores::<V>(row, q, kt, ld, scale);
-        return;
-    }
-    // Shift the tile view so that key `from` becomes key 0.
-    tile_scores::<V>(&mut row[from..], q, &kt[from..], ld, scale);
-}
-
-/// s[j] = scale * Σ_d q[d] kt[d*ld + j] for j < s.len() <= ld: one query against a
-/// transposed key tile, SIMD across keys (four vectors at a time for ILP).
-#[inline(always)]
-fn tile_scores<V: VecMath>(s: &mut [f32], q: &[f32], kt: &[f32], ld: usize, scale: f32) {
-    let n = s.len();
-    let hs = q.len();
-    if n == 0 {
-        return;
-    }
-    // Highest kt index read: (hs-1)*ld + n-1 (kt may be a view starting mid-row).
-    assert!(n <= ld && (hs == 0 || kt.len() >= (hs - 1) * ld + n));
-    let l = V::LANES;
-    let vs = V::splat(scale);
-    let ktp = kt.as_ptr();
-    let mut j = 0;
-    while j + 4 * l <= n {
-        // Eight accumulators (four key vectors x even/odd d) so the FMA chains overlap.
-        let (mut a0, mut a1, mut a2, mut a3) = (V::zero(), V::zero(), V::zero(), V::zero());
-        let (mut b0, mut b1, mut b2, mut b3) = (V::zero(), V::zero(), V::zero(), V::zero());
-        let mut d = 0;
-        while d + 2 <= hs {
-            let (qa, qb) = (V::splat(q[d]), V::splat(q[d + 1]));
-            // SAFETY: (d+1)*ld + j + 4*LANES <= (hs-1)*ld + n <= kt.len() (asserted above).
-            unsafe {
-                let p = ktp.add(d * ld + j);
-                let pb = p.add(ld);
-                a0 = qa.mul_add(V::load(p), a0);
-                a1 = qa.mul_add(V::load(p.add(l)), a1);
-                a2 = qa.mul_add(V::load(p.add(2 * l)), a2);
-                a3 = qa.mul_add(V::load(p.add(3 * l)), a3);
-                b0 = qb.mul_add(V::load(pb), b0);
-                b1 = qb.mul_add(V::load(pb.add(l)), b1);
-                b2 = qb.mul_add(V::load(pb.add(2 * l)), b2);
-                b3 = qb.mul_add(V::load(pb.add(3 * l)), b3);
-            }
-            d += 2;
-        }
-        if d < hs {
-            let qa = V::splat(q[d]);
-            // SAFETY: d*ld + j + 4*LANES <= (hs-1)*ld + n <= kt.len(), as above.
-            unsafe {
-                let p = ktp.add(d * ld + j);
-                a0 = qa.mul_add(V::load(p), a0);
-                a1 = qa.mul_add(V::load(p.add(l)), a1);
-                a2 = qa.mul_add(V::load(p.add(2 * l)), a2);
-                a3 = qa.mul_add(V::load(p.add(3 * l)), a3);
-            }
-        }
-        let (a0, a1, a2, a3) = (a0.add(b0), a1.add(b1), a2.add(b2), a3.add(b3));
-        // SAFETY: j + 4*LANES <= n = s.len().
-        unsafe {
-            let o = s.as_mut_ptr().add(j);
-            a0.mul(vs).store(o);
-            a1.mul(vs).store(o.add(l));
-            a2.mul(vs).store(o.add(2 * l));
-            a3.mul(vs).store(o.add(3 * l));
-        }
-        j += 4 * l;
-    }
-    while j + l <= n {
-        let mut a0 = V::zero();
-        for (d, &qd) in q.iter().enumerate() {
-            // SAFETY: d*ld + j + LANES <= (hs-1)*ld + n <= kt.len(), as above.
-            a0 = V::splat(qd).mul_add(unsafe { V::load(ktp.add(d * ld + j)) }, a0);
-        }
-        // SAFETY: j + LANES <= n = s.len().
-        unsafe { a0.mul(vs).store(s.as_mut_ptr().add(j)) };
-        j += l;
-    }
-    // Scalar tail: keys left over after the vectors (tile not a multiple of the lanes).
-    while j < n {
-        let mut a = 0.0f32;
-        for (d, &qd) in q.iter().enumerate() {
-            a += qd * kt[d * ld + j];
-        }
-        s[j] = a * scale;
-        j += 1;
-    }
-}
-
-/// s = exp(s - m).
-#[inline(always)]
-fn exp_sub<V: VecMath>(s: &mut [f32], m: f32) {
-    let n = s.len();
-    let l = V::LANES;
-    let vm = V::splat(m);
-    let mut j = 0;
-    while j + l <= n {
-        // SAFETY: j + LANES <= n = s.len().
-        unsafe {
-            let p = s.as_mut_ptr().add(j);
-            V::load(p).sub(vm).exp().store(p);
-        }
-        j += l;
-    }
-    while j < n {
-        s[j] = (s[j] - m).exp();
-        j += 1;
-    }
-}
-
-/// dp = p ∘ (dp - d) * scale (dS, pre-scaled for dq and dk), no dropout.
-#[inline(always)]
-fn softmax_bwd_row<V: VecMath>(dp: &mut [f32], p: &[f32], d: f32, scale: f32) {
-    let n = dp.len();
-    let p = &p[..n];
-    let l = V::LANES;
-    let (vd, vs) = (V::splat(d), V::splat(scale));
-    let mut j = 0;
-    while j + l <= n {
-        // SAFETY: j + LANES <= n and both rows hold n floats.
-        unsafe {
-            let o = dp.as_mut_ptr().add(j);
-            let g = V::load(p.as_ptr().add(j)).mul(V::load(o).sub(vd)).mul(vs);
-            g.store(o);
-        }
-        j += l;
-    }
-    while j < n {
-        dp[j] = p[j] * (dp[j] - d) * scale;
-        j += 1;
-    }
-}
-
-/// y *= a.
-#[inline(always)]
-fn scale_row<V: VecMath>(y: &mut [f32], a: f32) {
-    let n = y.len();
-    let l = V::LANES;
-    let va = V::splat(a);
-    let mut i = 0;
-    while i + l <= n {
-        // SAFETY: i + LANES <= n = y.len().
-        unsafe { V::load(y.as_ptr().add(i)).mul(va).store(y.as_mut_ptr().add(i)) };
-        i += l;
-    }
-    while i < n {
-        y[i] *= a;
-        i += 1;
-    }
-}
-
-/// o = x * a.
-#[inline(always)]
-fn scale_into<V: VecMath>(o: &mut [f32], x: &[f32], a: f32) {
-    let n = o.len();
-    let x = &x[..n];
-    let l = V::LANES;
-    let va = V::splat(a);
-    let mut i = 0;
-    while i + l <= n {
-        // SAFETY: i + LANES <= n and both rows hold n floats.
-        unsafe { V::load(x.as_ptr().add(i)).mul(va).store(o.as_mut_ptr().add(i)) };
-        i += l;
-    }
-    while i < n {
-        o[i] = x[i] * a;
-        i += 1;
-    }
-}
-
 /// y += a x.
 #[inline(always)]
 fn axpy<V: VecMath>(y: &mut [f32], a: f32, x: &[f32]) {
@@ -786,115 +1270,50 @@ fn axpy<V: VecMath>(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
-/// o[r*ldo + d] += Σ_{j<n} p[r*prs + j*pjs] · src[off + j*stride + d] for r < nr, d < hs:
-/// a small (nr x n) · (n x HS) product into nr output rows. Four rows at a time, the output
-/// block stays in registers (4 rows x 2 vectors) across the whole j loop and each src row
-/// is loaded once for four outputs; leftover rows go one at a time.
-///
-/// # Safety
-/// `o` must point to nr rows of hs writable floats at stride ldo that nothing else
-/// accesses during the call.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block_axpy<V: VecMath>(o: *mut f32, ldo: usize, nr: usize, hs: usize, p: &[f32], prs: usize, pjs: usize, n: usize, src: &[f32], off: usize, stride: usize) {
-    if n == 0 || nr == 0 || hs == 0 {
-        return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Serial;
+
+    /// n floats starting `shift` floats past a 64-byte line (in `store`, which owns them).
+    fn at_offset(store: &mut Vec<f32>, n: usize, shift: usize, fill: impl Fn(usize) -> f32) -> core::ops::Range<usize> {
+        store.clear();
+        store.resize(n + 2 * MAXL, 0.0);
+        let skip = store.as_ptr().align_offset(64) % MAXL + shift;
+        for (i, x) in store[skip..skip + n].iter_mut().enumerate() {
+            *x = fill(i);
+        }
+        skip..skip + n
     }
-    // Bounds of every p and src element read below.
-    assert!((nr - 1) * prs + (n - 1) * pjs < p.len());
-    assert!(off + (n - 1) * stride + hs <= src.len());
-    // SAFETY (raw reads/writes below): p and src reads stay inside the bounds just
-    // asserted; o rows are the caller's (see # Safety).
-    let l = V::LANES;
-    let pp = p.as_ptr();
-    let sp = src.as_ptr().add(off);
-    let mut r0 = 0;
-    while r0 + 4 <= nr {
-        let (o0, o1, o2, o3) = (o.add(r0 * ldo), o.add((r0 + 1) * ldo), o.add((r0 + 2) * ldo), o.add((r0 + 3) * ldo));
-        let (p0, p1, p2, p3) = (pp.add(r0 * prs), pp.add((r0 + 1) * prs), pp.add((r0 + 2) * prs), pp.add((r0 + 3) * prs));
-        let mut d = 0;
-        while d + 2 * l <= hs {
-            let (mut a0, mut a1, mut a2, mut a3) = (V::load(o0.add(d)), V::load(o1.add(d)), V::load(o2.add(d)), V::load(o3.add(d)));
-            let (mut b0, mut b1, mut b2, mut b3) = (V::load(o0.add(d + l)), V::load(o1.add(d + l)), V::load(o2.add(d + l)), V::load(o3.add(d + l)));
-            for j in 0..n {
-                let s = sp.add(j * stride + d);
-                let (v0, v1) = (V::load(s), V::load(s.add(l)));
-                let k = j * pjs;
-                let (w0, w1, w2, w3) = (V::splat(*p0.add(k)), V::splat(*p1.add(k)), V::splat(*p2.add(k)), V::splat(*p3.add(k)));
-                a0 = w0.mul_add(v0, a0);
-                b0 = w0.mul_add(v1, b0);
-                a1 = w1.mul_add(v0, a1);
-                b1 = w1.mul_add(v1, b1);
-                a2 = w2.mul_add(v0, a2);
-                b2 = w2.mul_add(v1, b2);
-                a3 = w3.mul_add(v0, a3);
-                b3 = w3.mul_add(v1, b3);
+
+    /// Rows read in place (line-aligned buffers) and rows copied first (misaligned ones)
+    /// do the same arithmetic: the results must be bit for bit equal, whatever the
+    /// alignment of the scratch too. (The integration tests cannot choose alignments.)
+    #[test]
+    fn in_place_and_copied_rows_agree() {
+        let drop = Dropout { p: 0.25, seed: 77, stream: 5 };
+        for &(b, t, c, nh) in &[(2, 64, 128, 4), (1, 70, 64, 2), (2, 9, 48, 3), (1, 130, 32, 1)] {
+            for &d in &[Dropout::NONE, drop] {
+                let mut results: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = Vec::new();
+                for &(shift, sshift) in &[(0, 0), (4, 3), (1, 0), (0, 5)] {
+                    let val = |i: usize, salt: usize| (((i * 2_654_435_761 + salt) % 1000) as f32 / 500.0) - 1.0;
+                    let (mut qs, mut ds, mut os, mut ls, mut gs, mut ss) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                    let qr = at_offset(&mut qs, b * t * 3 * c, shift, |i| 1.5 * val(i, 1));
+                    let dr = at_offset(&mut ds, b * t * c, shift, |i| val(i, 2));
+                    let or = at_offset(&mut os, b * t * c, shift, |_| f32::NAN);
+                    let lr = at_offset(&mut ls, b * nh * t, shift, |_| f32::NAN);
+                    let gr = at_offset(&mut gs, b * t * 3 * c, shift, |i| val(i, 3));
+                    let sr = at_offset(&mut ss, attention_scratch_len(b, t, c, nh, 1), sshift, |_| f32::NAN);
+                    attention_forward(&Serial, &mut ss[sr.clone()], &mut os[or.clone()], &mut ls[lr.clone()], &qs[qr.clone()], b, t, c, nh, d);
+                    attention_backward(&Serial, &mut ss[sr], &mut gs[gr.clone()], &ds[dr], &qs[qr], &os[or.clone()], &ls[lr.clone()], b, t, c, nh, d);
+                    results.push((os[or].to_vec(), ls[lr].to_vec(), gs[gr].to_vec()));
+                }
+                for r in &results[1..] {
+                    let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same(&r.0, &results[0].0) && same(&r.1, &results[0].1) && same(&r.2, &results[0].2), "B={b} T={t} C={c} NH={nh} p={}", d.p);
+                    assert!(r.2.iter().all(|x| x.is_finite()));
+                }
             }
-            a0.store(o0.add(d));
-            a1.store(o1.add(d));
-            a2.store(o2.add(d));
-            a3.store(o3.add(d));
-            b0.store(o0.add(d + l));
-            b1.store(o1.add(d + l));
-            b2.store(o2.add(d + l));
-            b3.store(o3.add(d + l));
-            d += 2 * l;
         }
-        while d + l <= hs {
-            let (mut a0, mut a1, mut a2, mut a3) = (V::load(o0.add(d)), V::load(o1.add(d)), V::load(o2.add(d)), V::load(o3.add(d)));
-            for j in 0..n {
-                let v0 = V::load(sp.add(j * stride + d));
-                let k = j * pjs;
-                a0 = V::splat(*p0.add(k)).mul_add(v0, a0);
-                a1 = V::splat(*p1.add(k)).mul_add(v0, a1);
-                a2 = V::splat(*p2.add(k)).mul_add(v0, a2);
-                a3 = V::splat(*p3.add(k)).mul_add(v0, a3);
-            }
-            a0.store(o0.add(d));
-            a1.store(o1.add(d));
-            a2.store(o2.add(d));
-            a3.store(o3.add(d));
-            d += l;
-        }
-        // Scalar tail over HS (HS not a multiple of the lanes).
-        while d < hs {
-            let (mut a0, mut a1, mut a2, mut a3) = (*o0.add(d), *o1.add(d), *o2.add(d), *o3.add(d));
-            for j in 0..n {
-                let v = *sp.add(j * stride + d);
-                let k = j * pjs;
-                a0 += *p0.add(k) * v;
-                a1 += *p1.add(k) * v;
-                a2 += *p2.add(k) * v;
-                a3 += *p3.add(k) * v;
-            }
-            *o0.add(d) = a0;
-            *o1.add(d) = a1;
-            *o2.add(d) = a2;
-            *o3.add(d) = a3;
-            d += 1;
-        }
-        r0 += 4;
-    }
-    // Leftover rows, one at a time.
-    while r0 < nr {
-        let (o0, p0) = (o.add(r0 * ldo), pp.add(r0 * prs));
-        let mut d = 0;
-        while d + l <= hs {
-            let mut a0 = V::load(o0.add(d));
-            for j in 0..n {
-                a0 = V::splat(*p0.add(j * pjs)).mul_add(V::load(sp.add(j * stride + d)), a0);
-            }
-            a0.store(o0.add(d));
-            d += l;
-        }
-        while d < hs {
-            let mut a0 = *o0.add(d);
-            for j in 0..n {
-                a0 += *p0.add(j * pjs) * *sp.add(j * stride + d);
-            }
-            *o0.add(d) = a0;
-            d += 1;
-        }
-        r0 += 1;
     }
 }
