@@ -44,6 +44,7 @@ export interface NativeAddon {
   adamwUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   sumSquares(x: Float32Array, N: number): number;
   scale(x: Float32Array, N: number, s: number): void;
+  zero(x: Float32Array, N: number): void;
 }
 
 export interface LoadedNative {
@@ -61,7 +62,7 @@ const REQUIRED: ReadonlyArray<keyof NativeAddon> = [
   'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward', 'attentionDecode', 'memoryBandwidth', 'attentionScratchBytes',
   'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
   'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward',
-  'adamwUpdate', 'sumSquares', 'scale',
+  'adamwUpdate', 'sumSquares', 'scale', 'zero',
 ];
 
 interface NodeModules {

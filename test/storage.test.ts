@@ -46,6 +46,18 @@ describeEachBackend('storage', (b) => {
     expect(Array.from(b.read(vv))).toEqual([0, 0]);
   });
 
+  it('zero clears a large view (the native addon zeroes it on its threads), NaN and inf included, and nothing past it', () => {
+    const n = 300_001; // past the size from which native zeroes in the addon, not a multiple of its chunks
+    const base = b.alloc(n + 2);
+    const data = new Float32Array(n + 2).map((_, i) => (i % 3 === 0 ? NaN : i % 3 === 1 ? -Infinity : i));
+    b.write(base, data);
+    b.zero(b.view(base, 1, n));
+    const got = b.read(base);
+    expect(Number.isNaN(got[0])).toBe(true);
+    expect(got[n + 1]).toBe(data[n + 1]);
+    expect(got.subarray(1, n + 1).every((x) => x === 0)).toBe(true);
+  });
+
   it('kernels read and write views at their offsets', () => {
     const buf = b.alloc(8);
     b.write(buf, Float32Array.from([1, 2, 3, 4, 10, 20, 30, 40]));

@@ -3,11 +3,14 @@
 // call passes subarray views, which the addon reads zero-copy (and checks again).
 
 import { loadNative, loadNativeAsync, type LoadedNative, type NativeAddon } from '../../bindings/native.js';
-import type { BackendInfo, DropoutSpec, Kernels } from './backend.js';
+import type { BackendInfo, DType, DropoutSpec, Kernels } from './backend.js';
 import { NO_DROPOUT } from './backend.js';
 import { TypedArrayBackend, type TypedStorage as Storage } from './typed-array.js';
 
 type F = Float32Array;
+
+/** Floats from which a zero fill is worth the addon's threads (below, TypedArray.fill). */
+const PARALLEL_ZERO_MIN = 1 << 16;
 type I = Int32Array;
 
 export class NativeBackend extends TypedArrayBackend {
@@ -33,6 +36,12 @@ export class NativeBackend extends TypedArrayBackend {
   setThreads(n: number): void {
     if (!Number.isInteger(n) || n < 1) throw new Error(`setThreads: n must be an integer >= 1, got ${n}`);
     this.native.addon.setThreads(n);
+  }
+
+  /** Large f32 tensors are zeroed by the addon on all its threads; small ones here. */
+  protected override zeroStorage(storage: Storage, dtype: DType, offset: number, length: number): void {
+    if (storage instanceof Float32Array && length >= PARALLEL_ZERO_MIN) this.native.addon.zero(storage.subarray(offset, offset + length), length);
+    else super.zeroStorage(storage, dtype, offset, length);
   }
 
   /** Measured read bandwidth of main memory in GB/s on the addon's threads (for the decode roofline in bench/). */

@@ -15,7 +15,7 @@ use crate::Parallel;
 const PAR_MIN: usize = 1 << 15;
 /// Fixed number of ranges sum_squares sums separately (then adds in order).
 const GROUPS: usize = 64;
-/// Floats per task of `scale`.
+/// Floats per task of `scale` and `zero`.
 const CHUNK: usize = 1 << 16;
 
 /// A raw pointer that tasks on other threads may use for disjoint ranges.
@@ -107,9 +107,21 @@ fn sum_squares_impl<V: F32Vec>(x: &[f32], n: usize) -> f64 {
 
 /// x (N) *= s.
 pub fn scale(par: &dyn Parallel, x: &mut [f32], n: usize, s: f32) {
-    let x = &mut x[..n]; // (N)
+    for_chunks(par, &mut x[..n], &|part| scale_part(part, part.len(), s));
+}
+
+/// x (N) = 0, whatever it held (NaN and inf included). A memset, split across threads:
+/// zeroing the gradients and gradient activations of GPT-2 small is 130 ms a step, and
+/// one core alone does not saturate memory.
+pub fn zero(par: &dyn Parallel, x: &mut [f32], n: usize) {
+    for_chunks(par, &mut x[..n], &|part| part.fill(0.0));
+}
+
+/// Runs `f` over x in CHUNK-float parts, split across `par`'s threads when x is large.
+fn for_chunks(par: &dyn Parallel, x: &mut [f32], f: &(dyn Fn(&mut [f32]) + Sync)) {
+    let n = x.len();
     if n < PAR_MIN || par.threads() <= 1 {
-        scale_part(x, n, s);
+        f(x);
         return;
     }
     let p = Ptr(x.as_mut_ptr());
@@ -117,8 +129,7 @@ pub fn scale(par: &dyn Parallel, x: &mut [f32], n: usize, s: f32) {
         let lo = task * CHUNK;
         let len = CHUNK.min(n - lo);
         // SAFETY: task covers x[lo..lo+len], inside x (N) and disjoint from other tasks.
-        let part = unsafe { core::slice::from_raw_parts_mut(p.get().add(lo), len) };
-        scale_part(part, len, s);
+        f(unsafe { core::slice::from_raw_parts_mut(p.get().add(lo), len) });
     });
 }
 

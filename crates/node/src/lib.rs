@@ -866,6 +866,20 @@ pub fn sum_squares(x: Unknown, n: Unknown) -> Result<f64> {
     guarded(k_.fn_name, || k::norm::sum_squares(par, x, n))
 }
 
+/// x (N) = 0 (NaN and inf included), on the pool's threads.
+#[napi]
+pub fn zero(x: Unknown, n: Unknown) -> Result<()> {
+    let mut k_ = Call::new("zero");
+    let n = k_.dim("N", n)?;
+    let x = k_.out("x", x, n)?;
+    k_.no_overlaps()?;
+    // SAFETY: all checks of this call passed; the slice lives only for this call.
+    let x = unsafe { f32s_mut(x) };
+    let guard = runtime();
+    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
+    guarded(k_.fn_name, || k::norm::zero(par, x, n))
+}
+
 /// x (N) *= s.
 #[napi]
 pub fn scale(x: Unknown, n: Unknown, s: Unknown) -> Result<()> {
