@@ -25,22 +25,13 @@ use ferrogpt_kernels::rng::Dropout;
 use ferrogpt_kernels::{Parallel, Serial};
 use std::time::Instant;
 
-#[repr(C)]
-struct Timespec {
-    sec: i64,
-    nsec: i64,
-}
+#[path = "common/clock.rs"]
+#[allow(dead_code)] // PROCESS_CPU is for gemm_bench
+mod clock;
 
-extern "C" {
-    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-}
-
-/// CPU seconds of this thread (clock 3 on Linux x86_64).
+/// CPU seconds of this thread.
 fn thread_cpu_secs() -> f64 {
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: ts is a valid timespec for clock_gettime to fill (Linux x86_64 layout).
-    unsafe { clock_gettime(3, &mut ts) };
-    ts.sec as f64 + ts.nsec as f64 * 1e-9
+    clock::cpu_secs(clock::THREAD_CPU)
 }
 
 /// Best (wall, thread CPU) seconds over repeats of `f` (at least 10 runs and about 0.5 s):

@@ -16,26 +16,9 @@ use ferrogpt_kernels::peak::peak_gflops;
 use ferrogpt_kernels::{Parallel, Serial};
 use std::time::Instant;
 
-#[repr(C)]
-struct Timespec {
-    sec: i64,
-    nsec: i64,
-}
-
-extern "C" {
-    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-}
-
-/// CPU seconds of this thread (clock 3) or of the whole process (clock 2). This machine
-/// is shared with compilers: CPU time ignores the time we sit descheduled.
-fn cpu_secs(clock: i32) -> f64 {
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: ts is a valid timespec for clock_gettime to fill (Linux x86_64 layout).
-    unsafe { clock_gettime(clock, &mut ts) };
-    ts.sec as f64 + ts.nsec as f64 * 1e-9
-}
-const THREAD_CPU: i32 = 3;
-const PROCESS_CPU: i32 = 2;
+#[path = "common/clock.rs"]
+mod clock;
+use clock::{cpu_secs, PROCESS_CPU, THREAD_CPU};
 
 /// Best (wall, process CPU, thread CPU) seconds over repeats of `f` (at least 5 runs and
 /// about 0.6 s): noise only adds.
@@ -77,7 +60,7 @@ fn main() {
     // GEMM_PEAK=<GFLOPS> fixes the reference instead of measuring it: on a loaded machine
     // the measured peak itself varies by ±10% from run to run, which would blur an A/B.
     let fixed_peak: Option<f64> = std::env::var("GEMM_PEAK").ok().and_then(|v| v.parse().ok());
-    let mut peak = fixed_peak.unwrap_or_else(|| measure_peak());
+    let mut peak = fixed_peak.unwrap_or_else(measure_peak);
     let mut rows = Vec::new(); // (shape, threads, fwd secs, bwd secs, flops)
 
     let mut shapes: Vec<(usize, usize, usize)> = vec![(1024, 768, 768), (1024, 768, 3072), (1024, 3072, 768), (1024, 768, 2304), (256, 768, 50257), (64, 768, 768), (17, 100, 33)];

@@ -151,7 +151,8 @@ fn ceil_div(x: usize, y: usize) -> usize {
     (x + y - 1) / y
 }
 
-/// A pointer that tasks share; each task writes only its own part.
+/// A pointer that tasks share; each task writes only its own part (also the GEMM's
+/// column split, in gemm.rs).
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // SAFETY: used only to hand disjoint ranges of one buffer to tasks of a for_each, which

@@ -249,7 +249,7 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         // L2. This is what lifts two threads on the wide outputs (50257, 3072 columns).
         let per = column_split_scratch(bl, p.m, p.n, p.k, threads);
         assert!(scratch.len() >= threads * per, "matmul: scratch too small");
-        let base = SendScratch(scratch.as_mut_ptr());
+        let base = super::SendPtr(scratch.as_mut_ptr());
         let p = &p; // the closure then captures the Sync Problem, not its raw fields
         par.for_each(threads, &|task, _thread| {
             let (q0, q1) = split(np_all, threads, task);
@@ -275,20 +275,6 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         return;
     }
     gemm_blocks(par, scratch, p, bl);
-}
-
-/// A scratch pointer shared by the column-split tasks, each using its own slice.
-#[derive(Clone, Copy)]
-struct SendScratch(*mut f32);
-// SAFETY: see the column split in `gemm`: disjoint slices, joined before gemm returns.
-unsafe impl Send for SendScratch {}
-// SAFETY: as above.
-unsafe impl Sync for SendScratch {}
-impl SendScratch {
-    // A method, not `.0`: closures then capture the whole Sync wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// The blocked GEMM of the module comment on `par`'s threads (rows or tiles split per B
