@@ -16,8 +16,11 @@
 // the tokenizer resolves gpt-3-encoder from it). It is replaced by the file URL of the ESM
 // twin (dist/<same path>), so every path computed relative to it is the one the ESM build
 // computes. The CLI (dist/src/cli/, top-level await) stays ESM-only: its bin is ESM.
+//   3. package.json's bins made executable: `npx ferrogpt` in a clone runs the package's
+//      own bin, and nothing but this sets the bit on a root package's files (npm does it
+//      only for installed dependencies).
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -91,3 +94,4 @@ for (const s of SOURCES) {
 }
 writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'commonjs' }, null, 2) + '\n');
 console.log(`ferrogpt: dist/bindings/wasm/ (${wasmFiles.length} files), dist/cjs (${count} CommonJS files)`);
+for (const bin of Object.values(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).bin ?? {})) chmodSync(join(root, bin), 0o755);

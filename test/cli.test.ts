@@ -7,7 +7,7 @@
 // and sample each get a real child with real stdio.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +104,11 @@ describe('ferrogpt CLI (child process)', () => {
   });
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("package.json's bin is built executable (the README runs it with npx in a clone)", async () => {
+    const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    for (const bin of Object.values(pkg.bin)) expect((statSync(join(root, bin)).mode & 0o111) !== 0, `${bin} is executable`).toBe(true);
   });
 
   it('prints help for every command, the version, and exits 2 on usage errors', async () => {
