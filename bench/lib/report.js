@@ -56,6 +56,10 @@ export function renderKernels(doc) {
   L.push('');
   L.push('- ort: onnxruntime-node, a one-node ONNX MatMul with W as a constant initializer (stored as Wᵀ, (K,N)), intraOpNumThreads = threads, interOpNumThreads = 1.');
   L.push(`- wasm: ferrogpt's WebAssembly module (simd128, 1 thread) in Node; its % of the 1-thread native peak: ${doc.matmul.map((e) => pct(e.rows['ferrogpt-wasm']?.pctPeak)).join(', ')}.`);
+  if (doc.wasmPeak) {
+    const ofWasm = (label) => doc.matmul.map((e) => pct(g(e.rows[label]) == null ? null : (100 * g(e.rows[label])) / doc.wasmPeak.gflops)).join(', ');
+    L.push(`- wasm ceiling: ${f1(doc.wasmPeak.gflops)} GFLOPS measured for ${doc.wasmPeak.simd} (simd128 has no fused multiply-add: a multiply, then an add, per 4 lanes). Of that, ferrogpt-wasm reaches ${ofWasm('ferrogpt-wasm')} and tfjs-wasm ${ofWasm('tfjs-wasm')}.`);
+  }
   L.push(`- tfjs-wasm: tf.matMul(x, Wᵀ) with Wᵀ (K,N) transposed once outside the timing, ${env.peers.tfjsWasm?.threads ?? 1} thread (tfjs-backend-wasm disables threads under Node). With W kept as (N,K) and tf.matMul(x, W, false, true) (transposeB, as ferrogpt stores W) tfjs-wasm gets ${doc.matmul.map((e) => f1(g(e.rows['tfjs-wasm-transB']))).join(', ')} GFLOPS on the same shapes (n/a: not run; by default only the first shape, the rest take ~30 s).`);
   const errs = [];
   for (const e of doc.matmul) for (const [k, v] of Object.entries(e.rows)) if (v.error) errs.push(`${k} @ ${e.M}×${e.K}×${e.N}: ${v.error}`);

@@ -207,6 +207,17 @@ export async function run(ctx) {
     await samplePeak('shape');
   }
 
+  // The ceiling of the wasm rows: simd128 has no fused multiply-add, so its peak is a
+  // multiply then an add per 4 lanes, measured like the native peak (best of samples).
+  if (fg.wasm?.peakGflops) {
+    try {
+      res.wasmPeak = { gflops: Math.max(...[0, 1, 2].map(() => fg.wasm.peakGflops(quick ? 2e7 : 1e8))), simd: fg.wasm.info().simd };
+      log(`wasm ${res.wasmPeak.simd} peak (multiply + add, no FMA): ${res.wasmPeak.gflops.toFixed(1)} GFLOPS`);
+    } catch (e) {
+      res.notes.push(`wasm peak: ${errText(e)}`);
+    }
+  }
+
   // ---------- attention ----------
   if (ctx.only !== 'matmul') res.attention = await attentionSuite(ctx);
   await samplePeak('end');
