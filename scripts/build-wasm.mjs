@@ -20,11 +20,12 @@ import { existsSync, mkdirSync, readdirSync, rmSync, renameSync, statSync } from
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
+import { aptCommand, aptInstall, canAptInstall } from './apt.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TARGET = 'wasm32-unknown-unknown';
 const APT_PACKAGES = ['rustc', 'libstd-rust-dev-wasm32', 'lld'];
-const APT_COMMAND = `apt-get install -y ${APT_PACKAGES.join(' ')}`;
+const APT_COMMAND = aptCommand(APT_PACKAGES);
 
 function log(msg) {
   console.log(`ferrogpt: ${msg}`);
@@ -67,17 +68,9 @@ function chooseToolchain() {
   const debian = '/usr/bin/rustc';
   if (existsSync(debian) && hasWasmStd(debian)) return toolchain(debian);
 
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (isRoot && existsSync('/etc/debian_version')) {
+  if (canAptInstall()) {
     log(`installing Debian packages ${APT_PACKAGES.join(' ')} for the wasm32 build`);
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = () => spawnSync('apt-get', ['install', '-y', ...APT_PACKAGES], { stdio: 'inherit', env });
-    let r = install();
-    if (r.status !== 0) {
-      spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
-      r = install();
-    }
-    if (r.status !== 0) fail(`\`${APT_COMMAND}\` failed; install those packages and rerun npm run build:wasm`);
+    if (!aptInstall(APT_PACKAGES)) fail(`\`${APT_COMMAND}\` failed; install those packages and rerun npm run build:wasm`);
     if (existsSync(debian) && hasWasmStd(debian)) return toolchain(debian);
     fail(`${debian} still has no ${TARGET} standard library after installing ${APT_PACKAGES.join(' ')}`);
   }

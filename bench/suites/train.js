@@ -13,11 +13,12 @@
 // ferrogpt is loaded from dist/ (npm run build:ts) and bindings/ like the kernels suite.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { mulberry32 } from '../lib/rng.js';
+import { aptCommand, aptInstall, canAptInstall } from '../../scripts/apt.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const benchDir = join(here, '..');
@@ -579,12 +580,36 @@ async function runTrain(args, log) {
 }
 
 /** Entry from bench/benchmark.js for the `train` and `quality` suites. */
+/** Debian packages the PyTorch side needs: torch, and OpenBLAS behind its libblas.so.3
+ * (without it Debian's reference BLAS runs PyTorch's matmuls ~50x slower). */
+const TORCH_PACKAGES = ['python3-torch', 'libopenblas0-openmp'];
+
+/**
+ * Makes sure the PyTorch peer can run: on a fresh machine, as root on Debian, installs
+ * TORCH_PACKAGES (and says so); otherwise prints the command that would. The suites still
+ * run without it, with the PyTorch columns marked as not measured.
+ */
+export function ensurePyTorch(log) {
+  const debian = existsSync('/etc/debian_version');
+  const installed = (pkg) => spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' }).stdout?.includes('install ok installed');
+  const missing = debian ? TORCH_PACKAGES.filter((p) => !installed(p)) : torchVersion() == null ? ['PyTorch'] : [];
+  if (missing.length === 0) return;
+  if (debian && canAptInstall()) {
+    log(`installing Debian packages ${missing.join(' ')} for the PyTorch comparison`);
+    if (aptInstall(missing)) return;
+  }
+  log(`PyTorch comparison needs ${missing.join(', ')}: ${debian ? aptCommand(missing) : 'install PyTorch for ' + PYTHON} (as root), then rerun`);
+}
+
 export async function main(argv) {
   const log = (s) => console.log(s);
   const suite = argv.find((s) => !s.startsWith('-'));
   if (suite === 'quality') {
     const q = await import('./train.quality.js');
+    ensurePyTorch(log);
     return q.main(argv, log);
   }
-  await runTrain(parseArgs(argv), log);
+  const args = parseArgs(argv);
+  if (args.torch) ensurePyTorch(log);
+  await runTrain(args, log);
 }
