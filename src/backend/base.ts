@@ -56,7 +56,7 @@ export abstract class BaseBackend<S, Buf> implements Backend {
   // ---- storage ----
 
   alloc(length: number, dtype: DType = 'f32'): Tensor {
-    checkCount('length', length, 0);
+    checkCount(null, 'length', length, 0);
     if (dtype !== 'f32' && dtype !== 'i32') throw new Error(`alloc: dtype must be 'f32' or 'i32', got ${String(dtype)}`);
     const owner: StorageRecord<S> = { storage: this.allocStorage(length, dtype), dtype, length, freed: false };
     return this.register(owner, 0, length, false);
@@ -64,8 +64,8 @@ export abstract class BaseBackend<S, Buf> implements Backend {
 
   view(base: Tensor, offset: number, length: number): Tensor {
     const rec = this.record('view', 'base', base);
-    checkCount('view: offset', offset, 0);
-    checkCount('view: length', length, 0);
+    checkCount('view', 'offset', offset, 0);
+    checkCount('view', 'length', length, 0);
     if (offset + length > base.length) {
       throw new Error(`view: offset ${offset} + length ${length} exceeds base length ${base.length}`);
     }
@@ -86,7 +86,7 @@ export abstract class BaseBackend<S, Buf> implements Backend {
     if (!(data instanceof want)) {
       throw new Error(`write: data must be a ${want.name} for a ${t.dtype} tensor, got ${describe(data)}`);
     }
-    checkCount('write: offset', offset, 0);
+    checkCount('write', 'offset', offset, 0);
     if (offset + data.length > t.length) {
       throw new Error(`write: data length ${data.length} at offset ${offset} exceeds tensor length ${t.length}`);
     }
@@ -95,9 +95,9 @@ export abstract class BaseBackend<S, Buf> implements Backend {
 
   read(t: Tensor, offset = 0, length?: number): Float32Array | Int32Array {
     const rec = this.record('read', 't', t);
-    checkCount('read: offset', offset, 0);
+    checkCount('read', 'offset', offset, 0);
     const len = length ?? t.length - offset;
-    checkCount('read: length', len, 0);
+    checkCount('read', 'length', len, 0);
     if (offset + len > t.length) throw new Error(`read: offset ${offset} + length ${len} exceeds tensor length ${t.length}`);
     return this.readStorage(rec.owner.storage, t.dtype, rec.offset + offset, len);
   }
@@ -283,7 +283,8 @@ class CallCheck<S, Buf> {
   ) {}
 
   dims(dims: Record<string, number>): this {
-    for (const [name, value] of Object.entries(dims)) checkCount(`${this.fn}: ${name}`, value, 1);
+    // Messages are built only on failure: this runs on every kernel call.
+    for (const name in dims) checkCount(this.fn, name, dims[name], 1);
     return this;
   }
 
@@ -376,10 +377,12 @@ class CallCheck<S, Buf> {
   private checkOverlaps(): void {
     if (this.checked) return;
     this.checked = true;
+    const all = this.outputs.length + this.inputs.length;
     for (let i = 0; i < this.outputs.length; i++) {
       const [name, a] = this.outputs[i];
-      const others = [...this.outputs.slice(i + 1), ...this.inputs];
-      for (const [other, b] of others) {
+      // Every later output, then every input (no arrays built: this runs on every call).
+      for (let j = i + 1; j < all; j++) {
+        const [other, b] = j < this.outputs.length ? this.outputs[j] : this.inputs[j - this.outputs.length];
         if (a.owner === b.owner && a.offset < b.offset + b.tensor.length && b.offset < a.offset + a.tensor.length) {
           throw new Error(`${this.fn}: output ${name} overlaps ${other}; outputs must not share memory with other arguments`);
         }
@@ -388,9 +391,10 @@ class CallCheck<S, Buf> {
   }
 }
 
-function checkCount(name: string, value: number, min: number): void {
+/** Checks a count argument; the error names `where: name` (or just `name`). */
+function checkCount(where: string | null, name: string, value: number, min: number): void {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > MAX_U32) {
-    throw new Error(`${name} must be an integer >= ${min}, got ${typeof value === 'number' ? value : typeof value}`);
+    throw new Error(`${where === null ? '' : `${where}: `}${name} must be an integer >= ${min}, got ${typeof value === 'number' ? value : typeof value}`);
   }
 }
 
