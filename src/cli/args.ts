@@ -36,7 +36,7 @@ export interface CommandSpec {
 export const HELP_OPTION: OptionSpec = { type: 'boolean', short: 'h', help: 'show this help' };
 
 /** Parses argv against a command's table; unknown flags and stray positionals are UsageErrors. */
-export function parseCommand(spec: CommandSpec, argv: string[]): Record<string, string | boolean | undefined> {
+function parseCommand(spec: CommandSpec, argv: string[]): Record<string, string | boolean | undefined> {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
   for (const [name, o] of Object.entries(spec.options)) options[name] = o.short ? { type: o.type, short: o.short } : { type: o.type };
   try {
@@ -52,6 +52,17 @@ export function parseCommand(spec: CommandSpec, argv: string[]): Record<string, 
     if (/argument is ambiguous/.test(msg)) msg += ' (is its value missing? a value starting with "-" is written --flag=-value)';
     throw new UsageError(msg.charAt(0).toLowerCase() + msg.slice(1), spec.name);
   }
+}
+
+/**
+ * parseCommand, and --help handled: prints the command's help and returns null (the
+ * command then exits 0).
+ */
+export function parseCommandOrHelp(spec: CommandSpec, argv: string[]): Record<string, string | boolean | undefined> | null {
+  const values = parseCommand(spec, argv);
+  if (!values.help) return values;
+  process.stdout.write(helpText(spec));
+  return null;
 }
 
 export function helpText(spec: CommandSpec): string {

@@ -9,7 +9,7 @@
 
 import { resolve } from 'node:path';
 import type { GPT } from '../model/gpt.js';
-import { HELP_OPTION, UsageError, helpText, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { HELP_OPTION, UsageError, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, bundledCorpus, setupBackend } from './env.js';
 import { PRESETS } from './presets.js';
 import { formatDuration } from './progress.js';
@@ -37,11 +37,8 @@ const EVAL_BATCHES = 10; // train()'s default evalBatches
 const log = (line: string): void => void process.stderr.write(line + '\n');
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const values = parseCommand(DEMO_SPEC, argv);
-  if (values.help) {
-    process.stdout.write(helpText(DEMO_SPEC));
-    return 0;
-  }
+  const values = parseCommandOrHelp(DEMO_SPEC, argv);
+  if (values === null) return 0;
   const minutes = numValue(values, 'minutes', 3, 0);
   if (minutes <= 0 || minutes > 24 * 60) throw new UsageError(`--minutes must be in (0, 1440], got ${JSON.stringify(values.minutes)}`);
   const choice = backendChoice(values);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { BACKEND_NAMES, backendInfo, initBackend, setThreads, useBackend } from '../backend/index.js';
 import type { BackendName } from '../backend/backend.js';
 import { GPT } from '../model/gpt.js';
+import { FineTunedGPT } from '../tasks/finetuned.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { choiceValue, intValue, type OptionTable } from './args.js';
 
@@ -87,4 +88,19 @@ export async function loadModelFolder(
     throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} ids but the model only ${model.config.vocabSize}`);
   }
   return { dir, model, tokenizer };
+}
+
+/**
+ * The --model folder of `eval` and `predict`: checks it was written by `ferrogpt finetune`
+ * (it has task.json), sets up the backend, loads it. The caller disposes it.
+ */
+export async function loadFineTunedFolder(
+  modelDir: string,
+  choice: { backend?: BackendName; threads?: number },
+  log: (line: string) => void,
+): Promise<FineTunedGPT> {
+  const dir = resolve(modelDir);
+  if (!existsSync(join(dir, 'task.json'))) throw new Error(`${dir} has no task.json; --model takes a folder written by \`ferrogpt finetune\``);
+  await setupBackend(choice, log);
+  return FineTunedGPT.load(dir);
 }

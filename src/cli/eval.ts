@@ -2,12 +2,10 @@
 // of its task → accuracy (and F1 for two classes), or Pearson / Spearman / MSE for a scored
 // similarity task. The metrics go to stdout (a table, or JSON with --json).
 
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { loadTaskData } from '../tasks/data.js';
-import { FineTunedGPT } from '../tasks/finetuned.js';
-import { HELP_OPTION, UsageError, helpText, intValue, parseCommand, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { HELP_OPTION, UsageError, intValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
+import { BACKEND_OPTIONS, backendChoice, loadFineTunedFolder } from './env.js';
 import { metricsTable } from './finetune.js';
 
 export const EVAL_SPEC: CommandSpec = {
@@ -26,21 +24,15 @@ export const EVAL_SPEC: CommandSpec = {
 };
 
 export async function evalCommand(argv: string[]): Promise<number> {
-  const values = parseCommand(EVAL_SPEC, argv);
-  if (values.help) {
-    process.stdout.write(helpText(EVAL_SPEC));
-    return 0;
-  }
+  const values = parseCommandOrHelp(EVAL_SPEC, argv);
+  if (values === null) return 0;
   const modelDir = stringValue(values, 'model');
   if (modelDir === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt finetune`)');
   const dataPath = stringValue(values, 'data');
   if (dataPath === undefined) throw new UsageError('--data is required (a labeled .jsonl, .json, .csv or .tsv file)');
   const batchSize = intValue(values, 'batch', 32, 1);
   const choice = backendChoice(values);
-  const dir = resolve(modelDir);
-  if (!existsSync(join(dir, 'task.json'))) throw new Error(`${dir} has no task.json; --model takes a folder written by \`ferrogpt finetune\``);
-  await setupBackend(choice, (line) => void process.stderr.write(line + '\n'));
-  const ft = await FineTunedGPT.load(dir);
+  const ft = await loadFineTunedFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
   try {
     const examples = await loadTaskData(resolve(dataPath), ft.task.type, { requireLabels: true });
     const { predictions: _p, truncated, ...metrics } = ft.evaluate(examples, { batchSize });

@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import type { TaskMetrics } from '../tasks/metrics.js';
 import { TASK_TYPES, type TaskType } from '../tasks/transform.js';
 import { finetune, type FineTuneStepInfo } from '../train/finetune.js';
-import { HELP_OPTION, UsageError, choiceValue, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { HELP_OPTION, UsageError, choiceValue, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
 import { bar, formatDuration } from './progress.js';
 
@@ -55,11 +55,8 @@ export const FINETUNE_SPEC: CommandSpec = {
 };
 
 export async function finetuneCommand(argv: string[]): Promise<number> {
-  const values = parseCommand(FINETUNE_SPEC, argv);
-  if (values.help) {
-    process.stdout.write(helpText(FINETUNE_SPEC));
-    return 0;
-  }
+  const values = parseCommandOrHelp(FINETUNE_SPEC, argv);
+  if (values === null) return 0;
   const modelDir = stringValue(values, 'model');
   if (modelDir === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt train`, or a GPT-2 folder with tokenizer.json)');
   const type = choiceValue(values, 'task', TASK_TYPES);

@@ -4,7 +4,7 @@
 // otherwise each prompt's text is printed when done. Everything but the text goes to stderr.
 
 import { generate } from '../prompt/generate.js';
-import { HELP_OPTION, UsageError, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { HELP_OPTION, UsageError, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
 
 export const GENERATE_SPEC: CommandSpec = {
@@ -40,11 +40,8 @@ function repeated(argv: string[], long: string, short?: string): string[] {
 }
 
 export async function generateCommand(argv: string[]): Promise<number> {
-  const values = parseCommand(GENERATE_SPEC, argv);
-  if (values.help) {
-    process.stdout.write(helpText(GENERATE_SPEC));
-    return 0;
-  }
+  const values = parseCommandOrHelp(GENERATE_SPEC, argv);
+  if (values === null) return 0;
   const modelDir = stringValue(values, 'model');
   if (modelDir === undefined) throw new UsageError('--model is required', 'generate');
   const prompts = repeated(argv, 'prompt', 'p');

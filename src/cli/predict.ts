@@ -3,13 +3,12 @@
 // the choices; similarity regression: {"score": x}). Examples come from a file (--data),
 // one JSON object (--example), or, for classification, plain text (--text, repeatable).
 
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { loadTaskData, validateExample } from '../tasks/data.js';
-import { FineTunedGPT, type Prediction } from '../tasks/finetuned.js';
+import type { FineTunedGPT, Prediction } from '../tasks/finetuned.js';
 import type { TaskExample } from '../tasks/transform.js';
-import { HELP_OPTION, UsageError, helpText, intValue, parseCommand, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { HELP_OPTION, UsageError, intValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
+import { BACKEND_OPTIONS, backendChoice, loadFineTunedFolder } from './env.js';
 
 export const PREDICT_SPEC: CommandSpec = {
   name: 'predict',
@@ -33,21 +32,15 @@ export const PREDICT_SPEC: CommandSpec = {
 };
 
 export async function predictCommand(argv: string[]): Promise<number> {
-  const values = parseCommand(PREDICT_SPEC, argv);
-  if (values.help) {
-    process.stdout.write(helpText(PREDICT_SPEC));
-    return 0;
-  }
+  const values = parseCommandOrHelp(PREDICT_SPEC, argv);
+  if (values === null) return 0;
   const modelDir = stringValue(values, 'model');
   if (modelDir === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt finetune`)');
   const sources = (['data', 'example', 'text'] as const).filter((k) => values[k] !== undefined);
   if (sources.length !== 1) throw new UsageError('give exactly one of --data, --example or --text');
   const batchSize = intValue(values, 'batch', 32, 1);
   const choice = backendChoice(values);
-  const dir = resolve(modelDir);
-  if (!existsSync(join(dir, 'task.json'))) throw new Error(`${dir} has no task.json; --model takes a folder written by \`ferrogpt finetune\``);
-  await setupBackend(choice, (line) => void process.stderr.write(line + '\n'));
-  const ft = await FineTunedGPT.load(dir);
+  const ft = await loadFineTunedFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
   try {
     const type = ft.task.type;
     let examples: TaskExample[];

@@ -6,7 +6,7 @@
 import { GPT } from '../model/gpt.js';
 import { generate } from '../prompt/generate.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import { HELP_OPTION, UsageError, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { HELP_OPTION, UsageError, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
 
 export const SAMPLE_SPEC: CommandSpec = {
@@ -51,11 +51,8 @@ export async function printSample(model: GPT, tokenizer: Tokenizer, r: SampleReq
 }
 
 export async function sampleCommand(argv: string[]): Promise<number> {
-  const values = parseCommand(SAMPLE_SPEC, argv);
-  if (values.help) {
-    process.stdout.write(helpText(SAMPLE_SPEC));
-    return 0;
-  }
+  const values = parseCommandOrHelp(SAMPLE_SPEC, argv);
+  if (values === null) return 0;
   const modelDir = stringValue(values, 'model');
   if (modelDir === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt train`)');
   const req: SampleRequest = {

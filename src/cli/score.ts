@@ -2,7 +2,7 @@
 // one line per candidate on stdout: rank, score, log-probability, tokens, the candidate.
 
 import { score } from '../prompt/score.js';
-import { HELP_OPTION, UsageError, choiceValue, helpText, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { HELP_OPTION, UsageError, choiceValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
 
 export const SCORE_SPEC: CommandSpec = {
@@ -36,11 +36,8 @@ function splitCandidates(argv: string[]): { rest: string[]; candidates: string[]
 
 export async function scoreCommand(argv: string[]): Promise<number> {
   const { rest, candidates } = splitCandidates(argv);
-  const values = parseCommand(SCORE_SPEC, rest);
-  if (values.help) {
-    process.stdout.write(helpText(SCORE_SPEC));
-    return 0;
-  }
+  const values = parseCommandOrHelp(SCORE_SPEC, rest);
+  if (values === null) return 0;
   const modelDir = stringValue(values, 'model');
   if (modelDir === undefined) throw new UsageError('--model is required', 'score');
   if (candidates.length === 0) throw new UsageError('--candidates needs at least one candidate', 'score');

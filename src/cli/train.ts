@@ -19,7 +19,7 @@ import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { findCheckpoint } from '../train/checkpoint.js';
 import { TokenDataset, listTextFiles, prepareData } from '../train/data.js';
 import { train, type TrainResult } from '../train/train.js';
-import { HELP_OPTION, UsageError, choiceValue, helpText, intValue, numValue, parseCommand, stringValue, type CommandSpec } from './args.js';
+import { HELP_OPTION, UsageError, choiceValue, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
 import { PRESETS, PRESET_NAMES, type PresetName } from './presets.js';
 import { Progress, formatDuration } from './progress.js';
@@ -86,11 +86,8 @@ export interface TrainOutcome {
 const log = (line: string): void => void process.stderr.write(line + '\n');
 
 export async function trainCommand(argv: string[]): Promise<number> {
-  const values = parseCommand(TRAIN_SPEC, argv);
-  if (values.help) {
-    process.stdout.write(helpText(TRAIN_SPEC));
-    return 0;
-  }
+  const values = parseCommandOrHelp(TRAIN_SPEC, argv);
+  if (values === null) return 0;
   const choice = backendChoice(values);
   const settings = await resolveSettings(values);
   await setupBackend(choice, log);
