@@ -157,20 +157,49 @@ pub fn attention_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32
         return;
     }
     debug_assert!(nh > 0 && c % nh == 0);
-    let hs = c / nh;
     let out = &mut out[..b * t * c]; // (B,T,C)
     let lse = &mut lse[..b * nh * t]; // (B,NH,T)
     let qkv = &qkv[..b * t * 3 * c]; // (B,T,3C)
-    let per = per_thread(t, hs);
-    let threads = par.threads().max(1);
-    let scratch = align_scratch(scratch);
-    // A real assert: the tasks below index scratch through raw pointers.
-    assert!(scratch.len() >= threads * per, "attention scratch too small");
-    let tl = tile_len(t);
-    let ntiles = (t + tl - 1) / tl;
+    let args = kern::Args { out: out.as_mut_ptr(), lse: lse.as_mut_ptr(), ..task_args(par, scratch, qkv, b, t, c, nh, dropout) };
+    par.for_each(b * nh * args.ntiles, &|task, thread| kern::forward_task(&args, task, thread));
+}
+
+/// dqkv (B,T,3C) += gradient of the forward above, from dout (B,T,C), qkv, out and lse.
+/// Accumulates.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(par: &dyn Parallel, scratch: &mut [f32], dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], b: usize, t: usize, c: usize, nh: usize, dropout: Dropout) {
+    if b == 0 || t == 0 || c == 0 {
+        return;
+    }
+    debug_assert!(nh > 0 && c % nh == 0);
+    let dqkv = &mut dqkv[..b * t * 3 * c]; // (B,T,3C)
+    let dout = &dout[..b * t * c]; // (B,T,C)
+    let qkv = &qkv[..b * t * 3 * c]; // (B,T,3C)
+    let out = &out[..b * t * c]; // (B,T,C)
+    let lse = &lse[..b * nh * t]; // (B,NH,T)
     let args = kern::Args {
-        out: out.as_mut_ptr(),
-        lse: lse.as_mut_ptr(),
+        dqkv: dqkv.as_mut_ptr(),
+        dout: dout.as_ptr(),
+        outp: out.as_ptr(),
+        lsep: lse.as_ptr(),
+        ..task_args(par, scratch, qkv, b, t, c, nh, dropout)
+    };
+    par.for_each(b * nh, &|task, thread| kern::backward_task(&args, task, thread));
+}
+
+/// The task arguments both passes share (dims, tiling, this call's aligned scratch, qkv),
+/// with every pass-specific pointer null: each pass fills in its own.
+#[allow(clippy::too_many_arguments)]
+fn task_args(par: &dyn Parallel, scratch: &mut [f32], qkv: &[f32], b: usize, t: usize, c: usize, nh: usize, dropout: Dropout) -> kern::Args {
+    let hs = c / nh;
+    let per = per_thread(t, hs);
+    let scratch = align_scratch(scratch);
+    // A real assert: the tasks index scratch through raw pointers.
+    assert!(scratch.len() >= par.threads().max(1) * per, "attention scratch too small");
+    let tl = tile_len(t);
+    kern::Args {
+        out: core::ptr::null_mut(),
+        lse: core::ptr::null_mut(),
         dqkv: core::ptr::null_mut(),
         dout: core::ptr::null(),
         outp: core::ptr::null(),
@@ -184,52 +213,9 @@ pub fn attention_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32
         nh,
         hs,
         tl,
-        ntiles,
+        ntiles: (t + tl - 1) / tl,
         dropout,
-    };
-    par.for_each(b * nh * ntiles, &|task, thread| kern::forward_task(&args, task, thread));
-}
-
-/// dqkv (B,T,3C) += gradient of the forward above, from dout (B,T,C), qkv, out and lse.
-/// Accumulates.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_backward(par: &dyn Parallel, scratch: &mut [f32], dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], b: usize, t: usize, c: usize, nh: usize, dropout: Dropout) {
-    if b == 0 || t == 0 || c == 0 {
-        return;
     }
-    debug_assert!(nh > 0 && c % nh == 0);
-    let hs = c / nh;
-    let dqkv = &mut dqkv[..b * t * 3 * c]; // (B,T,3C)
-    let dout = &dout[..b * t * c]; // (B,T,C)
-    let qkv = &qkv[..b * t * 3 * c]; // (B,T,3C)
-    let out = &out[..b * t * c]; // (B,T,C)
-    let lse = &lse[..b * nh * t]; // (B,NH,T)
-    let per = per_thread(t, hs);
-    let threads = par.threads().max(1);
-    let scratch = align_scratch(scratch);
-    assert!(scratch.len() >= threads * per, "attention scratch too small");
-    let tl = tile_len(t);
-    let ntiles = (t + tl - 1) / tl;
-    let args = kern::Args {
-        out: core::ptr::null_mut(),
-        lse: core::ptr::null_mut(),
-        dqkv: dqkv.as_mut_ptr(),
-        dout: dout.as_ptr(),
-        outp: out.as_ptr(),
-        lsep: lse.as_ptr(),
-        qkv: qkv.as_ptr(),
-        scratch: scratch.as_mut_ptr(),
-        per,
-        b,
-        t,
-        c,
-        nh,
-        hs,
-        tl,
-        ntiles,
-        dropout,
-    };
-    par.for_each(b * nh, &|task, thread| kern::backward_task(&args, task, thread));
 }
 
 /// The dropout index of (b*NH + h, query i, key j), in wrapping u32 arithmetic like the
