@@ -106,7 +106,7 @@ pub fn simd_name() -> &'static str {
 /// ```
 #[macro_export]
 macro_rules! simd_kernel {
-    // `unsafe fn`: the same, for kernels over raw pointers whose contract the caller keeps.
+    // `unsafe fn`: for kernels over raw pointers, whose contract the caller keeps.
     ($(#[$meta:meta])* $vis:vis unsafe fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? => $imp:ident) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
@@ -142,38 +142,15 @@ macro_rules! simd_kernel {
             }
         }
     };
+    // `fn`: the `unsafe fn` dispatch above, wrapped: a safe `$imp` leaves the caller no
+    // contract to keep.
     ($(#[$meta:meta])* $vis:vis fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? => $imp:ident) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? { $imp::<$crate::simd::x86::Avx512>($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { $imp::<$crate::simd::x86::Avx2>($($arg),*) }
-                match $crate::simd::x86::best() {
-                    // SAFETY: best() reports Avx512 only after detecting avx512f, avx2 and fma.
-                    $crate::simd::x86::Level::Avx512 => unsafe { avx512($($arg),*) },
-                    // SAFETY: best() reports Avx2 only after detecting avx2 and fma.
-                    $crate::simd::x86::Level::Avx2 => unsafe { avx2($($arg),*) },
-                    $crate::simd::x86::Level::Scalar => $imp::<$crate::simd::Scalar>($($arg),*),
-                }
-            }
-            #[cfg(target_arch = "aarch64")]
-            {
-                $imp::<$crate::simd::neon::Neon>($($arg),*)
-            }
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            {
-                $imp::<$crate::simd::wasm::Simd128>($($arg),*)
-            }
-            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", all(target_arch = "wasm32", target_feature = "simd128"))))]
-            {
-                $imp::<$crate::simd::Scalar>($($arg),*)
-            }
+            $crate::simd_kernel! { unsafe fn dispatch($($arg: $ty),*) $(-> $ret)? => $imp }
+            // SAFETY: `$imp` is a safe function, so `dispatch` has no contract to keep.
+            unsafe { dispatch($($arg),*) }
         }
     };
 }

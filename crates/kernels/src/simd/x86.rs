@@ -63,6 +63,13 @@ pub fn best() -> Level {
     }
 }
 
+/// The x86 prefetch hint `H` for the line holding `ptr` (both vector widths use it).
+#[inline(always)]
+fn prefetch<const H: i32>(ptr: *const f32) {
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+    unsafe { _mm_prefetch::<H>(ptr as *const i8) }
+}
+
 /// 16 lanes in a zmm register. Only constructed inside `#[target_feature(enable = "avx512f")]` code.
 #[derive(Clone, Copy)]
 pub struct Avx512(pub __m512);
@@ -119,13 +126,11 @@ impl F32Vec for Avx512 {
     const PREFETCH: bool = true;
     #[inline(always)]
     fn prefetch_l2(ptr: *const f32) {
-        // SAFETY: a prefetch is a hint: it never faults, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr as *const i8) }
+        prefetch::<_MM_HINT_T1>(ptr)
     }
     #[inline(always)]
     fn prefetch_write(ptr: *const f32) {
-        // SAFETY: as prefetch_l2 (PREFETCHW).
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(ptr as *const i8) }
+        prefetch::<_MM_HINT_ET0>(ptr) // PREFETCHW
     }
     #[inline(always)]
     #[allow(clippy::needless_range_loop)]
@@ -231,13 +236,11 @@ impl F32Vec for Avx2 {
     const PREFETCH: bool = true;
     #[inline(always)]
     fn prefetch_l2(ptr: *const f32) {
-        // SAFETY: a prefetch is a hint: it never faults, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr as *const i8) }
+        prefetch::<_MM_HINT_T1>(ptr)
     }
     #[inline(always)]
     fn prefetch_write(ptr: *const f32) {
-        // SAFETY: as prefetch_l2 (PREFETCHW).
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(ptr as *const i8) }
+        prefetch::<_MM_HINT_ET0>(ptr) // PREFETCHW
     }
     #[inline(always)]
     #[allow(clippy::needless_range_loop)]
