@@ -38,6 +38,25 @@ fn check(what: &str, got: &[f32], want: &[f64], scale: &[f64]) {
     }
 }
 
+/// The float64 reference of a (rows, cols) result, entry (r, c) = start(r, c) + the sum of
+/// term(r, c, i) over i < inner, and its error scale: the sum of the |values| added.
+fn reference(rows: usize, cols: usize, inner: usize, start: impl Fn(usize, usize) -> f64, term: impl Fn(usize, usize, usize) -> f64) -> (Vec<f64>, Vec<f64>) {
+    let (mut want, mut scale) = (vec![0f64; rows * cols], vec![0f64; rows * cols]);
+    for r in 0..rows {
+        for c in 0..cols {
+            let (mut s, mut a) = (start(r, c), start(r, c).abs());
+            for i in 0..inner {
+                let t = term(r, c, i);
+                s += t;
+                a += t.abs();
+            }
+            want[r * cols + c] = s;
+            scale[r * cols + c] = a;
+        }
+    }
+    (want, scale)
+}
+
 fn scratch_for(n: usize, c: usize, oc: usize, threads: usize) -> Vec<f32> {
     // NaN-filled: any read of scratch that was not written first poisons the result.
     vec![f32::NAN; matmul_scratch_len(n, c, oc, threads)]
@@ -50,21 +69,7 @@ fn check_forward(par: &dyn Parallel, n: usize, c: usize, oc: usize, with_bias: b
     let mut out = vec![f32::NAN; n * oc]; // (N, OC): overwritten
     let mut scratch = scratch_for(n, c, oc, par.threads());
     matmul_forward(par, &mut scratch, &mut out, &inp, &weight, if with_bias { Some(&bias) } else { None }, n, c, oc);
-    let mut want = vec![0f64; n * oc];
-    let mut scale = vec![0f64; n * oc];
-    for i in 0..n {
-        for o in 0..oc {
-            let mut s = if with_bias { bias[o] as f64 } else { 0.0 };
-            let mut a = s.abs();
-            for k in 0..c {
-                let t = inp[i * c + k] as f64 * weight[o * c + k] as f64;
-                s += t;
-                a += t.abs();
-            }
-            want[i * oc + o] = s;
-            scale[i * oc + o] = a;
-        }
-    }
+    let (want, scale) = reference(n, oc, c, |_, o| if with_bias { bias[o] as f64 } else { 0.0 }, |i, o, k| inp[i * c + k] as f64 * weight[o * c + k] as f64);
     check(&format!("forward out ({n},{c},{oc}) bias={with_bias} threads={}", par.threads()), &out, &want, &scale);
 }
 
@@ -81,44 +86,11 @@ fn check_backward(par: &dyn Parallel, n: usize, c: usize, oc: usize) {
     matmul_backward(par, &mut scratch, &mut dinp, &mut dweight, Some(&mut dbias), &dout, &inp, &weight, n, c, oc);
 
     let tag = format!("({n},{c},{oc}) threads={}", par.threads());
-    let (mut want, mut scale) = (vec![0f64; n * c], vec![0f64; n * c]);
-    for i in 0..n {
-        for k in 0..c {
-            let (mut s, mut a) = (dinp0[i * c + k] as f64, (dinp0[i * c + k] as f64).abs());
-            for o in 0..oc {
-                let t = dout[i * oc + o] as f64 * weight[o * c + k] as f64;
-                s += t;
-                a += t.abs();
-            }
-            want[i * c + k] = s;
-            scale[i * c + k] = a;
-        }
-    }
+    let (want, scale) = reference(n, c, oc, |i, k| dinp0[i * c + k] as f64, |i, k, o| dout[i * oc + o] as f64 * weight[o * c + k] as f64);
     check(&format!("backward dinp {tag}"), &dinp, &want, &scale);
-    let (mut want, mut scale) = (vec![0f64; oc * c], vec![0f64; oc * c]);
-    for o in 0..oc {
-        for k in 0..c {
-            let (mut s, mut a) = (dweight0[o * c + k] as f64, (dweight0[o * c + k] as f64).abs());
-            for i in 0..n {
-                let t = dout[i * oc + o] as f64 * inp[i * c + k] as f64;
-                s += t;
-                a += t.abs();
-            }
-            want[o * c + k] = s;
-            scale[o * c + k] = a;
-        }
-    }
+    let (want, scale) = reference(oc, c, n, |o, k| dweight0[o * c + k] as f64, |o, k, i| dout[i * oc + o] as f64 * inp[i * c + k] as f64);
     check(&format!("backward dweight {tag}"), &dweight, &want, &scale);
-    let (mut want, mut scale) = (vec![0f64; oc], vec![0f64; oc]);
-    for o in 0..oc {
-        let (mut s, mut a) = (dbias0[o] as f64, (dbias0[o] as f64).abs());
-        for i in 0..n {
-            s += dout[i * oc + o] as f64;
-            a += (dout[i * oc + o] as f64).abs();
-        }
-        want[o] = s;
-        scale[o] = a;
-    }
+    let (want, scale) = reference(oc, 1, n, |o, _| dbias0[o] as f64, |o, _, i| dout[i * oc + o] as f64);
     check(&format!("backward dbias {tag}"), &dbias, &want, &scale);
 }
 
