@@ -211,7 +211,7 @@ export async function run(ctx) {
   // multiply then an add per 4 lanes, measured like the native peak (best of samples).
   if (fg.wasm?.peakGflops) {
     try {
-      res.wasmPeak = { gflops: Math.max(...[0, 1, 2].map(() => fg.wasm.peakGflops(quick ? 2e7 : 1e8))), simd: fg.wasm.info().simd };
+      res.wasmPeak = { gflops: fg.wasm.peakGflops(quick ? 2e7 : 1e8), simd: fg.wasm.info().simd }; // best of its own 3 runs
       log(`wasm ${res.wasmPeak.simd} peak (multiply + add, no FMA): ${res.wasmPeak.gflops.toFixed(1)} GFLOPS`);
     } catch (e) {
       res.notes.push(`wasm peak: ${errText(e)}`);
