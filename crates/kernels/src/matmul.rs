@@ -173,12 +173,33 @@ simd_kernel! {
     unsafe fn colsum_add(dst: *mut f32, src: *const f32, n: usize, ld: usize, w: usize) => colsum_add_impl
 }
 
+/// Vectors of columns `colsum_add` sums at once, each in its own register: the sums of
+/// one column block are independent chains, and every row of dout is read as one
+/// contiguous run (one vector per column block went down the rows with a single add
+/// chain: 9-12% of a nanoGPT-size backward pass).
+const COLSUM_VECS: usize = 8;
+
 #[inline(always)]
+#[allow(clippy::needless_range_loop)]
 fn colsum_add_impl<V: crate::simd::F32Vec>(dst: *mut f32, src: *const f32, n: usize, ld: usize, w: usize) {
     let l = V::LANES;
     let mut j = 0;
-    // SAFETY (both loops): j + l <= w (or j < w) columns, rows < n, as the caller promises.
+    // SAFETY (all loops): columns j.. < w, rows < n, as the caller promises.
     unsafe {
+        while j + COLSUM_VECS * l <= w {
+            let mut s = [V::zero(); COLSUM_VECS];
+            for i in 0..n {
+                let row = src.add(i * ld + j);
+                for v in 0..COLSUM_VECS {
+                    s[v] = s[v].add(V::load(row.add(v * l)));
+                }
+            }
+            for v in 0..COLSUM_VECS {
+                let d = dst.add(j + v * l);
+                V::load(d).add(s[v]).store(d);
+            }
+            j += COLSUM_VECS * l;
+        }
         while j + l <= w {
             let mut s = V::zero();
             for i in 0..n {
