@@ -83,7 +83,17 @@ fn main() {
     // (each layer's activations are fresh memory): caches then start cold-ish, not hot.
     let rotate: usize = std::env::var("GEMM_ROTATE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     for &(n, c, oc) in &shapes {
-        let sets = |len: usize, v: f32| -> Vec<Vec<f32>> { (0..rotate).map(|_| vec![v; len]).collect() };
+        // Varied values, as in training, not constants.
+        let sets = |len: usize, v: f32| -> Vec<Vec<f32>> {
+            let mut x = 0x9e37_79b9u32 ^ len as u32; // xorshift32
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                v * (x as f32 / u32::MAX as f32 - 0.5)
+            };
+            (0..rotate).map(|_| (0..len).map(|_| next()).collect()).collect()
+        };
         let inp = sets(n * c, 0.5); // (N, C)
         let weight = sets(oc * c, 0.25); // (OC, C)
         let bias = vec![0.1f32; oc]; // (OC)
