@@ -29,12 +29,12 @@ export interface NativeAddon {
   layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, N: number, C: number): void;
   layernormBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array, dout: Float32Array, inp: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, N: number, C: number): void;
   matmulForward(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null, N: number, C: number, OC: number): void;
-  matmulBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array | null, dout: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number, OC: number): void;
+  matmulBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array | null, dout: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number, OC: number, overwriteDinp?: boolean): void;
   attentionForward(out: Float32Array, lse: Float32Array, qkv: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): void;
-  attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): void;
+  attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number, overwrite?: boolean): void;
   attentionDecode(out: Float32Array, kcache: Float32Array, vcache: Float32Array, qkv: Float32Array, pos: Int32Array, B: number, Tq: number, C: number, NH: number, maxT: number): void;
   geluForward(out: Float32Array, inp: Float32Array, N: number): void;
-  geluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, N: number): void;
+  geluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, N: number, overwrite?: boolean): void;
   residualForward(out: Float32Array, inp1: Float32Array, inp2: Float32Array, N: number): void;
   residualBackward(dinp1: Float32Array, dinp2: Float32Array, dout: Float32Array, N: number): void;
   crossentropyForward(losses: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number): void;

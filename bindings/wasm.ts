@@ -31,13 +31,13 @@ export interface WasmExports {
   layernorm_backward(dinp: number, dweight: number, dbias: number, dout: number, inp: number, weight: number, mean: number, rstd: number, N: number, C: number): void;
   /** bias 0 = none. Returns 0, or 1 when scratch memory could not be allocated. */
   matmul_forward(out: number, inp: number, weight: number, bias: number, N: number, C: number, OC: number): number;
-  matmul_backward(dinp: number, dweight: number, dbias: number, dout: number, inp: number, weight: number, N: number, C: number, OC: number): number;
+  matmul_backward(dinp: number, dweight: number, dbias: number, dout: number, inp: number, weight: number, N: number, C: number, OC: number, overwriteDinp: number): number;
   attention_forward(out: number, lse: number, qkv: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): number;
-  attention_backward(dqkv: number, dout: number, qkv: number, out: number, lse: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): number;
+  attention_backward(dqkv: number, dout: number, qkv: number, out: number, lse: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number, overwrite: number): number;
   /** Returns 0, or 1 when scratch memory could not be allocated. */
   attention_decode(out: number, kcache: number, vcache: number, qkv: number, pos: number, B: number, Tq: number, C: number, NH: number, maxT: number): number;
   gelu_forward(out: number, inp: number, N: number): void;
-  gelu_backward(dinp: number, inp: number, dout: number, N: number): void;
+  gelu_backward(dinp: number, inp: number, dout: number, N: number, overwrite: number): void;
   residual_forward(out: number, inp1: number, inp2: number, N: number): void;
   residual_backward(dinp1: number, dinp2: number, dout: number, N: number): void;
   crossentropy_forward(losses: number, logits: number, targets: number, N: number, V: number, ignoreIndex: number): void;

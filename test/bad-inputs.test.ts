@@ -69,6 +69,12 @@ describeEachBackend('bad inputs', (b) => {
     stillWorks(b);
   });
 
+  it('an overwrite flag that is not a boolean', () => {
+    expect(() => b.geluBackward(b.alloc(2), b.alloc(2), b.alloc(2), 2, 1 as unknown as boolean)).toThrow(/geluBackward: overwrite must be a boolean, got 1/);
+    expect(() => b.matmulBackward(b.alloc(4), b.alloc(4), null, b.alloc(4), b.alloc(4), b.alloc(4), 2, 2, 2, 'yes' as unknown as boolean)).toThrow(/matmulBackward: overwriteDinp must be a boolean/);
+    stillWorks(b);
+  });
+
   it('NH not dividing C', () => {
     const [B, T, C, NH] = [1, 2, 10, 3];
     expect(() => b.attentionForward(b.alloc(B * T * C), b.alloc(B * NH * T), b.alloc(B * T * 3 * C), B, T, C, NH)).toThrow(/attentionForward: C \(10\) must be divisible by NH \(3\)/);
@@ -207,6 +213,7 @@ describe.skipIf(native === null)('raw native addon rejects bad arguments itself'
     const shared = new Float32Array(16);
     expect(() => a.geluForward(shared.subarray(0, 8), shared.subarray(4, 12), 8)).toThrow(/overlap/);
     expect(() => a.dropoutForward(f(2), f(2), 2, 1.5, 0, 0)).toThrow(/p/);
+    expect(() => (a.geluBackward as (...x: unknown[]) => void)(f(2), f(2), f(2), 2, 'yes')).toThrow(/overwrite must be a boolean/);
     expect(() => (a.geluForward as (...x: unknown[]) => void)()).toThrow();
   });
 

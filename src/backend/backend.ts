@@ -9,7 +9,10 @@
 // Conventions shared with the Rust kernels:
 // - Dimension letters: B batch, T time, C channels, NH heads, V vocab, OC output
 //   channels, N rows (usually B*T).
-// - Backward methods ACCUMULATE (+=) into every gradient tensor; callers zero them.
+// - Backward methods ACCUMULATE (+=) into every gradient tensor; callers zero them. Where an
+//   activation gradient often has a single contribution, an optional trailing `overwrite`
+//   flag (matmulBackward's overwriteDinp, attentionBackward, geluBackward) writes it instead:
+//   the same bits as zeroing it first, without the zeroing pass or the read-back.
 // - Every method validates its arguments (see checks.ts) and throws an Error naming the
 //   offending argument; no input can crash the process or write out of bounds.
 // - Output tensors must not overlap input tensors (views of one buffer that do not
@@ -59,11 +62,11 @@ export interface Kernels<Buf> {
 
   /** out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC); bias may be null. */
   matmulForward(out: Buf, inp: Buf, weight: Buf, bias: Buf | null, N: number, C: number, OC: number): void;
-  matmulBackward(dinp: Buf, dweight: Buf, dbias: Buf | null, dout: Buf, inp: Buf, weight: Buf, N: number, C: number, OC: number): void;
+  matmulBackward(dinp: Buf, dweight: Buf, dbias: Buf | null, dout: Buf, inp: Buf, weight: Buf, N: number, C: number, OC: number, overwriteDinp?: boolean): void;
 
   /** Causal self-attention: out (B,T,C), lse (B,NH,T) from qkv (B,T,3C). */
   attentionForward(out: Buf, lse: Buf, qkv: Buf, B: number, T: number, C: number, NH: number, dropout?: DropoutSpec): void;
-  attentionBackward(dqkv: Buf, dout: Buf, qkv: Buf, out: Buf, lse: Buf, B: number, T: number, C: number, NH: number, dropout?: DropoutSpec): void;
+  attentionBackward(dqkv: Buf, dout: Buf, qkv: Buf, out: Buf, lse: Buf, B: number, T: number, C: number, NH: number, dropout?: DropoutSpec, overwrite?: boolean): void;
 
   /**
    * KV-cached causal attention (generation). Appends the k, v of qkv (B,Tq,3C) to kcache and
@@ -80,7 +83,7 @@ export interface Kernels<Buf> {
 
   /** out (N) = gelu(inp (N)), tanh approximation. */
   geluForward(out: Buf, inp: Buf, N: number): void;
-  geluBackward(dinp: Buf, inp: Buf, dout: Buf, N: number): void;
+  geluBackward(dinp: Buf, inp: Buf, dout: Buf, N: number, overwrite?: boolean): void;
 
   /** out (N) = inp1 (N) + inp2 (N). */
   residualForward(out: Buf, inp1: Buf, inp2: Buf, N: number): void;

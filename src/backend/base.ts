@@ -146,12 +146,12 @@ export abstract class BaseBackend<S, Buf> implements Backend {
     this.kernels.matmulForward(c.buf(out), c.buf(inp), c.buf(weight), bias === null ? null : c.buf(bias), N, C, OC);
   }
 
-  matmulBackward(dinp: Tensor, dweight: Tensor, dbias: Tensor | null, dout: Tensor, inp: Tensor, weight: Tensor, N: number, C: number, OC: number): void {
-    const c = this.call('matmulBackward').dims({ N, C, OC });
+  matmulBackward(dinp: Tensor, dweight: Tensor, dbias: Tensor | null, dout: Tensor, inp: Tensor, weight: Tensor, N: number, C: number, OC: number, overwriteDinp = false): void {
+    const c = this.call('matmulBackward').dims({ N, C, OC }).flag('overwriteDinp', overwriteDinp);
     c.out('dinp', dinp, N * C).out('dweight', dweight, OC * C);
     if (dbias !== null) c.out('dbias', dbias, OC);
     c.in('dout', dout, N * OC).in('inp', inp, N * C).in('weight', weight, OC * C);
-    this.kernels.matmulBackward(c.buf(dinp), c.buf(dweight), dbias === null ? null : c.buf(dbias), c.buf(dout), c.buf(inp), c.buf(weight), N, C, OC);
+    this.kernels.matmulBackward(c.buf(dinp), c.buf(dweight), dbias === null ? null : c.buf(dbias), c.buf(dout), c.buf(inp), c.buf(weight), N, C, OC, overwriteDinp);
   }
 
   attentionForward(out: Tensor, lse: Tensor, qkv: Tensor, B: number, T: number, C: number, NH: number, dropout: DropoutSpec = NO_DROPOUT): void {
@@ -160,11 +160,11 @@ export abstract class BaseBackend<S, Buf> implements Backend {
     this.kernels.attentionForward(c.buf(out), c.buf(lse), c.buf(qkv), B, T, C, NH, dropout);
   }
 
-  attentionBackward(dqkv: Tensor, dout: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, B: number, T: number, C: number, NH: number, dropout: DropoutSpec = NO_DROPOUT): void {
-    const c = this.call('attentionBackward').dims({ B, T, C, NH }).heads(C, NH).dropout(dropout);
+  attentionBackward(dqkv: Tensor, dout: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, B: number, T: number, C: number, NH: number, dropout: DropoutSpec = NO_DROPOUT, overwrite = false): void {
+    const c = this.call('attentionBackward').dims({ B, T, C, NH }).heads(C, NH).dropout(dropout).flag('overwrite', overwrite);
     c.out('dqkv', dqkv, B * T * 3 * C);
     c.in('dout', dout, B * T * C).in('qkv', qkv, B * T * 3 * C).in('out', out, B * T * C).in('lse', lse, B * NH * T);
-    this.kernels.attentionBackward(c.buf(dqkv), c.buf(dout), c.buf(qkv), c.buf(out), c.buf(lse), B, T, C, NH, dropout);
+    this.kernels.attentionBackward(c.buf(dqkv), c.buf(dout), c.buf(qkv), c.buf(out), c.buf(lse), B, T, C, NH, dropout, overwrite);
   }
 
   attentionDecode(out: Tensor, kcache: Tensor, vcache: Tensor, qkv: Tensor, pos: Tensor, B: number, Tq: number, C: number, NH: number, maxT: number): void {
@@ -182,10 +182,10 @@ export abstract class BaseBackend<S, Buf> implements Backend {
     this.kernels.geluForward(c.buf(out), c.buf(inp), N);
   }
 
-  geluBackward(dinp: Tensor, inp: Tensor, dout: Tensor, N: number): void {
-    const c = this.call('geluBackward').dims({ N });
+  geluBackward(dinp: Tensor, inp: Tensor, dout: Tensor, N: number, overwrite = false): void {
+    const c = this.call('geluBackward').dims({ N }).flag('overwrite', overwrite);
     c.out('dinp', dinp, N).in('inp', inp, N).in('dout', dout, N);
-    this.kernels.geluBackward(c.buf(dinp), c.buf(inp), c.buf(dout), N);
+    this.kernels.geluBackward(c.buf(dinp), c.buf(inp), c.buf(dout), N, overwrite);
   }
 
   residualForward(out: Tensor, inp1: Tensor, inp2: Tensor, N: number): void {
@@ -299,6 +299,11 @@ class CallCheck<S, Buf> {
     for (const k of ['seed', 'stream'] as const) {
       if (!Number.isInteger(d[k]) || d[k] < 0 || d[k] > MAX_U32) throw new Error(`${this.fn}: dropout.${k} must be an integer in [0, 2^32), got ${d[k]}`);
     }
+    return this;
+  }
+
+  flag(name: string, x: boolean): this {
+    if (typeof x !== 'boolean') throw new Error(`${this.fn}: ${name} must be a boolean, got ${String(x)}`);
     return this;
   }
 

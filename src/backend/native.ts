@@ -65,20 +65,20 @@ function nativeKernels(a: NativeAddon): Kernels<Storage> {
     layernormBackward: (dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C) =>
       a.layernormBackward(dinp as F, dweight as F, dbias as F, dout as F, inp as F, weight as F, mean as F, rstd as F, N, C),
     matmulForward: (out, inp, weight, bias, N, C, OC) => a.matmulForward(out as F, inp as F, weight as F, bias as F | null, N, C, OC),
-    matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC) =>
-      a.matmulBackward(dinp as F, dweight as F, dbias as F | null, dout as F, inp as F, weight as F, N, C, OC),
+    matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC, overwriteDinp) =>
+      a.matmulBackward(dinp as F, dweight as F, dbias as F | null, dout as F, inp as F, weight as F, N, C, OC, overwriteDinp),
     attentionForward: (out, lse, qkv, B, T, C, NH, dropout) => {
       const { p, seed, stream } = d(dropout);
       a.attentionForward(out as F, lse as F, qkv as F, B, T, C, NH, p, seed, stream);
     },
-    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout) => {
+    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout, overwrite) => {
       const { p, seed, stream } = d(dropout);
-      a.attentionBackward(dqkv as F, dout as F, qkv as F, out as F, lse as F, B, T, C, NH, p, seed, stream);
+      a.attentionBackward(dqkv as F, dout as F, qkv as F, out as F, lse as F, B, T, C, NH, p, seed, stream, overwrite);
     },
     attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
       a.attentionDecode(out as F, kcache as F, vcache as F, qkv as F, pos as I, B, Tq, C, NH, maxT),
     geluForward: (out, inp, N) => a.geluForward(out as F, inp as F, N),
-    geluBackward: (dinp, inp, dout, N) => a.geluBackward(dinp as F, inp as F, dout as F, N),
+    geluBackward: (dinp, inp, dout, N, overwrite) => a.geluBackward(dinp as F, inp as F, dout as F, N, overwrite),
     residualForward: (out, inp1, inp2, N) => a.residualForward(out as F, inp1 as F, inp2 as F, N),
     residualBackward: (dinp1, dinp2, dout, N) => a.residualBackward(dinp1 as F, dinp2 as F, dout as F, N),
     crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) =>

@@ -171,10 +171,12 @@ export function matmulForward(out: FloatArray, inp: FloatArray, weight: FloatArr
 
 /**
  * dinp (N,C) += dout (N,OC) · weight (OC,C); dweight (OC,C) += doutᵀ · inp (N,C);
- * dbias (OC) += column sums of dout. Accumulates. Each sum is formed in a double and added
- * once, so in f32 each gradient element is rounded once.
+ * dbias (OC) += column sums of dout. Accumulates (dinp is overwritten when overwriteDinp).
+ * Each sum is formed in a double and added once, so in f32 each gradient element is
+ * rounded once.
  */
-export function matmulBackward(dinp: FloatArray, dweight: FloatArray, dbias: FloatArray | null, dout: FloatArray, inp: FloatArray, weight: FloatArray, N: number, C: number, OC: number): void {
+export function matmulBackward(dinp: FloatArray, dweight: FloatArray, dbias: FloatArray | null, dout: FloatArray, inp: FloatArray, weight: FloatArray, N: number, C: number, OC: number, overwriteDinp = false): void {
+  if (overwriteDinp) dinp.fill(0, 0, N * C);
   const row = new Float64Array(C);
   for (let n = 0; n < N; n++) {
     row.fill(0);
@@ -256,7 +258,8 @@ export function attentionForward(out: FloatArray, lse: FloatArray, qkv: FloatArr
  * Σ_s P dP = dout_t · out_t, which is why the fused kernels take `out` (the reference
  * forms the sum directly and does not read `out`).
  */
-export function attentionBackward(dqkv: FloatArray, dout: FloatArray, qkv: FloatArray, _out: FloatArray, lse: FloatArray, B: number, T: number, C: number, NH: number, dropout?: DropoutSpec): void {
+export function attentionBackward(dqkv: FloatArray, dout: FloatArray, qkv: FloatArray, _out: FloatArray, lse: FloatArray, B: number, T: number, C: number, NH: number, dropout?: DropoutSpec, overwrite = false): void {
+  if (overwrite) dqkv.fill(0, 0, B * T * 3 * C);
   const HS = C / NH;
   const scale = 1 / Math.sqrt(HS);
   const p = dropout?.p ?? 0;
@@ -367,8 +370,9 @@ export function geluForward(out: FloatArray, inp: FloatArray, N: number): void {
   }
 }
 
-/** dinp (N) += gelu'(inp) * dout. Accumulates. */
-export function geluBackward(dinp: FloatArray, inp: FloatArray, dout: FloatArray, N: number): void {
+/** dinp (N) += gelu'(inp) * dout. Accumulates (overwrites when `overwrite`). */
+export function geluBackward(dinp: FloatArray, inp: FloatArray, dout: FloatArray, N: number, overwrite = false): void {
+  if (overwrite) dinp.fill(0, 0, N);
   for (let i = 0; i < N; i++) {
     const x = inp[i];
     const th = Math.tanh(GELU_SCALE * (x + 0.044715 * x * x * x));
@@ -498,15 +502,15 @@ export const referenceKernels: Kernels<RefArray> = {
   layernormBackward: (dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C) =>
     layernormBackward(f(dinp), f(dweight), f(dbias), f(dout), f(inp), f(weight), f(mean), f(rstd), N, C),
   matmulForward: (out, inp, weight, bias, N, C, OC) => matmulForward(f(out), f(inp), f(weight), bias === null ? null : f(bias), N, C, OC),
-  matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC) =>
-    matmulBackward(f(dinp), f(dweight), dbias === null ? null : f(dbias), f(dout), f(inp), f(weight), N, C, OC),
+  matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC, overwriteDinp) =>
+    matmulBackward(f(dinp), f(dweight), dbias === null ? null : f(dbias), f(dout), f(inp), f(weight), N, C, OC, overwriteDinp),
   attentionForward: (out, lse, qkv, B, T, C, NH, dropout) => attentionForward(f(out), f(lse), f(qkv), B, T, C, NH, dropout),
-  attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout) =>
-    attentionBackward(f(dqkv), f(dout), f(qkv), f(out), f(lse), B, T, C, NH, dropout),
+  attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout, overwrite) =>
+    attentionBackward(f(dqkv), f(dout), f(qkv), f(out), f(lse), B, T, C, NH, dropout, overwrite),
   attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
     attentionDecode(f(out), f(kcache), f(vcache), f(qkv), ints(pos), B, Tq, C, NH, maxT),
   geluForward: (out, inp, N) => geluForward(f(out), f(inp), N),
-  geluBackward: (dinp, inp, dout, N) => geluBackward(f(dinp), f(inp), f(dout), N),
+  geluBackward: (dinp, inp, dout, N, overwrite) => geluBackward(f(dinp), f(inp), f(dout), N, overwrite),
   residualForward: (out, inp1, inp2, N) => residualForward(f(out), f(inp1), f(inp2), N),
   residualBackward: (dinp1, dinp2, dout, N) => residualBackward(f(dinp1), f(dinp2), f(dout), N),
   crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) => crossentropyForward(f(losses), f(logits), ints(targets), N, V, ignoreIndex),

@@ -144,20 +144,20 @@ function wasmKernels(x: WasmExports): Kernels<number> {
       guard('layernormBackward', () => x.layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C)),
     matmulForward: (out, inp, weight, bias, N, C, OC) =>
       scratchOk('matmulForward', guard('matmulForward', () => x.matmul_forward(out, inp, weight, bias ?? 0, N, C, OC))),
-    matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC) =>
-      scratchOk('matmulBackward', guard('matmulBackward', () => x.matmul_backward(dinp, dweight, dbias ?? 0, dout, inp, weight, N, C, OC))),
+    matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC, overwriteDinp) =>
+      scratchOk('matmulBackward', guard('matmulBackward', () => x.matmul_backward(dinp, dweight, dbias ?? 0, dout, inp, weight, N, C, OC, overwriteDinp ? 1 : 0))),
     attentionForward: (out, lse, qkv, B, T, C, NH, dropout) => {
       const { p, seed, stream } = d('attentionForward', dropout);
       scratchOk('attentionForward', guard('attentionForward', () => x.attention_forward(out, lse, qkv, B, T, C, NH, p, seed, stream)));
     },
-    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout) => {
+    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout, overwrite) => {
       const { p, seed, stream } = d('attentionBackward', dropout);
-      scratchOk('attentionBackward', guard('attentionBackward', () => x.attention_backward(dqkv, dout, qkv, out, lse, B, T, C, NH, p, seed, stream)));
+      scratchOk('attentionBackward', guard('attentionBackward', () => x.attention_backward(dqkv, dout, qkv, out, lse, B, T, C, NH, p, seed, stream, overwrite ? 1 : 0)));
     },
     attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
       scratchOk('attentionDecode', guard('attentionDecode', () => x.attention_decode(out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT))),
     geluForward: (out, inp, N) => guard('geluForward', () => x.gelu_forward(out, inp, N)),
-    geluBackward: (dinp, inp, dout, N) => guard('geluBackward', () => x.gelu_backward(dinp, inp, dout, N)),
+    geluBackward: (dinp, inp, dout, N, overwrite) => guard('geluBackward', () => x.gelu_backward(dinp, inp, dout, N, overwrite ? 1 : 0)),
     residualForward: (out, inp1, inp2, N) => guard('residualForward', () => x.residual_forward(out, inp1, inp2, N)),
     residualBackward: (dinp1, dinp2, dout, N) => guard('residualBackward', () => x.residual_backward(dinp1, dinp2, dout, N)),
     crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) =>

@@ -16,6 +16,8 @@
 // inside a block live in one set of buffers that all blocks share (llm.c style, see
 // layoutGradActivations): it is zeroed just before each block's backward; the residual
 // stream between blocks, the embeddings' and the head's gradients are zeroed per pass.
+// Pre-LN blocks without dropout (GPT-2 pre-training) skip that zeroing and the residual
+// copies: see residualStreamBackward.
 
 import { NO_DROPOUT, type Backend, type DropoutSpec, type Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
@@ -432,6 +434,10 @@ export class GPT {
     const g = this.g!;
     const d = (stream: number): DropoutSpec => this.dropSpec(drop, seed, stream);
 
+    if (!postLN && !drop) {
+      this.residualStreamBackward(pass);
+      return;
+    }
     if (!postLN) {
       const last = a.layers[L - 1].res3;
       be.layernormBackward(ga.layers[L - 1].res3, g.lnfw!, this.lnBiasGrad(g.lnfb), ga.lnf!, last, p.lnfw!, a.lnfMean!, a.lnfRstd!, N, C);
@@ -450,28 +456,63 @@ export class GPT {
         // res3 = res2 + drop(fcproj)
         be.residualBackward(lg.res2, drop ? lg.fcprojDrop! : lg.fcproj, lg.res3, N * C);
         if (drop) be.dropoutBackward(lg.fcproj, lg.fcprojDrop!, N * C, d(streamMlpResid(l)));
-        this.mlpBackward(la, lg, lp, lgp, la.ln2, lg.ln2, N);
+        this.mlpBackward(la, lg, lp, lgp, lg.fcproj, la.ln2, lg.ln2, N, true);
         be.layernormBackward(lg.res2, lgp.ln2w, this.lnBiasGrad(lgp.ln2b), lg.ln2, la.res2, lp.ln2w, la.ln2Mean, la.ln2Rstd, N, C);
         // res2 = x + drop(attproj)
         be.residualBackward(dx, drop ? lg.attprojDrop! : lg.attproj, lg.res2, N * C);
         if (drop) be.dropoutBackward(lg.attproj, lg.attprojDrop!, N * C, d(streamAttnResid(l)));
-        this.attnBackward(la, lg, lp, lgp, la.ln1, lg.ln1, B, T, d(streamAttn(l)));
+        this.attnBackward(la, lg, lp, lgp, lg.attproj, la.ln1, lg.ln1, B, T, d(streamAttn(l)), true);
         be.layernormBackward(dx, lgp.ln1w, this.lnBiasGrad(lgp.ln1b), lg.ln1, x, lp.ln1w, la.ln1Mean, la.ln1Rstd, N, C);
       } else {
         // ln2 = LN(res3), res3 = ln1 + drop(fcproj)
         be.layernormBackward(lg.res3, lgp.ln2w, this.lnBiasGrad(lgp.ln2b), lg.ln2, la.res3, lp.ln2w, la.ln2Mean, la.ln2Rstd, N, C);
         be.residualBackward(lg.ln1, drop ? lg.fcprojDrop! : lg.fcproj, lg.res3, N * C);
         if (drop) be.dropoutBackward(lg.fcproj, lg.fcprojDrop!, N * C, d(streamMlpResid(l)));
-        this.mlpBackward(la, lg, lp, lgp, la.ln1, lg.ln1, N);
+        this.mlpBackward(la, lg, lp, lgp, lg.fcproj, la.ln1, lg.ln1, N, false);
         // ln1 = LN(res2), res2 = x + drop(attproj)
         be.layernormBackward(lg.res2, lgp.ln1w, this.lnBiasGrad(lgp.ln1b), lg.ln1, la.res2, lp.ln1w, la.ln1Mean, la.ln1Rstd, N, C);
         be.residualBackward(dx, drop ? lg.attprojDrop! : lg.attproj, lg.res2, N * C);
         if (drop) be.dropoutBackward(lg.attproj, lg.attprojDrop!, N * C, d(streamAttnResid(l)));
-        this.attnBackward(la, lg, lp, lgp, x, dx, B, T, d(streamAttn(l)));
+        this.attnBackward(la, lg, lp, lgp, lg.attproj, x, dx, B, T, d(streamAttn(l)), false);
       }
     }
     if (drop) be.dropoutBackward(ga.encoded, ga.encodedDrop!, N * C, d(STREAM_EMBED));
     be.encoderBackward(g.wte, g.wpe, ga.encoded, this.idsT!, B, T, C);
+  }
+
+  /**
+   * trainBackward for pre-LN blocks without dropout. The residual stream's gradient lives
+   * in one buffer, dstream: a block's branches add to the stream (x + attn(ln_1(x)), then
+   * + mlp(ln_2(·))), so each branch's output gradient is the stream gradient as it stands,
+   * and each LayerNorm adds its input's share back into it in place. No residual copies
+   * and no zeroing of the block's buffers: every one of them has a single writer, which
+   * overwrites it. The same bits as the general path.
+   */
+  private residualStreamBackward(pass: Pass): void {
+    const { B, T } = pass;
+    const N = B * T;
+    const { nEmbd: C, nLayer: L } = this.config;
+    const be = this.backend;
+    const a = this.acts!;
+    const ga = this.gacts!;
+    const p = this.p;
+    const g = this.g!;
+    const dstream = ga.encoded; // (B, T, C), zeroed with the gradient arena this pass
+    be.layernormBackward(dstream, g.lnfw!, this.lnBiasGrad(g.lnfb), ga.lnf!, a.layers[L - 1].res3, p.lnfw!, a.lnfMean!, a.lnfRstd!, N, C);
+    for (let l = L - 1; l >= 0; l--) {
+      const la = a.layers[l];
+      const lg = ga.layers[l];
+      const lp = p.blocks[l];
+      const lgp = g.blocks[l];
+      // dstream = d res3 here
+      this.mlpBackward(la, lg, lp, lgp, dstream, la.ln2, lg.ln2, N, true);
+      be.layernormBackward(dstream, lgp.ln2w, this.lnBiasGrad(lgp.ln2b), lg.ln2, la.res2, lp.ln2w, la.ln2Mean, la.ln2Rstd, N, C);
+      // dstream = d res2 here
+      this.attnBackward(la, lg, lp, lgp, dstream, la.ln1, lg.ln1, B, T, NO_DROPOUT, true);
+      be.layernormBackward(dstream, lgp.ln1w, this.lnBiasGrad(lgp.ln1b), lg.ln1, this.blockInput(a, l, false), lp.ln1w, la.ln1Mean, la.ln1Rstd, N, C);
+      // dstream = d x, the previous block's d res3
+    }
+    be.encoderBackward(g.wte, g.wpe, dstream, this.idsT!, B, T, C);
   }
 
   /** Frees every backend tensor of the model; the model cannot be used afterwards. */
@@ -576,29 +617,34 @@ export class GPT {
     be.matmulForward(la.fcproj, la.fchGelu, lp.fcprojw, lp.fcprojb, N, 4 * C, C); // (B, T, C)
   }
 
+  /**
+   * The attention branch backward from dattproj, its output's gradient, into dinp (added,
+   * or written when overwriteDinp). Its inner gradients have one writer each: written.
+   */
   private attnBackward(
     la: Acts<Tensor>['layers'][number], lg: Acts<Tensor>['layers'][number],
     lp: ModelParams<Tensor>['blocks'][number], lgp: ModelParams<Tensor>['blocks'][number],
-    inp: Tensor, dinp: Tensor, B: number, T: number, drop: DropoutSpec,
+    dattproj: Tensor, inp: Tensor, dinp: Tensor, B: number, T: number, drop: DropoutSpec, overwriteDinp: boolean,
   ): void {
     const { nEmbd: C, nHead: NH } = this.config;
     const N = B * T;
     const be = this.backend;
-    be.matmulBackward(lg.atty, lgp.attprojw, lgp.attprojb, lg.attproj, la.atty, lp.attprojw, N, C, C);
-    be.attentionBackward(lg.qkv, lg.atty, la.qkv, la.atty, la.lse, B, T, C, NH, drop);
-    be.matmulBackward(dinp, lgp.qkvw, lgp.qkvb, lg.qkv, inp, lp.qkvw, N, C, 3 * C);
+    be.matmulBackward(lg.atty, lgp.attprojw, lgp.attprojb, dattproj, la.atty, lp.attprojw, N, C, C, true);
+    be.attentionBackward(lg.qkv, lg.atty, la.qkv, la.atty, la.lse, B, T, C, NH, drop, true);
+    be.matmulBackward(dinp, lgp.qkvw, lgp.qkvb, lg.qkv, inp, lp.qkvw, N, C, 3 * C, overwriteDinp);
   }
 
+  /** The MLP branch backward from dfcproj into dinp, as attnBackward. */
   private mlpBackward(
     la: Acts<Tensor>['layers'][number], lg: Acts<Tensor>['layers'][number],
     lp: ModelParams<Tensor>['blocks'][number], lgp: ModelParams<Tensor>['blocks'][number],
-    inp: Tensor, dinp: Tensor, N: number,
+    dfcproj: Tensor, inp: Tensor, dinp: Tensor, N: number, overwriteDinp: boolean,
   ): void {
     const C = this.config.nEmbd;
     const be = this.backend;
-    be.matmulBackward(lg.fchGelu, lgp.fcprojw, lgp.fcprojb, lg.fcproj, la.fchGelu, lp.fcprojw, N, 4 * C, C);
-    be.geluBackward(lg.fch, la.fch, lg.fchGelu, N * 4 * C);
-    be.matmulBackward(dinp, lgp.fcw, lgp.fcb, lg.fch, inp, lp.fcw, N, C, 4 * C);
+    be.matmulBackward(lg.fchGelu, lgp.fcprojw, lgp.fcprojb, dfcproj, la.fchGelu, lp.fcprojw, N, 4 * C, C, true);
+    be.geluBackward(lg.fch, la.fch, lg.fchGelu, N * 4 * C, true);
+    be.matmulBackward(dinp, lgp.fcw, lgp.fcb, lg.fch, inp, lp.fcw, N, C, 4 * C, overwriteDinp);
   }
 
   private layernorm(out: Tensor, mean: Tensor, rstd: Tensor, inp: Tensor, w: Tensor, b: Tensor | null, N: number): void {

@@ -166,14 +166,17 @@ export function buildCases(): KernelCase[] {
     });
     const bwd: Record<string, Data> = { dinp: randn(r, N * C), dweight: randn(r, OC * C), dout: randn(r, N * OC), inp, weight };
     if (withBias) bwd.dbias = randn(r, OC);
-    cases.push({
-      kernel: 'matmulBackward',
-      label: `matmulBackward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}`,
-      buffers: bwd,
-      outputs: withBias ? ['dinp', 'dweight', 'dbias'] : ['dinp', 'dweight'],
-      rtol: tol,
-      invoke: (k, a) => k.matmulBackward(a.dinp, a.dweight, a.dbias ?? null, a.dout, a.inp, a.weight, N, C, OC),
-    });
+    // overwriteDinp: dinp's starting values must vanish; dweight and dbias still accumulate.
+    for (const overwrite of [false, true]) {
+      cases.push({
+        kernel: 'matmulBackward',
+        label: `matmulBackward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${overwrite ? ' overwriteDinp' : ''}`,
+        buffers: bwd,
+        outputs: withBias ? ['dinp', 'dweight', 'dbias'] : ['dinp', 'dweight'],
+        rtol: tol,
+        invoke: (k, a) => k.matmulBackward(a.dinp, a.dweight, a.dbias ?? null, a.dout, a.inp, a.weight, N, C, OC, overwrite),
+      });
+    }
   }
 
   // ---- attention ----
@@ -206,14 +209,17 @@ export function buildCases(): KernelCase[] {
     const out64 = new Float64Array(B * T * C);
     const lse64 = new Float64Array(B * NH * T);
     const [out, lse] = ref32((k) => k.attentionForward(out64, lse64, toF64(qkv), B, T, C, NH, dropout), out64, lse64);
-    cases.push({
-      kernel: 'attentionBackward',
-      label: `attentionBackward B=${B} T=${T} C=${C} NH=${NH}${d}`,
-      buffers: { dqkv: randn(r, B * T * 3 * C), dout: randn(r, B * T * C), qkv, out, lse },
-      outputs: ['dqkv'],
-      rtol: TOL_ATTENTION,
-      invoke: (k, a) => k.attentionBackward(a.dqkv, a.dout, a.qkv, a.out, a.lse, B, T, C, NH, dropout),
-    });
+    const dbuffers = { dqkv: randn(r, B * T * 3 * C), dout: randn(r, B * T * C), qkv, out, lse };
+    for (const overwrite of [false, true]) {
+      cases.push({
+        kernel: 'attentionBackward',
+        label: `attentionBackward B=${B} T=${T} C=${C} NH=${NH}${d}${overwrite ? ' overwrite' : ''}`,
+        buffers: dbuffers,
+        outputs: ['dqkv'],
+        rtol: TOL_ATTENTION,
+        invoke: (k, a) => k.attentionBackward(a.dqkv, a.dout, a.qkv, a.out, a.lse, B, T, C, NH, dropout, overwrite),
+      });
+    }
   }
 
   // ---- gelu ----
@@ -234,14 +240,17 @@ export function buildCases(): KernelCase[] {
       rtol: TOL_POINTWISE,
       invoke: (k, a) => k.geluForward(a.out, a.inp, N),
     });
-    cases.push({
-      kernel: 'geluBackward',
-      label: `geluBackward N=${N}`,
-      buffers: { dinp: randn(r, N), inp, dout: randn(r, N) },
-      outputs: ['dinp'],
-      rtol: TOL_POINTWISE,
-      invoke: (k, a) => k.geluBackward(a.dinp, a.inp, a.dout, N),
-    });
+    const gbuffers = { dinp: randn(r, N), inp, dout: randn(r, N) };
+    for (const overwrite of [false, true]) {
+      cases.push({
+        kernel: 'geluBackward',
+        label: `geluBackward N=${N}${overwrite ? ' overwrite' : ''}`,
+        buffers: gbuffers,
+        outputs: ['dinp'],
+        rtol: TOL_POINTWISE,
+        invoke: (k, a) => k.geluBackward(a.dinp, a.inp, a.dout, N, overwrite),
+      });
+    }
   }
 
   // ---- residual ----

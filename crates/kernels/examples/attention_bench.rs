@@ -132,7 +132,7 @@ fn main() {
                 sf = pick(best_secs(|| attention_forward(par, scratch.get_mut(), out.get_mut(), lse.get_mut(), qkv.get(), b, t, c, nh, dropout)));
             }
             if bwd {
-                sb = pick(best_secs(|| attention_backward(par, scratch.get_mut(), dqkv.get_mut(), dout.get(), qkv.get(), out.get(), lse.get(), b, t, c, nh, dropout)));
+                sb = pick(best_secs(|| attention_backward(par, scratch.get_mut(), dqkv.get_mut(), dout.get(), qkv.get(), out.get(), lse.get(), b, t, c, nh, dropout, false)));
             }
             println!("{:>16} {:>4} {:>9.3} {:>7.1} {:>9.3} {:>7.1}", format!("{b},{nh},{t},{hs}"), th, sf * 1e3, ffl / sf / 1e9, sb * 1e3, bfl / sb / 1e9);
         }

@@ -118,7 +118,7 @@ fn main() {
             if bwd {
                 sb = best_secs(|| {
                     r = (r + 1) % rotate;
-                    matmul_backward(par, &mut scratch, &mut dinp[r], &mut dweight[r], Some(&mut dbias), &out[r], &inp[r], &weight[r], n, c, oc)
+                    matmul_backward(par, &mut scratch, &mut dinp[r], &mut dweight[r], Some(&mut dbias), &out[r], &inp[r], &weight[r], n, c, oc, false)
                 });
             }
             rows.push((format!("{n},{c},{oc}"), t, sf, sb, flops));

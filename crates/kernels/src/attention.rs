@@ -165,9 +165,10 @@ pub fn attention_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32
 }
 
 /// dqkv (B,T,3C) += gradient of the forward above, from dout (B,T,C), qkv, out and lse.
-/// Accumulates.
+/// Accumulates, or overwrites dqkv when `overwrite` (the same bits as zeroing it first:
+/// each task zeroes its own head's rows while they are about to be in cache anyway).
 #[allow(clippy::too_many_arguments)]
-pub fn attention_backward(par: &dyn Parallel, scratch: &mut [f32], dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], b: usize, t: usize, c: usize, nh: usize, dropout: Dropout) {
+pub fn attention_backward(par: &dyn Parallel, scratch: &mut [f32], dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], b: usize, t: usize, c: usize, nh: usize, dropout: Dropout, overwrite: bool) {
     if b == 0 || t == 0 || c == 0 {
         return;
     }
@@ -182,6 +183,7 @@ pub fn attention_backward(par: &dyn Parallel, scratch: &mut [f32], dqkv: &mut [f
         dout: dout.as_ptr(),
         outp: out.as_ptr(),
         lsep: lse.as_ptr(),
+        overwrite,
         ..task_args(par, scratch, qkv, b, t, c, nh, dropout)
     };
     par.for_each(b * nh, &|task, thread| kern::backward_task(&args, task, thread));
@@ -215,6 +217,7 @@ fn task_args(par: &dyn Parallel, scratch: &mut [f32], qkv: &[f32], b: usize, t: 
         tl,
         ntiles: (t + tl - 1) / tl,
         dropout,
+        overwrite: false,
     }
 }
 
@@ -249,6 +252,7 @@ mod kern {
         pub tl: usize,
         pub ntiles: usize,
         pub dropout: Dropout,
+        pub overwrite: bool, // backward: zero the task's dqkv rows first
     }
     // SAFETY: the pointers come from slices that outlive `par.for_each`; tasks only read
     // the shared inputs and write regions no other task writes (see the task bodies), and
@@ -466,6 +470,14 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     }
     // This task is the only one touching head h of batch b in dqkv: rows of dq, dk, dv
     // below are HS floats at qoff + i*3C (+C, +2C), disjoint from every other task.
+    if a.overwrite {
+        for i in 0..t {
+            for part in 0..3 {
+                // SAFETY: row i of q, k or v of this task's head (HS floats inside dqkv).
+                unsafe { core::ptr::write_bytes(a.dqkv.add(qoff + i * c3 + part * c), 0, hs) };
+            }
+        }
+    }
     for ktile in 0..a.ntiles {
         let j0 = ktile * tl;
         let j1 = (j0 + tl).min(t);
@@ -1291,7 +1303,7 @@ mod tests {
                     let gr = at_offset(&mut gs, b * t * 3 * c, shift, |i| val(i, 3));
                     let sr = at_offset(&mut ss, attention_scratch_len(b, t, c, nh, 1), sshift, |_| f32::NAN);
                     attention_forward(&Serial, &mut ss[sr.clone()], &mut os[or.clone()], &mut ls[lr.clone()], &qs[qr.clone()], b, t, c, nh, d);
-                    attention_backward(&Serial, &mut ss[sr], &mut gs[gr.clone()], &ds[dr], &qs[qr], &os[or.clone()], &ls[lr.clone()], b, t, c, nh, d);
+                    attention_backward(&Serial, &mut ss[sr], &mut gs[gr.clone()], &ds[dr], &qs[qr], &os[or.clone()], &ls[lr.clone()], b, t, c, nh, d, false);
                     results.push((os[or].to_vec(), ls[lr].to_vec(), gs[gr].to_vec()));
                 }
                 for r in &results[1..] {

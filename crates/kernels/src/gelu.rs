@@ -50,15 +50,16 @@ fn gelu_scalar(x: f32) -> f32 {
 }
 
 simd_kernel! {
-    /// dinp (N) += gelu'(inp) * dout. Accumulates.
-    pub fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize) => gelu_backward_impl
+    /// dinp (N) += gelu'(inp) * dout: accumulates, or overwrites dinp when `overwrite`
+    /// (the same bits as zeroing it first).
+    pub fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize, overwrite: bool) => gelu_backward_impl
 }
 
 // gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u'(x), u' = sqrt(2/pi)(1 + 3a x^2).
 // With s = sigmoid(2u) = 0.5 (1 + tanh u) and 1 - tanh^2 u = 4 s (1 - s), 1 - s = e s:
 //   gelu'(x) = s + 2 x s (e s) u'(x),  e = exp(-2u).
 #[inline(always)]
-fn gelu_backward_impl<V: VecMath>(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize) {
+fn gelu_backward_impl<V: VecMath>(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize, overwrite: bool) {
     let dinp = &mut dinp[..n]; // (N)
     let inp = &inp[..n]; // (N)
     let dout = &dout[..n]; // (N)
@@ -71,7 +72,9 @@ fn gelu_backward_impl<V: VecMath>(dinp: &mut [f32], inp: &[f32], dout: &[f32], n
     let mut i = 0;
     while i + l <= n {
         // SAFETY: i + LANES <= n and all three slices hold n floats.
-        let (x, g, d) = unsafe { (V::load(inp.as_ptr().add(i)), V::load(dout.as_ptr().add(i)), V::load(dinp.as_ptr().add(i))) };
+        let (x, g) = unsafe { (V::load(inp.as_ptr().add(i)), V::load(dout.as_ptr().add(i))) };
+        // SAFETY: as above.
+        let d = if overwrite { V::zero() } else { unsafe { V::load(dinp.as_ptr().add(i)) } };
         let x2 = x.mul(x);
         let e = x.mul(ka.mul_add(x2, k)).exp();
         let s = one.div(one.add(e));
@@ -87,7 +90,8 @@ fn gelu_backward_impl<V: VecMath>(dinp: &mut [f32], inp: &[f32], dout: &[f32], n
         let e = exp_scalar(-2.0 * SQRT_2_OVER_PI * x * (1.0 + GELU_A * x * x));
         let s = 1.0 / (1.0 + e);
         let du2 = 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_A * x * x);
-        dinp[i] += (s + x * s * (e * s) * du2) * dout[i];
+        let d = if overwrite { 0.0 } else { dinp[i] };
+        dinp[i] = d + (s + x * s * (e * s) * du2) * dout[i];
         i += 1;
     }
 }

@@ -45,10 +45,12 @@ pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], 
 }
 
 /// dinp (N,C) += dout (N,OC) · weight (OC,C); dweight (OC,C) += doutᵀ · inp (N,C);
-/// dbias (OC) += column sums of dout. Accumulates.
+/// dbias (OC) += column sums of dout. Accumulates, except that `overwrite_dinp` overwrites
+/// dinp (the same bits as zeroing it first): the caller's activation gradient often has no
+/// other contribution, and then neither zeroing it nor reading it back is needed.
 /// `scratch` holds at least `matmul_scratch_len(n, c, oc, par.threads())` floats.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32], dweight: &mut [f32], dbias: Option<&mut [f32]>, dout: &[f32], inp: &[f32], weight: &[f32], n: usize, c: usize, oc: usize) {
+pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32], dweight: &mut [f32], dbias: Option<&mut [f32]>, dout: &[f32], inp: &[f32], weight: &[f32], n: usize, c: usize, oc: usize, overwrite_dinp: bool) {
     assert!(
         dinp.len() >= n * c && dweight.len() >= oc * c && dout.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c,
         "matmul_backward: buffer too small"
@@ -61,7 +63,7 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
         b: Mat { ptr: weight.as_ptr(), rs: c, cs: 1 }, // weight (OC, C)
         c: dinp.as_mut_ptr(),                          // (N, C)
         ldc: c,
-        accumulate: true,
+        accumulate: !overwrite_dinp,
         bias: core::ptr::null(),
     };
     gemm::gemm(par, scratch, dinp_p);

@@ -133,10 +133,14 @@ fn check(b: usize, t: usize, c: usize, nh: usize, d: Dropout, seed: u64) {
             for x in scratch.iter_mut() {
                 *x = f32::NAN;
             }
-            attention_backward(par, &mut scratch, &mut dqkv, &dout, &qkv, &out, &lse, b, t, c, nh, d);
+            attention_backward(par, &mut scratch, &mut dqkv, &dout, &qkv, &out, &lse, b, t, c, nh, d, false);
             let want: Vec<f64> = d0.iter().zip(&wd).map(|(&a, &g)| a as f64 + rep as f64 * g).collect();
             assert_close(&format!("dqkv rep {rep} {tag}"), &dqkv, &want, 1e-4, 5e-5 * dm);
         }
+        // Overwriting: garbage in dqkv must not leak into the result.
+        let mut dqkv = vec![f32::NAN; b * t * 3 * c];
+        attention_backward(par, &mut scratch, &mut dqkv, &dout, &qkv, &out, &lse, b, t, c, nh, d, true);
+        assert_close(&format!("dqkv overwrite {tag}"), &dqkv, &wd, 1e-4, 5e-5 * dm);
     }
 }
 

@@ -206,10 +206,13 @@ fn gelu() {
         let mut d = d0.clone();
         let g: Vec<f64> = inp.iter().zip(&dout).map(|(&x, &o)| gelu_grad_ref(x as f64) * o as f64).collect();
         for rep in 1..=2 {
-            gelu_backward(&mut d, &inp, &dout, n);
+            gelu_backward(&mut d, &inp, &dout, n, false);
             let w: Vec<f64> = d0.iter().zip(&g).map(|(&a, &g)| a as f64 + rep as f64 * g).collect();
             assert_close("gelu_backward", &d, &w, 1e-5, 1e-6);
         }
+        let mut d = vec![f32::NAN; n];
+        gelu_backward(&mut d, &inp, &dout, n, true);
+        assert_close("gelu_backward overwrite", &d, &g, 1e-5, 1e-6);
     }
     // The closed-form derivative against finite differences.
     for i in 0..200 {

@@ -73,20 +73,21 @@ fn check_forward(par: &dyn Parallel, n: usize, c: usize, oc: usize, with_bias: b
     check(&format!("forward out ({n},{c},{oc}) bias={with_bias} threads={}", par.threads()), &out, &want, &scale);
 }
 
-fn check_backward(par: &dyn Parallel, n: usize, c: usize, oc: usize) {
+/// With `overwrite_dinp`, dinp starts as NaN and must come out as the product alone.
+fn check_backward(par: &dyn Parallel, n: usize, c: usize, oc: usize, overwrite_dinp: bool) {
     let dout = fill(n * oc, 4); // (N, OC)
     let inp = fill(n * c, 5); // (N, C)
     let weight = fill(oc * c, 6); // (OC, C)
     // Non-zero starting gradients: backward must accumulate.
-    let dinp0 = fill(n * c, 7); // (N, C)
+    let dinp0 = if overwrite_dinp { vec![f32::NAN; n * c] } else { fill(n * c, 7) }; // (N, C)
     let dweight0 = fill(oc * c, 8); // (OC, C)
     let dbias0 = fill(oc, 9); // (OC)
     let (mut dinp, mut dweight, mut dbias) = (dinp0.clone(), dweight0.clone(), dbias0.clone());
     let mut scratch = scratch_for(n, c, oc, par.threads());
-    matmul_backward(par, &mut scratch, &mut dinp, &mut dweight, Some(&mut dbias), &dout, &inp, &weight, n, c, oc);
+    matmul_backward(par, &mut scratch, &mut dinp, &mut dweight, Some(&mut dbias), &dout, &inp, &weight, n, c, oc, overwrite_dinp);
 
-    let tag = format!("({n},{c},{oc}) threads={}", par.threads());
-    let (want, scale) = reference(n, c, oc, |i, k| dinp0[i * c + k] as f64, |i, k, o| dout[i * oc + o] as f64 * weight[o * c + k] as f64);
+    let tag = format!("({n},{c},{oc}) threads={} overwrite_dinp={overwrite_dinp}", par.threads());
+    let (want, scale) = reference(n, c, oc, |i, k| if overwrite_dinp { 0.0 } else { dinp0[i * c + k] as f64 }, |i, k, o| dout[i * oc + o] as f64 * weight[o * c + k] as f64);
     check(&format!("backward dinp {tag}"), &dinp, &want, &scale);
     let (want, scale) = reference(oc, c, n, |o, k| dweight0[o * c + k] as f64, |o, k, i| dout[i * oc + o] as f64 * inp[i * c + k] as f64);
     check(&format!("backward dweight {tag}"), &dweight, &want, &scale);
@@ -124,7 +125,8 @@ fn forward_serial() {
 #[test]
 fn backward_serial() {
     for (n, c, oc) in shapes() {
-        check_backward(&Serial, n, c, oc);
+        check_backward(&Serial, n, c, oc, false);
+        check_backward(&Serial, n, c, oc, true);
     }
 }
 
@@ -134,7 +136,7 @@ fn forward_backward_scoped_threads() {
         let par = Scoped(threads);
         for (n, c, oc) in shapes() {
             check_forward(&par, n, c, oc, true);
-            check_backward(&par, n, c, oc);
+            check_backward(&par, n, c, oc, (n + c + oc) % 2 == 0);
         }
     }
 }
@@ -144,7 +146,7 @@ fn forward_backward_pool() {
     let par = pool::Pool::new(3);
     for (n, c, oc) in shapes() {
         check_forward(&par, n, c, oc, true);
-        check_backward(&par, n, c, oc);
+        check_backward(&par, n, c, oc, (n + c + oc) % 2 == 1);
     }
 }
 
@@ -165,5 +167,5 @@ fn zero_depth_writes_bias() {
 fn scratch_covers_more_threads_than_tasks() {
     // Many threads on a tiny problem: scratch is per thread, tasks fewer than threads.
     check_forward(&Scoped(8), 5, 7, 3, true);
-    check_backward(&Scoped(8), 5, 7, 3);
+    check_backward(&Scoped(8), 5, 7, 3, false);
 }

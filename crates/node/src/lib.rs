@@ -229,6 +229,21 @@ impl<'env> Call<'env> {
         Ok(y)
     }
 
+    /// An optional boolean: missing (undefined or null) is false.
+    fn flag(&self, name: &str, x: Option<Unknown<'env>>) -> Result<bool> {
+        let value = match x {
+            Some(x) => x.value(),
+            None => return Ok(false),
+        };
+        let mut b = false;
+        // SAFETY: env and value are the live handles napi gave this call; b is a valid local.
+        let status = unsafe { sys::napi_get_value_bool(value.env, value.value, &mut b) };
+        if status != sys::Status::napi_ok {
+            return self.fail(format!("{name} must be a boolean"));
+        }
+        Ok(b)
+    }
+
     fn dropout(&self, p: Unknown<'env>, seed: Unknown<'env>, stream: Unknown<'env>) -> Result<Dropout> {
         let p = self.unit("dropout p", p)?;
         let seed = self.int("dropout seed", seed, 0.0, MAX_U32)? as u32;
@@ -580,14 +595,15 @@ pub fn matmul_forward(out: Unknown, inp: Unknown, weight: Unknown, bias: Option<
 }
 
 /// dinp (N,C) += dout·weight; dweight (OC,C) += doutᵀ·inp; dbias (OC) += Σ dout (dbias may
-/// be null/undefined). Accumulates.
+/// be null/undefined). Accumulates; overwriteDinp (optional) overwrites dinp instead.
 #[napi]
 pub fn matmul_backward(
     dinp: Unknown, dweight: Unknown, dbias: Option<Unknown>, dout: Unknown, inp: Unknown, weight: Unknown,
-    n: Unknown, c: Unknown, oc: Unknown,
+    n: Unknown, c: Unknown, oc: Unknown, overwrite_dinp: Option<Unknown>,
 ) -> Result<()> {
     let mut k_ = Call::new("matmulBackward");
     let (n, c, oc) = (k_.dim("N", n)?, k_.dim("C", c)?, k_.dim("OC", oc)?);
+    let overwrite_dinp = k_.flag("overwriteDinp", overwrite_dinp)?;
     let (noc, nc, occ) = (k_.prod("N*OC", &[n, oc])?, k_.prod("N*C", &[n, c])?, k_.prod("OC*C", &[oc, c])?);
     let dinp = k_.out("dinp", dinp, nc)?;
     let dweight = k_.out("dweight", dweight, occ)?;
@@ -607,7 +623,7 @@ pub fn matmul_backward(
     let par: &dyn Parallel = &**par;
     let need = guarded(k_.fn_name, || k::matmul::matmul_scratch_len(n, c, oc, par.threads()))?;
     let scratch = grow(scratch, k_.fn_name, need)?;
-    guarded(k_.fn_name, || k::matmul::matmul_backward(par, scratch, dinp, dweight, dbias, dout, inp, weight, n, c, oc))
+    guarded(k_.fn_name, || k::matmul::matmul_backward(par, scratch, dinp, dweight, dbias, dout, inp, weight, n, c, oc, overwrite_dinp))
 }
 
 /// Causal self-attention: out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); dropout on the
@@ -638,14 +654,15 @@ pub fn attention_forward(
 }
 
 /// dqkv (B,T,3C) += gradient of attention from dout (B,T,C), qkv, out, lse (B,NH,T).
-/// Accumulates.
+/// Accumulates; overwrite (optional) overwrites dqkv instead.
 #[napi]
 pub fn attention_backward(
     dqkv: Unknown, dout: Unknown, qkv: Unknown, out: Unknown, lse: Unknown,
-    b: Unknown, t: Unknown, c: Unknown, nh: Unknown, p: Unknown, seed: Unknown, stream: Unknown,
+    b: Unknown, t: Unknown, c: Unknown, nh: Unknown, p: Unknown, seed: Unknown, stream: Unknown, overwrite: Option<Unknown>,
 ) -> Result<()> {
     let mut k_ = Call::new("attentionBackward");
     let (b, t, c, nh) = (k_.dim("B", b)?, k_.dim("T", t)?, k_.dim("C", c)?, k_.dim("NH", nh)?);
+    let overwrite = k_.flag("overwrite", overwrite)?;
     if !c.is_multiple_of(nh) {
         return k_.fail(format!("C ({c}) must be divisible by NH ({nh})"));
     }
@@ -664,7 +681,7 @@ pub fn attention_backward(
     let par: &dyn Parallel = &**par;
     let need = guarded(k_.fn_name, || k::attention::attention_scratch_len(b, t, c, nh, par.threads()))?;
     let scratch = grow(scratch, k_.fn_name, need)?;
-    guarded(k_.fn_name, || k::attention::attention_backward(par, scratch, dqkv, dout, qkv, out, lse, b, t, c, nh, dropout))
+    guarded(k_.fn_name, || k::attention::attention_backward(par, scratch, dqkv, dout, qkv, out, lse, b, t, c, nh, dropout, overwrite))
 }
 
 /// KV-cached causal attention (crates/kernels/src/decode.rs): appends the k, v of qkv
@@ -716,18 +733,19 @@ pub fn gelu_forward(out: Unknown, inp: Unknown, n: Unknown) -> Result<()> {
     guarded(k_.fn_name, || k::gelu::gelu_forward(out, inp, n))
 }
 
-/// dinp (N) += gelu'(inp) * dout. Accumulates.
+/// dinp (N) += gelu'(inp) * dout. Accumulates; overwrite (optional) overwrites dinp instead.
 #[napi]
-pub fn gelu_backward(dinp: Unknown, inp: Unknown, dout: Unknown, n: Unknown) -> Result<()> {
+pub fn gelu_backward(dinp: Unknown, inp: Unknown, dout: Unknown, n: Unknown, overwrite: Option<Unknown>) -> Result<()> {
     let mut k_ = Call::new("geluBackward");
     let n = k_.dim("N", n)?;
+    let overwrite = k_.flag("overwrite", overwrite)?;
     let dinp = k_.out("dinp", dinp, n)?;
     let inp = k_.inp("inp", inp, n)?;
     let dout = k_.inp("dout", dout, n)?;
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (dinp, inp, dout) = unsafe { (f32s_mut(dinp), f32s(inp), f32s(dout)) };
-    guarded(k_.fn_name, || k::gelu::gelu_backward(dinp, inp, dout, n))
+    guarded(k_.fn_name, || k::gelu::gelu_backward(dinp, inp, dout, n, overwrite))
 }
 
 /// out (N) = inp1 (N) + inp2 (N).

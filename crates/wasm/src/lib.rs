@@ -234,7 +234,7 @@ pub unsafe extern "C" fn matmul_forward(out: *mut f32, inp: *const f32, weight: 
 /// # Safety
 /// See the note above the kernel exports.
 #[no_mangle]
-pub unsafe extern "C" fn matmul_backward(dinp: *mut f32, dweight: *mut f32, dbias: *mut f32, dout: *const f32, inp: *const f32, weight: *const f32, n: usize, c: usize, oc: usize) -> u32 {
+pub unsafe extern "C" fn matmul_backward(dinp: *mut f32, dweight: *mut f32, dbias: *mut f32, dout: *const f32, inp: *const f32, weight: *const f32, n: usize, c: usize, oc: usize, overwrite_dinp: u32) -> u32 {
     let par = Serial;
     // SAFETY: single-threaded, held for this call only.
     let scratch = match unsafe { scratch(k::matmul::matmul_scratch_len(n, c, oc, 1)) } {
@@ -245,7 +245,7 @@ pub unsafe extern "C" fn matmul_backward(dinp: *mut f32, dweight: *mut f32, dbia
     // dout (N,OC), inp (N,C), weight (OC,C).
     let dbias = if dbias.is_null() { None } else { Some(unsafe { m(dbias, oc) }) };
     // SAFETY: as above.
-    unsafe { k::matmul::matmul_backward(&par, scratch, m(dinp, n * c), m(dweight, oc * c), dbias, s(dout, n * oc), s(inp, n * c), s(weight, oc * c), n, c, oc) };
+    unsafe { k::matmul::matmul_backward(&par, scratch, m(dinp, n * c), m(dweight, oc * c), dbias, s(dout, n * oc), s(inp, n * c), s(weight, oc * c), n, c, oc, overwrite_dinp != 0) };
     0
 }
 
@@ -271,7 +271,7 @@ pub unsafe extern "C" fn attention_forward(out: *mut f32, lse: *mut f32, qkv: *c
 /// # Safety
 /// See the note above the kernel exports.
 #[no_mangle]
-pub unsafe extern "C" fn attention_backward(dqkv: *mut f32, dout: *const f32, qkv: *const f32, out: *const f32, lse: *const f32, b: usize, t: usize, c: usize, nh: usize, p: f32, seed: u32, stream: u32) -> u32 {
+pub unsafe extern "C" fn attention_backward(dqkv: *mut f32, dout: *const f32, qkv: *const f32, out: *const f32, lse: *const f32, b: usize, t: usize, c: usize, nh: usize, p: f32, seed: u32, stream: u32, overwrite: u32) -> u32 {
     let par = Serial;
     // SAFETY: single-threaded, held for this call only.
     let scratch = match unsafe { scratch(k::attention::attention_scratch_len(b, t, c, nh, 1)) } {
@@ -282,7 +282,7 @@ pub unsafe extern "C" fn attention_backward(dqkv: *mut f32, dout: *const f32, qk
     // SAFETY: per the caller's contract; dqkv (B,T,3C), dout (B,T,C), qkv (B,T,3C),
     // out (B,T,C), lse (B,NH,T).
     unsafe {
-        k::attention::attention_backward(&par, scratch, m(dqkv, 3 * btc), s(dout, btc), s(qkv, 3 * btc), s(out, btc), s(lse, b * nh * t), b, t, c, nh, dropout(p, seed, stream))
+        k::attention::attention_backward(&par, scratch, m(dqkv, 3 * btc), s(dout, btc), s(qkv, 3 * btc), s(out, btc), s(lse, b * nh * t), b, t, c, nh, dropout(p, seed, stream), overwrite != 0)
     };
     0
 }
@@ -318,9 +318,9 @@ pub unsafe extern "C" fn gelu_forward(out: *mut f32, inp: *const f32, n: usize) 
 /// # Safety
 /// See the note above the kernel exports.
 #[no_mangle]
-pub unsafe extern "C" fn gelu_backward(dinp: *mut f32, inp: *const f32, dout: *const f32, n: usize) {
+pub unsafe extern "C" fn gelu_backward(dinp: *mut f32, inp: *const f32, dout: *const f32, n: usize, overwrite: u32) {
     // SAFETY: per the caller's contract; dinp (N), inp (N), dout (N).
-    unsafe { k::gelu::gelu_backward(m(dinp, n), s(inp, n), s(dout, n), n) }
+    unsafe { k::gelu::gelu_backward(m(dinp, n), s(inp, n), s(dout, n), n, overwrite != 0) }
 }
 
 /// # Safety
