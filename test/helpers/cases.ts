@@ -148,6 +148,7 @@ export function buildCases(): KernelCase[] {
     [3, 3, 17, 1],
     [130, 64, 48, 1], // more rows and columns than one register/cache tile
     [70, 40, 389, 1], // dweight: OC over two packed A blocks, a partial panel; dbias past 8 vectors
+    [20, 520, 30, 1], // dinp 520 columns wide: split by columns on 2 threads
     [64, 3072, 96, 1], // K = 3072 (GPT-2's MLP projection), the accuracy bound in DESIGN.md
   ] as const) {
     const r = next();
