@@ -4,7 +4,8 @@
 //! ```text
 //! for jc in N by NC:                      one column block of C
 //!   for pc in K by KC:                    one slice of the contraction (KC = K up to
-//!                                         768 on AVX-512: one pass over C)
+//!                                         768 on AVX-512: one pass over C; 256 when
+//!                                         A is packed from its transpose)
 //!     pack B[pc.., jc..] -> (KC, NC)      shared scratch, split over threads (for_each #1);
 //!                                         KC×NC is sized to sit in L2
 //!     for each task (disjoint tile of C): for_each #2
@@ -140,6 +141,14 @@ pub(crate) const fn blocking_for(lanes: usize) -> Blocking {
     }
 }
 
+/// Slice depth for products whose A is packed from its transpose (see `gemm`).
+const KC_TRANSPOSED_A: usize = 256;
+
+/// Widest column stride (floats) at which a column-major A is read in place rather than
+/// packed. doutᵀ in dweight at nanoGPT's OC = 128-512: 3-11% faster in place than packed
+/// (gemm_bench, cold caches); at GPT-2's OC = 2304 and 3072, 9% and 55% slower.
+const DIRECT_COLUMN_STRIDE: usize = 512;
+
 /// Floats in a packed B block: 1 MB, half of a 2 MB L2 (the rest holds A and C lines).
 const B_BLOCK: usize = 256 * 1024;
 
@@ -238,7 +247,14 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         }
         return;
     }
-    let bl = blocking_for(active_lanes());
+    let mut bl = blocking_for(active_lanes());
+    if p.a.rs == 1 {
+        // A packed from its transpose (doutᵀ in dweight): shallower slices. The extra
+        // passes over C are cheap there (dweight is OC×C, small) and each packed piece is
+        // reused sooner: +2-7% on the nanoGPT and GPT-2 dweight products (gemm_bench, cold
+        // caches; 384, 128 and 96 time the same as 256).
+        bl.kc = bl.kc.min(KC_TRANSPOSED_A);
+    }
     let threads = par.threads().max(1);
     let np_all = ceil_div(p.n, bl.nr);
     if threads > 1 && p.m * p.n * p.k >= SERIAL_FMAS && np_all >= COLUMN_SPLIT_PANELS * threads && p.a.cs == 1 {
@@ -645,9 +661,10 @@ fn compute_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: 
     // SAFETY: each thread owns a_len floats at abase + thread*a_len (sized in gemm).
     let abuf = unsafe { blk.abase.add(thread * blk.a_len) }; // (MC, KC) packed A
     // Row-major A (inp, dout) is read in place: the microkernel's MR row streams are as
-    // cache-friendly as a packed panel, and packing it would mean a transpose. Only a
-    // partial last panel is packed (zero-padded). Other layouts are packed.
-    let direct = p.a.cs == 1;
+    // cache-friendly as a packed panel, and packing it would mean a transpose. So is a
+    // column-major A (doutᵀ) with a narrow stride, whose MR values per k are contiguous.
+    // Only a partial last panel is packed (zero-padded). Other layouts are packed.
+    let direct = p.a.cs == 1 || (p.a.rs == 1 && p.a.cs <= DIRECT_COLUMN_STRIDE);
     let mc_panels = blk.mc / MR;
     // Prefetch this task's share of the next block's B source, spread evenly over its
     // microkernel calls: packing the next block then reads L2, not DRAM. For the
@@ -659,7 +676,7 @@ fn compute_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: 
     let mut qa = q0;
     while qa < q1 {
         let qb = (qa + mc_panels).min(q1);
-        if p.a.rs == 1 {
+        if p.a.rs == 1 && !direct {
             let i0 = qa * MR;
             // SAFETY: as for pack_a_panel below, for all the panels qa..qb at once.
             unsafe { pack_a_columns::<MR>(p.a, i0, (qb * MR).min(p.m) - i0, blk.pc, blk.kb, abuf) }
@@ -694,8 +711,8 @@ fn compute_tiled<V: F32Vec, const MR: usize, const NV: usize>(blk: Block, task: 
                     let bias = if p.bias.is_null() { p.bias } else { p.bias.add(j0) };
                     let out = Out { c, ldc: p.ldc, mvalid, nvalid, overwrite, bias };
                     if direct && mvalid == MR {
-                        let ap = p.a.ptr.add(i0 * p.a.rs + blk.pc);
-                        microkernel::<V, MR, NV, false>(blk.kb, ap, p.a.rs, 1, bp, out);
+                        let ap = p.a.ptr.add(i0 * p.a.rs + blk.pc * p.a.cs);
+                        microkernel::<V, MR, NV, false>(blk.kb, ap, p.a.rs, p.a.cs, bp, out);
                     } else {
                         let ap = abuf.add((q - qa) * MR * blk.kb);
                         microkernel::<V, MR, NV, true>(blk.kb, ap, 1, MR, bp, out);
