@@ -165,8 +165,7 @@ pub fn attention_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32
 }
 
 /// dqkv (B,T,3C) += gradient of the forward above, from dout (B,T,C), qkv, out and lse.
-/// Accumulates, or overwrites dqkv when `overwrite` (the same bits as zeroing it first:
-/// each task zeroes its own head's rows while they are about to be in cache anyway).
+/// Accumulates, or overwrites dqkv when `overwrite` (the same bits as zeroing it first).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(par: &dyn Parallel, scratch: &mut [f32], dqkv: &mut [f32], dout: &[f32], qkv: &[f32], out: &[f32], lse: &[f32], b: usize, t: usize, c: usize, nh: usize, dropout: Dropout, overwrite: bool) {
     if b == 0 || t == 0 || c == 0 {
@@ -252,7 +251,7 @@ mod kern {
         pub tl: usize,
         pub ntiles: usize,
         pub dropout: Dropout,
-        pub overwrite: bool, // backward: zero the task's dqkv rows first
+        pub overwrite: bool, // backward: the first write of each dqkv row stores
     }
     // SAFETY: the pointers come from slices that outlive `par.for_each`; tasks only read
     // the shared inputs and write regions no other task writes (see the task bodies), and
@@ -470,14 +469,9 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
     }
     // This task is the only one touching head h of batch b in dqkv: rows of dq, dk, dv
     // below are HS floats at qoff + i*3C (+C, +2C), disjoint from every other task.
-    if a.overwrite {
-        for i in 0..t {
-            for part in 0..3 {
-                // SAFETY: row i of q, k or v of this task's head (HS floats inside dqkv).
-                unsafe { core::ptr::write_bytes(a.dqkv.add(qoff + i * c3 + part * c), 0, hs) };
-            }
-        }
-    }
+    // With a.overwrite, the first write of every dqkv row stores instead of adding: the
+    // key tile 0 products for dq, the single product of the last key tile for its dk and
+    // dv, and the final copy from scratch for the others.
     for ktile in 0..a.ntiles {
         let j0 = ktile * tl;
         let j1 = (j0 + tl).min(t);
@@ -538,7 +532,7 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
             unsafe { kern::bwd_scores(&g, nq, nk, nkv) };
             // dv_j += Σ_i (Z P)_ij dO_i ; dk_j += Σ_i dS_ij q_i (queries i >= the key
             // block's first key on the diagonal tile: the rest are masked zeros).
-            let fresh = !direct && qtile == ktile;
+            let fresh = (!direct && qtile == ktile) || (direct && a.overwrite);
             // SAFETY (pointer arithmetic): rows j0.. of dv and dk of head h in dqkv.
             let (dvp, dkp, ldd) = if direct { unsafe { (a.dqkv.add(koff + c), a.dqkv.add(koff), c3) } } else { (dvacc.as_mut_ptr(), dkacc.as_mut_ptr(), hs) };
             let pv = Prod {
@@ -568,7 +562,8 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
             // dq_i += Σ_j dS_ij k_j, straight into dqkv: one load/store per row block.
             // SAFETY (pointer arithmetic): row i0 of dq of head h in dqkv.
             let dqp = unsafe { a.dqkv.add(qo) };
-            let pq = Prod { a: dsblk.as_ptr(), ars: ld, aks: 1, b: kb, ldb: kld, n: hs, cin: dqp, ldcin: c3, pre: core::ptr::null(), cout: dqp, ldcout: c3, post: core::ptr::null() };
+            let dqin = if a.overwrite && ktile == 0 { core::ptr::null() } else { dqp as *const f32 };
+            let pq = Prod { a: dsblk.as_ptr(), ars: ld, aks: 1, b: kb, ldb: kld, n: hs, cin: dqin, ldcin: c3, pre: core::ptr::null(), cout: dqp, ldcout: c3, post: core::ptr::null() };
             // SAFETY: A reads dsblk[r*LD + k] for r < nq, k < nk; B reads nk key rows of HS
             // floats (in place or kc); C is rows i0..i1 of dq of this task's head.
             unsafe { kern::prod(&pq, nq, if diag { KRange::Below(nk) } else { KRange::All(nk) }) };
@@ -578,10 +573,16 @@ fn backward_task_impl<V: VecMath>(a: &Args, task: usize, thread: usize) {
                 let j = j0 + jj;
                 // SAFETY: row j of dk for this task's head, inside (B,T,3C) (see above).
                 let dk = unsafe { core::slice::from_raw_parts_mut(a.dqkv.add(qoff + c + j * c3), hs) };
-                axpy::<V>(dk, 1.0, &dkacc[jj * hs..(jj + 1) * hs]);
                 // SAFETY: row j of dv, likewise.
                 let dv = unsafe { core::slice::from_raw_parts_mut(a.dqkv.add(qoff + 2 * c + j * c3), hs) };
-                axpy::<V>(dv, 1.0, &dvacc[jj * hs..(jj + 1) * hs]);
+                let (dks, dvs) = (&dkacc[jj * hs..(jj + 1) * hs], &dvacc[jj * hs..(jj + 1) * hs]);
+                if a.overwrite {
+                    dk.copy_from_slice(dks);
+                    dv.copy_from_slice(dvs);
+                } else {
+                    axpy::<V>(dk, 1.0, dks);
+                    axpy::<V>(dv, 1.0, dvs);
+                }
             }
         }
     }
