@@ -48,9 +48,9 @@ export const CONFIGS = {
 
 // ---------------------------------------------------------------- ferrogpt side
 
-/** GPT, AdamW, clipGradNorm, learningRate and the native backend, from dist/. */
-export async function loadLib() {
-  const imp = (rel) => import(pathToFileURL(join(root, 'dist', rel)).href);
+/** GPT, AdamW, clipGradNorm, learningRate and the native backend, from `from`'s dist/. */
+export async function loadLib(from = root) {
+  const imp = (rel) => import(pathToFileURL(join(from, 'dist', rel)).href);
   const [{ GPT }, { AdamW, clipGradNorm }, { learningRate }, native] = await Promise.all([
     imp('src/model/gpt.js'),
     imp('src/train/optimizer.js'),
@@ -86,7 +86,7 @@ function randomBatches(count, B, T, V, seed) {
   return out;
 }
 
-function makeModel(lib, cfg) {
+export function makeModel(lib, cfg) {
   const model = lib.GPT.create({ ...cfg.model, dropout: 0, seed: 1337 }, lib.backend);
   const opt = new lib.AdamW(model, { lr: 1e-3, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.1 });
   return { model, opt };
