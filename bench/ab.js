@@ -3,7 +3,8 @@
 // interleaved (the order alternating every round), so that both see the same load on the
 // machine. Prints each side's median step and the median of the per-round ratios A/B.
 // On a shared 2-core VM separate runs drift by ±5%; the paired ratio resolves 2-3%.
-// Run it with the same build on both sides first: that shows the noise floor (about ±2%).
+// Run it with the same build on both sides first: that shows the noise floor (about ±2%),
+// and swap A and B for a second run: a bias of 1-2% toward one side remains.
 //
 //   node bench/ab.js <rootA> <rootB> [--config nano|gpt2] [--steps N] [--threads T]
 //

