@@ -367,6 +367,42 @@ fn norm() {
     }
 }
 
+/// sum_squares below its split size, in its documented arithmetic: 32 f64 partial sums
+/// (partial sum k takes x[32 i + k]², a multiply then an add), added pairwise, then the
+/// remainder in order. Every instruction set must give exactly these bits.
+fn sum_squares_spec(x: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 32];
+    let chunks = x.chunks_exact(32);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        for k in 0..32 {
+            let v = ch[k] as f64;
+            acc[k] += v * v;
+        }
+    }
+    let mut w = 32;
+    while w > 1 {
+        w /= 2;
+        for k in 0..w {
+            acc[k] += acc[k + w];
+        }
+    }
+    let mut total = acc[0];
+    for &v in rest {
+        total += (v as f64) * (v as f64);
+    }
+    total
+}
+
+#[test]
+fn sum_squares_is_the_same_bits_on_every_instruction_set() {
+    let mut r = Rng(22);
+    for &n in &[0usize, 5, 32, 33, 1000, 30_001] {
+        let x = r.vec(n, -3.0, 3.0);
+        assert_eq!(sum_squares(&Serial, &x, n).to_bits(), sum_squares_spec(&x).to_bits(), "n={n}");
+    }
+}
+
 #[test]
 fn optimizer_kernels_do_not_depend_on_threads() {
     // Large enough to be split into tasks; not a multiple of any chunk or vector width.
