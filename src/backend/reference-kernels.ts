@@ -462,15 +462,17 @@ export function dropoutBackward(dinp: FloatArray, dout: FloatArray, N: number, d
  *   param -= lr * (mhat / (sqrt(vhat) + eps) + weightDecay * param)
  */
 export function adamwUpdate(params: FloatArray, grads: FloatArray, m: FloatArray, v: FloatArray, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void {
-  const c1 = 1 - Math.pow(beta1, step);
-  const c2 = 1 - Math.pow(beta2, step);
+  // PyTorch's form (torch.optim.AdamW): p (1 - lr wd) - (lr / c1) m / (sqrt(v) / sqrt(c2) + eps).
+  const stepSize = lr / (1 - Math.pow(beta1, step));
+  const sqrtC2 = Math.sqrt(1 - Math.pow(beta2, step));
+  const decay = 1 - lr * weightDecay;
   for (let i = 0; i < N; i++) {
     const g = grads[i];
     const mi = beta1 * m[i] + (1 - beta1) * g;
     const vi = beta2 * v[i] + (1 - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    params[i] -= lr * ((mi / c1) / (Math.sqrt(vi / c2) + eps) + weightDecay * params[i]);
+    params[i] = params[i] * decay - stepSize * (mi / (Math.sqrt(vi) / sqrtC2 + eps));
   }
 }
 

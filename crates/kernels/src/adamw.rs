@@ -30,11 +30,17 @@ unsafe impl Sync for Bufs {}
 pub fn adamw_update(par: &dyn Parallel, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, step: u32) {
     // Bias corrections in f64: 1 - b2^step is tiny for small steps and b2 close to 1.
     let step = step.max(1) as i32;
-    let bc1 = (1.0 - (beta1 as f64).powi(step)) as f32;
-    let bc2 = (1.0 - (beta2 as f64).powi(step)) as f32;
+    // PyTorch's form: p = p (1 - lr wd) - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), with
+    // the bias corrections folded into constants: one division and one square root per
+    // element, where m / bc1, v / bc2 and the update took three divisions.
+    let bc1 = 1.0 - (beta1 as f64).powi(step);
+    let bc2 = 1.0 - (beta2 as f64).powi(step);
+    let step_size = (lr as f64 / bc1) as f32;
+    let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
+    let decay = (1.0 - lr as f64 * weight_decay as f64) as f32;
     let (params, grads, m, v) = (&mut params[..n], &grads[..n], &mut m[..n], &mut v[..n]); // (N) each
     if n < PAR_MIN || par.threads() <= 1 {
-        imp::adamw_kernel(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+        imp::adamw_kernel(params, grads, m, v, n, beta1, beta2, eps, step_size, inv_sqrt_bc2, decay);
         return;
     }
     let b = Bufs { params: params.as_mut_ptr(), grads: grads.as_ptr(), m: m.as_mut_ptr(), v: v.as_mut_ptr() };
@@ -51,7 +57,7 @@ pub fn adamw_update(par: &dyn Parallel, params: &mut [f32], grads: &[f32], m: &m
                 core::slice::from_raw_parts_mut(b.v.add(lo), len),
             )
         };
-        imp::adamw_kernel(p, g, mm, vv, len, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+        imp::adamw_kernel(p, g, mm, vv, len, beta1, beta2, eps, step_size, inv_sqrt_bc2, decay);
     });
 }
 
@@ -59,14 +65,14 @@ pub fn adamw_update(par: &dyn Parallel, params: &mut [f32], grads: &[f32], m: &m
 mod imp {
     use super::adamw_impl;
     crate::simd_kernel! {
-        /// The elementwise body of `adamw_update`, given the bias corrections bc1, bc2.
-        pub fn adamw_kernel(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, bc1: f32, bc2: f32) => adamw_impl
+        /// The elementwise body of `adamw_update`, given lr / bc1, 1 / sqrt(bc2) and 1 - lr·wd.
+        pub fn adamw_kernel(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, beta1: f32, beta2: f32, eps: f32, step_size: f32, inv_sqrt_bc2: f32, decay: f32) => adamw_impl
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn adamw_impl<V: VecMath>(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, bc1: f32, bc2: f32) {
+fn adamw_impl<V: VecMath>(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, beta1: f32, beta2: f32, eps: f32, step_size: f32, inv_sqrt_bc2: f32, decay: f32) {
     let params = &mut params[..n]; // (N)
     let grads = &grads[..n]; // (N)
     let m = &mut m[..n]; // (N)
@@ -74,11 +80,10 @@ fn adamw_impl<V: VecMath>(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &
     let l = V::LANES;
     let (b1, b2) = (V::splat(beta1), V::splat(beta2));
     let (ob1, ob2) = (V::splat(1.0 - beta1), V::splat(1.0 - beta2));
-    let (vbc1, vbc2) = (V::splat(bc1), V::splat(bc2));
-    let (vlr, veps, vwd) = (V::splat(lr), V::splat(eps), V::splat(weight_decay));
+    let (vstep, vinv, vdecay, veps) = (V::splat(step_size), V::splat(inv_sqrt_bc2), V::splat(decay), V::splat(eps));
     let mut i = 0;
     while i + l <= n {
-        // SAFETY: i + LANES <= n and the four slices hold n floats.
+        // SAFETY: i + LANES <= n and all four slices hold n floats.
         unsafe {
             let g = V::load(grads.as_ptr().add(i));
             let p = V::load(params.as_ptr().add(i));
@@ -86,10 +91,8 @@ fn adamw_impl<V: VecMath>(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &
             let vi = b2.mul(V::load(v.as_ptr().add(i))).add(ob2.mul(g.mul(g)));
             mi.store(m.as_mut_ptr().add(i));
             vi.store(v.as_mut_ptr().add(i));
-            let mhat = mi.div(vbc1);
-            let vhat = vi.div(vbc2);
-            let upd = mhat.div(vhat.sqrt().add(veps)).add(vwd.mul(p));
-            p.sub(vlr.mul(upd)).store(params.as_mut_ptr().add(i));
+            let denom = vi.sqrt().mul(vinv).add(veps);
+            p.mul(vdecay).sub(vstep.mul(mi.div(denom))).store(params.as_mut_ptr().add(i));
         }
         i += l;
     }
@@ -99,9 +102,8 @@ fn adamw_impl<V: VecMath>(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &
         let vi = beta2 * v[i] + (1.0 - beta2) * (g * g);
         m[i] = mi;
         v[i] = vi;
-        let mhat = mi / bc1;
-        let vhat = vi / bc2;
-        params[i] -= lr * (mhat / (vhat.sqrt() + eps) + weight_decay * params[i]);
+        let denom = vi.sqrt() * inv_sqrt_bc2 + eps;
+        params[i] = params[i] * decay - step_size * (mi / denom);
         i += 1;
     }
 }
