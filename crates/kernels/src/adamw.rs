@@ -21,8 +21,7 @@ unsafe impl Sync for Bufs {}
 
 /// One update of params (N) from grads (N), with first/second moments m (N), v (N):
 ///   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
-///   mhat = m / (1 - b1^step);  vhat = v / (1 - b2^step)
-///   param -= lr * (mhat / (sqrt(vhat) + eps) + weight_decay * param)
+///   param = param (1 - lr weight_decay) - lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
 /// step counts from 1. The caller applies weight_decay = 0 to tensors it exempts.
 /// Memory-bound (7 floats of traffic per parameter), so large updates are split across
 /// `par`'s threads in fixed chunks; results are the same on any number of threads.
