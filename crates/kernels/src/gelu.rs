@@ -5,15 +5,26 @@
 //! which stays accurate (in relative terms) for very negative x, where 1 + tanh(u) would
 //! cancel catastrophically.
 
+use crate::parallel::{for_ranges, SyncPtr};
 use crate::simd::math::{exp_scalar, VecMath};
-use crate::simd_kernel;
+use crate::{simd_kernel, Parallel};
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6; // sqrt(2/pi)
 const GELU_A: f32 = 0.044715;
 
+/// out (N) = gelu(inp (N)), split across `par`'s threads when large (the same bits).
+pub fn gelu_forward(par: &dyn Parallel, out: &mut [f32], inp: &[f32], n: usize) {
+    let (out, inp) = (SyncPtr(out[..n].as_mut_ptr()), &inp[..n]);
+    for_ranges(par, n, &|lo, hi| {
+        // SAFETY: lo..hi lies inside out (N) and no other range overlaps it.
+        let out = unsafe { core::slice::from_raw_parts_mut(out.get().add(lo), hi - lo) };
+        gelu_forward_part(out, &inp[lo..hi], hi - lo)
+    });
+}
+
 simd_kernel! {
-    /// out (N) = gelu(inp (N)).
-    pub fn gelu_forward(out: &mut [f32], inp: &[f32], n: usize) => gelu_forward_impl
+    /// out (N) = gelu(inp (N)), on this thread.
+    fn gelu_forward_part(out: &mut [f32], inp: &[f32], n: usize) => gelu_forward_impl
 }
 
 #[inline(always)]
@@ -49,10 +60,20 @@ fn gelu_scalar(x: f32) -> f32 {
     x / (1.0 + e)
 }
 
+/// dinp (N) += gelu'(inp) * dout: accumulates, or overwrites dinp when `overwrite` (the
+/// same bits as zeroing it first). Split across `par`'s threads when large (the same bits).
+pub fn gelu_backward(par: &dyn Parallel, dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize, overwrite: bool) {
+    let (dinp, inp, dout) = (SyncPtr(dinp[..n].as_mut_ptr()), &inp[..n], &dout[..n]);
+    for_ranges(par, n, &|lo, hi| {
+        // SAFETY: lo..hi lies inside dinp (N) and no other range overlaps it.
+        let dinp = unsafe { core::slice::from_raw_parts_mut(dinp.get().add(lo), hi - lo) };
+        gelu_backward_part(dinp, &inp[lo..hi], &dout[lo..hi], hi - lo, overwrite)
+    });
+}
+
 simd_kernel! {
-    /// dinp (N) += gelu'(inp) * dout: accumulates, or overwrites dinp when `overwrite`
-    /// (the same bits as zeroing it first).
-    pub fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize, overwrite: bool) => gelu_backward_impl
+    /// gelu_backward on this thread.
+    fn gelu_backward_part(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize, overwrite: bool) => gelu_backward_impl
 }
 
 // gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u'(x), u' = sqrt(2/pi)(1 + 3a x^2).

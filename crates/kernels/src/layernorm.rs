@@ -1,7 +1,8 @@
 //! LayerNorm over the last dimension, eps = 1e-5 (GPT-2).
 
+use crate::parallel::{SyncPtr, RANGE, RANGE_PAR_MIN};
 use crate::simd::F32Vec;
-use crate::simd_kernel;
+use crate::{simd_kernel, Parallel};
 
 const EPS: f32 = 1e-5;
 
@@ -25,10 +26,37 @@ fn row_sum<V: F32Vec>(x: &[f32]) -> f32 {
     s
 }
 
+/// out (N,C) = (inp - mean) * rstd * weight + bias; also stores mean (N) and rstd (N) for
+/// the backward pass. inp (N,C), weight (C), bias (C). Rows are independent: large calls
+/// split them across `par`'s threads (the same bits).
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_forward(par: &dyn Parallel, out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], inp: &[f32], weight: &[f32], bias: &[f32], n: usize, c: usize) {
+    let (out, mean, rstd, inp) = (&mut out[..n * c], &mut mean[..n], &mut rstd[..n], &inp[..n * c]);
+    let rows = (RANGE / c.max(1)).max(1); // per task
+    if n * c < RANGE_PAR_MIN || par.threads() <= 1 || n <= rows {
+        layernorm_forward_rows(out, mean, rstd, inp, weight, bias, n, c);
+        return;
+    }
+    let (o, m, r) = (SyncPtr(out.as_mut_ptr()), SyncPtr(mean.as_mut_ptr()), SyncPtr(rstd.as_mut_ptr()));
+    par.for_each((n + rows - 1) / rows, &|task, _| {
+        let (r0, r1) = (task * rows, ((task + 1) * rows).min(n));
+        let k = r1 - r0;
+        // SAFETY: rows r0..r1 of out (N,C), mean (N) and rstd (N): inside them, and no
+        // other task's.
+        let (o, m, r) = unsafe {
+            (
+                core::slice::from_raw_parts_mut(o.get().add(r0 * c), k * c),
+                core::slice::from_raw_parts_mut(m.get().add(r0), k),
+                core::slice::from_raw_parts_mut(r.get().add(r0), k),
+            )
+        };
+        layernorm_forward_rows(o, m, r, &inp[r0 * c..r1 * c], weight, bias, k, c);
+    });
+}
+
 simd_kernel! {
-    /// out (N,C) = (inp - mean) * rstd * weight + bias; also stores mean (N) and rstd (N)
-    /// for the backward pass. inp (N,C), weight (C), bias (C).
-    pub fn layernorm_forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], inp: &[f32], weight: &[f32], bias: &[f32], n: usize, c: usize) => layernorm_forward_impl
+    /// layernorm_forward on this thread.
+    fn layernorm_forward_rows(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], inp: &[f32], weight: &[f32], bias: &[f32], n: usize, c: usize) => layernorm_forward_impl
 }
 
 #[inline(always)]

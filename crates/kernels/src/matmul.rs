@@ -4,6 +4,7 @@
 
 mod gemm;
 
+use crate::parallel::SyncPtr;
 use crate::simd::math::dot_ptr;
 use crate::{simd_kernel, Parallel};
 use gemm::{Mat, Problem};
@@ -97,9 +98,9 @@ const GEMV_COLS: usize = 64;
 #[allow(clippy::too_many_arguments)]
 fn gemv_forward(par: &dyn Parallel, out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize) {
     let tasks = if n * c * oc < (1 << 17) { 1 } else { ceil_div(oc, GEMV_COLS) };
-    let dst = SendPtr(out.as_mut_ptr());
+    let dst = SyncPtr(out.as_mut_ptr());
     let bias = bias.map_or(core::ptr::null(), |b| b.as_ptr());
-    let bias = SendPtr(bias as *mut f32);
+    let bias = SyncPtr(bias as *mut f32);
     par.for_each(tasks, &|task, _thread| {
         let (o0, o1) = (task * oc / tasks, (task + 1) * oc / tasks);
         // SAFETY: tasks write disjoint column ranges o0..o1 of out (N, OC); inp holds N*C,
@@ -140,7 +141,7 @@ const DBIAS_COLS: usize = 2048;
 /// dbias (OC) += column sums of dout (N, OC), split over column ranges.
 fn bias_backward(par: &dyn Parallel, dbias: &mut [f32], dout: &[f32], n: usize, oc: usize) {
     let tasks = if n * oc < (1 << 16) { 1 } else { ceil_div(oc, DBIAS_COLS).min(par.threads().max(1) * 4) };
-    let out = SendPtr(dbias.as_mut_ptr());
+    let out = SyncPtr(dbias.as_mut_ptr());
     par.for_each(tasks, &|task, _thread| {
         let (j0, j1) = (task * oc / tasks, (task + 1) * oc / tasks);
         // SAFETY: tasks own disjoint column ranges j0..j1 of dbias (OC floats, checked by
@@ -151,22 +152,6 @@ fn bias_backward(par: &dyn Parallel, dbias: &mut [f32], dout: &[f32], n: usize, 
 
 fn ceil_div(x: usize, y: usize) -> usize {
     (x + y - 1) / y
-}
-
-/// A pointer that tasks share; each task writes only its own part (also the GEMM's
-/// column split, in gemm.rs).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint ranges of one buffer to tasks of a for_each, which
-// joins before the buffer's borrow ends.
-unsafe impl Send for SendPtr {}
-// SAFETY: see Send above.
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    // A method, not `.0`: closures then capture the whole Sync wrapper, not the raw field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 simd_kernel! {

@@ -7,45 +7,24 @@
 //! ranges whose sums are added in order), never on the thread count, so the norm is the
 //! same bit for bit on any number of threads and on every backend built from this crate.
 
+use crate::parallel::{for_parts, SyncPtr, RANGE_PAR_MIN};
 use crate::simd::F32Vec;
 use crate::simd_kernel;
 use crate::Parallel;
 
-/// Below this many floats one thread does the whole call (a task hand-off costs more).
-const PAR_MIN: usize = 1 << 15;
 /// Fixed number of ranges sum_squares sums separately (then adds in order).
 const GROUPS: usize = 64;
-/// Floats per task of `scale` and `zero`.
-const CHUNK: usize = 1 << 16;
-
-/// A raw pointer that tasks on other threads may use for disjoint ranges.
-#[derive(Clone, Copy)]
-struct Ptr<T>(*mut T);
-
-impl<T> Ptr<T> {
-    /// The pointer. Closures must call this rather than read `.0`: a field access would
-    /// capture the bare `*mut T`, which is not Sync.
-    #[inline(always)]
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-// SAFETY: only used below, where every task touches a range (or slot) no other task does,
-// and the buffers outlive `par.for_each`.
-unsafe impl<T> Sync for Ptr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Send for Ptr<T> {}
 
 /// Sum of x (N) squared, accumulated in f64. Deterministic for a given n (see above).
 pub fn sum_squares(par: &dyn Parallel, x: &[f32], n: usize) -> f64 {
     let x = &x[..n]; // (N)
-    if n < PAR_MIN {
+    if n < RANGE_PAR_MIN {
         return sum_squares_part(x, n);
     }
     // GROUPS ranges of whole 8-float blocks (the last takes the remainder).
     let per = (n / GROUPS + 7) / 8 * 8;
     let mut sums = [0.0f64; GROUPS];
-    let out = Ptr(sums.as_mut_ptr());
+    let out = SyncPtr(sums.as_mut_ptr());
     par.for_each(GROUPS, &|g, _| {
         let lo = (g * per).min(n);
         let hi = if g + 1 == GROUPS { n } else { ((g + 1) * per).min(n) };
@@ -170,30 +149,14 @@ mod x86 {
 
 /// x (N) *= s.
 pub fn scale(par: &dyn Parallel, x: &mut [f32], n: usize, s: f32) {
-    for_chunks(par, &mut x[..n], &|part| scale_part(part, part.len(), s));
+    for_parts(par, &mut x[..n], &|part| scale_part(part, part.len(), s));
 }
 
 /// x (N) = 0, whatever it held (NaN and inf included). A memset, split across threads:
 /// zeroing the gradients and gradient activations of GPT-2 small is 130 ms a step, and
 /// one core alone does not saturate memory.
 pub fn zero(par: &dyn Parallel, x: &mut [f32], n: usize) {
-    for_chunks(par, &mut x[..n], &|part| part.fill(0.0));
-}
-
-/// Runs `f` over x in CHUNK-float parts, split across `par`'s threads when x is large.
-fn for_chunks(par: &dyn Parallel, x: &mut [f32], f: &(dyn Fn(&mut [f32]) + Sync)) {
-    let n = x.len();
-    if n < PAR_MIN || par.threads() <= 1 {
-        f(x);
-        return;
-    }
-    let p = Ptr(x.as_mut_ptr());
-    par.for_each((n + CHUNK - 1) / CHUNK, &|task, _| {
-        let lo = task * CHUNK;
-        let len = CHUNK.min(n - lo);
-        // SAFETY: task covers x[lo..lo+len], inside x (N) and disjoint from other tasks.
-        f(unsafe { core::slice::from_raw_parts_mut(p.get().add(lo), len) });
-    });
+    for_parts(par, &mut x[..n], &|part| part.fill(0.0));
 }
 
 simd_kernel! {

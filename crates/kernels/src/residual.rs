@@ -1,11 +1,22 @@
 //! Residual connection: out = inp1 + inp2.
 
+use crate::parallel::{for_ranges, SyncPtr};
 use crate::simd::F32Vec;
-use crate::simd_kernel;
+use crate::{simd_kernel, Parallel};
+
+/// out (N) = inp1 (N) + inp2 (N), split across `par`'s threads when large.
+pub fn residual_forward(par: &dyn Parallel, out: &mut [f32], inp1: &[f32], inp2: &[f32], n: usize) {
+    let (out, inp1, inp2) = (SyncPtr(out[..n].as_mut_ptr()), &inp1[..n], &inp2[..n]);
+    for_ranges(par, n, &|lo, hi| {
+        // SAFETY: lo..hi lies inside out (N) and no other range overlaps it.
+        let out = unsafe { core::slice::from_raw_parts_mut(out.get().add(lo), hi - lo) };
+        residual_forward_part(out, &inp1[lo..hi], &inp2[lo..hi], hi - lo)
+    });
+}
 
 simd_kernel! {
-    /// out (N) = inp1 (N) + inp2 (N).
-    pub fn residual_forward(out: &mut [f32], inp1: &[f32], inp2: &[f32], n: usize) => residual_forward_impl
+    /// residual_forward on this thread.
+    fn residual_forward_part(out: &mut [f32], inp1: &[f32], inp2: &[f32], n: usize) => residual_forward_impl
 }
 
 #[inline(always)]
@@ -26,9 +37,19 @@ fn residual_forward_impl<V: F32Vec>(out: &mut [f32], inp1: &[f32], inp2: &[f32],
     }
 }
 
+/// dinp1 (N) += dout; dinp2 (N) += dout. Accumulates. Split across `par`'s threads when large.
+pub fn residual_backward(par: &dyn Parallel, dinp1: &mut [f32], dinp2: &mut [f32], dout: &[f32], n: usize) {
+    let (d1, d2, dout) = (SyncPtr(dinp1[..n].as_mut_ptr()), SyncPtr(dinp2[..n].as_mut_ptr()), &dout[..n]);
+    for_ranges(par, n, &|lo, hi| {
+        // SAFETY: lo..hi lies inside dinp1 and dinp2 (N each) and no other range overlaps it.
+        let (d1, d2) = unsafe { (core::slice::from_raw_parts_mut(d1.get().add(lo), hi - lo), core::slice::from_raw_parts_mut(d2.get().add(lo), hi - lo)) };
+        residual_backward_part(d1, d2, &dout[lo..hi], hi - lo)
+    });
+}
+
 simd_kernel! {
-    /// dinp1 (N) += dout; dinp2 (N) += dout. Accumulates.
-    pub fn residual_backward(dinp1: &mut [f32], dinp2: &mut [f32], dout: &[f32], n: usize) => residual_backward_impl
+    /// residual_backward on this thread.
+    fn residual_backward_part(dinp1: &mut [f32], dinp2: &mut [f32], dout: &[f32], n: usize) => residual_backward_impl
 }
 
 #[inline(always)]

@@ -107,7 +107,7 @@ fn layernorm() {
         let w = r.vec(c, 0.5, 1.5);
         let bias = r.vec(c, -0.5, 0.5);
         let (mut out, mut mean, mut rstd) = (vec![f32::NAN; n * c], vec![f32::NAN; n], vec![f32::NAN; n]);
-        layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &bias, n, c);
+        layernorm_forward(&Serial, &mut out, &mut mean, &mut rstd, &inp, &w, &bias, n, c);
         let (wo, wm, ws) = layernorm_ref(&inp, &w, &bias, n, c);
         assert_close("layernorm out", &out, &wo, 2e-5, 2e-5);
         assert_close("layernorm mean", &mean, &wm, 1e-6, 1e-6);
@@ -198,7 +198,7 @@ fn gelu() {
             }
         }
         let mut out = vec![f32::NAN; n];
-        gelu_forward(&mut out, &inp, n);
+        gelu_forward(&Serial, &mut out, &inp, n);
         let want: Vec<f64> = inp.iter().map(|&x| gelu_ref(x as f64)).collect();
         assert_close("gelu_forward", &out, &want, 1e-5, 1e-20);
         let dout = r.vec(n, -1.0, 1.0);
@@ -206,12 +206,12 @@ fn gelu() {
         let mut d = d0.clone();
         let g: Vec<f64> = inp.iter().zip(&dout).map(|(&x, &o)| gelu_grad_ref(x as f64) * o as f64).collect();
         for rep in 1..=2 {
-            gelu_backward(&mut d, &inp, &dout, n, false);
+            gelu_backward(&Serial, &mut d, &inp, &dout, n, false);
             let w: Vec<f64> = d0.iter().zip(&g).map(|(&a, &g)| a as f64 + rep as f64 * g).collect();
             assert_close("gelu_backward", &d, &w, 1e-5, 1e-6);
         }
         let mut d = vec![f32::NAN; n];
-        gelu_backward(&mut d, &inp, &dout, n, true);
+        gelu_backward(&Serial, &mut d, &inp, &dout, n, true);
         assert_close("gelu_backward overwrite", &d, &g, 1e-5, 1e-6);
     }
     // The closed-form derivative against finite differences.
@@ -229,14 +229,14 @@ fn residual() {
     for &n in &[1usize, 3, 17, 768, 1001] {
         let (a, b) = (r.vec(n, -1.0, 1.0), r.vec(n, -1.0, 1.0));
         let mut out = vec![f32::NAN; n];
-        residual_forward(&mut out, &a, &b, n);
+        residual_forward(&Serial, &mut out, &a, &b, n);
         let want: Vec<f64> = a.iter().zip(&b).map(|(&x, &y)| x as f64 + y as f64).collect();
         assert_close("residual_forward", &out, &want, 1e-6, 1e-7);
         let dout = r.vec(n, -1.0, 1.0);
         let (d10, d20) = (r.vec(n, -1.0, 1.0), r.vec(n, -1.0, 1.0));
         let (mut d1, mut d2) = (d10.clone(), d20.clone());
         for rep in 1..=2 {
-            residual_backward(&mut d1, &mut d2, &dout, n);
+            residual_backward(&Serial, &mut d1, &mut d2, &dout, n);
             let k = rep as f64;
             let w1: Vec<f64> = d10.iter().zip(&dout).map(|(&a, &g)| a as f64 + k * g as f64).collect();
             let w2: Vec<f64> = d20.iter().zip(&dout).map(|(&a, &g)| a as f64 + k * g as f64).collect();
@@ -429,4 +429,40 @@ fn optimizer_kernels_do_not_depend_on_threads() {
             assert!(a.iter().zip(b.iter()).all(|(a, b)| a.to_bits() == b.to_bits()), "adamw n={n}");
         }
     }
+}
+
+#[test]
+fn elementwise_kernels_do_not_depend_on_threads() {
+    // Past the split size and not a multiple of any range or vector width.
+    let mut r = Rng(23);
+    let n = 300_007;
+    let (a, b, d) = (r.vec(n, -3.0, 3.0), r.vec(n, -3.0, 3.0), r.vec(n, -1.0, 1.0));
+    let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+    let run = |par: &dyn Parallel| {
+        let mut g = vec![0.0f32; n];
+        gelu_forward(par, &mut g, &a, n);
+        let mut gb = b.clone();
+        gelu_backward(par, &mut gb, &a, &d, n, false);
+        let mut gw = vec![f32::NAN; n];
+        gelu_backward(par, &mut gw, &a, &d, n, true);
+        let mut s = vec![0.0f32; n];
+        residual_forward(par, &mut s, &a, &b, n);
+        let (mut d1, mut d2) = (a.clone(), b.clone());
+        residual_backward(par, &mut d1, &mut d2, &d, n);
+        // LayerNorm: 2999 rows of 100 (rows split across tasks, C not a vector multiple).
+        let (rows, c) = (2999, 100);
+        let (w, bias) = (r_vec(c, 0.5), r_vec(c, -0.5));
+        let (mut o, mut m, mut rs) = (vec![0.0f32; rows * c], vec![0.0f32; rows], vec![0.0f32; rows]);
+        layernorm_forward(par, &mut o, &mut m, &mut rs, &a[..rows * c], &w, &bias, rows, c);
+        [g, gb, gw, s, d1, d2, o, m, rs]
+    };
+    let (one, three) = (run(&Serial), run(&Threads(3)));
+    for (k, (x, y)) in one.iter().zip(&three).enumerate() {
+        assert!(same(x, y), "output {k} differs between 1 and 3 threads");
+    }
+}
+
+/// c floats around `at` (a deterministic weight or bias row).
+fn r_vec(c: usize, at: f32) -> Vec<f32> {
+    (0..c).map(|i| at + 0.01 * (i % 7) as f32).collect()
 }

@@ -122,6 +122,13 @@ fn guarded<R>(fn_name: &str, f: impl FnOnce() -> R) -> Result<R> {
         .map_err(|p| err(format!("{fn_name}: kernel failed: {}", panic_message(p.as_ref()))))
 }
 
+/// `guarded`, for a kernel that runs on the addon's thread pool (and needs no scratch).
+fn with_par<R>(fn_name: &str, f: impl FnOnce(&dyn Parallel) -> R) -> Result<R> {
+    let guard = runtime();
+    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
+    guarded(fn_name, || f(par))
+}
+
 // ---------------------------------------------------------------------------------------
 // Argument checks
 // ---------------------------------------------------------------------------------------
@@ -542,7 +549,7 @@ pub fn layernorm_forward(out: Unknown, mean: Unknown, rstd: Unknown, inp: Unknow
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (out, mean, rstd, inp, weight, bias) =
         unsafe { (f32s_mut(out), f32s_mut(mean), f32s_mut(rstd), f32s(inp), f32s(weight), f32s(bias)) };
-    guarded(k_.fn_name, || k::layernorm::layernorm_forward(out, mean, rstd, inp, weight, bias, n, c))
+    with_par(k_.fn_name, |par| k::layernorm::layernorm_forward(par, out, mean, rstd, inp, weight, bias, n, c))
 }
 
 /// dinp (N,C), dweight (C), dbias (C) += gradients of layernorm. Accumulates.
@@ -730,7 +737,7 @@ pub fn gelu_forward(out: Unknown, inp: Unknown, n: Unknown) -> Result<()> {
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (out, inp) = unsafe { (f32s_mut(out), f32s(inp)) };
-    guarded(k_.fn_name, || k::gelu::gelu_forward(out, inp, n))
+    with_par(k_.fn_name, |par| k::gelu::gelu_forward(par, out, inp, n))
 }
 
 /// dinp (N) += gelu'(inp) * dout. Accumulates; overwrite (optional) overwrites dinp instead.
@@ -745,7 +752,7 @@ pub fn gelu_backward(dinp: Unknown, inp: Unknown, dout: Unknown, n: Unknown, ove
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (dinp, inp, dout) = unsafe { (f32s_mut(dinp), f32s(inp), f32s(dout)) };
-    guarded(k_.fn_name, || k::gelu::gelu_backward(dinp, inp, dout, n, overwrite))
+    with_par(k_.fn_name, |par| k::gelu::gelu_backward(par, dinp, inp, dout, n, overwrite))
 }
 
 /// out (N) = inp1 (N) + inp2 (N).
@@ -759,7 +766,7 @@ pub fn residual_forward(out: Unknown, inp1: Unknown, inp2: Unknown, n: Unknown) 
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (out, inp1, inp2) = unsafe { (f32s_mut(out), f32s(inp1), f32s(inp2)) };
-    guarded(k_.fn_name, || k::residual::residual_forward(out, inp1, inp2, n))
+    with_par(k_.fn_name, |par| k::residual::residual_forward(par, out, inp1, inp2, n))
 }
 
 /// dinp1 (N) += dout; dinp2 (N) += dout. Accumulates.
@@ -773,7 +780,7 @@ pub fn residual_backward(dinp1: Unknown, dinp2: Unknown, dout: Unknown, n: Unkno
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (dinp1, dinp2, dout) = unsafe { (f32s_mut(dinp1), f32s_mut(dinp2), f32s(dout)) };
-    guarded(k_.fn_name, || k::residual::residual_backward(dinp1, dinp2, dout, n))
+    with_par(k_.fn_name, |par| k::residual::residual_backward(par, dinp1, dinp2, dout, n))
 }
 
 /// losses (N) = cross-entropy of softmax(logits (N,V)) at targets (N); 0 where target ==
@@ -790,9 +797,7 @@ pub fn crossentropy_forward(losses: Unknown, logits: Unknown, targets: Unknown, 
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (losses, logits, targets) = unsafe { (f32s_mut(losses), f32s(logits), i32s(targets)) };
-    let guard = runtime();
-    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
-    guarded(k_.fn_name, || k::crossentropy::crossentropy_forward(par, losses, logits, targets, n, v, ignore))
+    with_par(k_.fn_name, |par| k::crossentropy::crossentropy_forward(par, losses, logits, targets, n, v, ignore))
 }
 
 /// dlogits (N,V) += dlosses (N) * (softmax(logits) - onehot(targets)); rows with target ==
@@ -812,9 +817,7 @@ pub fn crossentropy_backward(
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (dlogits, dlosses, logits, targets) = unsafe { (f32s_mut(dlogits), f32s(dlosses), f32s(logits), i32s(targets)) };
-    let guard = runtime();
-    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
-    guarded(k_.fn_name, || k::crossentropy::crossentropy_backward(par, dlogits, dlosses, logits, targets, n, v, ignore))
+    with_par(k_.fn_name, |par| k::crossentropy::crossentropy_backward(par, dlogits, dlosses, logits, targets, n, v, ignore))
 }
 
 /// Inverted dropout: out (N) = inp * keep / (1 - p), mask from the counter RNG.
@@ -866,9 +869,7 @@ pub fn adamw_update(
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (params, grads, m, v) = unsafe { (f32s_mut(params), f32s(grads), f32s_mut(m), f32s_mut(v)) };
-    let guard = runtime();
-    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
-    guarded(k_.fn_name, || k::adamw::adamw_update(par, params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step))
+    with_par(k_.fn_name, |par| k::adamw::adamw_update(par, params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step))
 }
 
 /// Σ x² over x (N), accumulated in f64.
@@ -879,9 +880,7 @@ pub fn sum_squares(x: Unknown, n: Unknown) -> Result<f64> {
     let x = k_.inp("x", x, n)?;
     // SAFETY: all checks of this call passed (no outputs); the slice lives only for this call.
     let x = unsafe { f32s(x) };
-    let guard = runtime();
-    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
-    guarded(k_.fn_name, || k::norm::sum_squares(par, x, n))
+    with_par(k_.fn_name, |par| k::norm::sum_squares(par, x, n))
 }
 
 /// Bytes from the start of the 64-byte cache line holding x's first element to that
@@ -902,9 +901,7 @@ pub fn zero(x: Unknown, n: Unknown) -> Result<()> {
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slice lives only for this call.
     let x = unsafe { f32s_mut(x) };
-    let guard = runtime();
-    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
-    guarded(k_.fn_name, || k::norm::zero(par, x, n))
+    with_par(k_.fn_name, |par| k::norm::zero(par, x, n))
 }
 
 /// x (N) *= s.
@@ -917,7 +914,5 @@ pub fn scale(x: Unknown, n: Unknown, s: Unknown) -> Result<()> {
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slice lives only for this call.
     let x = unsafe { f32s_mut(x) };
-    let guard = runtime();
-    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
-    guarded(k_.fn_name, || k::norm::scale(par, x, n, s))
+    with_par(k_.fn_name, |par| k::norm::scale(par, x, n, s))
 }

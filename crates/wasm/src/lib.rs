@@ -196,7 +196,7 @@ pub unsafe extern "C" fn encoder_backward(dwte: *mut f32, dwpe: *mut f32, dout: 
 #[no_mangle]
 pub unsafe extern "C" fn layernorm_forward(out: *mut f32, mean: *mut f32, rstd: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize) {
     // SAFETY: per the caller's contract; out (N,C), mean (N), rstd (N), inp (N,C), weight (C), bias (C).
-    unsafe { k::layernorm::layernorm_forward(m(out, n * c), m(mean, n), m(rstd, n), s(inp, n * c), s(weight, c), s(bias, c), n, c) }
+    unsafe { k::layernorm::layernorm_forward(&Serial, m(out, n * c), m(mean, n), m(rstd, n), s(inp, n * c), s(weight, c), s(bias, c), n, c) }
 }
 
 /// # Safety
@@ -312,7 +312,7 @@ pub unsafe extern "C" fn attention_decode(out: *mut f32, kcache: *mut f32, vcach
 #[no_mangle]
 pub unsafe extern "C" fn gelu_forward(out: *mut f32, inp: *const f32, n: usize) {
     // SAFETY: per the caller's contract; out (N), inp (N).
-    unsafe { k::gelu::gelu_forward(m(out, n), s(inp, n), n) }
+    unsafe { k::gelu::gelu_forward(&Serial, m(out, n), s(inp, n), n) }
 }
 
 /// # Safety
@@ -320,7 +320,7 @@ pub unsafe extern "C" fn gelu_forward(out: *mut f32, inp: *const f32, n: usize) 
 #[no_mangle]
 pub unsafe extern "C" fn gelu_backward(dinp: *mut f32, inp: *const f32, dout: *const f32, n: usize, overwrite: u32) {
     // SAFETY: per the caller's contract; dinp (N), inp (N), dout (N).
-    unsafe { k::gelu::gelu_backward(m(dinp, n), s(inp, n), s(dout, n), n, overwrite != 0) }
+    unsafe { k::gelu::gelu_backward(&Serial, m(dinp, n), s(inp, n), s(dout, n), n, overwrite != 0) }
 }
 
 /// # Safety
@@ -328,7 +328,7 @@ pub unsafe extern "C" fn gelu_backward(dinp: *mut f32, inp: *const f32, dout: *c
 #[no_mangle]
 pub unsafe extern "C" fn residual_forward(out: *mut f32, inp1: *const f32, inp2: *const f32, n: usize) {
     // SAFETY: per the caller's contract; out (N), inp1 (N), inp2 (N).
-    unsafe { k::residual::residual_forward(m(out, n), s(inp1, n), s(inp2, n), n) }
+    unsafe { k::residual::residual_forward(&Serial, m(out, n), s(inp1, n), s(inp2, n), n) }
 }
 
 /// # Safety
@@ -336,7 +336,7 @@ pub unsafe extern "C" fn residual_forward(out: *mut f32, inp1: *const f32, inp2:
 #[no_mangle]
 pub unsafe extern "C" fn residual_backward(dinp1: *mut f32, dinp2: *mut f32, dout: *const f32, n: usize) {
     // SAFETY: per the caller's contract; dinp1 (N), dinp2 (N), dout (N).
-    unsafe { k::residual::residual_backward(m(dinp1, n), m(dinp2, n), s(dout, n), n) }
+    unsafe { k::residual::residual_backward(&Serial, m(dinp1, n), m(dinp2, n), s(dout, n), n) }
 }
 
 /// # Safety

@@ -266,7 +266,7 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         // (256x768x50257: 229 -> 281 GFLOPS).
         let per = column_split_scratch(bl, p.m, p.n, p.k, threads);
         assert!(scratch.len() >= threads * per, "matmul: scratch too small");
-        let base = super::SendPtr(scratch.as_mut_ptr());
+        let base = crate::parallel::SyncPtr(scratch.as_mut_ptr());
         let p = &p; // the closure then captures the Sync Problem, not its raw fields
         par.for_each(threads, &|task, _thread| {
             let (q0, q1) = split(np_all, threads, task);
