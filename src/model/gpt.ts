@@ -16,8 +16,8 @@
 // inside a block live in one set of buffers that all blocks share (llm.c style, see
 // layoutGradActivations): it is zeroed just before each block's backward; the residual
 // stream between blocks, the embeddings' and the head's gradients are zeroed per pass.
-// Pre-LN blocks without dropout (GPT-2 pre-training) skip that zeroing and the residual
-// copies: see residualStreamBackward.
+// Pre-LN blocks (GPT-2) skip that zeroing and the residual copies: see
+// residualStreamBackward.
 
 import { NO_DROPOUT, type Backend, type DropoutSpec, type Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
@@ -424,24 +424,21 @@ export class GPT {
   trainBackward(): void {
     const pass = this.currentTrainingPass('trainBackward');
     this.pass = null; // a pass is backpropagated once
+    if (!this.config.postLN) {
+      this.residualStreamBackward(pass);
+      return;
+    }
+    // Post-LN (GPT-1) blocks: LayerNorms sit on the stream, so its gradient is copied and
+    // accumulated buffer by buffer.
     const { B, T, seed, drop } = pass;
     const N = B * T;
-    const { nEmbd: C, nLayer: L, postLN } = this.config;
+    const { nEmbd: C, nLayer: L } = this.config;
     const be = this.backend;
     const a = this.acts!;
     const ga = this.gacts!;
     const p = this.p;
     const g = this.g!;
     const d = (stream: number): DropoutSpec => this.dropSpec(drop, seed, stream);
-
-    if (!postLN && !drop) {
-      this.residualStreamBackward(pass);
-      return;
-    }
-    if (!postLN) {
-      const last = a.layers[L - 1].res3;
-      be.layernormBackward(ga.layers[L - 1].res3, g.lnfw!, this.lnBiasGrad(g.lnfb), ga.lnf!, last, p.lnfw!, a.lnfMean!, a.lnfRstd!, N, C);
-    }
     for (let l = L - 1; l >= 0; l--) {
       const la = a.layers[l];
       const lg = ga.layers[l];
@@ -450,46 +447,35 @@ export class GPT {
       const x = this.blockInput(a, l, drop); // (B, T, C)
       const dx = this.blockInput(ga, l, drop);
       // The block's own gradient buffers (shared with every block) start from zero; its
-      // stream gradient (lg.res3 / lg.ln2) and dx are separate and were zeroed per pass.
+      // stream gradient (lg.ln2) and dx are separate and were zeroed per pass.
       be.zero(this.gradLayerArena.tensor!);
-      if (!postLN) {
-        // res3 = res2 + drop(fcproj)
-        be.residualBackward(lg.res2, drop ? lg.fcprojDrop! : lg.fcproj, lg.res3, N * C);
-        if (drop) be.dropoutBackward(lg.fcproj, lg.fcprojDrop!, N * C, d(streamMlpResid(l)));
-        this.mlpBackward(la, lg, lp, lgp, lg.fcproj, la.ln2, lg.ln2, N, true);
-        be.layernormBackward(lg.res2, lgp.ln2w, this.lnBiasGrad(lgp.ln2b), lg.ln2, la.res2, lp.ln2w, la.ln2Mean, la.ln2Rstd, N, C);
-        // res2 = x + drop(attproj)
-        be.residualBackward(dx, drop ? lg.attprojDrop! : lg.attproj, lg.res2, N * C);
-        if (drop) be.dropoutBackward(lg.attproj, lg.attprojDrop!, N * C, d(streamAttnResid(l)));
-        this.attnBackward(la, lg, lp, lgp, lg.attproj, la.ln1, lg.ln1, B, T, d(streamAttn(l)), true);
-        be.layernormBackward(dx, lgp.ln1w, this.lnBiasGrad(lgp.ln1b), lg.ln1, x, lp.ln1w, la.ln1Mean, la.ln1Rstd, N, C);
-      } else {
-        // ln2 = LN(res3), res3 = ln1 + drop(fcproj)
-        be.layernormBackward(lg.res3, lgp.ln2w, this.lnBiasGrad(lgp.ln2b), lg.ln2, la.res3, lp.ln2w, la.ln2Mean, la.ln2Rstd, N, C);
-        be.residualBackward(lg.ln1, drop ? lg.fcprojDrop! : lg.fcproj, lg.res3, N * C);
-        if (drop) be.dropoutBackward(lg.fcproj, lg.fcprojDrop!, N * C, d(streamMlpResid(l)));
-        this.mlpBackward(la, lg, lp, lgp, lg.fcproj, la.ln1, lg.ln1, N, false);
-        // ln1 = LN(res2), res2 = x + drop(attproj)
-        be.layernormBackward(lg.res2, lgp.ln1w, this.lnBiasGrad(lgp.ln1b), lg.ln1, la.res2, lp.ln1w, la.ln1Mean, la.ln1Rstd, N, C);
-        be.residualBackward(dx, drop ? lg.attprojDrop! : lg.attproj, lg.res2, N * C);
-        if (drop) be.dropoutBackward(lg.attproj, lg.attprojDrop!, N * C, d(streamAttnResid(l)));
-        this.attnBackward(la, lg, lp, lgp, lg.attproj, x, dx, B, T, d(streamAttn(l)), false);
-      }
+      // ln2 = LN(res3), res3 = ln1 + drop(fcproj)
+      be.layernormBackward(lg.res3, lgp.ln2w, this.lnBiasGrad(lgp.ln2b), lg.ln2, la.res3, lp.ln2w, la.ln2Mean, la.ln2Rstd, N, C);
+      be.residualBackward(lg.ln1, drop ? lg.fcprojDrop! : lg.fcproj, lg.res3, N * C);
+      if (drop) be.dropoutBackward(lg.fcproj, lg.fcprojDrop!, N * C, d(streamMlpResid(l)));
+      this.mlpBackward(la, lg, lp, lgp, lg.fcproj, la.ln1, lg.ln1, N, false);
+      // ln1 = LN(res2), res2 = x + drop(attproj)
+      be.layernormBackward(lg.res2, lgp.ln1w, this.lnBiasGrad(lgp.ln1b), lg.ln1, la.res2, lp.ln1w, la.ln1Mean, la.ln1Rstd, N, C);
+      be.residualBackward(dx, drop ? lg.attprojDrop! : lg.attproj, lg.res2, N * C);
+      if (drop) be.dropoutBackward(lg.attproj, lg.attprojDrop!, N * C, d(streamAttnResid(l)));
+      this.attnBackward(la, lg, lp, lgp, lg.attproj, x, dx, B, T, d(streamAttn(l)), false);
     }
     if (drop) be.dropoutBackward(ga.encoded, ga.encodedDrop!, N * C, d(STREAM_EMBED));
     be.encoderBackward(g.wte, g.wpe, ga.encoded, this.idsT!, B, T, C);
   }
 
   /**
-   * trainBackward for pre-LN blocks without dropout. The residual stream's gradient lives
-   * in one buffer, dstream: a block's branches add to the stream (x + attn(ln_1(x)), then
-   * + mlp(ln_2(·))), so each branch's output gradient is the stream gradient as it stands,
-   * and each LayerNorm adds its input's share back into it in place. No residual copies
-   * and no zeroing of the block's buffers: every one of them has a single writer, which
-   * overwrites it. The same bits as the general path.
+   * trainBackward for pre-LN blocks. The residual stream's gradient lives in one buffer,
+   * dstream: a block's branches add to the stream (x + drop(attn(ln_1(x))), then
+   * + drop(mlp(ln_2(·)))), so each branch's output gradient is the stream gradient as it
+   * stands (through the branch's dropout mask, when there is one), and each LayerNorm
+   * adds its input's share back into it in place. No residual copies and no zeroing of
+   * the block's buffers: every one of them has a single writer, which overwrites it
+   * (dropoutBackward accumulates, so only its two targets are zeroed). The same bits as
+   * the copy-and-accumulate form the post-LN path keeps.
    */
   private residualStreamBackward(pass: Pass): void {
-    const { B, T } = pass;
+    const { B, T, seed, drop } = pass;
     const N = B * T;
     const { nEmbd: C, nLayer: L } = this.config;
     const be = this.backend;
@@ -497,7 +483,17 @@ export class GPT {
     const ga = this.gacts!;
     const p = this.p;
     const g = this.g!;
-    const dstream = ga.encoded; // (B, T, C), zeroed with the gradient arena this pass
+    const d = (stream: number): DropoutSpec => this.dropSpec(drop, seed, stream);
+    // (B, T, C), zeroed with the gradient arena this pass: the gradient of the first
+    // block's input, drop(encoded) when the embeddings have dropout.
+    const dstream = this.blockInput(ga, 0, drop);
+    // A branch's output gradient: dstream itself, or through its dropout mask into `buf`.
+    const branchGrad = (buf: Tensor, stream: number): Tensor => {
+      if (!drop) return dstream;
+      be.zero(buf);
+      be.dropoutBackward(buf, dstream, N * C, d(stream));
+      return buf;
+    };
     be.layernormBackward(dstream, g.lnfw!, this.lnBiasGrad(g.lnfb), ga.lnf!, a.layers[L - 1].res3, p.lnfw!, a.lnfMean!, a.lnfRstd!, N, C);
     for (let l = L - 1; l >= 0; l--) {
       const la = a.layers[l];
@@ -505,14 +501,15 @@ export class GPT {
       const lp = p.blocks[l];
       const lgp = g.blocks[l];
       // dstream = d res3 here
-      this.mlpBackward(la, lg, lp, lgp, dstream, la.ln2, lg.ln2, N, true);
+      this.mlpBackward(la, lg, lp, lgp, branchGrad(lg.fcproj, streamMlpResid(l)), la.ln2, lg.ln2, N, true);
       be.layernormBackward(dstream, lgp.ln2w, this.lnBiasGrad(lgp.ln2b), lg.ln2, la.res2, lp.ln2w, la.ln2Mean, la.ln2Rstd, N, C);
       // dstream = d res2 here
-      this.attnBackward(la, lg, lp, lgp, dstream, la.ln1, lg.ln1, B, T, NO_DROPOUT, true);
-      be.layernormBackward(dstream, lgp.ln1w, this.lnBiasGrad(lgp.ln1b), lg.ln1, this.blockInput(a, l, false), lp.ln1w, la.ln1Mean, la.ln1Rstd, N, C);
+      this.attnBackward(la, lg, lp, lgp, branchGrad(lg.attproj, streamAttnResid(l)), la.ln1, lg.ln1, B, T, d(streamAttn(l)), true);
+      be.layernormBackward(dstream, lgp.ln1w, this.lnBiasGrad(lgp.ln1b), lg.ln1, this.blockInput(a, l, drop), lp.ln1w, la.ln1Mean, la.ln1Rstd, N, C);
       // dstream = d x, the previous block's d res3
     }
-    be.encoderBackward(g.wte, g.wpe, dstream, this.idsT!, B, T, C);
+    if (drop) be.dropoutBackward(ga.encoded, ga.encodedDrop!, N * C, d(STREAM_EMBED));
+    be.encoderBackward(g.wte, g.wpe, ga.encoded, this.idsT!, B, T, C);
   }
 
   /** Frees every backend tensor of the model; the model cannot be used afterwards. */
