@@ -45,43 +45,15 @@ simd_kernel! {
     fn sum_squares_part(x: &[f32], n: usize) -> f64 => sum_squares_impl
 }
 
-/// The body is plain Rust: compiled inside simd_kernel!'s target_feature wrappers, LLVM
-/// vectorises it for AVX2 / AVX-512 (the SSE2 baseline was ~20% slower; one thread is
-/// then close to what one core can read from memory, ~9 GB/s on the dev machine).
-/// `V` only selects that wrapper; the arithmetic (eight f64 chains, fixed order, no FMA)
-/// is the same on every ISA.
+/// Squares of f32 values are exact in f64, so only the f64 additions round: K = 32
+/// independent partial sums (partial sum k takes x[K i + k]², a multiply then an add, no
+/// FMA) break the add-latency chain, then are added pairwise in a fixed order, then the
+/// remainder. The same arithmetic on every instruction set, so the same bits; `V` picks
+/// how the partial sums are formed.
 #[inline(always)]
-#[allow(unknown_lints, clippy::extra_unused_type_parameters)]
 fn sum_squares_impl<V: F32Vec>(x: &[f32], n: usize) -> f64 {
     let x = &x[..n]; // (N)
-    // Squares of f32 values are exact in f64, so only the f64 additions round. 32
-    // independent partial sums (fixed order, independent of SIMD width) break the
-    // add-latency chain: eight would be a single AVX-512 register, one dependent add per 8
-    // floats (~2 floats/cycle); 32 are four chains. LLVM vectorises the body across them.
-    let mut chunks = x.chunks_exact(K);
-    let mut acc = [0.0f64; K];
-    #[cfg(target_arch = "x86_64")]
-    let done = match V::LANES {
-        // SAFETY: on x86-64, V has 16 lanes only as simd::x86::Avx512 and 8 only as Avx2,
-        // which simd_kernel! runs only after detecting those features.
-        16 => unsafe { x86::partial_sums_avx512(x, &mut acc) },
-        // SAFETY: as above.
-        8 => unsafe { x86::partial_sums_avx2(x, &mut acc) },
-        _ => false,
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = false;
-    if !done {
-        for ch in &mut chunks {
-            // As an array, so LLVM sees K known floats.
-            let ch: &[f32; K] = ch.try_into().expect("chunks_exact yields K floats");
-            for k in 0..K {
-                let v = ch[k] as f64;
-                acc[k] += v * v;
-            }
-        }
-    }
-    // Pairwise, in a fixed order.
+    let mut acc = partial_sums::<V>(x);
     let mut w = K;
     while w > 1 {
         w /= 2;
@@ -90,30 +62,55 @@ fn sum_squares_impl<V: F32Vec>(x: &[f32], n: usize) -> f64 {
         }
     }
     let mut total = acc[0];
-    for &v in chunks.remainder() {
+    for &v in x.chunks_exact(K).remainder() {
         total += (v as f64) * (v as f64);
     }
     total
 }
 
+/// sum_squares_impl's K partial sums over the whole K-float chunks of x.
+#[inline(always)]
+#[allow(unknown_lints, clippy::extra_unused_type_parameters)]
+fn partial_sums<V: F32Vec>(x: &[f32]) -> [f64; K] {
+    #[cfg(target_arch = "x86_64")]
+    match V::LANES {
+        // SAFETY: on x86-64, V has 16 lanes only as simd::x86::Avx512 and 8 only as Avx2,
+        // which simd_kernel! runs only after detecting those features.
+        16 => return unsafe { x86::partial_sums_avx512(x) },
+        // SAFETY: as above.
+        8 => return unsafe { x86::partial_sums_avx2(x) },
+        _ => {}
+    }
+    let mut acc = [0.0f64; K];
+    for ch in x.chunks_exact(K) {
+        // As an array, so LLVM sees K known floats.
+        let ch: &[f32; K] = ch.try_into().expect("chunks_exact yields K floats");
+        for k in 0..K {
+            let v = ch[k] as f64;
+            acc[k] += v * v;
+        }
+    }
+    acc
+}
+
 /// Partial sums of `sum_squares_impl`.
 const K: usize = 32;
 
-/// sum_squares_impl's K partial sums with explicit intrinsics: from plain Rust, LLVM
-/// vectorised them two lanes at a time (with spills): 7 GB/s a thread. The same
-/// arithmetic in the same order (partial sum k takes x[K i + k]², a multiply then an add),
-/// so the result is the same bits.
+/// partial_sums with explicit intrinsics: from plain Rust, LLVM vectorised them two lanes
+/// at a time (with spills), 7 GB/s a thread; these reach 10. The same arithmetic in the
+/// same order, so the same bits.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::K;
     use core::arch::x86_64::*;
 
-    /// acc[k] += Σ_i x[K i + k]² over the whole K-float chunks of x; returns true.
+    /// Partial sum k = Σ_i x[K i + k]² over the whole K-float chunks of x.
     ///
     /// # Safety
     /// The CPU has avx512f.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn partial_sums_avx512(x: &[f32], acc: &mut [f64; K]) -> bool {
+    pub unsafe fn partial_sums_avx512(x: &[f32]) -> [f64; K] {
+        let mut acc = [0.0f64; K];
         let mut s = [_mm512_setzero_pd(); K / 8]; // s[g] lane j = partial sum 8g + j
         for ch in x.chunks_exact(K) {
             for (g, sg) in s.iter_mut().enumerate() {
@@ -124,7 +121,7 @@ mod x86 {
         for (g, sg) in s.iter().enumerate() {
             _mm512_storeu_pd(acc.as_mut_ptr().add(8 * g), *sg);
         }
-        true
+        acc
     }
 
     /// As partial_sums_avx512, with AVX2 (eight registers of four).
@@ -132,7 +129,8 @@ mod x86 {
     /// # Safety
     /// The CPU has avx2.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn partial_sums_avx2(x: &[f32], acc: &mut [f64; K]) -> bool {
+    pub unsafe fn partial_sums_avx2(x: &[f32]) -> [f64; K] {
+        let mut acc = [0.0f64; K];
         let mut s = [_mm256_setzero_pd(); K / 4]; // s[g] lane j = partial sum 4g + j
         for ch in x.chunks_exact(K) {
             for (g, sg) in s.iter_mut().enumerate() {
@@ -143,7 +141,7 @@ mod x86 {
         for (g, sg) in s.iter().enumerate() {
             _mm256_storeu_pd(acc.as_mut_ptr().add(4 * g), *sg);
         }
-        true
+        acc
     }
 }
 
