@@ -141,8 +141,21 @@ pub(crate) const fn blocking_for(lanes: usize) -> Blocking {
     }
 }
 
-/// Slice depth for products whose A is packed from its transpose (see `gemm`).
+/// Slice depth for products whose A is column-major (doutᵀ in dweight): shallower than
+/// KC. The extra passes over C are cheap there (dweight is OC×C, small) and each piece of
+/// A is reused sooner: +2-7% on the nanoGPT and GPT-2 dweight products, the lm head's
+/// included (gemm_bench, cold caches; 384, 128 and 96 time the same as 256).
 const KC_TRANSPOSED_A: usize = 256;
+
+/// The blocking `gemm` uses for a vector width and A's layout.
+fn blocking(lanes: usize, transposed_a: bool) -> Blocking {
+    let bl = blocking_for(lanes);
+    if transposed_a {
+        Blocking { kc: bl.kc.min(KC_TRANSPOSED_A), ..bl }
+    } else {
+        bl
+    }
+}
 
 /// Widest column stride (floats) at which a column-major A is read in place rather than
 /// packed. doutᵀ in dweight at nanoGPT's OC = 128-512: 3-11% faster in place than packed
@@ -205,10 +218,11 @@ fn buffer_lens(bl: Blocking, m: usize, n: usize, k: usize) -> (usize, usize) {
 /// (column split), plus a packed A buffer per thread.
 pub(crate) fn scratch_len(m: usize, n: usize, k: usize, threads: usize) -> usize {
     let threads = threads.max(1);
+    // Either layout of A (the caller's product may have either).
     ALL_LANES
         .iter()
-        .map(|&lanes| {
-            let bl = blocking_for(lanes);
+        .flat_map(|&lanes| [blocking(lanes, false), blocking(lanes, true)])
+        .map(|bl| {
             let (b, a) = buffer_lens(bl, m, n, k);
             (ALIGN + b + threads * a).max(threads * column_split_scratch(bl, m, n, k, threads))
         })
@@ -247,14 +261,7 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         }
         return;
     }
-    let mut bl = blocking_for(active_lanes());
-    if p.a.rs == 1 {
-        // A packed from its transpose (doutᵀ in dweight): shallower slices. The extra
-        // passes over C are cheap there (dweight is OC×C, small) and each packed piece is
-        // reused sooner: +2-7% on the nanoGPT and GPT-2 dweight products (gemm_bench, cold
-        // caches; 384, 128 and 96 time the same as 256).
-        bl.kc = bl.kc.min(KC_TRANSPOSED_A);
-    }
+    let bl = blocking(active_lanes(), p.a.rs == 1);
     let threads = par.threads().max(1);
     let np_all = ceil_div(p.n, bl.nr);
     if threads > 1 && p.m * p.n * p.k >= SERIAL_FMAS && np_all >= COLUMN_SPLIT_PANELS * threads && p.a.cs == 1 {
