@@ -5,7 +5,7 @@
 //! which stays accurate (in relative terms) for very negative x, where 1 + tanh(u) would
 //! cancel catastrophically.
 
-use crate::parallel::{for_ranges, SyncPtr};
+use crate::parallel::for_parts;
 use crate::simd::math::{exp_scalar, VecMath};
 use crate::{simd_kernel, Parallel};
 
@@ -14,12 +14,8 @@ const GELU_A: f32 = 0.044715;
 
 /// out (N) = gelu(inp (N)), split across `par`'s threads when large (the same bits).
 pub fn gelu_forward(par: &dyn Parallel, out: &mut [f32], inp: &[f32], n: usize) {
-    let (out, inp) = (SyncPtr(out[..n].as_mut_ptr()), &inp[..n]);
-    for_ranges(par, n, &|lo, hi| {
-        // SAFETY: lo..hi lies inside out (N) and no other range overlaps it.
-        let out = unsafe { core::slice::from_raw_parts_mut(out.get().add(lo), hi - lo) };
-        gelu_forward_part(out, &inp[lo..hi], hi - lo)
-    });
+    let inp = &inp[..n];
+    for_parts(par, &mut out[..n], &|lo, out| gelu_forward_part(out, &inp[lo..lo + out.len()], out.len()));
 }
 
 simd_kernel! {
@@ -63,12 +59,8 @@ fn gelu_scalar(x: f32) -> f32 {
 /// dinp (N) += gelu'(inp) * dout: accumulates, or overwrites dinp when `overwrite` (the
 /// same bits as zeroing it first). Split across `par`'s threads when large (the same bits).
 pub fn gelu_backward(par: &dyn Parallel, dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize, overwrite: bool) {
-    let (dinp, inp, dout) = (SyncPtr(dinp[..n].as_mut_ptr()), &inp[..n], &dout[..n]);
-    for_ranges(par, n, &|lo, hi| {
-        // SAFETY: lo..hi lies inside dinp (N) and no other range overlaps it.
-        let dinp = unsafe { core::slice::from_raw_parts_mut(dinp.get().add(lo), hi - lo) };
-        gelu_backward_part(dinp, &inp[lo..hi], &dout[lo..hi], hi - lo, overwrite)
-    });
+    let (inp, dout) = (&inp[..n], &dout[..n]);
+    for_parts(par, &mut dinp[..n], &|lo, d| gelu_backward_part(d, &inp[lo..lo + d.len()], &dout[lo..lo + d.len()], d.len(), overwrite));
 }
 
 simd_kernel! {

@@ -147,14 +147,14 @@ mod x86 {
 
 /// x (N) *= s.
 pub fn scale(par: &dyn Parallel, x: &mut [f32], n: usize, s: f32) {
-    for_parts(par, &mut x[..n], &|part| scale_part(part, part.len(), s));
+    for_parts(par, &mut x[..n], &|_, part| scale_part(part, part.len(), s));
 }
 
 /// x (N) = 0, whatever it held (NaN and inf included). A memset, split across threads:
 /// zeroing the gradients and gradient activations of GPT-2 small is 130 ms a step, and
 /// one core alone does not saturate memory.
 pub fn zero(par: &dyn Parallel, x: &mut [f32], n: usize) {
-    for_parts(par, &mut x[..n], &|part| part.fill(0.0));
+    for_parts(par, &mut x[..n], &|_, part| part.fill(0.0));
 }
 
 simd_kernel! {

@@ -69,11 +69,12 @@ impl<T> SyncPtr<T> {
     }
 }
 
-/// Runs `f` on disjoint parts of x that cover it (the ranges of `for_ranges`).
-pub(crate) fn for_parts(par: &dyn Parallel, x: &mut [f32], f: &(dyn Fn(&mut [f32]) + Sync)) {
+/// Runs `f(lo, part)` on disjoint parts of x that cover it (the ranges of `for_ranges`),
+/// where part is x[lo..lo + part.len()].
+pub(crate) fn for_parts(par: &dyn Parallel, x: &mut [f32], f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
     let p = SyncPtr(x.as_mut_ptr());
     for_ranges(par, x.len(), &|lo, hi| {
         // SAFETY: lo..hi lies inside x and no other range overlaps it.
-        f(unsafe { core::slice::from_raw_parts_mut(p.get().add(lo), hi - lo) })
+        f(lo, unsafe { core::slice::from_raw_parts_mut(p.get().add(lo), hi - lo) })
     });
 }

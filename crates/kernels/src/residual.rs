@@ -1,17 +1,13 @@
 //! Residual connection: out = inp1 + inp2.
 
-use crate::parallel::{for_ranges, SyncPtr};
+use crate::parallel::{for_parts, for_ranges, SyncPtr};
 use crate::simd::F32Vec;
 use crate::{simd_kernel, Parallel};
 
 /// out (N) = inp1 (N) + inp2 (N), split across `par`'s threads when large.
 pub fn residual_forward(par: &dyn Parallel, out: &mut [f32], inp1: &[f32], inp2: &[f32], n: usize) {
-    let (out, inp1, inp2) = (SyncPtr(out[..n].as_mut_ptr()), &inp1[..n], &inp2[..n]);
-    for_ranges(par, n, &|lo, hi| {
-        // SAFETY: lo..hi lies inside out (N) and no other range overlaps it.
-        let out = unsafe { core::slice::from_raw_parts_mut(out.get().add(lo), hi - lo) };
-        residual_forward_part(out, &inp1[lo..hi], &inp2[lo..hi], hi - lo)
-    });
+    let (inp1, inp2) = (&inp1[..n], &inp2[..n]);
+    for_parts(par, &mut out[..n], &|lo, o| residual_forward_part(o, &inp1[lo..lo + o.len()], &inp2[lo..lo + o.len()], o.len()));
 }
 
 simd_kernel! {
