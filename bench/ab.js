@@ -11,7 +11,7 @@
 // A root is a checkout with its builds done (npm run build:native && npm run build:ts),
 // e.g. a `git worktree` of the commit to compare against.
 
-import { CONFIGS, ferroStep, loadLib, makeModel } from './suites/train.js';
+import { CONFIGS, ferroStep, loadLib, makeModel, randomBatches } from './suites/train.js';
 
 function parseArgs(argv) {
   const a = { roots: [], config: 'nano', steps: 200, threads: 1 };
@@ -42,8 +42,7 @@ async function main() {
     lib.backend.setThreads(args.threads);
     sides.push({ root, lib, ...makeModel(lib, cfg), times: [] });
   }
-  const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % V);
-  const targets = Int32Array.from({ length: B * T }, (_, i) => (i * 104729 + 3) % V);
+  const [{ ids, targets }] = randomBatches(1, B, T, V, 1);
   const warmup = Math.min(cfg.warmup, 3);
   for (let i = 0; i < warmup + args.steps; i++) {
     for (const s of i % 2 ? sides : [...sides].reverse()) {

@@ -71,7 +71,7 @@ export function ferroStep(lib, model, opt, ids, targets, B, T, clip = 1.0) {
 }
 
 /** `count` random (ids, targets) batches, seeded. */
-function randomBatches(count, B, T, V, seed) {
+export function randomBatches(count, B, T, V, seed) {
   const r = mulberry32(seed);
   const out = [];
   for (let i = 0; i < count; i++) {

@@ -8,10 +8,10 @@ import { NO_DROPOUT } from './backend.js';
 import { TypedArrayBackend, type TypedStorage as Storage } from './typed-array.js';
 
 type F = Float32Array;
+type I = Int32Array;
 
 /** Floats from which a zero fill is worth the addon's threads (below, TypedArray.fill). */
 const PARALLEL_ZERO_MIN = 1 << 16;
-type I = Int32Array;
 
 /** Floats per 64-byte cache line: the slack of an aligned allocation. */
 const LINE_FLOATS = 16;
