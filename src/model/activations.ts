@@ -68,30 +68,22 @@ export function layoutLayerActs<T>(cfg: GPTConfig, B: number, T: number, take: (
 }
 
 /**
- * The field of a block's buffers that carries the residual stream between blocks: the
- * block's output, which the next block (or ln_f / the lm head) reads.
- */
-export function streamField(cfg: GPTConfig): 'res3' | 'ln2' {
-  return cfg.postLN ? 'ln2' : 'res3';
-}
-
-/**
  * The GRADIENT activations, llm.c style: gradients inside a block are needed only while
- * that block is backpropagated, so every block shares `shared` (one block's buffers,
- * zeroed by the caller just before each block's backward) and only the residual stream
- * between blocks (streamField), the embeddings and the head get buffers of their own,
- * from `take`. L times less memory than layoutActivations, and the shared set stays warm
- * in cache from one block to the next.
+ * that block is backpropagated, so every block shares `shared` (one block's buffers) and
+ * only the embeddings, the head and, in post-LN models, the residual stream between
+ * blocks (each block's output, ln2) get buffers of their own, from `take`. Pre-LN models keep the
+ * stream's gradient in the first block's input gradient (GPT.residualStreamBackward).
+ * L times less memory than layoutActivations, and the shared set stays warm in cache from
+ * one block to the next.
  */
 export function layoutGradActivations<T>(cfg: GPTConfig, B: number, T: number, shared: LayerActs<T>, take: (n: number) => T): Acts<T> {
   const N = B * T;
   const C = cfg.nEmbd;
   const drop = cfg.dropout > 0;
-  const field = streamField(cfg);
   const encoded = take(N * C);
   const encodedDrop = drop ? take(N * C) : null;
   const layers: Array<LayerActs<T>> = [];
-  for (let l = 0; l < cfg.nLayer; l++) layers.push({ ...shared, [field]: take(N * C) });
+  for (let l = 0; l < cfg.nLayer; l++) layers.push(cfg.postLN ? { ...shared, ln2: take(N * C) } : shared);
   return { encoded, encodedDrop, layers, ...layoutTail(cfg, B, T, take) };
 }
 
