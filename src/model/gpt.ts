@@ -430,15 +430,7 @@ export class GPT {
     }
     // Post-LN (GPT-1) blocks: LayerNorms sit on the stream, so its gradient is copied and
     // accumulated buffer by buffer.
-    const { B, T, seed, drop } = pass;
-    const N = B * T;
-    const { nEmbd: C, nLayer: L } = this.config;
-    const be = this.backend;
-    const a = this.acts!;
-    const ga = this.gacts!;
-    const p = this.p;
-    const g = this.g!;
-    const d = (stream: number): DropoutSpec => this.dropSpec(drop, seed, stream);
+    const { B, T, N, C, L, drop, d, be, a, ga, p, g } = this.backwardState(pass);
     for (let l = L - 1; l >= 0; l--) {
       const la = a.layers[l];
       const lg = ga.layers[l];
@@ -475,15 +467,7 @@ export class GPT {
    * the copy-and-accumulate form the post-LN path keeps.
    */
   private residualStreamBackward(pass: Pass): void {
-    const { B, T, seed, drop } = pass;
-    const N = B * T;
-    const { nEmbd: C, nLayer: L } = this.config;
-    const be = this.backend;
-    const a = this.acts!;
-    const ga = this.gacts!;
-    const p = this.p;
-    const g = this.g!;
-    const d = (stream: number): DropoutSpec => this.dropSpec(drop, seed, stream);
+    const { B, T, N, C, L, drop, d, be, a, ga, p, g } = this.backwardState(pass);
     // (B, T, C), zeroed with the gradient arena this pass: the gradient of the first
     // block's input, drop(encoded) when the embeddings have dropout.
     const dstream = this.blockInput(ga, 0, drop);
@@ -510,6 +494,14 @@ export class GPT {
     }
     if (drop) be.dropoutBackward(ga.encoded, ga.encodedDrop!, N * C, d(STREAM_EMBED));
     be.encoderBackward(g.wte, g.wpe, ga.encoded, this.idsT!, B, T, C);
+  }
+
+  /** What both forms of trainBackward read: the pass's sizes and dropout, and the buffers. */
+  private backwardState(pass: Pass) {
+    const { B, T, seed, drop } = pass;
+    const d = (stream: number): DropoutSpec => this.dropSpec(drop, seed, stream);
+    const { nEmbd: C, nLayer: L } = this.config;
+    return { B, T, N: B * T, C, L, drop, d, be: this.backend, a: this.acts!, ga: this.gacts!, p: this.p, g: this.g! };
   }
 
   /** Frees every backend tensor of the model; the model cannot be used afterwards. */
