@@ -10,7 +10,7 @@
 // the resumed run gives exactly the losses of an uninterrupted one.
 
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,6 +185,17 @@ describeEachBackend(
       await runLosses(backend, { data: data2, steps: 3, checkpointDir: ckdir, resume: true }, model);
       await expect(runLosses(backend, { data: TokenDataset.fromTokens([1, 2, 3, ...tok.encode(corpus.slice(0, 500))], { vocabSize: tok.vocabSize }), steps: 4, checkpointDir: ckdir, resume: true })).rejects.toThrow(/different data/);
       data2.close();
+      expect((await readdir(join(dir, 'validate'))).sort()).toEqual(['ckpt']);
+
+      // Killed after the new checkpoint was in place but before the old one was removed,
+      // at the run's last save: resuming finds nothing left to do (no save) and still
+      // leaves only ckpt behind.
+      await cp(ckdir, `${ckdir}.old`, { recursive: true });
+      await mkdir(`${ckdir}.tmp-1-abc`);
+      const data3 = TokenDataset.open(tokenFile);
+      const done = await runLosses(backend, { data: data3, steps: 3, checkpointDir: ckdir, resume: true }, model);
+      data3.close();
+      expect(done.losses.size).toBe(0);
       expect((await readdir(join(dir, 'validate'))).sort()).toEqual(['ckpt']);
 
       // Damaged optimizer state: wrong shape, then truncated.

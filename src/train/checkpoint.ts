@@ -187,6 +187,16 @@ function checkTrainerState(x: unknown, where: (msg: string) => Error): TrainerSt
   return t as TrainerState;
 }
 
+/**
+ * Cleans up what a killed save left at `dir` (see the top of this file). For the one
+ * writer of `dir`: `train` calls it before resuming, so that a run which has nothing left
+ * to do (and so never saves again) still leaves only `dir` behind.
+ */
+export async function repairCheckpoint(dir: string): Promise<void> {
+  const target = resolve(dir);
+  if (await exists(dirname(target))) await repair(target);
+}
+
 /** Cleans up after a save that was killed: stale temp dirs, and a lone `.old`. */
 async function repair(target: string): Promise<void> {
   const parent = dirname(target);

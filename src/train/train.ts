@@ -18,7 +18,7 @@
 import { clipGradNorm, AdamW } from './optimizer.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 import { TokenDataset, WindowSampler, evalWindowStarts } from './data.js';
-import { loadCheckpoint, saveCheckpoint, findCheckpoint, CHECKPOINT_FORMAT, type TrainerState } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, findCheckpoint, repairCheckpoint, CHECKPOINT_FORMAT, type TrainerState } from './checkpoint.js';
 import type { GPT } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -153,6 +153,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       // ---- resume ----
       let step = 0;
       let lastVal: number | null = null;
+      if (checkpointDir !== undefined) await repairCheckpoint(checkpointDir);
       const resumeFrom = await resumeDir(options.resume, checkpointDir);
       if (resumeFrom !== null) {
         const ck = await loadCheckpoint(resumeFrom, { model }); // weights + model.trainingSteps
