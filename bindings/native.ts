@@ -38,7 +38,7 @@ export interface NativeAddon {
   residualForward(out: Float32Array, inp1: Float32Array, inp2: Float32Array, N: number): void;
   residualBackward(dinp1: Float32Array, dinp2: Float32Array, dout: Float32Array, N: number): void;
   crossentropyForward(losses: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number): void;
-  crossentropyBackward(dlogits: Float32Array, dlosses: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number): void;
+  crossentropyBackward(dlogits: Float32Array, dlosses: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number, overwrite?: boolean): void;
   dropoutForward(out: Float32Array, inp: Float32Array, N: number, p: number, seed: number, stream: number): void;
   dropoutBackward(dinp: Float32Array, dout: Float32Array, N: number, p: number, seed: number, stream: number): void;
   adamwUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;

@@ -41,7 +41,7 @@ export interface WasmExports {
   residual_forward(out: number, inp1: number, inp2: number, N: number): void;
   residual_backward(dinp1: number, dinp2: number, dout: number, N: number): void;
   crossentropy_forward(losses: number, logits: number, targets: number, N: number, V: number, ignoreIndex: number): void;
-  crossentropy_backward(dlogits: number, dlosses: number, logits: number, targets: number, N: number, V: number, ignoreIndex: number): void;
+  crossentropy_backward(dlogits: number, dlosses: number, logits: number, targets: number, N: number, V: number, ignoreIndex: number, overwrite: number): void;
   dropout_forward(out: number, inp: number, N: number, p: number, seed: number, stream: number): void;
   dropout_backward(dinp: number, dout: number, N: number, p: number, seed: number, stream: number): void;
   adamw_update(params: number, grads: number, m: number, v: number, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;

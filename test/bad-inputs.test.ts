@@ -72,6 +72,7 @@ describeEachBackend('bad inputs', (b) => {
   it('an overwrite flag that is not a boolean', () => {
     expect(() => b.geluBackward(b.alloc(2), b.alloc(2), b.alloc(2), 2, 1 as unknown as boolean)).toThrow(/geluBackward: overwrite must be a boolean, got 1/);
     expect(() => b.matmulBackward(b.alloc(4), b.alloc(4), null, b.alloc(4), b.alloc(4), b.alloc(4), 2, 2, 2, 'yes' as unknown as boolean)).toThrow(/matmulBackward: overwriteDinp must be a boolean/);
+    expect(() => b.crossentropyBackward(b.alloc(3), b.alloc(1), b.alloc(3), tensor(b, 1, [0], 'i32'), 1, 3, -100, 0 as unknown as boolean)).toThrow(/crossentropyBackward: overwrite must be a boolean, got 0/);
     stillWorks(b);
   });
 
@@ -214,6 +215,7 @@ describe.skipIf(native === null)('raw native addon rejects bad arguments itself'
     expect(() => a.geluForward(shared.subarray(0, 8), shared.subarray(4, 12), 8)).toThrow(/overlap/);
     expect(() => a.dropoutForward(f(2), f(2), 2, 1.5, 0, 0)).toThrow(/p/);
     expect(() => (a.geluBackward as (...x: unknown[]) => void)(f(2), f(2), f(2), 2, 'yes')).toThrow(/overwrite must be a boolean/);
+    expect(() => (a.crossentropyBackward as (...x: unknown[]) => void)(f(3), f(1), f(3), Int32Array.from([0]), 1, 3, -100, 1)).toThrow(/overwrite must be a boolean/);
     expect(() => (a.geluForward as (...x: unknown[]) => void)()).toThrow();
   });
 

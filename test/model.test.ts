@@ -119,6 +119,25 @@ describeEachBackend('GPT vs the PyTorch fixture (gpt2-tiny)', (backend: Backend)
 
 // ---- the rest on the reference backend ----
 
+// dlogits is not zeroed between passes: the loss's backward overwrites it. A pass whose
+// every target is ignored must still add nothing, whatever the previous pass left there.
+describeEachBackend('GPT: a pass with every target ignored', (backend: Backend) => {
+  it('adds nothing to the gradients after a pass that counted', () => {
+    for (const postLN of [false, true]) {
+      const model = GPT.create({ vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16, seed: 3, postLN }, backend);
+      const x = Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+      model.zeroGrad();
+      model.forwardBackward(x, Int32Array.from([2, 3, 4, 5, 6, 7, 8, 9]), 2, 4);
+      const { grads } = model.parameterBuffers();
+      const before = backend.read(grads).slice();
+      expect(before.some((g) => g !== 0)).toBe(true);
+      expect(model.forwardBackward(x, new Int32Array(8).fill(-1), 2, 4)).toBe(0);
+      expect(Array.from(backend.read(grads))).toEqual(Array.from(before));
+      model.dispose();
+    }
+  });
+});
+
 describe('GPT (reference backend)', () => {
   let backend: Backend;
   beforeAll(async () => {

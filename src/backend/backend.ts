@@ -11,7 +11,8 @@
 //   channels, N rows (usually B*T).
 // - Backward methods ACCUMULATE (+=) into every gradient tensor; callers zero them. Where an
 //   activation gradient often has a single contribution, an optional trailing `overwrite`
-//   flag (matmulBackward's overwriteDinp, attentionBackward, geluBackward) writes it instead:
+//   flag (matmulBackward's overwriteDinp, attentionBackward, geluBackward,
+//   crossentropyBackward) writes it instead:
 //   the same bits as zeroing it first, without the zeroing pass or the read-back.
 // - Every method validates its arguments (see checks.ts) and throws an Error naming the
 //   offending argument; no input can crash the process or write out of bounds.
@@ -91,7 +92,7 @@ export interface Kernels<Buf> {
 
   /** losses (N) = cross-entropy of softmax(logits (N,V)) at targets (N, i32); 0 where target == ignoreIndex. */
   crossentropyForward(losses: Buf, logits: Buf, targets: Buf, N: number, V: number, ignoreIndex: number): void;
-  crossentropyBackward(dlogits: Buf, dlosses: Buf, logits: Buf, targets: Buf, N: number, V: number, ignoreIndex: number): void;
+  crossentropyBackward(dlogits: Buf, dlosses: Buf, logits: Buf, targets: Buf, N: number, V: number, ignoreIndex: number, overwrite?: boolean): void;
 
   /** Inverted dropout, mask from the counter RNG (seed, stream, element index). */
   dropoutForward(out: Buf, inp: Buf, N: number, dropout: DropoutSpec): void;

@@ -206,10 +206,10 @@ export abstract class BaseBackend<S, Buf> implements Backend {
     this.kernels.crossentropyForward(c.buf(losses), c.buf(logits), c.buf(targets), N, V, ignoreIndex);
   }
 
-  crossentropyBackward(dlogits: Tensor, dlosses: Tensor, logits: Tensor, targets: Tensor, N: number, V: number, ignoreIndex: number): void {
-    const c = this.call('crossentropyBackward').dims({ N, V }).int32('ignoreIndex', ignoreIndex);
+  crossentropyBackward(dlogits: Tensor, dlosses: Tensor, logits: Tensor, targets: Tensor, N: number, V: number, ignoreIndex: number, overwrite = false): void {
+    const c = this.call('crossentropyBackward').dims({ N, V }).int32('ignoreIndex', ignoreIndex).flag('overwrite', overwrite);
     c.out('dlogits', dlogits, N * V).in('dlosses', dlosses, N).in('logits', logits, N * V).ints('targets', targets, N, V, ignoreIndex);
-    this.kernels.crossentropyBackward(c.buf(dlogits), c.buf(dlosses), c.buf(logits), c.buf(targets), N, V, ignoreIndex);
+    this.kernels.crossentropyBackward(c.buf(dlogits), c.buf(dlosses), c.buf(logits), c.buf(targets), N, V, ignoreIndex, overwrite);
   }
 
   dropoutForward(out: Tensor, inp: Tensor, N: number, dropout: DropoutSpec): void {

@@ -98,8 +98,8 @@ function nativeKernels(a: NativeAddon): Kernels<Storage> {
     residualBackward: (dinp1, dinp2, dout, N) => a.residualBackward(dinp1 as F, dinp2 as F, dout as F, N),
     crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) =>
       a.crossentropyForward(losses as F, logits as F, targets as I, N, V, ignoreIndex),
-    crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex) =>
-      a.crossentropyBackward(dlogits as F, dlosses as F, logits as F, targets as I, N, V, ignoreIndex),
+    crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex, overwrite) =>
+      a.crossentropyBackward(dlogits as F, dlosses as F, logits as F, targets as I, N, V, ignoreIndex, overwrite),
     dropoutForward: (out, inp, N, dropout) => a.dropoutForward(out as F, inp as F, N, dropout.p, dropout.seed, dropout.stream),
     dropoutBackward: (dinp, dout, N, dropout) => a.dropoutBackward(dinp as F, dout as F, N, dropout.p, dropout.seed, dropout.stream),
     adamwUpdate: (params, grads, m, v, N, lr, beta1, beta2, eps, weightDecay, step) =>

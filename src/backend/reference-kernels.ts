@@ -417,8 +417,9 @@ export function crossentropyForward(losses: FloatArray, logits: FloatArray, targ
   }
 }
 
-/** dlogits (N,V) += (softmax(logits) - onehot(target)) * dlosses[n]; ignored rows get nothing. Accumulates. */
-export function crossentropyBackward(dlogits: FloatArray, dlosses: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number, ignoreIndex: number): void {
+/** dlogits (N,V) += (softmax(logits) - onehot(target)) * dlosses[n]; ignored rows get nothing. Accumulates, or overwrites. */
+export function crossentropyBackward(dlogits: FloatArray, dlosses: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number, ignoreIndex: number, overwrite = false): void {
+  if (overwrite) dlogits.fill(0, 0, N * V);
   for (let n = 0; n < N; n++) {
     const target = targets[n];
     if (target === ignoreIndex) continue;
@@ -516,8 +517,8 @@ export const referenceKernels: Kernels<RefArray> = {
   residualForward: (out, inp1, inp2, N) => residualForward(f(out), f(inp1), f(inp2), N),
   residualBackward: (dinp1, dinp2, dout, N) => residualBackward(f(dinp1), f(dinp2), f(dout), N),
   crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) => crossentropyForward(f(losses), f(logits), ints(targets), N, V, ignoreIndex),
-  crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex) =>
-    crossentropyBackward(f(dlogits), f(dlosses), f(logits), ints(targets), N, V, ignoreIndex),
+  crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex, overwrite) =>
+    crossentropyBackward(f(dlogits), f(dlosses), f(logits), ints(targets), N, V, ignoreIndex, overwrite),
   dropoutForward: (out, inp, N, dropout) => dropoutForward(f(out), f(inp), N, dropout),
   dropoutBackward: (dinp, dout, N, dropout) => dropoutBackward(f(dinp), f(dout), N, dropout),
   adamwUpdate: (params, grads, m, v, N, lr, beta1, beta2, eps, weightDecay, step) =>

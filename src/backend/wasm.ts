@@ -162,8 +162,8 @@ function wasmKernels(x: WasmExports): Kernels<number> {
     residualBackward: (dinp1, dinp2, dout, N) => guard('residualBackward', () => x.residual_backward(dinp1, dinp2, dout, N)),
     crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) =>
       guard('crossentropyForward', () => x.crossentropy_forward(losses, logits, targets, N, V, ignoreIndex)),
-    crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex) =>
-      guard('crossentropyBackward', () => x.crossentropy_backward(dlogits, dlosses, logits, targets, N, V, ignoreIndex)),
+    crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex, overwrite) =>
+      guard('crossentropyBackward', () => x.crossentropy_backward(dlogits, dlosses, logits, targets, N, V, ignoreIndex, overwrite ? 1 : 0)),
     dropoutForward: (out, inp, N, dropout) => {
       const { p, seed, stream } = d('dropoutForward', dropout);
       guard('dropoutForward', () => x.dropout_forward(out, inp, N, p, seed, stream));

@@ -93,7 +93,8 @@ function layoutTail<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) =
   const pre = !cfg.postLN;
   return {
     lnf: pre ? take(N * C) : null, lnfMean: pre ? take(N) : null, lnfRstd: pre ? take(N) : null,
-    logits: take(N * V), losses: take(N),
+    // logits last: the gradient arena zeroes everything before its dlogits (see GPT.planGrads).
+    losses: take(N), logits: take(N * V),
   };
 }
 
@@ -111,6 +112,19 @@ export class Arena {
   /** The whole base tensor (for zeroing); null before the first cut. */
   get tensor(): Tensor | null {
     return this.base;
+  }
+
+  /**
+   * One view of everything the last cut handed out before `end` (one of its views): what
+   * needs zeroing when the buffers from `end` on are always overwritten. Freed with the cut.
+   */
+  before(end: Tensor): Tensor {
+    const i = this.views.indexOf(end);
+    if (i < 0) throw new Error('Arena.before: not a view of the last cut');
+    const length = this.views.slice(0, i).reduce((n, v) => n + v.length, 0);
+    const v = this.backend.view(this.base!, 0, length);
+    this.views.push(v);
+    return v;
   }
 
   /** Calls `layout` with a `take` that hands out consecutive views. */

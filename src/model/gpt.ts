@@ -15,7 +15,8 @@
 // branch that feeds a tensor simply adds its share (residuals, the tied wte). Gradients
 // inside a block live in one set of buffers that all blocks share (llm.c style, see
 // layoutGradActivations): it is zeroed just before each block's backward; the residual
-// stream between blocks, the embeddings' and the head's gradients are zeroed per pass.
+// stream between blocks and the embeddings' gradients are zeroed per pass (dlogits is
+// overwritten by the loss's backward instead).
 // Pre-LN blocks (GPT-2) skip that zeroing and the residual copies: see
 // residualStreamBackward.
 
@@ -87,6 +88,7 @@ export class GPT {
   private gacts: Acts<Tensor> | null = null;
   private actsBT = '';
   private gactsBT = '';
+  private gradsToZero: Tensor | null = null; // the gradient arena up to dlogits, zeroed per pass
   private idsT: Tensor | null = null; // (B, T) i32
   private targetsT: Tensor | null = null; // (B, T) i32
   private pass: Pass | null = null;
@@ -394,7 +396,7 @@ export class GPT {
     this.ensureGrads();
     const hidden = this.trunkForward(ids, batch, seq, true);
     const ga = this.planGrads(batch, seq);
-    this.backend.zero(this.gradArena.tensor!);
+    this.backend.zero(this.gradsToZero!);
     return { hidden, dhidden: this.hiddenOf(ga) };
   }
 
@@ -415,7 +417,7 @@ export class GPT {
     be.write(this.targetsT!, targets);
     const bufs = { logits: a.logits, targets: this.targetsT!, losses: a.losses };
     const loss = lmLossForward(be, bufs, targets, N, V, IGNORE_INDEX);
-    lmLossBackward(be, { ...bufs, dlogits: ga.logits, dlosses: ga.losses }, targets, N, V, IGNORE_INDEX, weight);
+    lmLossBackward(be, { ...bufs, dlogits: ga.logits, dlosses: ga.losses }, targets, N, V, IGNORE_INDEX, weight, true);
     be.matmulBackward(this.hiddenOf(ga), this.g!.wte, null, ga.logits, pass.hidden, this.p.wte, N, C, V);
     return loss;
   }
@@ -698,6 +700,8 @@ export class GPT {
     if (this.gacts === null || this.gactsBT !== key) {
       const shared = this.gradLayerArena.cut((take) => layoutLayerActs(this.config, B, T, take));
       this.gacts = this.gradArena.cut((take) => layoutGradActivations(this.config, B, T, shared, take));
+      // dlogits (206 MB at GPT-2 small) is written whole by lmLossBackward: never zeroed.
+      this.gradsToZero = this.gradArena.before(this.gacts.logits);
       this.gactsBT = key;
     }
     return this.gacts;

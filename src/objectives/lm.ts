@@ -59,7 +59,9 @@ export function lmLossForward(backend: Backend, bufs: LMBuffers, targetsHost: In
 
 /**
  * dlogits (N, V) += weight · ∂(mean loss)/∂logits: writes dlosses = weight / count at counted
- * positions and runs the crossentropy backward kernel (which accumulates).
+ * positions and runs the crossentropy backward kernel. It accumulates, or with `overwrite`
+ * writes dlogits whole (zeros when no position counts), so that a dlogits buffer used only
+ * for this gradient needs no zeroing.
  */
 export function lmLossBackward(
   backend: Backend,
@@ -69,11 +71,15 @@ export function lmLossBackward(
   V: number,
   ignoreIndex = IGNORE_INDEX,
   weight = 1,
+  overwrite = false,
 ): void {
   const count = countTargets(targetsHost, ignoreIndex);
-  if (count === 0) return;
+  if (count === 0) {
+    if (overwrite) backend.zero(bufs.dlogits);
+    return;
+  }
   const dlosses = new Float32Array(N);
   for (let i = 0; i < N; i++) if (targetsHost[i] !== ignoreIndex) dlosses[i] = weight / count;
   backend.write(bufs.dlosses, dlosses);
-  backend.crossentropyBackward(bufs.dlogits, bufs.dlosses, bufs.logits, bufs.targets, N, V, ignoreIndex);
+  backend.crossentropyBackward(bufs.dlogits, bufs.dlosses, bufs.logits, bufs.targets, N, V, ignoreIndex, overwrite);
 }

@@ -295,14 +295,18 @@ export function buildCases(): KernelCase[] {
       rtol: TOL_REDUCE,
       invoke: (k, a) => k.crossentropyForward(a.losses, a.logits, a.targets, N, V, ignoreIndex),
     });
-    cases.push({
-      kernel: 'crossentropyBackward',
-      label: `crossentropyBackward N=${N} V=${V} ignoreIndex=${ignoreIndex}`,
-      buffers: { dlogits: randn(r, N * V, 0.01), dlosses: randn(r, N), logits, targets },
-      outputs: ['dlogits'],
-      rtol: TOL_REDUCE,
-      invoke: (k, a) => k.crossentropyBackward(a.dlogits, a.dlosses, a.logits, a.targets, N, V, ignoreIndex),
-    });
+    // overwrite: the starting garbage must vanish, in ignored rows too.
+    const cbuffers = { dlogits: randn(r, N * V, 0.01), dlosses: randn(r, N), logits, targets };
+    for (const overwrite of [false, true]) {
+      cases.push({
+        kernel: 'crossentropyBackward',
+        label: `crossentropyBackward N=${N} V=${V} ignoreIndex=${ignoreIndex}${overwrite ? ' overwrite' : ''}`,
+        buffers: cbuffers,
+        outputs: ['dlogits'],
+        rtol: TOL_REDUCE,
+        invoke: (k, a) => k.crossentropyBackward(a.dlogits, a.dlosses, a.logits, a.targets, N, V, ignoreIndex, overwrite),
+      });
+    }
   }
 
   // ---- dropout ----

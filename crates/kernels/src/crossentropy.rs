@@ -42,25 +42,31 @@ pub fn crossentropy_forward(par: &dyn Parallel, losses: &mut [f32], logits: &[f3
 }
 
 /// dlogits (N,V) += (softmax(logits) - onehot(target)) * dlosses[i]; rows whose target
-/// is ignore_index get nothing. Accumulates.
+/// is ignore_index get nothing. Accumulates, or overwrites dlogits when `overwrite` (the
+/// same bits as zeroing it first): a language-model head's dlogits is a per-call buffer
+/// of N·V floats (206 MB at GPT-2 small), and neither zeroing it nor reading it back is
+/// then needed.
 #[allow(clippy::too_many_arguments)]
-pub fn crossentropy_backward(par: &dyn Parallel, dlogits: &mut [f32], dlosses: &[f32], logits: &[f32], targets: &[i32], n: usize, v: usize, ignore_index: i32) {
+pub fn crossentropy_backward(par: &dyn Parallel, dlogits: &mut [f32], dlosses: &[f32], logits: &[f32], targets: &[i32], n: usize, v: usize, ignore_index: i32, overwrite: bool) {
     let dlogits = &mut dlogits[..n * v]; // (N,V)
     let dlosses = &dlosses[..n]; // (N)
     let logits = &logits[..n * v]; // (N,V)
     let targets = &targets[..n]; // (N)
     let dp = SharedMut(dlogits.as_mut_ptr());
     par.for_each(n, &|i, _thread| {
+        // SAFETY: task i alone touches dlogits row i, which lies inside the (N,V) buffer.
+        let drow = unsafe { std::slice::from_raw_parts_mut(dp.get().add(i * v), v) }; // (V)
         let tgt = targets[i];
         if tgt == ignore_index {
+            if overwrite {
+                drow.fill(0.0);
+            }
             return;
         }
         let row = &logits[i * v..(i + 1) * v]; // (V)
-        // SAFETY: task i alone touches dlogits row i, which lies inside the (N,V) buffer.
-        let drow = unsafe { std::slice::from_raw_parts_mut(dp.get().add(i * v), v) }; // (V)
         let (mx, sum) = imp::max_and_sumexp(row);
         let dl = dlosses[i];
-        imp::softmax_grad(drow, row, mx, dl / sum);
+        imp::softmax_grad(drow, row, mx, dl / sum, overwrite);
         drow[tgt as usize] -= dl;
     });
 }
@@ -74,8 +80,8 @@ mod imp {
     }
 
     crate::simd_kernel! {
-        /// drow += exp(row - mx) * k.
-        pub fn softmax_grad(drow: &mut [f32], row: &[f32], mx: f32, k: f32) => softmax_grad_impl
+        /// drow += exp(row - mx) * k, or drow = exp(row - mx) * k when `overwrite`.
+        pub fn softmax_grad(drow: &mut [f32], row: &[f32], mx: f32, k: f32, overwrite: bool) => softmax_grad_impl
     }
 }
 
@@ -122,7 +128,7 @@ fn max_and_sumexp_impl<V: VecMath>(row: &[f32]) -> (f32, f32) {
 }
 
 #[inline(always)]
-fn softmax_grad_impl<V: VecMath>(drow: &mut [f32], row: &[f32], mx: f32, k: f32) {
+fn softmax_grad_impl<V: VecMath>(drow: &mut [f32], row: &[f32], mx: f32, k: f32, overwrite: bool) {
     let n = row.len();
     let drow = &mut drow[..n];
     let l = V::LANES;
@@ -132,12 +138,14 @@ fn softmax_grad_impl<V: VecMath>(drow: &mut [f32], row: &[f32], mx: f32, k: f32)
         // SAFETY: i + LANES <= n and both rows hold n floats.
         unsafe {
             let p = V::load(row.as_ptr().add(i)).sub(vm).exp();
-            p.mul_add(vk, V::load(drow.as_ptr().add(i))).store(drow.as_mut_ptr().add(i));
+            let d = if overwrite { V::zero() } else { V::load(drow.as_ptr().add(i)) };
+            p.mul_add(vk, d).store(drow.as_mut_ptr().add(i));
         }
         i += l;
     }
     while i < n {
-        drow[i] += exp_scalar(row[i] - mx) * k;
+        let d = if overwrite { 0.0 } else { drow[i] };
+        drow[i] = d + exp_scalar(row[i] - mx) * k;
         i += 1;
     }
 }

@@ -309,10 +309,14 @@ fn crossentropy() {
             let d0 = r.vec(n * v, -1.0, 1.0);
             let mut d = d0.clone();
             for rep in 1..=2 {
-                crossentropy_backward(par, &mut d, &dl, &logits, &targets, n, v, ignore);
+                crossentropy_backward(par, &mut d, &dl, &logits, &targets, n, v, ignore, false);
                 let w: Vec<f64> = d0.iter().zip(&grad).map(|(&a, &g)| a as f64 + rep as f64 * g).collect();
                 assert_close("crossentropy_backward", &d, &w, 1e-5, 1e-6);
             }
+            // Overwriting: the garbage in d0 (ignored rows included) must vanish.
+            let mut d = d0.clone();
+            crossentropy_backward(par, &mut d, &dl, &logits, &targets, n, v, ignore, true);
+            assert_close("crossentropy_backward overwrite", &d, &grad, 1e-5, 1e-6);
         }
     }
     // Huge logits: the max subtraction keeps it finite.

@@ -804,11 +804,12 @@ pub fn crossentropy_forward(losses: Unknown, logits: Unknown, targets: Unknown, 
 /// ignoreIndex get nothing. Accumulates.
 #[napi]
 pub fn crossentropy_backward(
-    dlogits: Unknown, dlosses: Unknown, logits: Unknown, targets: Unknown, n: Unknown, v: Unknown, ignore_index: Unknown,
+    dlogits: Unknown, dlosses: Unknown, logits: Unknown, targets: Unknown, n: Unknown, v: Unknown, ignore_index: Unknown, overwrite: Option<Unknown>,
 ) -> Result<()> {
     let mut k_ = Call::new("crossentropyBackward");
     let (n, v) = (k_.dim("N", n)?, k_.dim("V", v)?);
     let ignore = k_.int("ignoreIndex", ignore_index, i32::MIN as f64, i32::MAX as f64)? as i32;
+    let overwrite = k_.flag("overwrite", overwrite)?;
     let nv = k_.prod("N*V", &[n, v])?;
     let dlogits = k_.out("dlogits", dlogits, nv)?;
     let dlosses = k_.inp("dlosses", dlosses, n)?;
@@ -817,7 +818,7 @@ pub fn crossentropy_backward(
     k_.no_overlaps()?;
     // SAFETY: all checks of this call passed; the slices live only for this call.
     let (dlogits, dlosses, logits, targets) = unsafe { (f32s_mut(dlogits), f32s(dlosses), f32s(logits), i32s(targets)) };
-    with_par(k_.fn_name, |par| k::crossentropy::crossentropy_backward(par, dlogits, dlosses, logits, targets, n, v, ignore))
+    with_par(k_.fn_name, |par| k::crossentropy::crossentropy_backward(par, dlogits, dlosses, logits, targets, n, v, ignore, overwrite))
 }
 
 /// Inverted dropout: out (N) = inp * keep / (1 - p), mask from the counter RNG.

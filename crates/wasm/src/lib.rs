@@ -350,9 +350,9 @@ pub unsafe extern "C" fn crossentropy_forward(losses: *mut f32, logits: *const f
 /// # Safety
 /// See the note above the kernel exports.
 #[no_mangle]
-pub unsafe extern "C" fn crossentropy_backward(dlogits: *mut f32, dlosses: *const f32, logits: *const f32, targets: *const i32, n: usize, v: usize, ignore_index: i32) {
+pub unsafe extern "C" fn crossentropy_backward(dlogits: *mut f32, dlosses: *const f32, logits: *const f32, targets: *const i32, n: usize, v: usize, ignore_index: i32, overwrite: u32) {
     // SAFETY: per the caller's contract; dlogits (N,V), dlosses (N), logits (N,V), targets (N).
-    unsafe { k::crossentropy::crossentropy_backward(&Serial, m(dlogits, n * v), s(dlosses, n), s(logits, n * v), si(targets, n), n, v, ignore_index) }
+    unsafe { k::crossentropy::crossentropy_backward(&Serial, m(dlogits, n * v), s(dlosses, n), s(logits, n * v), si(targets, n), n, v, ignore_index, overwrite != 0) }
 }
 
 /// # Safety
