@@ -1,30 +1,16 @@
 //! AdamW (Loshchilov & Hutter): Adam with decoupled weight decay and bias correction.
 
+use crate::parallel::{for_ranges, SyncPtr};
 use crate::simd::math::VecMath;
 use crate::Parallel;
-
-/// Below this many floats one thread does the whole update (a task hand-off costs more).
-const PAR_MIN: usize = 1 << 15;
-/// Floats per task: the update is elementwise, so the split never changes a result.
-const CHUNK: usize = 1 << 16;
-
-/// Raw pointers to the four buffers, for tasks that update disjoint ranges.
-struct Bufs {
-    params: *mut f32,
-    grads: *const f32,
-    m: *mut f32,
-    v: *mut f32,
-}
-// SAFETY: the pointers come from slices that outlive `par.for_each`, and each task reads
-// and writes only its own range [lo, lo+len) of them.
-unsafe impl Sync for Bufs {}
 
 /// One update of params (N) from grads (N), with first/second moments m (N), v (N):
 ///   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
 ///   param = param (1 - lr weight_decay) - lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
 /// step counts from 1. The caller applies weight_decay = 0 to tensors it exempts.
 /// Memory-bound (7 floats of traffic per parameter), so large updates are split across
-/// `par`'s threads in fixed chunks; results are the same on any number of threads.
+/// `par`'s threads in the fixed ranges of `for_ranges`; results are the same on any number
+/// of threads.
 #[allow(clippy::too_many_arguments)]
 pub fn adamw_update(par: &dyn Parallel, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, step: u32) {
     // Bias corrections in f64: 1 - b2^step is tiny for small steps and b2 close to 1.
@@ -38,25 +24,17 @@ pub fn adamw_update(par: &dyn Parallel, params: &mut [f32], grads: &[f32], m: &m
     let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
     let decay = (1.0 - lr as f64 * weight_decay as f64) as f32;
     let (params, grads, m, v) = (&mut params[..n], &grads[..n], &mut m[..n], &mut v[..n]); // (N) each
-    if n < PAR_MIN || par.threads() <= 1 {
-        imp::adamw_kernel(params, grads, m, v, n, beta1, beta2, eps, step_size, inv_sqrt_bc2, decay);
-        return;
-    }
-    let b = Bufs { params: params.as_mut_ptr(), grads: grads.as_ptr(), m: m.as_mut_ptr(), v: v.as_mut_ptr() };
-    par.for_each((n + CHUNK - 1) / CHUNK, &|task, _| {
-        let b = &b; // the whole struct (Sync), not its raw-pointer fields
-        let lo = task * CHUNK;
-        let len = CHUNK.min(n - lo);
-        // SAFETY: [lo, lo+len) lies inside the four (N) buffers and no other task touches it.
-        let (p, g, mm, vv) = unsafe {
+    let (p, mm, vv) = (SyncPtr(params.as_mut_ptr()), SyncPtr(m.as_mut_ptr()), SyncPtr(v.as_mut_ptr()));
+    for_ranges(par, n, &|lo, hi| {
+        // SAFETY: lo..hi lies inside the three (N) buffers and no other range overlaps it.
+        let (p, mm, vv) = unsafe {
             (
-                core::slice::from_raw_parts_mut(b.params.add(lo), len),
-                core::slice::from_raw_parts(b.grads.add(lo), len),
-                core::slice::from_raw_parts_mut(b.m.add(lo), len),
-                core::slice::from_raw_parts_mut(b.v.add(lo), len),
+                core::slice::from_raw_parts_mut(p.get().add(lo), hi - lo),
+                core::slice::from_raw_parts_mut(mm.get().add(lo), hi - lo),
+                core::slice::from_raw_parts_mut(vv.get().add(lo), hi - lo),
             )
         };
-        imp::adamw_kernel(p, g, mm, vv, len, beta1, beta2, eps, step_size, inv_sqrt_bc2, decay);
+        imp::adamw_kernel(p, &grads[lo..hi], mm, vv, hi - lo, beta1, beta2, eps, step_size, inv_sqrt_bc2, decay);
     });
 }
 

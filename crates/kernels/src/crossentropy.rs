@@ -1,22 +1,9 @@
 //! Fused softmax + cross-entropy over the vocabulary, with an ignore index. The
 //! probabilities are never stored: backward recomputes the softmax from the logits.
 
+use crate::parallel::SyncPtr;
 use crate::simd::math::{exp_scalar, VecMath};
 use crate::Parallel;
-
-/// A raw pointer that tasks on several threads may use, each on rows no other task touches.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: only used to hand out disjoint rows to concurrent tasks (see each use).
-unsafe impl Sync for SharedMut {}
-unsafe impl Send for SharedMut {}
-impl SharedMut {
-    // A method (not field access) so closures capture the Sync wrapper, not the raw pointer.
-    #[inline(always)]
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// losses (N) = -log softmax(logits (N,V))[targets[i]], or 0 where targets[i] == ignore_index.
 /// targets (N) in 0..V or == ignore_index (checked by the caller).
@@ -24,7 +11,7 @@ pub fn crossentropy_forward(par: &dyn Parallel, losses: &mut [f32], logits: &[f3
     let losses = &mut losses[..n]; // (N)
     let logits = &logits[..n * v]; // (N,V)
     let targets = &targets[..n]; // (N)
-    let lp = SharedMut(losses.as_mut_ptr());
+    let lp = SyncPtr(losses.as_mut_ptr());
     // Rows are independent: one task per row (a row is V ~ 50k floats of work).
     par.for_each(n, &|i, _thread| {
         let tgt = targets[i];
@@ -52,7 +39,7 @@ pub fn crossentropy_backward(par: &dyn Parallel, dlogits: &mut [f32], dlosses: &
     let dlosses = &dlosses[..n]; // (N)
     let logits = &logits[..n * v]; // (N,V)
     let targets = &targets[..n]; // (N)
-    let dp = SharedMut(dlogits.as_mut_ptr());
+    let dp = SyncPtr(dlogits.as_mut_ptr());
     par.for_each(n, &|i, _thread| {
         // SAFETY: task i alone touches dlogits row i, which lies inside the (N,V) buffer.
         let drow = unsafe { std::slice::from_raw_parts_mut(dp.get().add(i * v), v) }; // (V)
