@@ -5,7 +5,7 @@
 //! for jc in N by NC:                      one column block of C
 //!   for pc in K by KC:                    one slice of the contraction (KC = K up to
 //!                                         768 on AVX-512: one pass over C; 256 when
-//!                                         A is packed from its transpose)
+//!                                         A is column-major, doutᵀ in dweight)
 //!     pack B[pc.., jc..] -> (KC, NC)      shared scratch, split over threads (for_each #1);
 //!                                         KC×NC is sized to sit in L2
 //!     for each task (disjoint tile of C): for_each #2
@@ -622,20 +622,8 @@ unsafe fn pack_a_panel<V: F32Vec, const MR: usize>(a: Mat, i0: usize, mvalid: us
         // Rows of A are contiguous (inp, dout): transpose.
         pack_transposed::<V>(a.ptr.add(i0 * a.rs + pc), a.rs, mvalid, MR, kb, dst);
     } else if a.rs == 1 {
-        // Columns of A are contiguous (doutᵀ in dweight): straight copies of MR floats.
-        for k in 0..kb {
-            let src = a.ptr.add((pc + k) * a.cs + i0);
-            let d = dst.add(k * MR);
-            if mvalid == MR {
-                // A fixed-size copy: one vector move, where the element loop stayed
-                // scalar (8 loads and stores per k; 3-4% of the backward pass).
-                core::ptr::copy_nonoverlapping(src, d, MR);
-            } else {
-                for i in 0..MR {
-                    *d.add(i) = if i < mvalid { *src.add(i) } else { 0.0 };
-                }
-            }
-        }
+        // Columns of A are contiguous (doutᵀ in dweight): one panel of pack_a_columns.
+        pack_a_columns::<MR>(a, i0, mvalid, pc, kb, dst);
     } else {
         for k in 0..kb {
             for i in 0..MR {
