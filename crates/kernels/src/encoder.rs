@@ -1,5 +1,6 @@
 //! Token + position embedding: out[b,t,:] = wte[ids[b,t],:] + wpe[t,:].
 
+use crate::simd::math::acc_into;
 use crate::simd::F32Vec;
 use crate::simd_kernel;
 
@@ -41,23 +42,6 @@ fn add_into<V: F32Vec>(o: &mut [f32], x: &[f32], y: &[f32]) {
     }
 }
 
-/// acc += x over equal-length rows.
-#[inline(always)]
-fn acc_into<V: F32Vec>(acc: &mut [f32], x: &[f32]) {
-    let n = acc.len();
-    let x = &x[..n];
-    let l = V::LANES;
-    let mut i = 0;
-    while i + l <= n {
-        // SAFETY: i + LANES <= n and both rows hold n floats.
-        unsafe { V::load(acc.as_ptr().add(i)).add(V::load(x.as_ptr().add(i))).store(acc.as_mut_ptr().add(i)) };
-        i += l;
-    }
-    while i < n {
-        acc[i] += x[i];
-        i += 1;
-    }
-}
 
 simd_kernel! {
     /// Scatters dout (B,T,C) into the tables: dwte[ids[b,t]] += dout[b,t]; dwpe[t] += dout[b,t].

@@ -1,6 +1,6 @@
 //! Vector maths on top of `F32Vec` that several kernels share: exp, div and sqrt
-//! (`VecMath`), and the row reductions of a softmax (GELU, cross-entropy, attention,
-//! decode and AdamW use them).
+//! (`VecMath`, used by GELU, cross-entropy, attention, decode and AdamW), the row
+//! reductions of a softmax (decode), dot products, `acc += x` over rows and a scalar ln.
 
 use super::F32Vec;
 
@@ -255,4 +255,60 @@ pub(crate) fn dot<V: F32Vec>(x: &[f32], y: &[f32]) -> f32 {
     let y = &y[..x.len()];
     // SAFETY: x and y both hold x.len() floats.
     unsafe { dot_ptr::<V>(x.as_ptr(), y.as_ptr(), x.len()) }
+}
+
+/// acc += x over equal-length rows.
+#[inline(always)]
+pub(crate) fn acc_into<V: F32Vec>(acc: &mut [f32], x: &[f32]) {
+    let n = acc.len();
+    let x = &x[..n];
+    let l = V::LANES;
+    let mut i = 0;
+    while i + l <= n {
+        // SAFETY: i + LANES <= n and both rows hold n floats.
+        unsafe { V::load(acc.as_ptr().add(i)).add(V::load(x.as_ptr().add(i))).store(acc.as_mut_ptr().add(i)) };
+        i += l;
+    }
+    while i < n {
+        acc[i] += x[i];
+        i += 1;
+    }
+}
+
+/// ln x for x >= 1 (a softmax sum: its largest term is exp(0)), within an ulp or so of
+/// f32::ln. Plain arithmetic on the bits (Cephes logf), so that the loop over a tile's
+/// rows vectorises: f32::ln is a libm call per row. NaN stays NaN.
+#[inline(always)]
+pub(crate) fn ln_pos(x: f32) -> f32 {
+    let bits = x.to_bits();
+    // x = m 2^e with m in [0.5, 1).
+    let mut e = ((bits >> 23) & 0xff) as i32 - 126;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    // Then m in [sqrt(1/2), sqrt(2)), z = m - 1.
+    let z = if m < core::f32::consts::FRAC_1_SQRT_2 {
+        e -= 1;
+        m + m - 1.0
+    } else {
+        m - 1.0
+    };
+    let e = e as f32;
+    let zz = z * z;
+    let mut y = 7.037_683_6e-2;
+    y = y * z - 1.151_461e-1;
+    y = y * z + 1.167_699_9e-1;
+    y = y * z - 1.242_014_1e-1;
+    y = y * z + 1.424_932_3e-1;
+    y = y * z - 1.666_805_8e-1;
+    y = y * z + 2.000_071_4e-1;
+    y = y * z - 2.499_999_4e-1;
+    y = y * z + 3.333_333e-1;
+    y = y * z * zz;
+    y += LN2_LO * e; // ln 2 = LN2_HI + LN2_LO
+    y += -0.5 * zz;
+    let r = z + y + LN2_HI * e;
+    if x.is_nan() {
+        x
+    } else {
+        r
+    }
 }
