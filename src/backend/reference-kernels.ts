@@ -10,7 +10,8 @@
 // Conventions (shared with crates/kernels, see src/backend/backend.ts):
 // - outputs first, then inputs, then dimensions; B batch, T time, C channels, NH heads,
 //   HS = C / NH head size, V vocab, OC output channels, N rows.
-// - Backward kernels ACCUMULATE (+=) into every gradient buffer; callers zero them.
+// - Backward kernels ACCUMULATE (+=) into every gradient buffer; callers zero them, except
+//   where a trailing overwrite flag asks a kernel to write its activation gradient instead.
 // - No argument checks here: BaseBackend checks every call before it reaches a kernel.
 
 import type { DropoutSpec, Kernels } from './backend.js';

@@ -8,7 +8,10 @@
 //! - Kernels never allocate. Kernels that need scratch memory take `scratch: &mut [f32]`
 //!   of at least `<kernel>_scratch_len(..)` floats; the caller owns and reuses it.
 //! - Backward kernels ACCUMULATE (`+=`) into every gradient buffer they write (parameter
-//!   and activation gradients alike); the caller zeroes them.
+//!   and activation gradients alike); the caller zeroes them. Where an activation gradient
+//!   often has a single writer, an `overwrite` argument (matmul_backward's dinp,
+//!   attention, gelu and crossentropy backward) writes it instead: the same bits as
+//!   zeroing it first.
 //! - Kernels do not validate arguments beyond debug assertions: the bindings
 //!   (crates/node, the TS wasm backend) check lengths, shapes and ids first.
 //! - Multi-threading goes through the `Parallel` trait, so this crate has no threads of

@@ -801,7 +801,7 @@ pub fn crossentropy_forward(losses: Unknown, logits: Unknown, targets: Unknown, 
 }
 
 /// dlogits (N,V) += dlosses (N) * (softmax(logits) - onehot(targets)); rows with target ==
-/// ignoreIndex get nothing. Accumulates.
+/// ignoreIndex get nothing. Accumulates; overwrite (optional) overwrites dlogits instead.
 #[napi]
 pub fn crossentropy_backward(
     dlogits: Unknown, dlosses: Unknown, logits: Unknown, targets: Unknown, n: Unknown, v: Unknown, ignore_index: Unknown, overwrite: Option<Unknown>,
