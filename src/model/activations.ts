@@ -76,7 +76,7 @@ export function layoutLayerActs<T>(cfg: GPTConfig, B: number, T: number, take: (
  * L times less memory than layoutActivations, and the shared set stays warm in cache from
  * one block to the next.
  */
-export function layoutGradActivations<T>(cfg: GPTConfig, B: number, T: number, shared: LayerActs<T>, take: (n: number) => T): Acts<T> {
+export function layoutGradActivations<T>(cfg: GPTConfig, B: number, T: number, shared: LayerActs<T>, dlogits: T, take: (n: number) => T): Acts<T> {
   const N = B * T;
   const C = cfg.nEmbd;
   const drop = cfg.dropout > 0;
@@ -84,17 +84,16 @@ export function layoutGradActivations<T>(cfg: GPTConfig, B: number, T: number, s
   const encodedDrop = drop ? take(N * C) : null;
   const layers: Array<LayerActs<T>> = [];
   for (let l = 0; l < cfg.nLayer; l++) layers.push(cfg.postLN ? { ...shared, ln2: take(N * C) } : shared);
-  return { encoded, encodedDrop, layers, ...layoutTail(cfg, B, T, take) };
+  return { encoded, encodedDrop, layers, ...layoutTail(cfg, B, T, take, dlogits) };
 }
 
-function layoutTail<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T): Pick<Acts<T>, 'lnf' | 'lnfMean' | 'lnfRstd' | 'logits' | 'losses'> {
+function layoutTail<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T, logits?: T): Pick<Acts<T>, 'lnf' | 'lnfMean' | 'lnfRstd' | 'logits' | 'losses'> {
   const N = B * T;
   const { nEmbd: C, vocabSize: V } = cfg;
   const pre = !cfg.postLN;
   return {
     lnf: pre ? take(N * C) : null, lnfMean: pre ? take(N) : null, lnfRstd: pre ? take(N) : null,
-    // logits last: the gradient arena zeroes everything before its dlogits (see GPT.planGrads).
-    losses: take(N), logits: take(N * V),
+    logits: logits ?? take(N * V), losses: take(N),
   };
 }
 
@@ -112,19 +111,6 @@ export class Arena {
   /** The whole base tensor (for zeroing); null before the first cut. */
   get tensor(): Tensor | null {
     return this.base;
-  }
-
-  /**
-   * One view of everything the last cut handed out before `end` (one of its views): what
-   * needs zeroing when the buffers from `end` on are always overwritten. Freed with the cut.
-   */
-  before(end: Tensor): Tensor {
-    const i = this.views.indexOf(end);
-    if (i < 0) throw new Error('Arena.before: not a view of the last cut');
-    const length = this.views.slice(0, i).reduce((n, v) => n + v.length, 0);
-    const v = this.backend.view(this.base!, 0, length);
-    this.views.push(v);
-    return v;
   }
 
   /** Calls `layout` with a `take` that hands out consecutive views. */

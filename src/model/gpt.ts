@@ -11,14 +11,14 @@
 // the counter RNG keyed by (seed, stream, element): seed = dropoutSeed(config.seed, training
 // step), stream = a fixed number per dropout site, so a run is reproducible on any backend.
 //
-// Backward kernels accumulate, so the gradient activations are zeroed before use and every
-// branch that feeds a tensor simply adds its share (residuals, the tied wte). Gradients
-// inside a block live in one set of buffers that all blocks share (llm.c style, see
-// layoutGradActivations): it is zeroed just before each block's backward; the residual
-// stream between blocks and the embeddings' gradients are zeroed per pass (dlogits is
-// overwritten by the loss's backward instead).
-// Pre-LN blocks (GPT-2) skip that zeroing and the residual copies: see
-// residualStreamBackward.
+// Backward kernels accumulate into a gradient, so where several branches feed one (the
+// residual stream, the tied wte) each simply adds its share into a buffer zeroed first.
+// A gradient with a single writer is written instead (the kernels' overwrite flags) and
+// never zeroed: the branches' inner gradients and dlogits. Gradients inside a block live
+// in one set of buffers that all blocks share (llm.c style, see layoutGradActivations).
+// Post-LN blocks (GPT-1) zero the shared buffers they add into before each block and keep
+// the residual stream between blocks in buffers zeroed per pass; pre-LN blocks (GPT-2)
+// keep the stream's gradient in one buffer: see residualStreamBackward.
 
 import { NO_DROPOUT, type Backend, type DropoutSpec, type Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
@@ -83,12 +83,13 @@ export class GPT {
   private readonly actArena: Arena;
   private readonly gradArena: Arena; // gradients of the residual stream, embeddings, head
   private readonly gradLayerArena: Arena; // gradients inside a block, shared by all blocks
+  // dlogits (206 MB at GPT-2 small) apart, as lmLossBackward writes it whole: never zeroed.
+  private readonly dlogitsArena: Arena;
   private readonly intArena: Arena;
   private acts: Acts<Tensor> | null = null;
   private gacts: Acts<Tensor> | null = null;
   private actsBT = '';
   private gactsBT = '';
-  private gradsToZero: Tensor | null = null; // the gradient arena up to dlogits, zeroed per pass
   private idsT: Tensor | null = null; // (B, T) i32
   private targetsT: Tensor | null = null; // (B, T) i32
   private pass: Pass | null = null;
@@ -119,6 +120,7 @@ export class GPT {
     this.actArena = new Arena(backend);
     this.gradArena = new Arena(backend);
     this.gradLayerArena = new Arena(backend);
+    this.dlogitsArena = new Arena(backend);
     this.intArena = new Arena(backend, 'i32');
     this.decArena = new Arena(backend);
     this.decIntArena = new Arena(backend, 'i32');
@@ -396,7 +398,7 @@ export class GPT {
     this.ensureGrads();
     const hidden = this.trunkForward(ids, batch, seq, true);
     const ga = this.planGrads(batch, seq);
-    this.backend.zero(this.gradsToZero!);
+    this.backend.zero(this.gradArena.tensor!);
     return { hidden, dhidden: this.hiddenOf(ga) };
   }
 
@@ -440,9 +442,10 @@ export class GPT {
       const lgp = g.blocks[l];
       const x = this.blockInput(a, l, drop); // (B, T, C)
       const dx = this.blockInput(ga, l, drop);
-      // The block's own gradient buffers (shared with every block) start from zero; its
-      // stream gradient (lg.ln2) and dx are separate and were zeroed per pass.
-      be.zero(this.gradLayerArena.tensor!);
+      // Of the block's own gradient buffers (shared with every block), those that kernels
+      // add into start from zero; the branches' inner ones are overwritten. Its stream
+      // gradient (lg.ln2) and dx are separate and were zeroed per pass.
+      for (const t of [lg.res3, lg.ln1, lg.res2, lg.attproj, lg.fcproj, lg.attprojDrop, lg.fcprojDrop]) if (t) be.zero(t);
       // ln2 = LN(res3), res3 = ln1 + drop(fcproj)
       be.layernormBackward(lg.res3, lgp.ln2w, this.lnBiasGrad(lgp.ln2b), lg.ln2, la.res3, lp.ln2w, la.ln2Mean, la.ln2Rstd, N, C);
       be.residualBackward(lg.ln1, drop ? lg.fcprojDrop! : lg.fcproj, lg.res3, N * C);
@@ -514,6 +517,7 @@ export class GPT {
     this.actArena.dispose();
     this.gradArena.dispose();
     this.gradLayerArena.dispose();
+    this.dlogitsArena.dispose();
     this.intArena.dispose();
     this.decArena.dispose();
     this.decIntArena.dispose();
@@ -699,9 +703,8 @@ export class GPT {
     const key = `${B}x${T}`;
     if (this.gacts === null || this.gactsBT !== key) {
       const shared = this.gradLayerArena.cut((take) => layoutLayerActs(this.config, B, T, take));
-      this.gacts = this.gradArena.cut((take) => layoutGradActivations(this.config, B, T, shared, take));
-      // dlogits (206 MB at GPT-2 small) is written whole by lmLossBackward: never zeroed.
-      this.gradsToZero = this.gradArena.before(this.gacts.logits);
+      const [dlogits] = this.dlogitsArena.cut((take) => [take(B * T * this.config.vocabSize)]);
+      this.gacts = this.gradArena.cut((take) => layoutGradActivations(this.config, B, T, shared, dlogits, take));
       this.gactsBT = key;
     }
     return this.gacts;
