@@ -10,7 +10,7 @@
 import { resolve } from 'node:path';
 import type { GPT } from '../model/gpt.js';
 import { HELP_OPTION, UsageError, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, bundledCorpus, setupBackend } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, bundledCorpus, logLine as log, setupBackend } from './env.js';
 import { PRESETS } from './presets.js';
 import { formatDuration } from './progress.js';
 import { printSample } from './sample.js';
@@ -33,8 +33,6 @@ export const DEMO_SPEC: CommandSpec = {
 const PROMPTS = ['It is a truth universally acknowledged, ', 'Elizabeth ', '"My dear Mr. Bennet," '];
 const EVALS = 20; // validation points on the curve
 const EVAL_BATCHES = 10; // train()'s default evalBatches
-
-const log = (line: string): void => void process.stderr.write(line + '\n');
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const values = parseCommandOrHelp(DEMO_SPEC, argv);

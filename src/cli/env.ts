@@ -37,6 +37,11 @@ export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+/** Progress and notices go to stderr, a line at a time, so stdout carries only results. */
+export function logLine(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
 /** data/corpus.txt, shipped with the package (see data/README.md). */
 export function bundledCorpus(): string {
   const path = join(packageRoot(), 'data', 'corpus.txt');

@@ -12,7 +12,7 @@ import type { TaskMetrics } from '../tasks/metrics.js';
 import { TASK_TYPES, type TaskType } from '../tasks/transform.js';
 import { finetune, type FineTuneStepInfo } from '../train/finetune.js';
 import { HELP_OPTION, UsageError, choiceValue, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine as log } from './env.js';
 import { bar, formatDuration } from './progress.js';
 
 export const FINETUNE_SPEC: CommandSpec = {
@@ -132,10 +132,6 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
-}
-
-function log(line: string): void {
-  process.stderr.write(line + '\n');
 }
 
 /** A markdown-ish table of metrics rows (empty string when there are none). */

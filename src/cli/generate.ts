@@ -5,7 +5,7 @@
 
 import { generate } from '../prompt/generate.js';
 import { HELP_OPTION, UsageError, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine } from './env.js';
 
 export const GENERATE_SPEC: CommandSpec = {
   name: 'generate',
@@ -60,7 +60,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
   if (opts.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${opts.seed}`, 'generate');
   if (opts.topP === 0) throw new UsageError('--top-p must be in (0, 1]', 'generate');
   const choice = backendChoice(values);
-  const { model, tokenizer } = await loadModelFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine);
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   process.once('SIGINT', onSigint);

@@ -8,7 +8,7 @@ import { loadTaskData, validateExample } from '../tasks/data.js';
 import type { FineTunedGPT, Prediction } from '../tasks/finetuned.js';
 import type { TaskExample } from '../tasks/transform.js';
 import { HELP_OPTION, UsageError, intValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadFineTunedFolder } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadFineTunedFolder, logLine } from './env.js';
 
 export const PREDICT_SPEC: CommandSpec = {
   name: 'predict',
@@ -40,7 +40,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   if (sources.length !== 1) throw new UsageError('give exactly one of --data, --example or --text');
   const batchSize = intValue(values, 'batch', 32, 1);
   const choice = backendChoice(values);
-  const ft = await loadFineTunedFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
+  const ft = await loadFineTunedFolder(modelDir, choice, logLine);
   try {
     const type = ft.task.type;
     let examples: TaskExample[];

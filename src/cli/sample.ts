@@ -7,7 +7,7 @@ import { GPT } from '../model/gpt.js';
 import { generate } from '../prompt/generate.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { HELP_OPTION, UsageError, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine } from './env.js';
 
 export const SAMPLE_SPEC: CommandSpec = {
   name: 'sample',
@@ -66,7 +66,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const count = intValue(values, 'num-samples', 1, 1);
   const choice = backendChoice(values);
 
-  const { model, tokenizer } = await loadModelFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine);
   try {
     const write = (s: string) => void process.stdout.write(s);
     for (let i = 0; i < count; i++) {

@@ -3,7 +3,7 @@
 
 import { score } from '../prompt/score.js';
 import { HELP_OPTION, UsageError, choiceValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadModelFolder } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine } from './env.js';
 
 export const SCORE_SPEC: CommandSpec = {
   name: 'score',
@@ -43,7 +43,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   if (candidates.length === 0) throw new UsageError('--candidates needs at least one candidate', 'score');
   const normalize = choiceValue(values, 'normalize', ['none', 'token', 'char'] as const) ?? 'none';
   const choice = backendChoice(values);
-  const { model, tokenizer } = await loadModelFolder(modelDir, choice, (line) => void process.stderr.write(line + '\n'));
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine);
   try {
     const r = await score(model, tokenizer, stringValue(values, 'context') ?? '', candidates, { normalize });
     if (values.json) {

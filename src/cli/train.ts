@@ -20,7 +20,7 @@ import { findCheckpoint } from '../train/checkpoint.js';
 import { TokenDataset, listTextFiles, prepareData } from '../train/data.js';
 import { train, type TrainResult } from '../train/train.js';
 import { HELP_OPTION, UsageError, choiceValue, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, setupBackend } from './env.js';
+import { BACKEND_OPTIONS, backendChoice, logLine as log, setupBackend } from './env.js';
 import { PRESETS, PRESET_NAMES, type PresetName } from './presets.js';
 import { Progress, formatDuration } from './progress.js';
 import { lossCurveSvg, type LossPoint } from './svg.js';
@@ -82,8 +82,6 @@ export interface TrainOutcome {
   out: string;
   svg: string;
 }
-
-const log = (line: string): void => void process.stderr.write(line + '\n');
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const values = parseCommandOrHelp(TRAIN_SPEC, argv);
