@@ -11,7 +11,7 @@
 // A root is a checkout with its builds done (npm run build:native && npm run build:ts),
 // e.g. a `git worktree` of the commit to compare against.
 
-import { CONFIGS, ferroStep, loadLib, makeModel, randomBatches } from './suites/train.js';
+import { CONFIGS, ferroStep, loadLib, makeModel, median, randomBatches } from './suites/train.js';
 
 function parseArgs(argv) {
   const a = { roots: [], config: 'nano', steps: 200, threads: 1 };
@@ -28,8 +28,6 @@ function parseArgs(argv) {
   if (!(Number.isInteger(a.steps) && a.steps >= 1)) throw new Error(`--steps must be a positive integer, got ${a.steps}`);
   return a;
 }
-
-const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));

@@ -344,7 +344,7 @@ function ferroProfile(lib, cfg, model, opt, threads, steps) {
 
 // ---------------------------------------------------------------- report
 
-const median = (xs) => {
+export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -475,7 +475,7 @@ function parseArgs(argv) {
     else if (s === '--profile-threads') a.profileThreads = Number(argv[++i]);
     else if (s === '--no-install') a.install = false;
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js train [--quick] [--threads 1,2] [--configs nano,gpt2] [--no-torch] [--no-profile] [--profile-threads N]');
+      console.log('usage: node bench/benchmark.js train [--quick] [--threads 1,2] [--configs nano,gpt2] [--no-torch] [--no-profile] [--profile-threads N] [--no-install]');
       process.exit(0);
     } else if (!s.startsWith('-')) a.suite = s;
     else throw new Error(`unknown option ${s}`);
@@ -579,37 +579,34 @@ async function runTrain(args, log) {
   writeResults('train', doc, renderTrain(doc), log);
 }
 
-/** Entry from bench/benchmark.js for the `train` and `quality` suites. */
 /** Debian packages the PyTorch side needs: torch, and OpenBLAS behind its libblas.so.3
  * (without it Debian's reference BLAS runs PyTorch's matmuls ~50x slower). */
 const TORCH_PACKAGES = ['python3-torch', 'libopenblas0-openmp'];
 
 /**
  * Makes sure the PyTorch peer can run: on a fresh machine, as root on Debian, installs
- * TORCH_PACKAGES (and says so); otherwise prints the command that would. The suites still
- * run without it, with the PyTorch columns marked as not measured.
+ * TORCH_PACKAGES (and says so) unless `install` is false (--no-install); otherwise prints
+ * the command that would. The suites still run without it, with the PyTorch columns marked
+ * as not measured.
  */
-export function ensurePyTorch(log) {
+export function ensurePyTorch(log, install = true) {
   const debian = existsSync('/etc/debian_version');
   const installed = (pkg) => spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' }).stdout?.includes('install ok installed');
   const missing = debian ? TORCH_PACKAGES.filter((p) => !installed(p)) : torchVersion() == null ? ['PyTorch'] : [];
   if (missing.length === 0) return;
-  if (debian && canAptInstall()) {
+  if (install && canAptInstall()) {
     log(`installing Debian packages ${missing.join(' ')} for the PyTorch comparison`);
     if (aptInstall(missing)) return;
   }
   log(`PyTorch comparison needs ${missing.join(', ')}: ${debian ? aptCommand(missing) : 'install PyTorch for ' + PYTHON} (as root), then rerun`);
 }
 
+/** Entry from bench/benchmark.js for the `train` and `quality` suites. */
 export async function main(argv) {
   const log = (s) => console.log(s);
   const suite = argv.find((s) => !s.startsWith('-'));
-  if (suite === 'quality') {
-    const q = await import('./train.quality.js');
-    ensurePyTorch(log);
-    return q.main(argv, log);
-  }
+  if (suite === 'quality') return (await import('./train.quality.js')).main(argv, log);
   const args = parseArgs(argv);
-  if (args.torch) ensurePyTorch(log);
+  if (args.torch) ensurePyTorch(log, args.install);
   await runTrain(args, log);
 }

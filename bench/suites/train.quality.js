@@ -26,7 +26,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../lib/rng.js';
-import { baseEnv, ferroStep, loadLib, root, torchRunAsync, writeResults } from './train.js';
+import { baseEnv, ensurePyTorch, ferroStep, loadLib, root, torchRunAsync, writeResults } from './train.js';
 
 const MODEL = { vocabSize: 0, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 };
 const BATCH = 12;
@@ -35,7 +35,7 @@ const SCHEDULE = { kind: 'cosine', maxLr: 1e-3, warmupSteps: 100, minLr: 1e-4 };
 const CLIP = 1.0;
 
 function parseArgs(argv) {
-  const a = { iters: 2000, threads: 1, evalEvery: 250, valBatches: 50, torchOwnInit: true, seed: 1337 };
+  const a = { iters: 2000, threads: 1, evalEvery: 250, valBatches: 50, torchOwnInit: true, seed: 1337, install: true };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === '--iters') a.iters = Number(argv[++i]);
@@ -45,8 +45,9 @@ function parseArgs(argv) {
     else if (s === '--no-torch-own-init') a.torchOwnInit = false;
     else if (s === '--seed') a.seed = Number(argv[++i]);
     else if (s === '--quick') (a.iters = 200), (a.evalEvery = 100), (a.valBatches = 10);
+    else if (s === '--no-install') a.install = false;
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js quality [--iters 2000] [--threads 1] [--eval-every 250] [--val-batches 50] [--no-torch-own-init] [--quick]');
+      console.log('usage: node bench/benchmark.js quality [--iters 2000] [--threads 1] [--eval-every 250] [--val-batches 50] [--no-torch-own-init] [--quick] [--no-install]');
       process.exit(0);
     } else if (s.startsWith('-')) throw new Error(`unknown option ${s}`);
   }
@@ -98,6 +99,7 @@ function crossEntropy(logits, targets, V) {
 
 export async function main(argv, log) {
   const args = parseArgs(argv);
+  ensurePyTorch(log, args.install);
   const started = Date.now();
   const lib = await loadLib();
   lib.backend.setThreads(args.threads);
