@@ -1,5 +1,5 @@
 // ferrogpt: the public entry point. Everything a user imports from 'ferrogpt' is
-// re-exported here; the implementation lives in the folders named in DESIGN.md.
+// re-exported here; the implementation lives in the folders named in docs/ARCHITECTURE.md#layout.
 
 // ---- backends (src/backend) ----
 export { useBackend, initBackend, getBackend, backendInfo, setThreads, availableBackends, BACKEND_NAMES } from './backend/index.js';

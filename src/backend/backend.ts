@@ -14,7 +14,7 @@
 //   flag (matmulBackward's overwriteDinp, attentionBackward, geluBackward,
 //   crossentropyBackward) writes it instead:
 //   the same bits as zeroing it first, without the zeroing pass or the read-back.
-// - Every method validates its arguments (see checks.ts) and throws an Error naming the
+// - Every method validates its arguments (see base.ts) and throws an Error naming the
 //   offending argument; no input can crash the process or write out of bounds.
 // - Output tensors must not overlap input tensors (views of one buffer that do not
 //   overlap are fine).

@@ -65,7 +65,7 @@ const toF64 = (x: Float32Array) => Float64Array.from(x);
 // reference: pointwise kernels are within a few ulps; reductions over C grow with sqrt(C).
 const TOL_POINTWISE = 1e-6;
 const TOL_REDUCE = 1e-5;
-const TOL_MATMUL = 1e-4; // DESIGN: <= 1e-4 relative for matmul-heavy results at K = 3072
+const TOL_MATMUL = 1e-4; // docs/ARCHITECTURE.md#tests: <= 1e-4 relative for matmul-heavy results at K = 3072
 const TOL_ATTENTION = 1e-5;
 
 // ---------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ export function buildCases(): KernelCase[] {
     [130, 64, 48, 1], // more rows and columns than one register/cache tile
     [70, 40, 389, 1], // dweight: OC over two packed A blocks, a partial panel; dbias past 8 vectors
     [20, 520, 30, 1], // dinp 520 columns wide: split by columns on 2 threads
-    [64, 3072, 96, 1], // K = 3072 (GPT-2's MLP projection), the accuracy bound in DESIGN.md
+    [64, 3072, 96, 1], // K = 3072 (GPT-2's MLP projection), the accuracy bound in docs/ARCHITECTURE.md#tests
   ] as const) {
     const r = next();
     const inp = randn(r, N * C);

@@ -1,6 +1,6 @@
 //! ferrogpt kernels: plain functions over contiguous f32 slices, in the style of llm.c.
 //!
-//! Conventions (DESIGN.md):
+//! Conventions (docs/ARCHITECTURE.md#conventions):
 //! - Outputs first, then inputs, then dimensions. Dimension letters: B batch, T time,
 //!   C channels, NH heads, HS head size (C / NH), V vocab, OC output channels,
 //!   N = number of rows (usually B*T).

@@ -1,6 +1,6 @@
 //! The N-API surface of ferrogpt: one function per kernel in src/backend/backend.ts.
 //!
-//! Thin by design (DESIGN.md): argument checks, dispatch, threads — no maths.
+//! Thin by design (docs/ARCHITECTURE.md#the-backend-boundary): argument checks, dispatch, threads — no maths.
 //!
 //! - Buffers arrive as JS typed arrays (Float32Array / Int32Array) and reach the kernels
 //!   zero-copy: we read the data pointer and length of each view and build the Rust slice
