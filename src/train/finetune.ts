@@ -28,7 +28,7 @@ import type { TaskExample, TaskType } from '../tasks/transform.js';
 import type { GPT } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { AdamW, type Optimizable } from './optimizer.js';
-import { uniformInt } from './rng.js';
+import { uniformInt } from '../backend/rng.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 
 export interface FineTuneTask {
