@@ -23,6 +23,8 @@ export default defineConfig({
   test: {
     // (include is per project: `extends: true` would concatenate a root include with theirs)
     testTimeout: 120_000,
+    // Writes src/version.ts from package.json (generated, git-ignored; see the script).
+    globalSetup: ['./scripts/write-version.mjs'],
     // Native kernels use every core; running test files one at a time keeps the 2-core
     // machines from thrashing.
     fileParallelism: false,

@@ -8,6 +8,10 @@
 // checkpoint (1) paused at each dangerous point of the save by a test hook, and (2) at
 // random moments, several times in a row. Every time the last good checkpoint loads, and
 // the resumed run gives exactly the losses of an uninterrupted one.
+// FINETUNE: the same format and writer. A run stopped mid-epoch and resumed on a fresh model,
+// and a child killed at each dangerous point of a mid-epoch save and resumed, end with the
+// losses, validation history and checkpoint bytes (model + head weights, both AdamW states,
+// trainer.json) of an uninterrupted run; restoring the head's dropout counter matters.
 
 import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -18,11 +22,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/backend.js';
 import { writeSafetensorsFile } from '../src/io/safetensors.js';
 import { GPT } from '../src/model/gpt.js';
+import { FineTunedGPT } from '../src/tasks/finetuned.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
-import { findCheckpoint, loadCheckpoint } from '../src/train/checkpoint.js';
+import { findCheckpoint, loadCheckpoint, loadTaskCheckpoint } from '../src/train/checkpoint.js';
 import { TokenDataset, prepareData } from '../src/train/data.js';
+import { finetune, type FineTuneOptions, type FineTuneResult } from '../src/train/finetune.js';
 import { train, type TrainOptions } from '../src/train/train.js';
 import { describeEachBackend } from './helpers/backends.js';
+import { classificationTask } from './helpers/synthetic-tasks.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./helpers/kill-during-checkpoint.mjs', import.meta.url));
@@ -230,6 +237,11 @@ interface ChildRun {
  */
 function runChild(backendName: string, ckdir: string, steps: number, opts: { pauseAt?: string; killAfterMs?: number; checkpointEvery: number }): Promise<ChildRun> {
   const args = { backend: backendName, config, data: tokenFile, train: { ...hyper, steps, checkpointDir: ckdir, checkpointEvery: opts.checkpointEvery } };
+  return spawnChild(args, opts);
+}
+
+/** Runs kill-during-checkpoint.child.ts with `args` (train's or finetune's, see there); killed as runChild says. */
+function spawnChild(args: object, opts: { pauseAt?: string; killAfterMs?: number }): Promise<ChildRun> {
   const env = { ...process.env };
   if (opts.pauseAt) {
     env.FERROGPT_TEST_CHECKPOINT_PAUSE_MS = '60000';
@@ -353,6 +365,175 @@ describeEachBackend(
       for (const [s, l] of last.losses) seen.set(s, l);
       expectSameLosses(seen, reference, range(1, steps));
       expect(await readdir(parent)).toEqual(['ckpt']);
+    });
+  },
+  ['native'],
+);
+
+// ---------------------------------------------------------------- finetune: exact resume, kill test
+
+const FT_TEXT = 'abcdefghx';
+const ftTok = Tokenizer.trainFromTexts([FT_TEXT], { type: 'char' });
+const ftConfig = { vocabSize: ftTok.vocabSize, blockSize: 24, nLayer: 2, nHead: 2, nEmbd: 16, seed: 7 };
+// 26 examples in batches of 4: 7 updates an epoch (the last one of 2 examples), 3 epochs = 21
+// updates. Checkpoints every 3 updates and at the ends of epochs: 3 6 7 9 12 14 15 18 21.
+// Dropout (model and classifier) on, λ > 0 (L1 too), warmup then linear decay, validation.
+const ftOptions = {
+  task: { type: 'classification' as const, train: classificationTask(26, 51), validation: classificationTask(8, 52) },
+  epochs: 3, batchSize: 4, lr: 3e-3, warmup: 3, lambda: 0.5, dropout: 0.1, clfDropout: 0.1, seed: 9, checkpointEvery: 3,
+};
+const FT_STEPS = 21;
+const CKPT_FILES = ['model.safetensors', 'optimizer.safetensors', 'config.json', 'task.json', 'tokenizer.json'];
+
+/** A fine-tuning run from a fresh base model (stopped after update `stopAt` if given); losses by step from onStep. */
+async function ftRun(backend: Backend, opts: Partial<FineTuneOptions>, stopAt?: number): Promise<{ r: FineTuneResult; losses: Map<number, number> }> {
+  const base = GPT.create(ftConfig, backend);
+  const losses = new Map<number, number>();
+  const ac = new AbortController();
+  try {
+    const r = await finetune({
+      ...ftOptions, ...opts, model: base, tokenizer: ftTok, signal: ac.signal,
+      onStep: (s) => {
+        losses.set(s.step, s.loss);
+        if (s.step === stopAt) ac.abort();
+      },
+    });
+    return { r, losses };
+  } finally {
+    base.dispose(); // finetune rebuilt it (task tokens, dropout): the result has its own
+  }
+}
+
+/** The checkpoints at a and b are the same bytes (and equal trainer.json). */
+async function expectSameCheckpoint(a: string, b: string): Promise<void> {
+  for (const f of CKPT_FILES) expect(Buffer.compare(await readFile(join(a, f)), await readFile(join(b, f))), f).toBe(0);
+  expect(JSON.parse(await readFile(join(a, 'trainer.json'), 'utf8'))).toEqual(JSON.parse(await readFile(join(b, 'trainer.json'), 'utf8')));
+}
+
+/** Every weight of the model and of the head is bit-identical. */
+function expectSameWeights(a: FineTunedGPT, b: FineTunedGPT): void {
+  const pb = b.model.namedParameters();
+  a.model.namedParameters().forEach(([name, p], i) => expect(Buffer.compare(Buffer.from(p.data().buffer), Buffer.from(pb[i][1].data().buffer)), name).toBe(0));
+  const hb = b.head.namedParameters();
+  a.head.namedParameters().forEach(([name, w], i) => expect(Buffer.compare(Buffer.from(w.buffer, w.byteOffset, w.byteLength), Buffer.from(hb[i][1].buffer, hb[i][1].byteOffset, hb[i][1].byteLength)), name).toBe(0));
+}
+
+/** Per backend: the uninterrupted run every resumed one must equal (with its final checkpoint). */
+const ftReference = new Map<string, Promise<{ r: FineTuneResult; losses: Map<number, number>; dir: string }>>();
+function ftFull(backend: Backend): Promise<{ r: FineTuneResult; losses: Map<number, number>; dir: string }> {
+  if (!ftReference.has(backend.name)) {
+    const ckdir = join(dir, `ft-${backend.name}-full`);
+    ftReference.set(backend.name, ftRun(backend, { checkpointDir: ckdir }).then((x) => ({ ...x, dir: ckdir })));
+  }
+  return ftReference.get(backend.name)!;
+}
+afterAll(async () => {
+  for (const p of ftReference.values()) (await p).r.model.dispose();
+});
+
+describeEachBackend(
+  'finetune: exact resume',
+  (backend) => {
+    it('stopped mid-epoch (step 9 of 21), resumed on a fresh model: the same losses, history, weights and checkpoint bytes', async () => {
+      const full = await ftFull(backend);
+      expect(full.r).toMatchObject({ steps: FT_STEPS, startStep: 0, stopped: false });
+      expect(full.r.history.map((h) => [h.epoch, h.step])).toEqual([[1, 7], [2, 14], [3, 21]]);
+
+      // Stopped after step 9: epoch 2, its second batch; step 9 is also a checkpointEvery step.
+      const stopDir = join(dir, `ft-${backend.name}-stop`);
+      const part = await ftRun(backend, { checkpointDir: stopDir }, 9);
+      expect(part.r).toMatchObject({ steps: 9, startStep: 0, stopped: true });
+      expectSameLosses(part.losses, full.losses, range(1, 9));
+      expect(JSON.parse(await readFile(join(stopDir, 'trainer.json'), 'utf8'))).toMatchObject({ verb: 'finetune', step: 9, trainingSteps: 9, headSteps: 9 });
+      part.r.model.dispose();
+
+      const resumed = await ftRun(backend, { checkpointDir: stopDir, resume: true });
+      expect(resumed.r).toMatchObject({ steps: FT_STEPS, startStep: 9, stopped: false });
+      expect([...resumed.losses.keys()]).toEqual(range(10, FT_STEPS));
+      expectSameLosses(resumed.losses, full.losses, range(10, FT_STEPS));
+      expect(resumed.r.losses).toEqual(full.r.losses.slice(9));
+      expect(resumed.r.history).toEqual(full.r.history); // epoch 1's comes from the checkpoint
+      expect(resumed.r.validation).toEqual(full.r.validation);
+      expect(resumed.r.model.model.trainingSteps).toBe(FT_STEPS);
+      expect(resumed.r.model.headSteps).toBe(FT_STEPS);
+      expectSameWeights(resumed.r.model, full.r.model);
+      await expectSameCheckpoint(stopDir, full.dir);
+      // The checkpoint is a fine-tuned model folder too.
+      const loaded = await FineTunedGPT.load(stopDir, backend);
+      expectSameWeights(loaded, full.r.model);
+      loaded.dispose();
+      resumed.r.model.dispose();
+    });
+
+    it('the restored head dropout counter matters (negative control); a resume checks what it continues', async () => {
+      const full = await ftFull(backend);
+      const ckdir = join(dir, `ft-${backend.name}-control`);
+      (await ftRun(backend, { checkpointDir: ckdir }, 4)).r.model.dispose();
+      const trainerPath = join(ckdir, 'trainer.json');
+      const good = await readFile(trainerPath, 'utf8');
+      await writeFile(trainerPath, JSON.stringify({ ...JSON.parse(good), headSteps: 0 })); // as if it were not saved
+      const wrong = await ftRun(backend, { checkpointDir: ckdir, resume: true }, 5);
+      expect(wrong.losses.get(5)).not.toBe(full.losses.get(5));
+      wrong.r.model.dispose();
+
+      await writeFile(trainerPath, good);
+      await expect(ftRun(backend, { checkpointDir: ckdir, resume: true, batchSize: 5 })).rejects.toThrow(/written with batchSize 4, not 5: the epoch orders would differ/);
+      await expect(ftRun(backend, { checkpointDir: ckdir, resume: true, seed: 10 })).rejects.toThrow(/written with seed 9, not 10/);
+      await expect(ftRun(backend, { checkpointDir: ckdir, resume: true, task: { ...ftOptions.task, train: classificationTask(26, 53) } })).rejects.toThrow(/trained on other examples/);
+      await expect(ftRun(backend, { checkpointDir: ckdir, resume: true, dropout: 0 })).rejects.toThrow(/different model: dropout 0.1 vs 0/);
+      await expect(ftRun(backend, { checkpointDir: ckdir, resume: true, clfDropout: 0.2 })).rejects.toThrow(/task.json differs from the task being fine-tuned in clfDropout/);
+      await expect(ftRun(backend, { resume: true })).rejects.toThrow(/finetune: resume needs checkpointDir/);
+      await expect(ftRun(backend, { checkpointDir: join(dir, 'ft-nothing'), resume: true })).rejects.toThrow(/no checkpoint at/);
+      // 'auto' without a checkpoint starts afresh.
+      const fresh = await ftRun(backend, { checkpointDir: join(dir, `ft-${backend.name}-auto`), resume: 'auto' }, 2);
+      expectSameLosses(fresh.losses, full.losses, [1, 2]);
+      fresh.r.model.dispose();
+      // The two verbs' checkpoints are told apart.
+      await expect(loadCheckpoint(ckdir, { backend })).rejects.toThrow(/it is a finetune checkpoint/);
+      const trainDir = join(dir, `ft-${backend.name}-a-train-checkpoint`);
+      const data = TokenDataset.open(tokenFile);
+      (await runLosses(backend, { data, steps: 1, checkpointDir: trainDir })).model.dispose();
+      data.close();
+      const ft = (await ftRun(backend, {}, 1)).r.model;
+      await expect(loadTaskCheckpoint(trainDir, ft)).rejects.toThrow(/it is a train \(pre-training\) checkpoint, not a finetune one/);
+      ft.dispose();
+    });
+  },
+  ['native', 'reference'],
+);
+
+describeEachBackend(
+  'finetune: kill during checkpoint',
+  (backend) => {
+    it.each([
+      ['tmp', 'ckpt'],
+      ['swap', 'ckpt.old'],
+    ])('SIGKILL at the %s point of a mid-epoch save: the previous checkpoint resumes, bit for bit', async (phase, survivor) => {
+      const full = await ftFull(backend);
+      const parent = await mkdtemp(join(dir, `ft-kill-${phase}-`));
+      const ckdir = join(parent, 'ckpt');
+      // Checkpoints at 3 6 7 9 12 ...; killed while saving step 12's (epoch 2, its 5th batch).
+      const { task, ...opts } = ftOptions;
+      const args = { verb: 'finetune', backend: backend.name, config: ftConfig, tokenizerText: FT_TEXT, finetune: { ...opts, task, checkpointDir: ckdir } };
+      const run = await spawnChild(args, { pauseAt: `${phase}@12` });
+      expect(run.killedAt, run.stderr).toBe(`ferrogpt-test: checkpoint pause ${phase} 12`);
+      expect(run.signal).toBe('SIGKILL');
+      expectSameLosses(run.losses, full.losses, range(1, 12)); // the child computes what this process does
+
+      const entries = (await readdir(parent)).sort();
+      expect(entries.some((e) => e.startsWith('ckpt.tmp-'))).toBe(true); // the interrupted write
+      expect(entries.includes(survivor)).toBe(true);
+      expect(await findCheckpoint(ckdir)).toBe(join(parent, survivor));
+      expect(JSON.parse(await readFile(join(parent, survivor, 'trainer.json'), 'utf8')).step).toBe(9); // mid-epoch 2
+
+      const resumed = await ftRun(backend, { checkpointDir: ckdir, resume: true });
+      expect([...resumed.losses.keys()]).toEqual(range(10, FT_STEPS));
+      expectSameLosses(resumed.losses, full.losses, range(10, FT_STEPS));
+      expect(resumed.r.history).toEqual(full.r.history);
+      expectSameWeights(resumed.r.model, full.r.model);
+      await expectSameCheckpoint(ckdir, full.dir);
+      expect(await readdir(parent)).toEqual(['ckpt']); // the next save cleaned up
+      resumed.r.model.dispose();
     });
   },
   ['native'],

@@ -117,6 +117,7 @@ describe('ferrogpt CLI (child process)', () => {
       ['train', '--help'],
       ['sample', '--help'],
       ['demo', '--help'],
+      ['finetune', '--help'],
       ['help', 'train'],
       ['--version'],
       [],
@@ -148,6 +149,7 @@ describe('ferrogpt CLI (child process)', () => {
       expect(r.stderr).toBe(''); // help loads no backend and says nothing else
     }
     expect(byArgv(['train', '--help']).stdout).toMatch(/--data PATH[\s\S]*--tokenizer[\s\S]*--preset[\s\S]*--resume/);
+    expect(byArgv(['finetune', '--help']).stdout).toMatch(/--model DIR[\s\S]*--checkpoint-every N[\s\S]*--resume/);
     expect(byArgv(['sample', '--help']).stdout).toMatch(/--max-new-tokens[\s\S]*--temperature[\s\S]*--top-k[\s\S]*--num-samples/);
     expect(byArgv(['help', 'train']).stdout).toContain('Usage: ferrogpt train');
     const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string };

@@ -422,13 +422,13 @@ describe('ferrogpt finetune / eval / predict', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** main(argv) in this process, its output captured. */
-  async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  /** main(argv) in this process, its output captured (onStderr sees each write). */
+  async function cli(argv: string[], onStderr?: (text: string) => void): Promise<{ code: number; stdout: string; stderr: string }> {
     const r = { code: -1, stdout: '', stderr: '' };
     const out = process.stdout.write.bind(process.stdout);
     const err = process.stderr.write.bind(process.stderr);
     process.stdout.write = ((s: string) => ((r.stdout += s), true)) as typeof process.stdout.write;
-    process.stderr.write = ((s: string) => ((r.stderr += s), true)) as typeof process.stderr.write;
+    process.stderr.write = ((s: string) => ((r.stderr += s), onStderr?.(s), true)) as typeof process.stderr.write;
     try {
       r.code = await main(argv);
     } finally {
@@ -476,5 +476,51 @@ describe('ferrogpt finetune / eval / predict', () => {
     const bad = await cli(['eval', '--model', out, '--data', join(dir, 'train.jsonl').replace('train', 'nope')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/cannot read .*nope\.jsonl/);
+  });
+
+  it('Ctrl-C saves a checkpoint; --resume continues it with run.json\'s settings, to the bytes of an uninterrupted run', async () => {
+    const base = join(dir, 'base-resume');
+    const model = GPT.create({ vocabSize: tokenizer.vocabSize, blockSize: 24, nLayer: 1, nHead: 2, nEmbd: 16, seed: 2 });
+    await model.save(base);
+    await tokenizer.save(join(base, 'tokenizer.json'));
+    model.dispose();
+    const jsonl = (xs: object[]) => xs.map((x) => JSON.stringify(x)).join('\n') + '\n';
+    await writeFile(join(dir, 'train-r.jsonl'), jsonl(classificationTask(48, 61)));
+    await writeFile(join(dir, 'valid-r.jsonl'), jsonl(classificationTask(16, 62)));
+    // 48 / 8 = 6 updates an epoch, 2 epochs; default dropout 0.1 and clf-dropout 0.1.
+    const flags = (out: string) => ['finetune', '--model', base, '--task', 'classification', '--train', join(dir, 'train-r.jsonl'), '--valid', join(dir, 'valid-r.jsonl'), '--out', out, '--epochs', '2', '--batch', '8', '--lr', '3e-3', '--warmup', '2'];
+    const whole = join(dir, 'whole');
+    expect((await cli(flags(whole))).code).toBe(0);
+
+    // Ctrl-C (the command's own SIGINT listener) once step 4 is logged: mid-epoch 1.
+    const split = join(dir, 'split');
+    const before = process.listeners('SIGINT');
+    let sent = false;
+    const first = await cli(flags(split), (text) => {
+      if (!sent && /step +4\/12/.test(text)) {
+        sent = true;
+        for (const l of process.listeners('SIGINT').filter((x) => !before.includes(x))) (l as (s: string) => void)('SIGINT');
+      }
+    });
+    expect(first.code, first.stderr).toBe(130);
+    expect(first.stderr).toMatch(/resume: ferrogpt finetune --out .*split --resume/);
+    expect(JSON.parse(await readFile(join(split, 'checkpoint', 'trainer.json'), 'utf8')).step).toBe(4);
+
+    const resumed = await cli(['finetune', '--out', split, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming .* from .*checkpoint/);
+    expect(resumed.stderr).toMatch(/step +5\/12/);
+    expect(resumed.stderr).not.toMatch(/step +4\/12/);
+    for (const f of ['model.safetensors', 'config.json', 'task.json', 'tokenizer.json']) {
+      expect(Buffer.compare(await readFile(join(split, f)), await readFile(join(whole, f))), f).toBe(0);
+    }
+    const [a, b] = await Promise.all([split, whole].map(async (d) => JSON.parse(await readFile(join(d, 'metrics.json'), 'utf8'))));
+    expect(a).toMatchObject({ steps: 12, startStep: 4, stopped: false });
+    expect(a.history).toEqual(b.history); // epoch 1's validation came from the checkpoint
+    expect(a.finalLoss).toBe(b.finalLoss);
+
+    const none = await cli(['finetune', '--out', join(dir, 'no-run'), '--resume']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--resume: .* holds no fine-tuning run to resume/);
   });
 });

@@ -2,8 +2,11 @@
 // FERROGPT_BACKEND / FERROGPT_DEBUG variables, and that falling back is never silent.
 // Each test imports a fresh copy of the registry (vi.resetModules) so no state leaks.
 
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { allowMissing, backendOrNull } from './helpers/backends.js';
+
+const pkgVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 type Registry = typeof import('../src/backend/index.js');
 
@@ -43,7 +46,7 @@ describe('backend registry', () => {
     const r = await freshRegistry();
     const b = await r.useBackend('reference');
     expect(r.getBackend()).toBe(b);
-    expect(r.backendInfo()).toEqual({ name: 'reference', simd: 'none', threads: 1, version: '0.1.0' });
+    expect(r.backendInfo()).toEqual({ name: 'reference', simd: 'none', threads: 1, version: pkgVersion });
     expect(await r.useBackend('reference')).toBe(b); // one instance per process
     expect(r.setThreads(4)).toBe(1); // single-threaded: no effect
     expect(() => r.setThreads(0)).toThrow(/setThreads: n must be an integer >= 1/);

@@ -6,7 +6,8 @@
 //   uniform = (random_u32 >> 8) * 2^-24;  keep(p) = uniform >= p
 
 import { describe, expect, it } from 'vitest';
-import { attentionDropoutIndex, dropoutScale, keep, mix32, randomU32, uniform } from '../src/backend/reference-kernels.js';
+import { attentionDropoutIndex, dropoutScale, keep, uniform } from '../src/backend/reference-kernels.js';
+import { mix32, randomU32 } from '../src/backend/rng.js';
 
 describe('counter RNG (crates/kernels/src/rng.rs)', () => {
   it('mix32 matches the specification', () => {

@@ -15,32 +15,14 @@
 // - No argument checks here: BaseBackend checks every call before it reaches a kernel.
 
 import type { DropoutSpec, Kernels } from './backend.js';
+import { randomU32 } from './rng.js';
 
 export type FloatArray = Float32Array | Float64Array;
 /** Any buffer a reference kernel takes: floats, or Int32Array for ids and targets. */
 export type RefArray = FloatArray | Int32Array;
 
 // ---------------------------------------------------------------------------------------
-// Counter-based RNG, bit for bit as specified in crates/kernels/src/rng.rs. Math.imul is
-// the wrapping 32-bit multiply; `>>> 0` turns the result back into an unsigned u32.
-
-/** mix32(x): x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16. */
-export function mix32(x: number): number {
-  x = x >>> 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d) >>> 0;
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b) >>> 0;
-  x ^= x >>> 16;
-  return x >>> 0;
-}
-
-/** random_u32(seed, stream, index) = mix32(mix32(mix32(index ^ seed) ^ stream) + 0x9e3779b9). */
-export function randomU32(seed: number, stream: number, index: number): number {
-  const a = mix32((index ^ seed) >>> 0);
-  const b = mix32((a ^ stream) >>> 0);
-  return mix32((b + 0x9e3779b9) >>> 0);
-}
+// Dropout draws, on the counter-based RNG of ./rng.ts (crates/kernels/src/rng.rs).
 
 /** uniform in [0, 1): the top 24 bits of random_u32 times 2^-24 (exact in f32 and f64). */
 export function uniform(seed: number, stream: number, index: number): number {

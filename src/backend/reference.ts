@@ -6,8 +6,9 @@ import type { BackendInfo, Kernels } from './backend.js';
 import { TypedArrayBackend, type TypedStorage as Storage } from './typed-array.js';
 import { referenceKernels, type RefArray } from './reference-kernels.js';
 
-/** The package version reported by backendInfo() (kept in step with package.json). */
-export const VERSION = '0.1.0';
+// The package version reported by backendInfo(): package.json's, written at build time (src/version.ts).
+import { VERSION } from '../version.js';
+export { VERSION };
 
 
 export class ReferenceBackend extends TypedArrayBackend {

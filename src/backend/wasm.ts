@@ -13,8 +13,8 @@ import type { BackendInfo, DType, DropoutSpec, Kernels } from './backend.js';
 import { NO_DROPOUT } from './backend.js';
 import { BaseBackend } from './base.js';
 
-/** Package version reported by info(); kept in step with package.json and the crates. */
-const VERSION = '0.1.0';
+/** Package version reported by info(): package.json's, written at build time (src/version.ts). */
+import { VERSION } from '../version.js';
 /** Largest allocation wasm32 can address (4 GiB minus alignment slack). */
 const MAX_BYTES = 0xffff_fff0;
 

@@ -4,10 +4,17 @@
 // The output folder (--out) holds what FineTunedGPT.save writes — config.json,
 // model.safetensors (with the head), tokenizer.json, task.json — plus metrics.json: the
 // settings, the validation metrics after every epoch and the truncation counts.
-// `ferrogpt eval` and `ferrogpt predict` read it.
+// `ferrogpt eval` and `ferrogpt predict` read it. Also:
+//   run.json      the settings, so --resume needs no flags
+//   checkpoint/   finetune()'s checkpoint (replaced atomically; after every epoch, every
+//                 --checkpoint-every updates, and on Ctrl-C): --resume continues from it,
+//                 bit for bit as if the run had not stopped
 
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { findCheckpoint } from '../train/checkpoint.js';
 import type { TaskMetrics } from '../tasks/metrics.js';
 import { TASK_TYPES, type TaskType } from '../tasks/transform.js';
 import { finetune, type FineTuneStepInfo } from '../train/finetune.js';
@@ -36,6 +43,8 @@ export const FINETUNE_SPEC: CommandSpec = {
     'clf-dropout': { type: 'string', value: 'P', help: 'dropout before the head (default 0.1)' },
     'max-length': { type: 'string', value: 'N', help: 'longest input in tokens; longer ones are cut (default: the model\'s block size)' },
     seed: { type: 'string', value: 'N', help: 'seed of the example order and the head (default 1337)' },
+    'checkpoint-every': { type: 'string', value: 'N', help: 'also checkpoint every N updates (default 0: after every epoch only)' },
+    resume: { type: 'boolean', help: 'continue the run in --out from its checkpoint (same settings unless given)' },
     ...BACKEND_OPTIONS,
     help: HELP_OPTION,
   },
@@ -49,56 +58,117 @@ export const FINETUNE_SPEC: CommandSpec = {
     'Examples:',
     '  ferrogpt finetune --model runs/austen --task classification --train sst.jsonl --valid sst-dev.jsonl --out runs/sst',
     '  ferrogpt finetune --model runs/austen --task entailment --train nli.csv --lambda 0 --epochs 2 --out runs/nli',
+    '  ferrogpt finetune --out runs/sst --resume          # after Ctrl-C: continues exactly',
     '',
-    'Ctrl-C stops after the current update and saves the model as it is.',
+    'Ctrl-C stops after the current update and saves the model as it is, and a checkpoint that --resume continues.',
   ].join('\n'),
 };
+
+/** Everything a run needs, after defaults. Recorded in run.json. */
+interface FinetuneSettings {
+  command: 'finetune';
+  model: string;
+  task: TaskType;
+  train: string;
+  valid: string | null;
+  labels: string[] | null;
+  regression: boolean;
+  maxLength: number | null;
+  lambda: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  dropout: number;
+  clfDropout: number;
+  seed: number;
+  checkpointEvery: number;
+}
+
+/** Flags → settings. With --resume, run.json in --out supplies every flag not given. */
+async function resolveSettings(values: Record<string, string | boolean | undefined>, out: string, resume: boolean): Promise<FinetuneSettings> {
+  let saved: Partial<FinetuneSettings> = {};
+  if (resume) {
+    const runPath = join(out, 'run.json');
+    if (!existsSync(runPath)) throw new UsageError(`--resume: ${out} holds no fine-tuning run to resume (no run.json); start one with --model, --task and --train`);
+    saved = JSON.parse(await readFile(runPath, 'utf8')) as Partial<FinetuneSettings>;
+    if (saved.command !== 'finetune') throw new UsageError(`--resume: ${join(out, 'run.json')} is not a fine-tuning run's (ferrogpt train --resume continues a pre-training run)`);
+  }
+  const model = stringValue(values, 'model') ?? saved.model;
+  if (model === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt train`, or a GPT-2 folder with tokenizer.json)');
+  const task = choiceValue(values, 'task', TASK_TYPES) ?? saved.task;
+  if (task === undefined) throw new UsageError(`--task is required: ${TASK_TYPES.join(', ')}`);
+  const trainPath = stringValue(values, 'train') ?? saved.train;
+  if (trainPath === undefined) throw new UsageError('--train is required (a .jsonl, .json, .csv or .tsv file of examples)');
+  const validPath = stringValue(values, 'valid') ?? saved.valid ?? undefined;
+  const labelsArg = stringValue(values, 'labels');
+  const labels = labelsArg === undefined ? (saved.labels ?? undefined) : labelsArg.split(',').map((l) => l.trim());
+  if (labelsArg !== undefined && labels !== undefined && (labels.length < 2 || labels.some((l) => l === ''))) {
+    throw new UsageError(`--labels must name at least 2 classes, comma-separated, got ${JSON.stringify(labelsArg)}`);
+  }
+  const regression = values.regression === true || (values.regression === undefined && saved.regression === true);
+  if (regression && task !== 'similarity') throw new UsageError('--regression is for --task similarity');
+  const maxLength = values['max-length'] === undefined ? (saved.maxLength ?? null) : intValue(values, 'max-length', 0, 3);
+  const settings: FinetuneSettings = {
+    command: 'finetune',
+    model: resolve(model),
+    task,
+    train: resolve(trainPath),
+    valid: validPath === undefined ? null : resolve(validPath),
+    labels: labels ?? null,
+    regression,
+    maxLength,
+    lambda: numValue(values, 'lambda', saved.lambda ?? 0.5, 0),
+    epochs: intValue(values, 'epochs', saved.epochs ?? 3, 1),
+    batchSize: intValue(values, 'batch', saved.batchSize ?? 32, 1),
+    lr: numValue(values, 'lr', saved.lr ?? 6.25e-5, 0),
+    warmup: numValue(values, 'warmup', saved.warmup ?? 0.002, 0),
+    dropout: numValue(values, 'dropout', saved.dropout ?? 0.1, 0, 0.99),
+    clfDropout: numValue(values, 'clf-dropout', saved.clfDropout ?? 0.1, 0, 0.99),
+    seed: intValue(values, 'seed', saved.seed ?? 1337, 0),
+    checkpointEvery: intValue(values, 'checkpoint-every', saved.checkpointEvery ?? 0, 0),
+  };
+  if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
+  return settings;
+}
 
 export async function finetuneCommand(argv: string[]): Promise<number> {
   const values = parseCommandOrHelp(FINETUNE_SPEC, argv);
   if (values === null) return 0;
-  const modelDir = stringValue(values, 'model');
-  if (modelDir === undefined) throw new UsageError('--model is required (a folder written by `ferrogpt train`, or a GPT-2 folder with tokenizer.json)');
-  const type = choiceValue(values, 'task', TASK_TYPES);
-  if (type === undefined) throw new UsageError(`--task is required: ${TASK_TYPES.join(', ')}`);
-  const trainPath = stringValue(values, 'train');
-  if (trainPath === undefined) throw new UsageError('--train is required (a .jsonl, .json, .csv or .tsv file of examples)');
-  const validPath = stringValue(values, 'valid');
   const out = resolve(stringValue(values, 'out') ?? 'ferrogpt-finetuned');
-  const labelsArg = stringValue(values, 'labels');
-  const labels = labelsArg?.split(',').map((s) => s.trim());
-  if (labels !== undefined && (labels.length < 2 || labels.some((l) => l === ''))) throw new UsageError(`--labels must name at least 2 classes, comma-separated, got ${JSON.stringify(labelsArg)}`);
-  if (values.regression && type !== 'similarity') throw new UsageError('--regression is for --task similarity');
-  const settings = {
-    lambda: numValue(values, 'lambda', 0.5, 0),
-    epochs: intValue(values, 'epochs', 3, 1),
-    batchSize: intValue(values, 'batch', 32, 1),
-    lr: numValue(values, 'lr', 6.25e-5, 0),
-    warmup: numValue(values, 'warmup', 0.002, 0),
-    dropout: numValue(values, 'dropout', 0.1, 0, 0.99),
-    clfDropout: numValue(values, 'clf-dropout', 0.1, 0, 0.99),
-    seed: intValue(values, 'seed', 1337, 0),
-  };
-  const maxLength = values['max-length'] === undefined ? undefined : intValue(values, 'max-length', 0, 3);
-  if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
+  const resume = values.resume === true;
+  const s = await resolveSettings(values, out, resume);
+  const ckptDir = join(out, 'checkpoint');
+  const found = await findCheckpoint(ckptDir);
+  if (resume && found === null) throw new Error(`--resume: no checkpoint in ${ckptDir}`);
   const choice = backendChoice(values);
-  const { dir, model, tokenizer } = await loadModelFolder(modelDir, choice, log);
+  const { dir, model, tokenizer } = await loadModelFolder(s.model, choice, log);
   const stop = new AbortController();
   const onSigint = (): void => {
     if (stop.signal.aborted) process.exit(130); // a second Ctrl-C: leave now
-    log('\nstopping after this update (Ctrl-C again to quit without saving)…');
+    log('\nstopping after this update and saving (Ctrl-C again to quit without saving)…');
     stop.abort();
   };
   process.on('SIGINT', onSigint);
   const progress = new FinetuneProgress();
   try {
-    log(`fine-tuning ${dir} on ${type} (${trainPath}${validPath ? `, validation ${validPath}` : ''}), λ ${settings.lambda}, ${settings.epochs} epochs, batch ${settings.batchSize}, lr ${settings.lr}`);
+    if (!resume && found !== null) log(`note: starting afresh: the checkpoint in ${ckptDir} will be replaced (--resume continues it)`);
+    await mkdir(out, { recursive: true });
+    await writeFileAtomic(join(out, 'run.json'), JSON.stringify(s, null, 2) + '\n');
+    const settings = { lambda: s.lambda, epochs: s.epochs, batchSize: s.batchSize, lr: s.lr, warmup: s.warmup, dropout: s.dropout, clfDropout: s.clfDropout, seed: s.seed };
+    log(
+      `${resume ? 'resuming' : 'fine-tuning'} ${dir} on ${s.task} (${s.train}${s.valid ? `, validation ${s.valid}` : ''}), λ ${s.lambda}, ${s.epochs} epochs, batch ${s.batchSize}, lr ${s.lr}` +
+        (resume ? ` from ${found}` : ''),
+    );
     const r = await finetune({
       model,
       tokenizer,
-      task: { type: type as TaskType, train: resolve(trainPath), validation: validPath === undefined ? undefined : resolve(validPath), labels, regression: values.regression ? true : undefined, maxLength },
+      task: { type: s.task, train: s.train, validation: s.valid ?? undefined, labels: s.labels ?? undefined, regression: s.regression ? true : undefined, maxLength: s.maxLength ?? undefined },
       ...settings,
-      onStep: (s) => progress.update(s),
+      checkpointDir: ckptDir,
+      checkpointEvery: s.checkpointEvery,
+      resume,
+      onStep: (info) => progress.update(info),
       signal: stop.signal,
     });
     progress.finish();
@@ -112,10 +182,11 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
       task: r.model.task.type,
       labels: r.model.task.labels,
       regression: r.model.task.regression,
-      train: resolve(trainPath),
-      validation: validPath === undefined ? null : resolve(validPath),
+      train: s.train,
+      validation: s.valid,
       settings: { ...settings, maxLength: r.model.task.maxLength },
       steps: r.steps,
+      startStep: r.startStep,
       stopped: r.stopped,
       finalLoss: r.losses.at(-1) ?? null,
       truncated: r.truncated,
@@ -126,6 +197,7 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
     await writeFileAtomic(join(out, 'metrics.json'), JSON.stringify(summary, null, 2) + '\n');
     process.stdout.write(metricsTable(r.history.map((h) => ({ label: `epoch ${h.epoch} (step ${h.step})`, metrics: h.metrics }))));
     log(`${r.stopped ? 'stopped; ' : ''}saved the fine-tuned model to ${out} (${formatDuration(r.elapsedMs / 1000)})`);
+    if (r.stopped) log(`resume: ferrogpt finetune --out ${out} --resume`);
     r.model.dispose();
     if (r.model.model !== model) model.dispose();
     return r.stopped ? 130 : 0;
@@ -150,12 +222,14 @@ class FinetuneProgress {
   private readonly stream = process.stderr;
   private readonly tty = process.stderr.isTTY === true;
   private readonly t0 = performance.now();
+  private start = -1; // updates done before the first one seen (a resumed run's checkpoint step)
   private lastDraw = 0;
   private drawn = false;
 
   update(s: FineTuneStepInfo): void {
+    if (this.start < 0) this.start = s.step - 1;
     const elapsed = (performance.now() - this.t0) / 1000;
-    const eta = s.step < s.totalSteps ? `ETA ${formatDuration((elapsed / s.step) * (s.totalSteps - s.step))}` : `${formatDuration(elapsed)} total`;
+    const eta = s.step < s.totalSteps ? `ETA ${formatDuration((elapsed / (s.step - this.start)) * (s.totalSteps - s.step))}` : `${formatDuration(elapsed)} total`;
     const fields = [`epoch ${s.epoch}`, `loss ${s.loss.toFixed(4)}`, `L2 ${s.l2.toFixed(4)}`];
     if (Number.isFinite(s.l1)) fields.push(`L1 ${s.l1.toFixed(4)}`);
     if (s.validation) fields.push(s.validation.accuracy !== undefined ? `val acc ${s.validation.accuracy.toFixed(4)}` : `val r ${(s.validation.pearson ?? NaN).toFixed(4)}`);

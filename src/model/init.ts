@@ -4,23 +4,8 @@
 // parameters are visited in, and GPT.create with the same seed gives the same model on
 // every backend and platform.
 
+import { mix32, randomU32 } from '../backend/rng.js';
 import type { ParamSpec } from './params.js';
-
-/** mix32 from crates/kernels/src/rng.rs (wrapping 32-bit arithmetic via Math.imul). */
-export function mix32(x: number): number {
-  x >>>= 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d);
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
-
-/** random_u32(seed, stream, index) from crates/kernels/src/rng.rs. */
-export function randomU32(seed: number, stream: number, index: number): number {
-  return mix32((mix32(mix32((index ^ seed) >>> 0) ^ stream) + 0x9e3779b9) >>> 0);
-}
 
 /** Uniform in (0, 1), never 0 (so log() below is finite): (u32 + 0.5) / 2^32. */
 function uniformOpen(seed: number, stream: number, index: number): number {

@@ -3,11 +3,11 @@
 // a draw is made from: samplingDistribution() returns the allowed tokens and their
 // probabilities, drawToken() picks one with a uniform number.
 //
-// Randomness is the counter RNG of src/model/init.ts: draw k of sequence i under seed s is
+// Randomness is the counter RNG of src/backend/rng.ts: draw k of sequence i under seed s is
 // randomU32(s, SAMPLE_STREAM + i, k), a pure function of (seed, sequence, step), so a seed
 // reproduces a generation exactly on a given backend, whatever else runs in the batch.
 
-import { randomU32 } from '../model/init.js';
+import { randomU32 } from '../backend/rng.js';
 
 export interface SamplingOptions {
   /** Softmax temperature; 0 = greedy (argmax). Default 1. */

@@ -110,7 +110,8 @@ export class FineTunedGPT {
   readonly task: Readonly<TaskSpec>;
   readonly ids: SpecialIds;
 
-  private headSteps = 0; // training passes of the head: keys its dropout masks
+  /** Training passes of the head: keys its dropout masks (a checkpoint restores it, as GPT.trainingSteps). */
+  headSteps = 0;
   private readonly lossArena: Arena;
   private readonly labelArena: Arena;
   private lossN = -1;

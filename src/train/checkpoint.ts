@@ -1,14 +1,26 @@
 // Training checkpoints: everything a resumed run needs to continue EXACTLY (bit for bit, on
-// the same backend) where an uninterrupted run would be.
+// the same backend) where an uninterrupted run would be. One format and one writer for both
+// verbs, `train` (pre-training) and `finetune` (GPT-1 fine-tuning).
 //
 // A checkpoint is a directory:
-//   config.json, model.safetensors   the weights (GPT.save; GPT.load reads the folder as is)
+//   config.json, model.safetensors   the weights, written by the model's own save(): GPT.save
+//                                    for train; FineTunedGPT.save for finetune, which adds
+//                                    the task head (score.weight, score.bias) to
+//                                    model.safetensors, tokenizer.json and task.json. So
+//                                    GPT.load (and for finetune FineTunedGPT.load) reads the
+//                                    folder as is.
 //   optimizer.safetensors            AdamW's m and v, (P) each, our parameter layout;
-//                                    metadata { step }: updates done
-//   trainer.json                     step, model.trainingSteps (keys the dropout masks), the
-//                                    window sampler's { seed, drawn }, the data it was
-//                                    drawn from, the run's hyper-parameters; written LAST
-//   tokenizer.json                   if the run was given a tokenizer
+//                                    finetune adds head.m and head.v (the head's AdamW);
+//                                    metadata { step (, head.step) }: updates done
+//   trainer.json                     the loop's state, written LAST. Both verbs: step,
+//                                    model.trainingSteps (keys the dropout masks), the data
+//                                    it was trained on, the run's hyper-parameters, the last
+//                                    loss. train: the window sampler's { seed, drawn } and the
+//                                    last validation loss. finetune ("verb": "finetune"): the
+//                                    head's headSteps (keys its dropout masks) and the
+//                                    validation metrics so far; its epoch orders are a pure
+//                                    function of (seed, epoch), so `step` places it in them.
+//   tokenizer.json                   if the run was given a tokenizer (finetune: always)
 //
 // Atomicity. Saving to `ckpt` never touches `ckpt` until a complete new one exists:
 //   1. write everything into `ckpt.tmp-<pid>/` (every file fsynced, then the directory)
@@ -27,20 +39,25 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { syncDirectory, writeFileAtomic } from '../io/atomic.js';
-import { expectTensors, readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
-import type { GPTConfig } from '../model/config.js';
+import { expectTensors, readSafetensorsFile, writeSafetensorsFile, type LoadedTensor } from '../io/safetensors.js';
+import { configFromHF, type GPTConfig, type HFGPT2Config } from '../model/config.js';
 import { GPT } from '../model/gpt.js';
-import { loadGPT } from '../model/hf.js';
+import { HEAD_BIAS, HEAD_WEIGHT } from '../model/head.js';
+import { paramsFromHF } from '../model/hf.js';
+import { FineTunedGPT } from '../tasks/finetuned.js';
+import type { TaskMetrics } from '../tasks/metrics.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { SamplerState } from './data.js';
 import type { AdamWState } from './optimizer.js';
 
 export const CHECKPOINT_FORMAT = 'ferrogpt-checkpoint';
 
-/** trainer.json. */
+/** trainer.json of a `train` (pre-training) checkpoint. */
 export interface TrainerState {
   format: typeof CHECKPOINT_FORMAT;
   version: 1;
+  /** Absent for train (checkpoints from before finetune had them have none either). */
+  verb?: 'train';
   /** Optimizer updates done (the next one is step + 1). */
   step: number;
   /** model.trainingSteps: training passes run, which keys the dropout masks. */
@@ -56,10 +73,36 @@ export interface TrainerState {
   loss: number | null;
 }
 
+/** trainer.json of a `finetune` checkpoint. */
+export interface FineTuneTrainerState {
+  format: typeof CHECKPOINT_FORMAT;
+  version: 1;
+  verb: 'finetune';
+  /** Optimizer updates done; with the batch size and seed it places the run in its epoch orders. */
+  step: number;
+  /** model.trainingSteps: keys the model's dropout masks. */
+  trainingSteps: number;
+  /** FineTunedGPT.headSteps: keys the classifier dropout masks. */
+  headSteps: number;
+  /** The training examples: their count and a digest of their encoding (a resumed run must use the same). */
+  data: { id: string; count: number };
+  /** The run's hyper-parameters (batchSize and seed must not change on resume). */
+  options: Record<string, unknown>;
+  /** Training loss of the last step. */
+  loss: number | null;
+  /** Validation metrics after each epoch so far, and the last ones. */
+  history: Array<{ epoch: number; step: number; metrics: TaskMetrics }>;
+  validation: TaskMetrics | null;
+}
+
 export interface CheckpointContents {
-  model: GPT;
+  /** The weights: a GPT (train), or a FineTunedGPT (finetune: with its head, tokenizer and task). */
+  model: GPT | FineTunedGPT;
   optimizer: AdamWState;
-  trainer: TrainerState;
+  /** finetune: the head's AdamW state. */
+  headOptimizer?: AdamWState;
+  trainer: TrainerState | FineTuneTrainerState;
+  /** Written as tokenizer.json (a FineTunedGPT writes its own). */
   tokenizer?: Tokenizer;
 }
 
@@ -71,9 +114,22 @@ export interface LoadedCheckpoint {
   trainer: TrainerState;
 }
 
+export interface LoadedTaskCheckpoint {
+  /** The directory actually read: `dir`, or `dir.old` after a save was interrupted. */
+  dir: string;
+  model: FineTunedGPT;
+  optimizer: AdamWState;
+  headOptimizer: AdamWState;
+  trainer: FineTuneTrainerState;
+}
+
 /** Writes a checkpoint to `dir` atomically (see the top of this file). */
 export async function saveCheckpoint(dir: string, contents: CheckpointContents): Promise<void> {
-  const { model, optimizer, trainer, tokenizer } = contents;
+  const { model, optimizer, headOptimizer, trainer, tokenizer } = contents;
+  const task = model instanceof FineTunedGPT;
+  if (task !== (trainer.verb === 'finetune') || task !== (headOptimizer !== undefined)) {
+    throw new Error('saveCheckpoint: a FineTunedGPT goes with a finetune trainer state and a headOptimizer, a GPT with neither');
+  }
   const target = resolve(dir);
   const parent = dirname(target);
   await mkdir(parent, { recursive: true });
@@ -85,11 +141,14 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
     await model.save(tmp);
     await testPause('tmp', trainer.step);
     const P = optimizer.m.length;
-    await writeSafetensorsFile(
-      join(tmp, 'optimizer.safetensors'),
-      [['m', { shape: [P], data: optimizer.m }], ['v', { shape: [P], data: optimizer.v }]],
-      { format: 'ferrogpt-adamw', step: String(optimizer.step) },
-    );
+    const tensors: Array<[string, { shape: number[]; data: Float32Array }]> = [['m', { shape: [P], data: optimizer.m }], ['v', { shape: [P], data: optimizer.v }]];
+    const metadata: Record<string, string> = { format: 'ferrogpt-adamw', step: String(optimizer.step) };
+    if (headOptimizer !== undefined) {
+      const H = headOptimizer.m.length;
+      tensors.push(['head.m', { shape: [H], data: headOptimizer.m }], ['head.v', { shape: [H], data: headOptimizer.v }]);
+      metadata['head.step'] = String(headOptimizer.step);
+    }
+    await writeSafetensorsFile(join(tmp, 'optimizer.safetensors'), tensors, metadata);
     if (tokenizer) await tokenizer.save(join(tmp, 'tokenizer.json'));
     await writeFileAtomic(join(tmp, 'trainer.json'), JSON.stringify(trainer, null, 2) + '\n');
     await syncDirectory(tmp);
@@ -120,22 +179,18 @@ export async function findCheckpoint(dir: string): Promise<string | null> {
 }
 
 /**
- * Reads a checkpoint written by saveCheckpoint (falling back to `dir.old`, see the top of
- * this file) and checks it: the config against `model` when one is given (the weights are
- * then loaded into it), every tensor's name and shape, and trainer.json's fields. Without
+ * Reads a `train` checkpoint written by saveCheckpoint (falling back to `dir.old`, see the
+ * top of this file) and checks it: the config against `model` when one is given (the weights
+ * are then loaded into it), every tensor's name and shape, and trainer.json's fields. Without
  * `model`, a new GPT is created on `backend` (default: the current one).
  */
 export async function loadCheckpoint(dir: string, options: { model?: GPT; backend?: Backend } = {}): Promise<LoadedCheckpoint> {
-  const found = await findCheckpoint(dir);
-  if (found === null) {
-    throw new Error(`loadCheckpoint: no checkpoint at ${dir} (a checkpoint directory holds trainer.json, optimizer.safetensors, config.json and model.safetensors)`);
+  const { found, where, raw } = await openCheckpoint(dir, 'loadCheckpoint');
+  if ((raw as { verb?: unknown } | null)?.verb === 'finetune') {
+    throw where('it is a finetune checkpoint: resume it with finetune({ resume }), or load the fine-tuned model with FineTunedGPT.load');
   }
-  const where = (msg: string): Error => new Error(`loadCheckpoint: ${found}: ${msg}`);
-
-  const trainer = checkTrainerState(await readJson(join(found, 'trainer.json')), where);
-  const { config, params } = await loadGPT(found).catch((err: Error) => {
-    throw where(err.message);
-  });
+  const trainer = checkTrainerState(raw, where);
+  const { config, params } = await readWeights(found, where);
   let model = options.model;
   if (model) {
     const diffs = configDiff(config, model.config);
@@ -143,24 +198,109 @@ export async function loadCheckpoint(dir: string, options: { model?: GPT; backen
   } else {
     model = GPT.create(config, options.backend ?? getBackend());
   }
-
-  const P = model.numParameters();
-  const { tensors, metadata } = await readSafetensorsFile(join(found, 'optimizer.safetensors')).catch((err: Error) => {
-    throw where(err.message);
-  });
-  try {
-    expectTensors(tensors, { m: [P], v: [P] });
-  } catch (err) {
-    throw where(`optimizer.safetensors: ${(err as Error).message}`);
-  }
-  const step = Number(metadata.step);
-  if (!Number.isSafeInteger(step) || step < 0) throw where(`optimizer.safetensors: metadata step ${JSON.stringify(metadata.step)} is not an integer >= 0`);
-  if (tensors.get('m')!.dtype !== 'F32' || tensors.get('v')!.dtype !== 'F32') throw where('optimizer.safetensors: m and v must be F32');
+  const { optimizer } = await readOptimizer(found, where, model.numParameters(), null);
 
   // Everything checked: only now touch the model.
   model.loadParameters(params);
   model.trainingSteps = trainer.trainingSteps;
-  return { dir: found, model, optimizer: { step, m: tensors.get('m')!.data, v: tensors.get('v')!.data }, trainer };
+  return { dir: found, model, optimizer, trainer };
+}
+
+/**
+ * Reads a `finetune` checkpoint into `ft` (falling back to `dir.old`): checks the config, the
+ * task (task.json against ft.task), the head's and the optimizers' shapes and trainer.json,
+ * then loads the model's and the head's weights and their dropout counters
+ * (model.trainingSteps, ft.headSteps). Returns both optimizer states and trainer.json.
+ */
+export async function loadTaskCheckpoint(dir: string, ft: FineTunedGPT): Promise<LoadedTaskCheckpoint> {
+  const { found, where, raw } = await openCheckpoint(dir, 'loadTaskCheckpoint');
+  if ((raw as { verb?: unknown } | null)?.verb !== 'finetune') throw where('it is a train (pre-training) checkpoint, not a finetune one');
+  const trainer = checkFineTuneState(raw, where);
+  const { config, params, tensors } = await readWeights(found, where);
+  const diffs = configDiff(config, ft.model.config);
+  if (diffs.length > 0) throw where(`it was written for a different model: ${diffs.join(', ')} (checkpoint vs model)`);
+  const task = await readJson(join(found, 'task.json')).catch((err: Error) => {
+    throw where(err.message);
+  });
+  const taskDiffs = Object.keys({ ...(task as object), ...ft.task }).filter(
+    (k) => JSON.stringify((task as Record<string, unknown>)[k]) !== JSON.stringify((ft.task as unknown as Record<string, unknown>)[k]),
+  );
+  if (taskDiffs.length > 0) throw where(`task.json differs from the task being fine-tuned in ${taskDiffs.join(', ')}`);
+  const K = ft.head.K;
+  const C = ft.model.config.nEmbd;
+  const w = tensors.get(HEAD_WEIGHT);
+  const b = tensors.get(HEAD_BIAS);
+  if (w === undefined || b === undefined || w.shape.join() !== `${K},${C}` || b.shape.join() !== `${K}`) {
+    throw where(`model.safetensors: the task head (${HEAD_WEIGHT}, ${HEAD_BIAS}) must have shapes [${K}, ${C}] and [${K}]`);
+  }
+  const { optimizer, headOptimizer } = await readOptimizer(found, where, ft.model.numParameters(), ft.head.numParameters());
+
+  // Everything checked: only now touch the model and the head.
+  ft.model.loadParameters(params);
+  ft.head.loadParameters(w.data, b.data);
+  ft.model.trainingSteps = trainer.trainingSteps;
+  ft.headSteps = trainer.headSteps;
+  return { dir: found, model: ft, optimizer, headOptimizer: headOptimizer!, trainer };
+}
+
+/**
+ * Where to resume from, for a verb's `resume` option: null (start afresh), `checkpointDir`
+ * (resume: true; 'auto' when a checkpoint is there) or the path given.
+ */
+export async function resumeSource(verb: string, resume: boolean | 'auto' | string | undefined, checkpointDir: string | undefined): Promise<string | null> {
+  if (resume === undefined || resume === false) return null;
+  if (resume !== true && resume !== 'auto') {
+    if (typeof resume === 'string' && resume !== '') return resume;
+    throw new Error(`${verb}: resume must be true, false, 'auto' or a checkpoint path, got ${JSON.stringify(resume)}`);
+  }
+  if (checkpointDir === undefined) throw new Error(`${verb}: resume needs checkpointDir (or a checkpoint path as resume)`);
+  if (resume === 'auto' && (await findCheckpoint(checkpointDir)) === null) return null;
+  return checkpointDir; // resume: true and no checkpoint → the loader says so
+}
+
+async function openCheckpoint(dir: string, fn: string): Promise<{ found: string; where: (msg: string) => Error; raw: unknown }> {
+  const found = await findCheckpoint(dir);
+  if (found === null) {
+    throw new Error(`${fn}: no checkpoint at ${dir} (a checkpoint directory holds trainer.json, optimizer.safetensors, config.json and model.safetensors)`);
+  }
+  const where = (msg: string): Error => new Error(`${fn}: ${found}: ${msg}`);
+  return { found, where, raw: await readJson(join(found, 'trainer.json')) };
+}
+
+/** config.json and model.safetensors: the config, our parameters, and every tensor (the head's too). */
+async function readWeights(found: string, where: (msg: string) => Error): Promise<{ config: GPTConfig; params: Map<string, Float32Array>; tensors: Map<string, LoadedTensor> }> {
+  try {
+    const configPath = join(found, 'config.json');
+    const config = configFromHF((await readJson(configPath).catch((err: Error) => {
+      throw new Error(`GPT.load: cannot read ${configPath}: ${err.message}`);
+    })) as HFGPT2Config);
+    const { tensors } = await readSafetensorsFile(join(found, 'model.safetensors'));
+    return { config, params: paramsFromHF(config, tensors), tensors };
+  } catch (err) {
+    throw where((err as Error).message);
+  }
+}
+
+/** optimizer.safetensors: m and v of P values, and head.m, head.v of H when H is not null. */
+async function readOptimizer(found: string, where: (msg: string) => Error, P: number, H: number | null): Promise<{ optimizer: AdamWState; headOptimizer: AdamWState | null }> {
+  const { tensors, metadata } = await readSafetensorsFile(join(found, 'optimizer.safetensors')).catch((err: Error) => {
+    throw where(err.message);
+  });
+  try {
+    expectTensors(tensors, H === null ? { m: [P], v: [P] } : { m: [P], v: [P], 'head.m': [H], 'head.v': [H] });
+  } catch (err) {
+    throw where(`optimizer.safetensors: ${(err as Error).message}`);
+  }
+  const state = (prefix: string): AdamWState => {
+    const key = `${prefix}step`;
+    const step = Number(metadata[key]);
+    if (!Number.isSafeInteger(step) || step < 0) throw where(`optimizer.safetensors: metadata ${key} ${JSON.stringify(metadata[key])} is not an integer >= 0`);
+    const m = tensors.get(`${prefix}m`)!;
+    const v = tensors.get(`${prefix}v`)!;
+    if (m.dtype !== 'F32' || v.dtype !== 'F32') throw where(`optimizer.safetensors: ${prefix}m and ${prefix}v must be F32`);
+    return { step, m: m.data, v: v.data };
+  };
+  return { optimizer: state(''), headOptimizer: H === null ? null : state('head.') };
 }
 
 /** Names every field on which two configs differ: "nLayer 4 vs 2". */
@@ -170,14 +310,8 @@ export function configDiff(a: Readonly<GPTConfig>, b: Readonly<GPTConfig>): stri
 }
 
 function checkTrainerState(x: unknown, where: (msg: string) => Error): TrainerState {
-  const t = x as Partial<TrainerState> | null;
-  if (t === null || typeof t !== 'object' || t.format !== CHECKPOINT_FORMAT) throw where(`trainer.json is not a ${CHECKPOINT_FORMAT} file`);
-  if (t.version !== 1) throw where(`trainer.json has version ${String(t.version)}; this ferrogpt reads version 1`);
-  const int = (v: unknown, name: string): void => {
-    if (!Number.isSafeInteger(v) || (v as number) < 0) throw where(`trainer.json: ${name} must be an integer >= 0, got ${JSON.stringify(v)}`);
-  };
-  int(t.step, 'step');
-  int(t.trainingSteps, 'trainingSteps');
+  const t = checkHeader(x, where) as Partial<TrainerState>;
+  const int = intChecker(where);
   if (t.sampler === null || typeof t.sampler !== 'object') throw where('trainer.json: missing sampler');
   int(t.sampler.seed, 'sampler.seed');
   int(t.sampler.drawn, 'sampler.drawn');
@@ -187,10 +321,38 @@ function checkTrainerState(x: unknown, where: (msg: string) => Error): TrainerSt
   return t as TrainerState;
 }
 
+function checkFineTuneState(x: unknown, where: (msg: string) => Error): FineTuneTrainerState {
+  const t = checkHeader(x, where) as Partial<FineTuneTrainerState>;
+  const int = intChecker(where);
+  int(t.headSteps, 'headSteps');
+  if (t.data === null || typeof t.data !== 'object' || typeof t.data.id !== 'string') throw where('trainer.json: missing data');
+  int(t.data.count, 'data.count');
+  if (t.options === null || typeof t.options !== 'object') throw where('trainer.json: missing options');
+  if (!Array.isArray(t.history)) throw where('trainer.json: missing history');
+  return t as FineTuneTrainerState;
+}
+
+/** What every trainer.json has: format, version, step, trainingSteps. */
+function checkHeader(x: unknown, where: (msg: string) => Error): Partial<TrainerState | FineTuneTrainerState> {
+  const t = x as Partial<TrainerState | FineTuneTrainerState> | null;
+  if (t === null || typeof t !== 'object' || t.format !== CHECKPOINT_FORMAT) throw where(`trainer.json is not a ${CHECKPOINT_FORMAT} file`);
+  if (t.version !== 1) throw where(`trainer.json has version ${String(t.version)}; this ferrogpt reads version 1`);
+  const int = intChecker(where);
+  int(t.step, 'step');
+  int(t.trainingSteps, 'trainingSteps');
+  return t;
+}
+
+function intChecker(where: (msg: string) => Error): (v: unknown, name: string) => void {
+  return (v, name) => {
+    if (!Number.isSafeInteger(v) || (v as number) < 0) throw where(`trainer.json: ${name} must be an integer >= 0, got ${JSON.stringify(v)}`);
+  };
+}
+
 /**
  * Cleans up what a killed save left at `dir` (see the top of this file). For the one
- * writer of `dir`: `train` calls it before resuming, so that a run which has nothing left
- * to do (and so never saves again) still leaves only `dir` behind.
+ * writer of `dir`: `train` and `finetune` call it before resuming, so that a run which has
+ * nothing left to do (and so never saves again) still leaves only `dir` behind.
  */
 export async function repairCheckpoint(dir: string): Promise<void> {
   const target = resolve(dir);

@@ -29,7 +29,7 @@ import { endianness } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { uniformInt } from './rng.js';
+import { uniformInt } from '../backend/rng.js';
 
 export type TokenDType = 'uint16' | 'uint32';
 

@@ -1,5 +1,6 @@
 // The `finetune` verb: GPT-1's supervised fine-tuning (section 3.2), the loop of
-// openai/finetune-transformer-lm's train.py over the task transformations of src/tasks:
+// openai/finetune-transformer-lm's train.py over the task transformations of src/tasks, run
+// by the step loop that `train` shares (loop.ts):
 //
 //   prepare: add <|start|> <|delim|> <|extract|> to the tokenizer and wte; new head W_y
 //   for epoch in epochs:
@@ -7,6 +8,7 @@
 //       lr = linear warmup over `warmup` of the updates, then linear decay to 0
 //       L3 = L2 + λ·L1 on the batch (L2 alone when λ = 0); backward into model and head
 //       clip the global gradient norm (model and head together); AdamW (both)
+//       every checkpointEvery updates: checkpoint
 //     evaluate on the validation examples; checkpoint
 //
 // Defaults are GPT-1's: lr 6.25e-5, batch 32, 3 epochs, warmup 0.2%, linear decay, λ 0.5,
@@ -18,18 +20,29 @@
 // is left unchanged. Either way the result's `model.model` is the trained one.
 //
 // Determinism: the epoch orders come from the counter RNG (seed, epoch), the dropout masks
-// from the model seed and step, so a run is a pure function of its inputs and backend.
+// from the model seed and model.trainingSteps (the head's from ft.headSteps), so a run is a
+// pure function of its inputs and backend.
+//
+// Resume (checkpointDir + resume, as train's; the format is checkpoint.ts's): a checkpoint
+// holds the model and head weights, both AdamW states, the step and both dropout counters.
+// Update k (0-based) is batch k mod perEpoch of epoch floor(k / perEpoch) + 1, whose order
+// is a pure function of (seed, epoch), so a checkpoint may be taken after ANY update, in the
+// middle of an epoch too (checkpointEvery), and the resumed run continues bit for bit: the
+// same batches, masks, learning rates and moments as an uninterrupted one.
 
+import { createHash } from 'node:crypto';
 import { prepareForTask } from '../tasks/special.js';
 import { loadTaskData, validateExample } from '../tasks/data.js';
-import { FineTunedGPT, type TaskDefinition } from '../tasks/finetuned.js';
+import { FineTunedGPT, type EncodedTaskData, type LossParts, type TaskDefinition } from '../tasks/finetuned.js';
 import type { TaskMetrics } from '../tasks/metrics.js';
 import type { TaskExample, TaskType } from '../tasks/transform.js';
 import type { GPT } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { AdamW, type Optimizable } from './optimizer.js';
-import { uniformInt } from './rng.js';
+import { AdamW } from './optimizer.js';
+import { uniformInt } from '../backend/rng.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
+import { CHECKPOINT_FORMAT, loadTaskCheckpoint, repairCheckpoint, resumeSource, saveCheckpoint, type FineTuneTrainerState } from './checkpoint.js';
+import { runStepLoop, taskMicroStep } from './loop.js';
 
 export interface FineTuneTask {
   type: TaskType;
@@ -93,17 +106,34 @@ export interface FineTuneOptions {
   /** Examples per forward pass when evaluating. Default batchSize. */
   evalBatchSize?: number;
   onStep?: (info: FineTuneStepInfo) => void | Promise<void>;
-  /** Saves the fine-tuned model here after every epoch (FineTunedGPT.save). */
+  /**
+   * Checkpoints go here (one directory, replaced atomically; see checkpoint.ts): after every
+   * epoch, every checkpointEvery updates, after the last and when stopped. It is also a
+   * fine-tuned model folder (FineTunedGPT.load reads it).
+   */
   checkpointDir?: string;
-  /** Stops after the current update. */
+  /** Also checkpoint every this many updates (mid-epoch too); 0: only at the ends of epochs, the last update and a stop. Default 0. */
+  checkpointEvery?: number;
+  /**
+   * Continue from the checkpoint at checkpointDir (or at the path given): true requires one,
+   * 'auto' resumes if there is one and starts afresh otherwise. The model, tokenizer, task,
+   * training examples, batchSize and seed must be those of the run that wrote it; the
+   * weights (model and head) are replaced by the checkpoint's. Default false.
+   */
+  resume?: boolean | 'auto' | string;
+  /** Stops after the current update (with a checkpoint if checkpointDir is set). */
   signal?: AbortSignal;
 }
 
 export interface FineTuneResult {
   model: FineTunedGPT;
+  /** Updates done in total (the step a resumed run ended at). */
   steps: number;
+  /** The step this call started from (0, or the checkpoint's). */
+  startStep: number;
+  /** Loss of every update this call ran: losses[i] is step startStep + i + 1. */
   losses: number[];
-  /** Validation metrics after each epoch (empty without validation data). */
+  /** Validation metrics after each epoch (empty without validation data); a resumed run's include the checkpoint's. */
   history: Array<{ epoch: number; step: number; metrics: TaskMetrics }>;
   /** The last validation metrics (null without validation data). */
   validation: TaskMetrics | null;
@@ -156,56 +186,93 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   const adamModel = new AdamW(ft.model, { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
   const adamHead = new AdamW(ft.head, { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
   const losses: number[] = [];
-  const history: FineTuneResult['history'] = [];
+  let history: FineTuneResult['history'] = [];
   let validationMetrics: TaskMetrics | null = null;
-  let step = 0;
-  let stopped = false;
+  let startStep = 0;
+  let lastLoss: number | null = null;
+  let run: { step: number; stopped: boolean };
   try {
-    for (let epoch = 1; epoch <= o.epochs && step < totalSteps && !stopped; epoch++) {
-      const order = permutation(N, o.seed, epoch);
-      for (let b = 0; b < perEpoch && step < totalSteps; b++) {
-        if (signal?.aborted) {
-          stopped = true;
-          break;
+    // ---- resume ----
+    const dataId = checkpointDir !== undefined || options.resume ? encodingDigest(trainData) : '';
+    if (checkpointDir !== undefined) await repairCheckpoint(checkpointDir);
+    const resumeFrom = await resumeSource('finetune', options.resume, checkpointDir);
+    if (resumeFrom !== null) {
+      const ck = await loadTaskCheckpoint(resumeFrom, ft); // weights, head, both dropout counters
+      const { trainer } = ck;
+      if (trainer.data.id !== dataId || trainer.data.count !== N) {
+        throw new Error(`finetune: the checkpoint at ${ck.dir} was trained on other examples (${trainer.data.count}, digest ${trainer.data.id}) than these (${N}, digest ${dataId}); resuming would not continue the same run`);
+      }
+      for (const k of ['batchSize', 'seed'] as const) {
+        if (trainer.options[k] !== o[k]) throw new Error(`finetune: the checkpoint at ${ck.dir} was written with ${k} ${String(trainer.options[k])}, not ${o[k]}: the epoch orders would differ`);
+      }
+      adamModel.loadState(ck.optimizer);
+      adamHead.loadState(ck.headOptimizer);
+      startStep = trainer.step;
+      lastLoss = trainer.loss;
+      history = trainer.history;
+      validationMetrics = trainer.validation;
+    }
+
+    // The epoch order of the current update (update k is batch k mod perEpoch of epoch floor(k / perEpoch) + 1).
+    let order: Int32Array | null = null;
+    let orderEpoch = 0;
+    const epochOf = (step: number): number => Math.floor(step / perEpoch) + 1; // step: 0-based update
+    const endOfEpoch = (step: number): boolean => step % perEpoch === 0 || step === totalSteps; // step: updates done
+    run = await runStepLoop<LossParts & { examples: number }, TaskMetrics>({
+      verb: 'finetune',
+      startStep,
+      steps: totalSteps,
+      schedule,
+      params: [ft.model, ft.head],
+      optimizers: [adamModel, adamHead],
+      gradClip: o.gradClip,
+      lossHint: 'try a lower lr',
+      micro: (step) => {
+        const epoch = epochOf(step);
+        if (order === null || orderEpoch !== epoch) {
+          order = permutation(N, o.seed, epoch);
+          orderEpoch = epoch;
         }
-        const tStep = performance.now();
-        const lr = schedule(step);
-        adamModel.setLr(lr);
-        adamHead.setLr(lr);
-        ft.model.zeroGrad();
-        ft.head.zeroGrad();
+        const b = step % perEpoch;
         const idx = order.subarray(b * o.batchSize, Math.min(N, (b + 1) * o.batchSize));
         const { batch, gold } = ft.batch(trainData, idx);
-        const parts = ft.lossBackward(batch, gold, o.lambda);
-        if (!Number.isFinite(parts.loss)) {
-          throw new Error(`finetune: the loss is ${parts.loss} at step ${step + 1}; the weights were not updated (try a lower lr)`);
-        }
-        const gradNorm = clipGlobal([ft.model, ft.head], o.gradClip);
-        if (!Number.isFinite(gradNorm)) throw new Error(`finetune: the gradient norm is ${gradNorm} at step ${step + 1}; the weights were not updated (try a lower lr)`);
-        adamModel.step();
-        adamHead.step();
-        step++;
+        return { ...taskMicroStep(ft, batch, gold, o.lambda), examples: idx.length };
+      },
+      evaluate: (step) => {
+        if (validation === null || !endOfEpoch(step)) return undefined;
+        validationMetrics = evaluateData(ft, validation, o.evalBatchSize);
+        history.push({ epoch: epochOf(step - 1), step, metrics: validationMetrics });
+        return validationMetrics;
+      },
+      onUpdate: async ({ step, lr, gradNorm, parts: { examples, ...parts }, ms, evaluation }) => {
+        lastLoss = parts.loss;
         losses.push(parts.loss);
-        const info: FineTuneStepInfo = {
-          step,
-          totalSteps,
-          epoch,
-          ...parts,
-          lr,
-          gradNorm,
-          examplesPerSec: (idx.length * 1000) / Math.max(performance.now() - tStep, 1e-3),
-        };
-        const endOfEpoch = b === perEpoch - 1 || step === totalSteps;
-        if (endOfEpoch && validation !== null) {
-          validationMetrics = evaluateData(ft, validation, o.evalBatchSize);
-          history.push({ epoch, step, metrics: validationMetrics });
-          info.validation = validationMetrics;
-        }
+        const info: FineTuneStepInfo = { step, totalSteps, epoch: epochOf(step - 1), ...parts, lr, gradNorm, examplesPerSec: (examples * 1000) / Math.max(ms, 1e-3) };
+        if (evaluation !== undefined) info.validation = evaluation;
         await onStep?.(info);
-        if (endOfEpoch && checkpointDir !== undefined) await ft.save(checkpointDir);
-      }
-    }
-    if (stopped && checkpointDir !== undefined && step > 0) await ft.save(checkpointDir);
+      },
+      checkpointDue: (step) => endOfEpoch(step) || (o.checkpointEvery > 0 && step % o.checkpointEvery === 0),
+      checkpoint:
+        checkpointDir === undefined
+          ? undefined
+          : async (step) => {
+              const trainer: FineTuneTrainerState = {
+                format: CHECKPOINT_FORMAT,
+                version: 1,
+                verb: 'finetune',
+                step,
+                trainingSteps: ft.model.trainingSteps,
+                headSteps: ft.headSteps,
+                data: { id: dataId, count: N },
+                options: { ...o },
+                loss: lastLoss,
+                history,
+                validation: validationMetrics,
+              };
+              await saveCheckpoint(checkpointDir, { model: ft, optimizer: adamModel.state(), headOptimizer: adamHead.state(), trainer });
+            },
+      signal,
+    });
   } catch (err) {
     if (prepared.rebuilt) ft.dispose();
     else ft.head.dispose();
@@ -216,13 +283,14 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   }
   return {
     model: ft,
-    steps: step,
+    steps: run.step,
+    startStep,
     losses,
     history,
     validation: validationMetrics,
     truncated: { train: trainData.truncated, validation: valData?.truncated ?? 0 },
     addedTokens: prepared.added,
-    stopped,
+    stopped: run.stopped,
     elapsedMs: performance.now() - t0,
   };
 }
@@ -233,20 +301,19 @@ function evaluateData(ft: FineTunedGPT, examples: TaskExample[], batchSize: numb
 }
 
 /**
- * Clips the global gradient L2 norm of several parameter sets taken together (the model and
- * its head: one norm, as torch.nn.utils.clip_grad_norm_ over all parameters). Returns the
- * norm before clipping.
+ * A digest of encoded training examples (every sequence's tokens, the gold labels and
+ * scores): a checkpoint records it so that a resumed run on other examples, another
+ * tokenizer or another maxLength is refused.
  */
-export function clipGlobal(sets: ReadonlyArray<Optimizable>, maxNorm: number): number {
-  let sq = 0;
-  const bufs = sets.map((s) => s.parameterBuffers());
-  for (const { backend, grads } of bufs) sq += backend.sumSquares(grads, grads.length);
-  const norm = Math.sqrt(sq);
-  if (maxNorm > 0 && Number.isFinite(norm)) {
-    const coef = maxNorm / (norm + 1e-6);
-    if (coef < 1) for (const { backend, grads } of bufs) backend.scale(grads, grads.length, coef);
+function encodingDigest(data: EncodedTaskData): string {
+  const h = createHash('sha256');
+  const bytes = (a: Int32Array | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  for (const ex of data.examples) {
+    h.update(bytes(Int32Array.of(ex.seqs.length)));
+    for (const seq of ex.seqs) h.update(bytes(Int32Array.of(seq.length))).update(bytes(seq));
   }
-  return norm;
+  h.update(bytes(data.gold.labels)).update(bytes(data.gold.scores));
+  return h.digest('hex').slice(0, 16);
 }
 
 /** A permutation of 0..n-1 for (seed, epoch): Fisher–Yates on the counter RNG. */
@@ -300,6 +367,7 @@ interface Resolved {
   seed: number;
   maxSteps?: number;
   evalBatchSize: number;
+  checkpointEvery: number;
 }
 
 function resolve(o: FineTuneOptions): Resolved {
@@ -334,5 +402,6 @@ function resolve(o: FineTuneOptions): Resolved {
     seed,
     maxSteps: o.maxSteps === undefined ? undefined : int('maxSteps', o.maxSteps, 1),
     evalBatchSize: int('evalBatchSize', o.evalBatchSize ?? batchSize, 1),
+    checkpointEvery: int('checkpointEvery', o.checkpointEvery ?? 0, 0),
   };
 }

@@ -17,7 +17,7 @@ export {
   bytesPerToken,
 } from './data.js';
 export type { TokenFileMeta, TokenDType, PrepareDataOptions, PreparedData, DatasetOptions, Batch, SamplerState } from './data.js';
-export { saveCheckpoint, loadCheckpoint, findCheckpoint, configDiff, CHECKPOINT_FORMAT } from './checkpoint.js';
-export type { TrainerState, CheckpointContents, LoadedCheckpoint } from './checkpoint.js';
-export { finetune, clipGlobal, permutation, inferLabels } from './finetune.js';
+export { saveCheckpoint, loadCheckpoint, loadTaskCheckpoint, findCheckpoint, configDiff, CHECKPOINT_FORMAT } from './checkpoint.js';
+export type { TrainerState, FineTuneTrainerState, CheckpointContents, LoadedCheckpoint, LoadedTaskCheckpoint } from './checkpoint.js';
+export { finetune, permutation, inferLabels } from './finetune.js';
 export type { FineTuneOptions, FineTuneResult, FineTuneStepInfo, FineTuneTask } from './finetune.js';

@@ -164,15 +164,19 @@ export class AdamW {
 /**
  * Global gradient-norm clipping (torch.nn.utils.clip_grad_norm_): if the L2 norm of all
  * gradients together exceeds maxNorm, scales them by maxNorm / (norm + 1e-6). Returns the
- * norm before clipping.
+ * norm before clipping. `sets` is one model, or several taken together (fine-tuning's model
+ * and task head: one norm over all their gradients). maxNorm = Infinity measures the norm
+ * without clipping. This is the one gradient-norm helper: the training loop (loop.ts) uses it.
  */
-export function clipGradNorm(model: Optimizable, maxNorm: number): number {
+export function clipGradNorm(sets: Optimizable | ReadonlyArray<Optimizable>, maxNorm: number): number {
   if (typeof maxNorm !== 'number' || !(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be a positive number, got ${maxNorm}`);
-  const { backend, grads } = model.parameterBuffers();
-  const norm = Math.sqrt(backend.sumSquares(grads, grads.length));
+  const bufs = (Array.isArray(sets) ? (sets as ReadonlyArray<Optimizable>) : [sets as Optimizable]).map((s) => s.parameterBuffers());
+  let sq = 0;
+  for (const { backend, grads } of bufs) sq += backend.sumSquares(grads, grads.length);
+  const norm = Math.sqrt(sq);
   if (!Number.isFinite(norm)) return norm; // leave NaN/inf gradients for the caller to see
   const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) backend.scale(grads, grads.length, coef);
+  if (coef < 1) for (const { backend, grads } of bufs) backend.scale(grads, grads.length, coef);
   return norm;
 }
 

@@ -1,12 +1,12 @@
 // The `train` verb: pre-training (L1, next-token prediction) on a token file, the loop of
-// nanoGPT's train.py:
+// nanoGPT's train.py, run by the step loop that `finetune` shares (loop.ts):
 //
 //   for step in steps:
-//     lr = schedule(step)
+//     lr = schedule(step); zero the gradients
 //     for micro in gradAccum:                      # one update = gradAccum micro-batches
 //       ids, targets = random windows of the train split
-//       loss += forward/backward(ids, targets) with the gradient scaled by 1/gradAccum
-//     clip the global gradient norm; AdamW step; zero the gradients
+//       loss += lmMicroStep(ids, targets) with the gradient scaled by 1/gradAccum
+//     clip the global gradient norm; AdamW step
 //     every evalEvery steps: mean loss over a fixed set of val windows
 //     every checkpointEvery steps: checkpoint (atomic, see checkpoint.ts)
 //
@@ -15,10 +15,11 @@
 // given backend and thread count, so a run is a pure function of its inputs; a run resumed
 // from a checkpoint restores all of that state and gives the same losses bit for bit.
 
-import { clipGradNorm, AdamW } from './optimizer.js';
+import { AdamW } from './optimizer.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 import { TokenDataset, WindowSampler, evalWindowStarts } from './data.js';
-import { loadCheckpoint, saveCheckpoint, findCheckpoint, repairCheckpoint, CHECKPOINT_FORMAT, type TrainerState } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, repairCheckpoint, resumeSource, CHECKPOINT_FORMAT, type TrainerState } from './checkpoint.js';
+import { lmMicroStep, runStepLoop } from './loop.js';
 import type { GPT } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -151,10 +152,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const evalStarts = o.evalBatches > 0 ? evalWindowStarts(data, T, o.evalBatches * B) : [];
 
       // ---- resume ----
-      let step = 0;
+      let startStep = 0;
       let lastVal: number | null = null;
       if (checkpointDir !== undefined) await repairCheckpoint(checkpointDir);
-      const resumeFrom = await resumeDir(options.resume, checkpointDir);
+      const resumeFrom = await resumeSource('train', options.resume, checkpointDir);
       if (resumeFrom !== null) {
         const ck = await loadCheckpoint(resumeFrom, { model }); // weights + model.trainingSteps
         const { trainer } = ck;
@@ -166,76 +167,66 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         }
         optimizer.loadState(ck.optimizer);
         sampler.loadState(trainer.sampler);
-        step = trainer.step;
+        startStep = trainer.step;
         lastVal = trainer.valLoss;
       }
-      const startStep = step;
 
       const losses: number[] = [];
       const valLosses: TrainResult['valLosses'] = [];
       let lastLoss = NaN;
-      let stopped = false;
-      const checkpoint = async (): Promise<void> => {
-        if (checkpointDir === undefined) return;
-        const trainer: TrainerState = {
-          format: CHECKPOINT_FORMAT,
-          version: 1,
-          step,
-          trainingSteps: model.trainingSteps,
-          sampler: sampler.state(),
-          data: { id: data.id, count: data.count, trainTokens: data.trainTokens },
-          options: { ...o },
-          valLoss: lastVal,
-          loss: Number.isNaN(lastLoss) ? null : lastLoss,
-        };
-        await saveCheckpoint(checkpointDir, { model, optimizer: optimizer.state(), trainer, tokenizer });
-      };
-
-      while (step < o.steps) {
-        if (signal?.aborted) {
-          stopped = true;
-          break;
-        }
-        const tStep = performance.now();
-        const lr = schedule(step);
-        optimizer.setLr(lr);
-        model.zeroGrad();
-        // forwardBackward's gradient is that of the MEAN loss over its B·T positions, so
-        // each micro-batch's is scaled by 1/gradAccum: the update then follows the mean over
-        // all B·T·gradAccum positions, as one big batch would (same for the reported loss).
-        let loss = 0;
-        for (let micro = 0; micro < o.gradAccum; micro++) {
-          const { ids, targets } = sampler.next();
-          model.trainForward(ids, B, T);
-          loss += model.lmLossBackward(targets, 1 / o.gradAccum);
-          model.trainBackward();
-        }
-        loss /= o.gradAccum;
-        if (!Number.isFinite(loss)) {
-          throw new Error(`train: the loss is ${loss} at step ${step + 1}; the weights were not updated (try a lower lr or a gradClip)`);
-        }
-        const gradNorm = o.gradClip > 0 ? clipGradNorm(model, o.gradClip) : gradientNorm(model);
-        if (!Number.isFinite(gradNorm)) {
-          throw new Error(`train: the gradient norm is ${gradNorm} at step ${step + 1}; the weights were not updated (try a lower lr)`);
-        }
-        optimizer.step();
-        step++;
-        lastLoss = loss;
-        losses.push(loss);
-        const info: StepInfo = { step, loss, lr, gradNorm, tokensPerSec: 0 };
-        info.tokensPerSec = (B * T * o.gradAccum * 1000) / Math.max(performance.now() - tStep, 1e-3);
-
-        const last = step === o.steps;
-        if (evalStarts.length > 0 && ((o.evalEvery > 0 && step % o.evalEvery === 0) || last)) {
+      const { step, stopped } = await runStepLoop<{ loss: number }, number>({
+        verb: 'train',
+        startStep,
+        steps: o.steps,
+        schedule,
+        params: [model],
+        optimizers: [optimizer],
+        gradClip: o.gradClip,
+        lossHint: 'try a lower lr or a gradClip',
+        // lmMicroStep's gradient is that of the MEAN loss over its B·T positions, so each
+        // micro-batch's is scaled by 1/gradAccum: the update then follows the mean over all
+        // B·T·gradAccum positions, as one big batch would (same for the reported loss).
+        micro: () => {
+          let loss = 0;
+          for (let micro = 0; micro < o.gradAccum; micro++) {
+            const { ids, targets } = sampler.next();
+            loss += lmMicroStep(model, ids, targets, B, T, 1 / o.gradAccum);
+          }
+          return { loss: loss / o.gradAccum };
+        },
+        evaluate: (step) => {
+          if (evalStarts.length === 0 || !((o.evalEvery > 0 && step % o.evalEvery === 0) || step === o.steps)) return undefined;
           lastVal = evaluateWindows(model, data, evalStarts, T);
           valLosses.push({ step, loss: lastVal });
-          info.valLoss = lastVal;
-        }
-        await onStep?.(info);
-        if (checkpointDir !== undefined && ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || last)) await checkpoint();
-      }
-      // Stopped early: keep what was done (unless it was just checkpointed).
-      if (stopped && checkpointDir !== undefined && step > startStep && !(o.checkpointEvery > 0 && step % o.checkpointEvery === 0)) await checkpoint();
+          return lastVal;
+        },
+        onUpdate: async ({ step, lr, gradNorm, parts: { loss }, ms, evaluation }) => {
+          lastLoss = loss;
+          losses.push(loss);
+          const info: StepInfo = { step, loss, lr, gradNorm, tokensPerSec: (B * T * o.gradAccum * 1000) / Math.max(ms, 1e-3) };
+          if (evaluation !== undefined) info.valLoss = evaluation;
+          await onStep?.(info);
+        },
+        checkpointDue: (step) => (o.checkpointEvery > 0 && step % o.checkpointEvery === 0) || step === o.steps,
+        checkpoint:
+          checkpointDir === undefined
+            ? undefined
+            : async (step) => {
+                const trainer: TrainerState = {
+                  format: CHECKPOINT_FORMAT,
+                  version: 1,
+                  step,
+                  trainingSteps: model.trainingSteps,
+                  sampler: sampler.state(),
+                  data: { id: data.id, count: data.count, trainTokens: data.trainTokens },
+                  options: { ...o },
+                  valLoss: lastVal,
+                  loss: Number.isNaN(lastLoss) ? null : lastLoss,
+                };
+                await saveCheckpoint(checkpointDir, { model, optimizer: optimizer.state(), trainer, tokenizer });
+              },
+        signal,
+      });
 
       return {
         step,
@@ -297,23 +288,6 @@ function evaluateWindows(model: GPT, data: TokenDataset, starts: readonly number
     }
   }
   return sum / count;
-}
-
-/** The global gradient norm without clipping (for the log when gradClip is 0). */
-function gradientNorm(model: GPT): number {
-  const { backend, grads } = model.parameterBuffers();
-  return Math.sqrt(backend.sumSquares(grads, grads.length));
-}
-
-async function resumeDir(resume: TrainOptions['resume'], checkpointDir: string | undefined): Promise<string | null> {
-  if (resume === undefined || resume === false) return null;
-  if (resume !== true && resume !== 'auto') {
-    if (typeof resume === 'string' && resume !== '') return resume;
-    throw new Error(`train: resume must be true, false, 'auto' or a checkpoint path, got ${JSON.stringify(resume)}`);
-  }
-  if (checkpointDir === undefined) throw new Error('train: resume needs checkpointDir (or a checkpoint path as resume)');
-  if (resume === 'auto' && (await findCheckpoint(checkpointDir)) === null) return null;
-  return checkpointDir; // resume: true and no checkpoint → loadCheckpoint says so
 }
 
 function resolveOptions(options: TrainOptions, model: GPT, data: TokenDataset): Resolved {

@@ -1,5 +1,5 @@
-// Child process of test/checkpoint.test.ts's kill test: trains with checkpoints so the test
-// can SIGKILL it in the middle of writing one.
+// Child process of test/checkpoint.test.ts's kill tests: trains (train or finetune) with
+// checkpoints so the test can SIGKILL it in the middle of writing one.
 //
 //   node test/helpers/kill-during-checkpoint.mjs '<json args>'   (see kill-during-checkpoint.child.ts)
 //
