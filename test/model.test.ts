@@ -15,7 +15,7 @@ import type { Backend } from '../src/backend/backend.js';
 import { useBackend } from '../src/backend/index.js';
 import { readSafetensorsFile, writeSafetensorsFile, type LoadedTensor } from '../src/io/safetensors.js';
 import { GPT } from '../src/model/gpt.js';
-import { fromHFLayout, toHFLayout } from '../src/model/hf.js';
+import { fromHFLayout, toHFLayout } from '../src/io/hf-gpt2.js';
 import { shiftTargets } from '../src/objectives/lm.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { backendOrNull, describeEachBackend } from './helpers/backends.js';

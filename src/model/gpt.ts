@@ -28,9 +28,7 @@ import { KVCache, slideWindow } from './kv-cache.js';
 import { resolveConfig, type GPTConfig, type GPTConfigInput } from './config.js';
 import { dropoutSeed, initParameters } from './init.js';
 import { paramLayout, structure, type ModelParams, type ParamSpec } from './params.js';
-import { loadGPT, paramsFromHF, saveGPT } from './hf.js';
-import { configFromHF, type HFGPT2Config } from './config.js';
-import { readSafetensors } from '../io/safetensors.js';
+import { gpt2FromContents, loadGPT, saveGPT, type HFGPT2Config } from '../io/hf-gpt2.js';
 
 export interface NamedParameter {
   /** A copy of the parameter, in our layout (see GPT.namedParameters). */
@@ -149,10 +147,7 @@ export class GPT {
    * it works in browsers and Web Workers (fetch the files, pass what they hold).
    */
   static fromSafetensors(config: string | HFGPT2Config, bytes: Uint8Array | ArrayBuffer, backend: Backend = getBackend()): GPT {
-    const hf = (typeof config === 'string' ? JSON.parse(config) : config) as HFGPT2Config;
-    const resolved = configFromHF(hf);
-    const { tensors } = readSafetensors(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
-    const params = paramsFromHF(resolved, tensors);
+    const { config: resolved, params } = gpt2FromContents(config, bytes);
     const model = new GPT(resolved, backend, null);
     model.loadParameters(params);
     return model;
@@ -173,7 +168,7 @@ export class GPT {
    * in HF order. Data and shape are in OUR layout: matmul weights are (OC, C) (llm.c /
    * nn.Linear), whereas HF's Conv1D stores attn.c_attn, attn.c_proj, mlp.c_fc and
    * mlp.c_proj weights transposed, (C, OC). GPT.load / save transpose; code that moves
-   * these weights to or from HF tensors must too (see hf.ts). The tied lm head is wte.
+   * these weights to or from HF tensors must too (see src/io/hf-gpt2.ts). The tied lm head is wte.
    */
   namedParameters(): Array<[string, NamedParameter]> {
     this.alive();

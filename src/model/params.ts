@@ -4,7 +4,7 @@
 // parameter is a named (offset, length) range; names follow Hugging Face GPT-2.
 //
 // Matmul weights are stored (OC, C), the llm.c / nn.Linear layout our kernels take. HF's
-// GPT-2 Conv1D stores the same weights transposed, (C, OC); see hf.ts for the conversion.
+// GPT-2 Conv1D stores the same weights transposed, (C, OC); see src/io/hf-gpt2.ts for the conversion.
 
 import type { GPTConfig } from './config.js';
 

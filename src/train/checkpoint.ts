@@ -30,7 +30,7 @@ import { syncDirectory, writeFileAtomic } from '../io/atomic.js';
 import { expectTensors, readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
 import type { GPTConfig } from '../model/config.js';
 import { GPT } from '../model/gpt.js';
-import { loadGPT } from '../model/hf.js';
+import { loadGPT } from '../io/hf-gpt2.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { SamplerState } from './data.js';
 import type { AdamWState } from './optimizer.js';
