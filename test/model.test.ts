@@ -269,6 +269,43 @@ describe('GPT (reference backend)', () => {
     for (const m of [a, b, noDrop]) m.dispose();
   });
 
+  it('a training pass is a value: composes into forwardBackward, refuses to be used stale', () => {
+    for (const cfg of [{ ...tiny, dropout: 0.1 }, { ...tiny, postLN: true }]) {
+      const x = Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+      const y = Int32Array.from([2, 3, 4, 5, 6, 7, 8, -1]);
+      const a = GPT.create(cfg, backend);
+      const b = GPT.create(cfg, backend);
+      for (const m of [a, b]) m.zeroGrad();
+      const pass = a.trainForward(x, 2, 4);
+      expect(pass).toMatchObject({ B: 2, T: 4, step: 0 });
+      expect(pass.dropoutSeed === null).toBe(cfg.dropout === undefined);
+      expect(pass.hidden.length).toBe(8 * tiny.nEmbd);
+      expect(pass.dhidden.length).toBe(8 * tiny.nEmbd);
+      // Decoding in the middle of a pass has its own activations: the pass stays valid.
+      const cache = a.createCache(1);
+      a.forwardCached([[1, 2, 3]], cache);
+      cache.dispose();
+      const loss = a.lmLoss(pass, y);
+      a.backward(pass);
+      expect(loss).toBe(b.forwardBackward(x, y, 2, 4));
+      expect(Array.from(backend.read(a.parameterBuffers().grads))).toEqual(Array.from(backend.read(b.parameterBuffers().grads)));
+      // Any full pass after trainForward reuses the activation memory: the pass is stale.
+      for (const other of [
+        () => a.forward(x, 2, 4),
+        () => a.forwardHidden(x, 1, 8), // another (B, T): re-planned
+        () => a.trainForward(x, 2, 4),
+        () => a.forwardBackward(x, y, 2, 4),
+      ]) {
+        const stale = a.trainForward(x, 2, 4);
+        other();
+        expect(() => a.lmLoss(stale, y)).toThrow(/^lmLoss: the pass is stale/);
+        expect(() => a.backward(stale)).toThrow(/^backward: the pass is stale/);
+      }
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('bias = false drops the bias parameters and still trains', () => {
     const model = GPT.create({ ...tiny, bias: false }, backend);
     expect(model.namedParameters().some(([n]) => n.endsWith('.bias'))).toBe(false);
@@ -368,11 +405,27 @@ describe('GPT (reference backend)', () => {
     expect(() => model.forward(Int32Array.from([1, 2]), 0, 2)).toThrow(/batch must be a positive integer/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1]), 1, 2)).toThrow(/targets has length 1/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, -2]), 1, 2)).toThrow(/targets\[1\] = -2 is out of range/);
+    // Each public method names itself, whichever helper checks.
+    expect(() => model.trainForward(Int32Array.from([1, 11]), 1, 2)).toThrow(/^trainForward: ids\[1\] = 11 is out of range \(vocabSize 11\)/);
+    expect(() => model.forwardHidden(Int32Array.from([1, 2]), 1, 3)).toThrow(/^forwardHidden: ids has length 2/);
+    expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, 12]), 1, 2)).toThrow(/^forwardBackward: targets\[1\] = 12 is out of range \(must be in 0\.\.10, or -1 to skip\)/);
+    expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, -2]), 1, 2)).toThrow(/^forwardBackward: targets/);
+    const pass = model.trainForward(Int32Array.from([1, 2]), 1, 2);
+    expect(() => model.lmLoss(pass, Int32Array.from([1]))).toThrow(/^lmLoss: targets has length 1, expected batch \* seq = 2/);
+    expect(() => model.lmLoss(pass, Int32Array.from([1, 2]), NaN)).toThrow(/^lmLoss: weight must be a finite number/);
+    const cache = model.createCache(1);
+    expect(() => model.forwardCached([[1, 11]], cache)).toThrow(/^forwardCached: tokens\[0\]\[1\] = 11 is out of range \(vocabSize 11\)/);
+    expect(() => model.forwardCached([[1.5]], cache)).toThrow(/^forwardCached: tokens\[0\]\[0\] = 1.5 is out of range/);
+    cache.dispose();
+    expect(() => model.createCache(0)).toThrow(/^createCache: batch must be a positive integer/);
+    // A pass is a value: only this model's, only once, only while its activations are its own.
     const fresh = GPT.create(tiny, backend);
-    expect(() => fresh.trainBackward()).toThrow(/call trainForward first/);
-    fresh.forward(Int32Array.from([1]), 1, 1); // an evaluation pass cannot be backpropagated
-    expect(() => fresh.lmLossBackward(Int32Array.from([1]))).toThrow(/call trainForward first/);
+    expect(() => fresh.backward(undefined as unknown as ReturnType<GPT['trainForward']>)).toThrow(/^backward: pass must be the TrainPass this model's trainForward returned/);
+    expect(() => fresh.lmLoss(pass, Int32Array.from([1, 2]))).toThrow(/^lmLoss: pass must be the TrainPass this model's trainForward returned/);
     fresh.dispose();
+    model.backward(pass);
+    expect(() => model.backward(pass)).toThrow(/^backward: the pass was already backpropagated/);
+    expect(() => model.lmLoss(pass, Int32Array.from([1, 2]))).toThrow(/^lmLoss: the pass was already backpropagated/);
     expect(() => GPT.create({ ...tiny, nEmbd: 15 }, backend)).toThrow(/nEmbd \(15\) must be divisible by nHead \(2\)/);
     expect(() => GPT.create({ ...tiny, dropout: 1 }, backend)).toThrow(/dropout must be in \[0, 1\)/);
     expect(() => GPT.create({ ...tiny, vocabSize: 0 }, backend)).toThrow(/vocabSize must be a positive integer/);

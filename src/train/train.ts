@@ -206,9 +206,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         let loss = 0;
         for (let micro = 0; micro < o.gradAccum; micro++) {
           const { ids, targets } = sampler.next();
-          model.trainForward(ids, B, T);
-          loss += model.lmLossBackward(targets, 1 / o.gradAccum);
-          model.trainBackward();
+          const pass = model.trainForward(ids, B, T);
+          loss += model.lmLoss(pass, targets, 1 / o.gradAccum);
+          model.backward(pass);
         }
         loss /= o.gradAccum;
         if (!Number.isFinite(loss)) {
