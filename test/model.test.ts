@@ -293,6 +293,7 @@ describe('GPT (reference backend)', () => {
       for (const other of [
         () => a.forward(x, 2, 4),
         () => a.forwardHidden(x, 1, 8), // another (B, T): re-planned
+        () => a.evalLoss(x, y, 2, 4),
         () => a.trainForward(x, 2, 4),
         () => a.forwardBackward(x, y, 2, 4),
       ]) {
@@ -304,6 +305,31 @@ describe('GPT (reference backend)', () => {
       a.dispose();
       b.dispose();
     }
+  });
+
+  it('evalLoss is the mean log-softmax loss of forward, without dropout or gradients', () => {
+    const model = GPT.create({ ...tiny, dropout: 0.2 }, backend);
+    const x = Int32Array.from([3, 1, 4, 1, 5, 9, 2, 6]);
+    const y = Int32Array.from([1, 4, 1, 5, 9, 2, 6, -1]);
+    const V = tiny.vocabSize;
+    const logits = model.forward(x, 2, 4);
+    let sum = 0;
+    let count = 0;
+    for (let n = 0; n < 8; n++) {
+      if (y[n] === -1) continue;
+      const row = logits.subarray(n * V, (n + 1) * V);
+      const max = Math.max(...row);
+      sum += Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max - row[y[n]];
+      count++;
+    }
+    const steps = model.trainingSteps;
+    const loss = model.evalLoss(x, y, 2, 4);
+    expect(Math.abs(loss - sum / count)).toBeLessThan(1e-6 * (sum / count));
+    expect(model.evalLoss(x, y, 2, 4)).toBe(loss); // no dropout: the same every time
+    expect(model.trainingSteps).toBe(steps); // not a training step
+    expect(model.namedParameters()[0][1].grad()).toBeNull(); // no gradients
+    expect(model.evalLoss(x, new Int32Array(8).fill(-1), 2, 4)).toBe(0);
+    model.dispose();
   });
 
   it('bias = false drops the bias parameters and still trains', () => {
@@ -409,6 +435,8 @@ describe('GPT (reference backend)', () => {
     expect(() => model.trainForward(Int32Array.from([1, 11]), 1, 2)).toThrow(/^trainForward: ids\[1\] = 11 is out of range \(vocabSize 11\)/);
     expect(() => model.forwardHidden(Int32Array.from([1, 2]), 1, 3)).toThrow(/^forwardHidden: ids has length 2/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, 12]), 1, 2)).toThrow(/^forwardBackward: targets\[1\] = 12 is out of range \(must be in 0\.\.10, or -1 to skip\)/);
+    expect(() => model.evalLoss(Int32Array.from([1, 2]), Int32Array.from([1, 12]), 1, 2)).toThrow(/^evalLoss: targets\[1\] = 12 is out of range \(must be in 0\.\.10, or -1 to skip\)/);
+    expect(() => model.evalLoss(Int32Array.from([1, 2]), Int32Array.from([1, 2]), 1, 3)).toThrow(/^evalLoss: ids has length 2/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, -2]), 1, 2)).toThrow(/^forwardBackward: targets/);
     const pass = model.trainForward(Int32Array.from([1, 2]), 1, 2);
     expect(() => model.lmLoss(pass, Int32Array.from([1]))).toThrow(/^lmLoss: targets has length 1, expected batch \* seq = 2/);

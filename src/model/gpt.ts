@@ -16,13 +16,13 @@
 // into pass.dhidden between trainForward and backward (src/tasks). The activations are not
 // the pass's own: they live in the model's activation memory, planned per (B, T) and reused
 // by every pass (llm.c style, see ActivationPlan), so the next full pass (forward,
-// forwardHidden, trainForward) overwrites them. A pass records the plan's
+// forwardHidden, evalLoss, trainForward) overwrites them. A pass records the plan's
 // generation, and lmLoss and backward refuse a stale pass, or one already backpropagated,
 // with an error, never with wrong numbers. KV-cached decoding (kv-cache.ts) has its own
 // activation memory, so generating text in the middle of a pass leaves the pass intact.
 //
 // Dropout (embeddings, attention weights, residual branches) runs only in training passes,
-// never in forward / forwardHidden / forwardCached. Its masks come from the
+// never in forward / forwardHidden / evalLoss / forwardCached. Its masks come from the
 // counter RNG keyed by (seed, stream, element): seed = dropoutSeed(config.seed, training
 // step), stream = a fixed number per dropout site, so a run is reproducible on any backend.
 //
@@ -310,6 +310,22 @@ export class GPT {
     return this.passLoss(p, targets, weight);
   }
 
+  /**
+   * The mean LM loss of `ids` (B, T) at `targets` (B, T; -1 skips a position) in evaluation
+   * mode: no dropout, no gradients, nothing read back but the B·T per-position losses.
+   * 0 when every target is -1.
+   */
+  evalLoss(ids: Int32Array, targets: Int32Array, batch: number, seq: number): number {
+    this.alive();
+    checkIds('evalLoss', this.config, ids, batch, seq);
+    checkTargets('evalLoss', this.config, targets, batch * seq);
+    const N = batch * seq;
+    const { acts: a, targetsT, hidden } = this.trunk(ids, batch, seq, NO_DROP);
+    this.lmHead(a.logits, hidden, N);
+    this.backend.write(targetsT, targets);
+    return lmLossForward(this.backend, { logits: a.logits, targets: targetsT, losses: a.losses }, targets, N, this.config.vocabSize, IGNORE_INDEX);
+  }
+
   private passLoss(pass: Pass, targets: Int32Array, weight: number): number {
     const N = pass.B * pass.T;
     const { nEmbd: C, vocabSize: V } = this.config;
@@ -412,7 +428,7 @@ export class GPT {
     if (!(pass instanceof Pass) || pass.model !== this) throw new Error(`${fn}: pass must be the TrainPass this model's trainForward returned`);
     if (pass.backpropagated) throw new Error(`${fn}: the pass was already backpropagated (backward ends a pass; call trainForward for a new one)`);
     if (pass.generation !== this.plan.generation) {
-      throw new Error(`${fn}: the pass is stale: the model has run another pass (forward, forwardHidden, trainForward or forwardBackward) since its trainForward, over the same activation memory; finish a pass with backward before starting the next`);
+      throw new Error(`${fn}: the pass is stale: the model has run another pass (forward, forwardHidden, evalLoss, trainForward or forwardBackward) since its trainForward, over the same activation memory; finish a pass with backward before starting the next`);
     }
     return pass;
   }
