@@ -389,6 +389,12 @@ describe('GPT (reference backend)', () => {
       expect(tensors.get('transformer.h.0.mlp.c_proj.weight')!.shape).toEqual([64, 16]);
       const cfg = JSON.parse(await readFile(join(dir, 'rt', 'config.json'), 'utf8')) as Record<string, unknown>;
       expect(cfg).toMatchObject({ model_type: 'gpt2', n_embd: 16, n_layer: 2, n_head: 2, n_positions: 8, vocab_size: 11 });
+      // The same folder from its contents (no file system), and its errors name fromSafetensors.
+      const bytes = await readFile(join(dir, 'rt', 'model.safetensors'));
+      const fromBytes = GPT.fromSafetensors(JSON.stringify(cfg), bytes, backend);
+      expect(fromBytes.forward(x, 1, 3)).toEqual(model.forward(x, 1, 3));
+      fromBytes.dispose();
+      expect(() => GPT.fromSafetensors({ ...cfg, n_layer: 3 } as never, bytes, backend)).toThrow(/^GPT\.fromSafetensors: tensors do not match the model:\n {2}missing tensors: transformer\.h\.2\./);
       model.dispose();
       back.dispose();
     });

@@ -134,9 +134,10 @@ export function toHFLayout(name: string, ourShape: readonly number[], data: Floa
 
 /**
  * HF tensors (either naming) → our parameters by name, in our layout. Checks names and
- * shapes against the config (listing every problem at once) and the lm_head tie.
+ * shapes against the config (listing every problem at once) and the lm_head tie. Errors
+ * start with `fn`, the public function reading them.
  */
-export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTensor>): Map<string, Float32Array> {
+export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTensor>, fn = 'GPT.load'): Map<string, Float32Array> {
   const byName = new Map<string, LoadedTensor>();
   let lmHead: LoadedTensor | undefined;
   for (const [raw, t] of tensors) {
@@ -146,13 +147,17 @@ export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTenso
       continue;
     }
     const name = raw.startsWith('transformer.') ? raw : `transformer.${raw}`;
-    if (byName.has(name)) throw new Error(`GPT.load: tensor ${name} appears twice (with and without the transformer. prefix)`);
+    if (byName.has(name)) throw new Error(`${fn}: tensor ${name} appears twice (with and without the transformer. prefix)`);
     byName.set(name, t);
   }
   const { specs } = paramLayout(config);
   const expected: Record<string, number[]> = {};
   for (const s of specs) expected[s.name] = isConv1DWeight(s.name) ? [s.shape[1], s.shape[0]] : s.shape;
-  expectTensors(byName, expected);
+  try {
+    expectTensors(byName, expected);
+  } catch (err) {
+    throw new Error(`${fn}: ${(err as Error).message}`, { cause: err });
+  }
 
   const out = new Map<string, Float32Array>();
   for (const s of specs) {
@@ -163,7 +168,7 @@ export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTenso
     const wte = out.get('transformer.wte.weight')!;
     const same = lmHead.data.length === wte.length && lmHead.data.every((x, i) => x === wte[i]);
     if (!same) {
-      throw new Error('GPT.load: lm_head.weight differs from transformer.wte.weight; ferrogpt ties the lm head to the token embedding and cannot load an untied head');
+      throw new Error(`${fn}: lm_head.weight differs from transformer.wte.weight; ferrogpt ties the lm head to the token embedding and cannot load an untied head`);
     }
   }
   return out;
@@ -177,7 +182,7 @@ export function gpt2FromContents(config: string | HFGPT2Config, bytes: Uint8Arra
   const hf = (typeof config === 'string' ? JSON.parse(config) : config) as HFGPT2Config;
   const resolved = configFromHF(hf);
   const { tensors } = readSafetensors(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
-  return { config: resolved, params: paramsFromHF(resolved, tensors) };
+  return { config: resolved, params: paramsFromHF(resolved, tensors, 'GPT.fromSafetensors') };
 }
 
 /** Reads a Hugging Face GPT-2 folder: its config and our parameters. */

@@ -141,7 +141,7 @@ export class FineTunedGPT {
     const tokenizer = await Tokenizer.load(join(dir, 'tokenizer.json'));
     const config = configFromHF((await readJson(join(dir, 'config.json'))) as HFGPT2Config);
     const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
-    const params = paramsFromHF(config, tensors);
+    const params = paramsFromHF(config, tensors, 'FineTunedGPT.load');
     const w = tensors.get(HEAD_WEIGHT);
     const b = tensors.get(HEAD_BIAS);
     const K = outputsOf(spec);
