@@ -274,9 +274,9 @@ export class GPT {
     const p = this.weights.tree;
     const C = this.config.nEmbd;
     be.write(idsT, ids);
-    be.encoderForward(a.encoded, idsT, p.wte, p.wpe, B, T, C); // (B, T, C)
-    if (drop.on) be.dropoutForward(a.encodedDrop!, a.encoded, B * T * C, drop.at(STREAM_EMBED));
-    const hidden = this.blocks.forward(a, B * T, drop, this.blocks.causalAttention(B, T, drop));
+    be.encoderForward(a.encoded, idsT, p.wte, p.wpe, B, T, C); // wte[ids] + wpe[t] (B, T, C)
+    if (drop.on) be.dropoutForward(a.encodedDrop!, a.encoded, B * T * C, drop.at(STREAM_EMBED)); // drop(·)
+    const hidden = this.blocks.forward(a, B * T, drop, this.blocks.causalAttention(B, T, drop)); // blocks, ln_f
     return { acts: a, idsT, targetsT, hidden };
   }
 
