@@ -175,9 +175,9 @@ describeEachBackend('fine-tuning passes', (backend: Backend) => {
     expect(Number.isNaN(p2.l1)).toBe(true);
     // L1 alone on the same inputs, through the model's own hooks.
     zeroGrads(ft);
-    ft.model.trainForward(batch.ids, batch.S, batch.T);
-    const l1 = ft.model.lmLossBackward(batch.targets, 1);
-    ft.model.trainBackward();
+    const pass = ft.model.trainForward(batch.ids, batch.S, batch.T);
+    const l1 = ft.model.lmLoss(pass, batch.targets, 1);
+    ft.model.backward(pass);
     const g1 = allGrads(ft);
     zeroGrads(ft);
     const p3 = ft.lossBackward(batch, gold, lambda);

@@ -15,7 +15,7 @@ import type { Backend } from '../src/backend/backend.js';
 import { useBackend } from '../src/backend/index.js';
 import { readSafetensorsFile, writeSafetensorsFile, type LoadedTensor } from '../src/io/safetensors.js';
 import { GPT } from '../src/model/gpt.js';
-import { fromHFLayout, toHFLayout } from '../src/model/hf.js';
+import { fromHFLayout, toHFLayout } from '../src/io/hf-gpt2.js';
 import { shiftTargets } from '../src/objectives/lm.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { backendOrNull, describeEachBackend } from './helpers/backends.js';
@@ -269,6 +269,69 @@ describe('GPT (reference backend)', () => {
     for (const m of [a, b, noDrop]) m.dispose();
   });
 
+  it('a training pass is a value: composes into forwardBackward, refuses to be used stale', () => {
+    for (const cfg of [{ ...tiny, dropout: 0.1 }, { ...tiny, postLN: true }] as Array<typeof tiny & { dropout?: number; postLN?: boolean }>) {
+      const x = Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+      const y = Int32Array.from([2, 3, 4, 5, 6, 7, 8, -1]);
+      const a = GPT.create(cfg, backend);
+      const b = GPT.create(cfg, backend);
+      for (const m of [a, b]) m.zeroGrad();
+      const pass = a.trainForward(x, 2, 4);
+      expect(pass).toMatchObject({ B: 2, T: 4, step: 0 });
+      expect(pass.dropoutSeed === null).toBe(cfg.dropout === undefined);
+      expect(pass.hidden.length).toBe(8 * tiny.nEmbd);
+      expect(pass.dhidden.length).toBe(8 * tiny.nEmbd);
+      // Decoding in the middle of a pass has its own activations: the pass stays valid.
+      const cache = a.createCache(1);
+      a.forwardCached([[1, 2, 3]], cache);
+      cache.dispose();
+      const loss = a.lmLoss(pass, y);
+      a.backward(pass);
+      expect(loss).toBe(b.forwardBackward(x, y, 2, 4));
+      expect(Array.from(backend.read(a.parameterBuffers().grads))).toEqual(Array.from(backend.read(b.parameterBuffers().grads)));
+      // Any full pass after trainForward reuses the activation memory: the pass is stale.
+      for (const other of [
+        () => a.forward(x, 2, 4),
+        () => a.forwardHidden(x, 1, 8), // another (B, T): re-planned
+        () => a.evalLoss(x, y, 2, 4),
+        () => a.trainForward(x, 2, 4),
+        () => a.forwardBackward(x, y, 2, 4),
+      ]) {
+        const stale = a.trainForward(x, 2, 4);
+        other();
+        expect(() => a.lmLoss(stale, y)).toThrow(/^lmLoss: the pass is stale/);
+        expect(() => a.backward(stale)).toThrow(/^backward: the pass is stale/);
+      }
+      a.dispose();
+      b.dispose();
+    }
+  });
+
+  it('evalLoss is the mean log-softmax loss of forward, without dropout or gradients', () => {
+    const model = GPT.create({ ...tiny, dropout: 0.2 }, backend);
+    const x = Int32Array.from([3, 1, 4, 1, 5, 9, 2, 6]);
+    const y = Int32Array.from([1, 4, 1, 5, 9, 2, 6, -1]);
+    const V = tiny.vocabSize;
+    const logits = model.forward(x, 2, 4);
+    let sum = 0;
+    let count = 0;
+    for (let n = 0; n < 8; n++) {
+      if (y[n] === -1) continue;
+      const row = logits.subarray(n * V, (n + 1) * V);
+      const max = Math.max(...row);
+      sum += Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max - row[y[n]];
+      count++;
+    }
+    const steps = model.trainingSteps;
+    const loss = model.evalLoss(x, y, 2, 4);
+    expect(Math.abs(loss - sum / count)).toBeLessThan(1e-6 * (sum / count));
+    expect(model.evalLoss(x, y, 2, 4)).toBe(loss); // no dropout: the same every time
+    expect(model.trainingSteps).toBe(steps); // not a training step
+    expect(model.namedParameters()[0][1].grad()).toBeNull(); // no gradients
+    expect(model.evalLoss(x, new Int32Array(8).fill(-1), 2, 4)).toBe(0);
+    model.dispose();
+  });
+
   it('bias = false drops the bias parameters and still trains', () => {
     const model = GPT.create({ ...tiny, bias: false }, backend);
     expect(model.namedParameters().some(([n]) => n.endsWith('.bias'))).toBe(false);
@@ -326,6 +389,12 @@ describe('GPT (reference backend)', () => {
       expect(tensors.get('transformer.h.0.mlp.c_proj.weight')!.shape).toEqual([64, 16]);
       const cfg = JSON.parse(await readFile(join(dir, 'rt', 'config.json'), 'utf8')) as Record<string, unknown>;
       expect(cfg).toMatchObject({ model_type: 'gpt2', n_embd: 16, n_layer: 2, n_head: 2, n_positions: 8, vocab_size: 11 });
+      // The same folder from its contents (no file system), and its errors name fromSafetensors.
+      const bytes = await readFile(join(dir, 'rt', 'model.safetensors'));
+      const fromBytes = GPT.fromSafetensors(JSON.stringify(cfg), bytes, backend);
+      expect(fromBytes.forward(x, 1, 3)).toEqual(model.forward(x, 1, 3));
+      fromBytes.dispose();
+      expect(() => GPT.fromSafetensors({ ...cfg, n_layer: 3 } as never, bytes, backend)).toThrow(/^GPT\.fromSafetensors: tensors do not match the model:\n {2}missing tensors: transformer\.h\.2\./);
       model.dispose();
       back.dispose();
     });
@@ -368,11 +437,29 @@ describe('GPT (reference backend)', () => {
     expect(() => model.forward(Int32Array.from([1, 2]), 0, 2)).toThrow(/batch must be a positive integer/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1]), 1, 2)).toThrow(/targets has length 1/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, -2]), 1, 2)).toThrow(/targets\[1\] = -2 is out of range/);
+    // Each public method names itself, whichever helper checks.
+    expect(() => model.trainForward(Int32Array.from([1, 11]), 1, 2)).toThrow(/^trainForward: ids\[1\] = 11 is out of range \(vocabSize 11\)/);
+    expect(() => model.forwardHidden(Int32Array.from([1, 2]), 1, 3)).toThrow(/^forwardHidden: ids has length 2/);
+    expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, 12]), 1, 2)).toThrow(/^forwardBackward: targets\[1\] = 12 is out of range \(must be in 0\.\.10, or -1 to skip\)/);
+    expect(() => model.evalLoss(Int32Array.from([1, 2]), Int32Array.from([1, 12]), 1, 2)).toThrow(/^evalLoss: targets\[1\] = 12 is out of range \(must be in 0\.\.10, or -1 to skip\)/);
+    expect(() => model.evalLoss(Int32Array.from([1, 2]), Int32Array.from([1, 2]), 1, 3)).toThrow(/^evalLoss: ids has length 2/);
+    expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, -2]), 1, 2)).toThrow(/^forwardBackward: targets/);
+    const pass = model.trainForward(Int32Array.from([1, 2]), 1, 2);
+    expect(() => model.lmLoss(pass, Int32Array.from([1]))).toThrow(/^lmLoss: targets has length 1, expected batch \* seq = 2/);
+    expect(() => model.lmLoss(pass, Int32Array.from([1, 2]), NaN)).toThrow(/^lmLoss: weight must be a finite number/);
+    const cache = model.createCache(1);
+    expect(() => model.forwardCached([[1, 11]], cache)).toThrow(/^forwardCached: tokens\[0\]\[1\] = 11 is out of range \(vocabSize 11\)/);
+    expect(() => model.forwardCached([[1.5]], cache)).toThrow(/^forwardCached: tokens\[0\]\[0\] = 1.5 is out of range/);
+    cache.dispose();
+    expect(() => model.createCache(0)).toThrow(/^createCache: batch must be a positive integer/);
+    // A pass is a value: only this model's, only once, only while its activations are its own.
     const fresh = GPT.create(tiny, backend);
-    expect(() => fresh.trainBackward()).toThrow(/call trainForward first/);
-    fresh.forward(Int32Array.from([1]), 1, 1); // an evaluation pass cannot be backpropagated
-    expect(() => fresh.lmLossBackward(Int32Array.from([1]))).toThrow(/call trainForward first/);
+    expect(() => fresh.backward(undefined as unknown as ReturnType<GPT['trainForward']>)).toThrow(/^backward: pass must be the TrainPass this model's trainForward returned/);
+    expect(() => fresh.lmLoss(pass, Int32Array.from([1, 2]))).toThrow(/^lmLoss: pass must be the TrainPass this model's trainForward returned/);
     fresh.dispose();
+    model.backward(pass);
+    expect(() => model.backward(pass)).toThrow(/^backward: the pass was already backpropagated/);
+    expect(() => model.lmLoss(pass, Int32Array.from([1, 2]))).toThrow(/^lmLoss: the pass was already backpropagated/);
     expect(() => GPT.create({ ...tiny, nEmbd: 15 }, backend)).toThrow(/nEmbd \(15\) must be divisible by nHead \(2\)/);
     expect(() => GPT.create({ ...tiny, dropout: 1 }, backend)).toThrow(/dropout must be in \[0, 1\)/);
     expect(() => GPT.create({ ...tiny, vocabSize: 0 }, backend)).toThrow(/vocabSize must be a positive integer/);

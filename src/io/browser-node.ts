@@ -1,6 +1,6 @@
 // What the library's `node:` imports become in a browser bundle.
 //
-// A few modules (io/, model/hf.ts, train/, tasks/finetuned.ts) import Node's fs, path,
+// A few modules (io/, including io/hf-gpt2.ts, train/, tasks/finetuned.ts) import Node's fs, path,
 // crypto and os at the top level, for the functions that read and write files. Browsers have
 // none of them, and bundlers replace them with stubs that throw as soon as a named import is
 // touched (Vite's dev server does), which would break the whole library, not just file I/O.

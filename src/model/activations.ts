@@ -2,6 +2,9 @@
 // gradient) is a view into one backend tensor, laid out once per (B, T). The base tensor is
 // re-allocated only when B·T grows; a new (B, T) with B·T within capacity only re-cuts the
 // views (kernels check exact lengths, so views must have exactly the current size).
+// ActivationPlan owns those tensors for a model (llm.c style: planned per (B, T), reused
+// by every pass of that size), and counts the passes that write them, so that a training
+// pass can tell whether its activations are still its own.
 
 import type { Backend, DType, Tensor } from '../backend/backend.js';
 import type { GPTConfig } from './config.js';
@@ -72,7 +75,7 @@ export function layoutLayerActs<T>(cfg: GPTConfig, B: number, T: number, take: (
  * that block is backpropagated, so every block shares `shared` (one block's buffers) and
  * only the embeddings, the head and, in post-LN models, the residual stream between
  * blocks (each block's output, ln2) get buffers of their own, from `take`. Pre-LN models keep the
- * stream's gradient in the first block's input gradient (GPT.residualStreamBackward).
+ * stream's gradient in the first block's input gradient (Blocks.preLNBackward, blocks.ts).
  * L times less memory than layoutActivations, and the shared set stays warm in cache from
  * one block to the next.
  */
@@ -95,6 +98,69 @@ function layoutTail<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) =
     lnf: pre ? take(N * C) : null, lnfMean: pre ? take(N) : null, lnfRstd: pre ? take(N) : null,
     logits: logits ?? take(N * V), losses: take(N),
   };
+}
+
+/**
+ * The activation memory of one model (or of its KV-cached decoder): the forward
+ * activations and the (B, T) i32 ids / targets, and for training passes the gradient
+ * activations, each set planned for the current (B, T) and re-cut only when it changes.
+ */
+export class ActivationPlan {
+  private readonly actArena: Arena;
+  private readonly intArena: Arena;
+  private readonly gradArena: Arena; // gradients of the residual stream, embeddings, head
+  private readonly gradLayerArena: Arena; // gradients inside a block, shared by all blocks
+  // dlogits (206 MB at GPT-2 small) apart, as the loss writes it whole: never zeroed.
+  private readonly dlogitsArena: Arena;
+  private fwd: { key: string; acts: Acts<Tensor>; ids: Tensor; targets: Tensor } | null = null;
+  private bwd: { key: string; grads: Acts<Tensor> } | null = null;
+  private passes = 0;
+
+  constructor(private readonly backend: Backend, private readonly config: Readonly<GPTConfig>) {
+    this.actArena = new Arena(backend);
+    this.intArena = new Arena(backend, 'i32');
+    this.gradArena = new Arena(backend);
+    this.gradLayerArena = new Arena(backend);
+    this.dlogitsArena = new Arena(backend);
+  }
+
+  /**
+   * The forward activations for a pass at (B, T), with its ids (B, T) and targets (B, T)
+   * tensors. Each call starts a new pass over them: `generation` changes.
+   */
+  forward(B: number, T: number): { acts: Acts<Tensor>; ids: Tensor; targets: Tensor } {
+    const key = `${B}x${T}`;
+    if (this.fwd === null || this.fwd.key !== key) {
+      const acts = this.actArena.cut((take) => layoutActivations(this.config, B, T, take));
+      const [ids, targets] = this.intArena.cut((take) => [take(B * T), take(B * T)]);
+      this.fwd = { key, acts, ids, targets };
+    }
+    this.passes++;
+    return this.fwd;
+  }
+
+  /** Counts the passes started by forward(): an activation is the latest pass's while this is unchanged. */
+  get generation(): number {
+    return this.passes;
+  }
+
+  /** The gradient activations for (B, T), zeroed but for dlogits (see layoutGradActivations). */
+  zeroedGrads(B: number, T: number): Acts<Tensor> {
+    const key = `${B}x${T}`;
+    if (this.bwd === null || this.bwd.key !== key) {
+      const shared = this.gradLayerArena.cut((take) => layoutLayerActs(this.config, B, T, take));
+      const [dlogits] = this.dlogitsArena.cut((take) => [take(B * T * this.config.vocabSize)]);
+      this.bwd = { key, grads: this.gradArena.cut((take) => layoutGradActivations(this.config, B, T, shared, dlogits, take)) };
+    }
+    this.backend.zero(this.gradArena.tensor!);
+    return this.bwd.grads;
+  }
+
+  dispose(): void {
+    for (const a of [this.actArena, this.gradArena, this.gradLayerArena, this.dlogitsArena, this.intArena]) a.dispose();
+    this.fwd = null;
+    this.bwd = null;
+  }
 }
 
 /**

@@ -1,5 +1,11 @@
-// GPT configuration: the hyper-parameters of GPT.create, their defaults and validation,
-// and the mapping to / from a Hugging Face GPT-2 config.json.
+// GPT configuration: the hyper-parameters of GPT.create, their defaults and validation.
+//
+// The mapping to and from a Hugging Face GPT-2 config.json is not here but in
+// src/io/hf-gpt2.ts, next to the tensor mapping of model.safetensors: config.json and
+// model.safetensors are one format (a folder), and which HF field stands for which of ours
+// (n_positions for blockSize, resid_pdrop for dropout, the `ferrogpt` section for what HF
+// has no name for) is knowledge of that format, like Conv1D's transposed weights. This file
+// knows no file format; its resolveConfig is what every reader ends in.
 
 export interface GPTConfig {
   /** Number of token ids (V). */
@@ -55,77 +61,4 @@ export function resolveConfig(input: GPTConfigInput): GPTConfig {
     throw new Error(`GPT config: seed must be an integer in [0, 2^32), got ${String(cfg.seed)}`);
   }
   return cfg;
-}
-
-/** Hugging Face GPT-2 config.json (the fields we read and write). */
-export interface HFGPT2Config {
-  model_type?: string;
-  vocab_size: number;
-  n_positions: number;
-  n_ctx?: number;
-  n_embd: number;
-  n_layer: number;
-  n_head: number;
-  activation_function?: string;
-  layer_norm_epsilon?: number;
-  resid_pdrop?: number;
-  embd_pdrop?: number;
-  attn_pdrop?: number;
-  [key: string]: unknown;
-}
-
-/**
- * Reads a Hugging Face GPT-2 config (or one written by GPT.save, which adds a `ferrogpt`
- * section for the fields HF has no name for: bias, postLN, seed).
- */
-export function configFromHF(hf: HFGPT2Config): GPTConfig {
-  if (hf === null || typeof hf !== 'object') throw new Error('config.json must hold a JSON object');
-  for (const k of ['vocab_size', 'n_embd', 'n_layer', 'n_head'] as const) {
-    if (typeof hf[k] !== 'number') throw new Error(`config.json: missing or non-numeric ${k}`);
-  }
-  const blockSize = typeof hf.n_positions === 'number' ? hf.n_positions : hf.n_ctx;
-  if (typeof blockSize !== 'number') throw new Error('config.json: missing n_positions');
-  const act = hf.activation_function;
-  if (act !== undefined && act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') {
-    throw new Error(`config.json: activation_function ${String(act)} is not supported (only tanh GELU, "gelu_new")`);
-  }
-  const eps = hf.layer_norm_epsilon;
-  if (eps !== undefined && Math.abs(eps - 1e-5) > 1e-12) {
-    throw new Error(`config.json: layer_norm_epsilon ${eps} is not supported (the kernels use 1e-5)`);
-  }
-  const extra = (hf.ferrogpt ?? {}) as Partial<GPTConfig>;
-  // HF has one dropout per site; our kernels take one p for all, so use the residual one.
-  const dropout = extra.dropout ?? hf.resid_pdrop ?? 0;
-  return resolveConfig({
-    vocabSize: hf.vocab_size,
-    blockSize,
-    nLayer: hf.n_layer,
-    nHead: hf.n_head,
-    nEmbd: hf.n_embd,
-    dropout,
-    bias: extra.bias,
-    postLN: extra.postLN,
-    seed: extra.seed,
-  });
-}
-
-/** The config.json GPT.save writes: HF GPT-2 fields, plus our own under `ferrogpt`. */
-export function configToHF(cfg: GPTConfig): HFGPT2Config {
-  return {
-    architectures: ['GPT2LMHeadModel'],
-    model_type: 'gpt2',
-    vocab_size: cfg.vocabSize,
-    n_positions: cfg.blockSize,
-    n_ctx: cfg.blockSize,
-    n_embd: cfg.nEmbd,
-    n_layer: cfg.nLayer,
-    n_head: cfg.nHead,
-    activation_function: 'gelu_new',
-    layer_norm_epsilon: 1e-5,
-    resid_pdrop: cfg.dropout,
-    embd_pdrop: cfg.dropout,
-    attn_pdrop: cfg.dropout,
-    tie_word_embeddings: true,
-    ferrogpt: { bias: cfg.bias, postLN: cfg.postLN, seed: cfg.seed, dropout: cfg.dropout },
-  };
 }

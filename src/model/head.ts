@@ -7,8 +7,8 @@
 // Everything runs on the Backend kernels, so the head works on every backend: the gather is
 // a residual kernel per row (out = a + b, with b = zeros when there is no second row) over
 // views of the hidden state, and its backward (residualBackward, which accumulates) is the
-// scatter of dfeat into the model's dhidden — from where GPT.trainBackward carries it into
-// the transformer, next to the L1 gradient lmLossBackward put there.
+// scatter of dfeat into the training pass's dhidden — from where GPT.backward(pass) carries
+// it into the transformer, next to the L1 gradient GPT.lmLoss(pass, ...) put there.
 //
 // Like the model, the head's parameters and gradients are each one contiguous buffer (so
 // AdamW and the gradient clip treat it as one more model: it implements Optimizable).
@@ -145,7 +145,7 @@ export class TaskHead {
 
   /**
    * Training forward: gathers the pooled rows of `hidden` (B·T, C) (a backend tensor, e.g.
-   * from GPT.trainForward), applies dropout and the linear layer. Returns the logits
+   * a TrainPass's hidden), applies dropout and the linear layer. Returns the logits
    * (F, K), a backend tensor valid until the next call.
    */
   forward(hidden: Tensor, pool: Pool, drop: DropoutSpec = NO_DROPOUT): Tensor {

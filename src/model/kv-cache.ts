@@ -1,5 +1,7 @@
-// The KV cache of a GPT: the keys and values of every layer for a batch of sequences, so
-// that generation encodes the prompt once and then pays one step of attention per token.
+// KV-cached decoding: the KV cache of a GPT (the keys and values of every layer for a batch
+// of sequences), so that generation encodes the prompt once and then pays one step of
+// attention per token, and the Decoder that runs the model's blocks over it
+// (GPT.createCache and GPT.forwardCached delegate to it).
 //
 //   const cache = model.createCache(batch, maxT);           // maxT <= blockSize
 //   let logits = model.forwardCached([promptA, promptB], cache); // (B, V): last position each
@@ -20,6 +22,9 @@
 // blockSize tokens and recomputes everything for every token).
 
 import type { Backend, Tensor } from '../backend/backend.js';
+import { ActivationPlan } from './activations.js';
+import { NO_DROP, type Blocks } from './blocks.js';
+import { checkTokens } from './inputs.js';
 
 export class KVCache {
   /** Sequences in the batch (B). */
@@ -126,7 +131,7 @@ export class KVCache {
     for (const t of [this.kBase, this.vBase, this.pos]) this.backend.free(t);
   }
 
-  // ---- used by GPT.forwardCached ----
+  // ---- used by the Decoder ----
 
   /** @internal The token ids of sequence b, not copied (read only). */
   tokensView(b: number): readonly number[] {
@@ -166,4 +171,114 @@ export function slideWindow(cached: readonly number[], fresh: ArrayLike<number>,
   if (fresh.length >= maxT) return all.slice(all.length - maxT);
   const keep = Math.min(cached.length, Math.floor(maxT / 2), maxT - fresh.length);
   return all.slice(cached.length - keep);
+}
+
+/**
+ * The KV-cached forward pass of a model, with its own activation workspace: planned per
+ * (B, Tq) apart from the full passes' (ActivationPlan), so that decoding between a model's
+ * trainForward and backward leaves that training pass intact. Its errors name the GPT
+ * methods that delegate here.
+ */
+export class Decoder {
+  private readonly plan: ActivationPlan;
+
+  constructor(private readonly blocks: Blocks) {
+    this.plan = new ActivationPlan(blocks.backend, blocks.config);
+  }
+
+  /** GPT.createCache: a cache for `batch` sequences of up to `maxT` tokens. */
+  createCache(batch: number, maxT: number): KVCache {
+    const { blockSize, nLayer, nEmbd } = this.blocks.config;
+    if (!Number.isSafeInteger(batch) || batch < 1) throw new Error(`createCache: batch must be a positive integer, got ${String(batch)}`);
+    if (!Number.isSafeInteger(maxT) || maxT < 1 || maxT > blockSize) {
+      throw new Error(`createCache: maxT must be an integer in 1..blockSize (${blockSize}), got ${String(maxT)}`);
+    }
+    return new KVCache(this.blocks.backend, nLayer, nEmbd, batch, maxT);
+  }
+
+  /** GPT.forwardCached (see there): runs each sequence's new tokens over the cache, appends them. */
+  forward(tokens: ReadonlyArray<ArrayLike<number>>, cache: KVCache, options: { logits?: 'last' | 'all' }): Float32Array {
+    const { config, backend: be, p } = this.blocks;
+    const { nEmbd: C, nHead: NH, vocabSize: V, nLayer: L } = config;
+    const mode = options.logits ?? 'last';
+    if (mode !== 'last' && mode !== 'all') throw new Error(`forwardCached: logits must be 'last' or 'all', got ${String(mode)}`);
+    if (!(cache instanceof KVCache) || cache.backend !== be || cache.nLayer !== L || cache.nEmbd !== C) {
+      throw new Error('forwardCached: cache must come from this model\'s createCache');
+    }
+    cache.alive();
+    const B = cache.batch;
+    const maxT = cache.maxT;
+    if (!Array.isArray(tokens as unknown) || tokens.length !== B) throw new Error(`forwardCached: tokens must be an array of ${B} token lists (one per sequence in the cache)`);
+    const counts = tokens.map((t, b) => {
+      if (t === null || typeof t !== 'object' || typeof t.length !== 'number') throw new Error(`forwardCached: tokens[${b}] must be an array of token ids`);
+      checkTokens('forwardCached', `tokens[${b}]`, t, V);
+      return t.length;
+    });
+    const Tn = Math.max(0, ...counts);
+    // What each sequence feeds: its new tokens, or (sliding) a re-encoded tail plus them.
+    const feed: number[][] = tokens.map((t, b) => {
+      const slid = slideWindow(cache.tokensView(b), t, maxT);
+      if (slid === null) return Array.from(t);
+      cache.reset(b);
+      return slid;
+    });
+    const Tq = Math.max(0, ...feed.map((f) => f.length));
+    const out = new Float32Array(mode === 'last' ? B * V : B * Tn * V);
+    if (Tq === 0) return out;
+
+    const { acts: a, ids: idsT } = this.plan.forward(B, Tq);
+    const ids = new Int32Array(B * Tq); // right-padded with 0
+    feed.forEach((f, b) => ids.set(f, b * Tq));
+    be.write(idsT, ids);
+    cache.syncPos();
+    // Embeddings at each sequence's own positions: wte[id] + wpe[len_b + t].
+    const views: Tensor[] = [];
+    const view = (t: Tensor, offset: number, length: number): Tensor => {
+      const v = be.view(t, offset, length);
+      views.push(v);
+      return v;
+    };
+    try {
+      feed.forEach((f, b) => {
+        const n = f.length;
+        if (n === 0) return;
+        const start = cache.length(b);
+        be.encoderForward(view(a.encoded, b * Tq * C, n * C), view(idsT, b * Tq, n), p.wte,
+          view(p.wpe, start * C, (config.blockSize - start) * C), 1, n, C);
+      });
+      const hidden = this.blocks.forward(a, B * Tq, NO_DROP, (la, l) => {
+        be.attentionDecode(la.atty, cache.k[l], cache.v[l], la.qkv, cache.pos, B, Tq, C, NH, maxT); // (B, Tq, C)
+      }); // (B, Tq, C)
+      feed.forEach((f, b) => cache.appended(b, f));
+      cache.syncPos();
+      if (mode === 'all' || Tq === 1) {
+        const rows = B * Tq;
+        const logits = view(a.logits, 0, rows * V);
+        be.matmulForward(logits, hidden, p.wte, null, rows, C, V); // (B, Tq, V)
+        const all = be.read(logits) as Float32Array;
+        feed.forEach((f, b) => {
+          const n = counts[b];
+          if (n === 0) return;
+          // The caller's token t is feed row f.length - n + t.
+          const from = (b * Tq + f.length - n) * V;
+          if (mode === 'all') out.set(all.subarray(from, from + n * V), b * Tn * V);
+          else out.set(all.subarray(from + (n - 1) * V, from + n * V), b * V);
+        });
+      } else {
+        feed.forEach((f, b) => {
+          if (counts[b] === 0) return;
+          const row = view(a.logits, b * V, V);
+          be.matmulForward(row, view(hidden, (b * Tq + f.length - 1) * C, C), p.wte, null, 1, C, V); // (V)
+          out.set(be.read(row) as Float32Array, b * V);
+        });
+      }
+    } finally {
+      for (const v of views) be.free(v);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.plan.dispose();
+  }
 }

@@ -4,8 +4,9 @@
 // parameter is a named (offset, length) range; names follow Hugging Face GPT-2.
 //
 // Matmul weights are stored (OC, C), the llm.c / nn.Linear layout our kernels take. HF's
-// GPT-2 Conv1D stores the same weights transposed, (C, OC); see hf.ts for the conversion.
+// GPT-2 Conv1D stores the same weights transposed, (C, OC); see src/io/hf-gpt2.ts for the conversion.
 
+import type { Backend, Tensor } from '../backend/backend.js';
 import type { GPTConfig } from './config.js';
 
 export interface ParamSpec {
@@ -96,4 +97,18 @@ export function structure<T>(cfg: GPTConfig, byName: Map<string, T>): ModelParam
     lnfw: opt('transformer.ln_f.weight'),
     lnfb: opt('transformer.ln_f.bias'),
   };
+}
+
+/**
+ * One contiguous f32 tensor holding every parameter (or every gradient) in paramLayout's
+ * order, with a view per parameter, by name and in the structure the passes walk.
+ */
+export class ParamTensors {
+  readonly views = new Map<string, Tensor>();
+  readonly tree: ModelParams<Tensor>;
+
+  constructor(backend: Backend, cfg: GPTConfig, specs: readonly ParamSpec[], readonly buffer: Tensor) {
+    for (const s of specs) this.views.set(s.name, backend.view(buffer, s.offset, s.length));
+    this.tree = structure(cfg, this.views);
+  }
 }

@@ -11,8 +11,8 @@
 // vocabulary of K classes.
 //
 // Gradients add: the head's backward puts dL2/dhidden at the extract rows, L1's backward
-// (GPT.lmLossBackward with weight λ) adds λ·dL1/dhidden at every row, and one
-// GPT.trainBackward carries the sum into the transformer, so ∇L3 = ∇L2 + λ·∇L1 exactly
+// (GPT.lmLoss(pass, targets, λ)) adds λ·dL1/dhidden at every row, and one
+// GPT.backward(pass) carries the sum into the transformer, so ∇L3 = ∇L2 + λ·∇L1 exactly
 // (test/finetune.test.ts checks it).
 
 import type { Backend, Tensor } from '../backend/backend.js';

@@ -14,10 +14,9 @@ import type { Backend, Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { readSafetensorsFile } from '../io/safetensors.js';
-import { configFromHF, type HFGPT2Config } from '../model/config.js';
 import { GPT } from '../model/gpt.js';
 import { HEAD_BIAS, HEAD_WEIGHT, TaskHead } from '../model/head.js';
-import { paramsFromHF, saveGPT } from '../model/hf.js';
+import { configFromHF, paramsFromHF, saveGPT, type HFGPT2Config } from '../io/hf-gpt2.js';
 import { dropoutSeed } from '../model/init.js';
 import { Arena } from '../model/activations.js';
 import { IGNORE_INDEX } from '../objectives/lm.js';
@@ -143,7 +142,7 @@ export class FineTunedGPT {
     const tokenizer = await Tokenizer.load(join(dir, 'tokenizer.json'));
     const config = configFromHF((await readJson(join(dir, 'config.json'))) as HFGPT2Config);
     const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
-    const params = paramsFromHF(config, tensors);
+    const params = paramsFromHF(config, tensors, 'FineTunedGPT.load');
     const w = tensors.get(HEAD_WEIGHT);
     const b = tensors.get(HEAD_BIAS);
     const K = outputsOf(spec);
@@ -243,11 +242,11 @@ export class FineTunedGPT {
     const { type, clfDropout, regression } = this.task;
     const { S, T, E } = batch;
     const model = this.model;
-    const { hidden, dhidden } = model.trainForward(batch.ids, S, T); // (S, T, C) each
+    const pass = model.trainForward(batch.ids, S, T); // pass.hidden, pass.dhidden: (S, T, C)
     const pool = poolFor(type, batch);
     const step = this.headSteps++;
     const drop = clfDropout > 0 ? { p: clfDropout, seed: dropoutSeed((model.config.seed ^ CLF_SEED_SALT) >>> 0, step), stream: CLF_STREAM } : undefined;
-    const logits = this.head.forward(hidden, pool, drop); // (F, K)
+    const logits = this.head.forward(pass.hidden, pool, drop); // (F, K)
     const dlogits = this.head.dlogits();
     let l2: number;
     if (regression) {
@@ -258,10 +257,10 @@ export class FineTunedGPT {
       const bufs = this.planLoss(E);
       l2 = classificationLoss(model.backend, { logits, dlogits, ...bufs }, gold.labels, E, K);
     }
-    this.head.backward(dhidden);
+    this.head.backward(pass.dhidden);
     // L1 on the same inputs, its gradient added (times λ) to the same dhidden.
-    const l1 = lambda > 0 ? model.lmLossBackward(batch.targets, lambda) : NaN;
-    model.trainBackward();
+    const l1 = lambda > 0 ? model.lmLoss(pass, batch.targets, lambda) : NaN;
+    model.backward(pass);
     return { loss: lambda > 0 ? l2 + lambda * l1 : l2, l2, l1 };
   }
 

@@ -121,9 +121,9 @@ export async function runStepLoop<P extends { loss: number }, E>(loop: StepLoop<
  * model's. Returns the (unweighted) mean loss.
  */
 export function lmMicroStep(model: GPT, ids: Int32Array, targets: Int32Array, B: number, T: number, weight: number): number {
-  model.trainForward(ids, B, T);
-  const loss = model.lmLossBackward(targets, weight);
-  model.trainBackward();
+  const pass = model.trainForward(ids, B, T);
+  const loss = model.lmLoss(pass, targets, weight);
+  model.backward(pass);
   return loss;
 }
 

@@ -257,8 +257,8 @@ export function evaluate(model: GPT, data: TokenDataset, options: { batchSize?: 
 }
 
 /**
- * Mean cross-entropy (float64) over every position of the windows at `starts`. The logits
- * are read back to compute it, so windows are run a few at a time to keep the read-back
+ * Mean cross-entropy (float64) over every position of the windows at `starts`, by
+ * model.evalLoss (on the backend). Windows are run a few at a time to keep the logits
  * (rows · T · V floats) near 16M floats whatever the batch size.
  */
 function evaluateWindows(model: GPT, data: TokenDataset, starts: readonly number[], T: number): number {
@@ -276,16 +276,8 @@ function evaluateWindows(model: GPT, data: TokenDataset, starts: readonly number
       ids.set(window.subarray(0, T), r * T);
       targets.set(window.subarray(1), r * T);
     }
-    const logits = model.forward(ids, rows, T); // (rows, T, V)
-    for (let n = 0; n < rows * T; n++) {
-      const off = n * V;
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) if (logits[off + v] > max) max = logits[off + v];
-      let s = 0;
-      for (let v = 0; v < V; v++) s += Math.exp(logits[off + v] - max);
-      sum += Math.log(s) + max - logits[off + targets[n]];
-      count++;
-    }
+    sum += model.evalLoss(ids, targets, rows, T) * rows * T;
+    count += rows * T;
   }
   return sum / count;
 }

@@ -1,6 +1,11 @@
-// Hugging Face GPT-2 folders (config.json + model.safetensors) to and from our parameters.
+// Hugging Face GPT-2 folders (config.json + model.safetensors) to and from our config and
+// parameters: GPT.load, GPT.save and GPT.fromSafetensors delegate here, and fine-tuned
+// folders (src/tasks) and checkpoints (src/train) read and write through it.
 //
-// Differences between the two layouts, and what we do about each:
+// config.json maps to GPTConfig here too (not in src/model/config.ts): it is half of the
+// same format, and the model's config knows no file format (see config.ts's header).
+//
+// Differences between the two tensor layouts, and what we do about each:
 // - HF's Conv1D (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) stores its weight
 //   (C, OC) — input rows — while our matmul kernel takes (OC, C) (llm.c, nn.Linear). We
 //   transpose on the way in and out.
@@ -14,11 +19,88 @@
 //   of HF's GPT2ForSequenceClassification head); loading the transformer ignores them.
 
 import { mkdir, readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../io/atomic.js';
 import { join } from 'node:path';
-import { expectTensors, readSafetensorsFile, writeSafetensorsFile, type LoadedTensor } from '../io/safetensors.js';
-import { configFromHF, configToHF, type GPTConfig, type HFGPT2Config } from './config.js';
-import { paramLayout } from './params.js';
+import { resolveConfig, type GPTConfig } from '../model/config.js';
+import { paramLayout } from '../model/params.js';
+import { writeFileAtomic } from './atomic.js';
+import { expectTensors, readSafetensors, readSafetensorsFile, writeSafetensorsFile, type LoadedTensor } from './safetensors.js';
+
+// ---- config.json ----
+
+/** Hugging Face GPT-2 config.json (the fields we read and write). */
+export interface HFGPT2Config {
+  model_type?: string;
+  vocab_size: number;
+  n_positions: number;
+  n_ctx?: number;
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  activation_function?: string;
+  layer_norm_epsilon?: number;
+  resid_pdrop?: number;
+  embd_pdrop?: number;
+  attn_pdrop?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * Reads a Hugging Face GPT-2 config (or one written by GPT.save, which adds a `ferrogpt`
+ * section for the fields HF has no name for: bias, postLN, seed).
+ */
+export function configFromHF(hf: HFGPT2Config): GPTConfig {
+  if (hf === null || typeof hf !== 'object') throw new Error('config.json must hold a JSON object');
+  for (const k of ['vocab_size', 'n_embd', 'n_layer', 'n_head'] as const) {
+    if (typeof hf[k] !== 'number') throw new Error(`config.json: missing or non-numeric ${k}`);
+  }
+  const blockSize = typeof hf.n_positions === 'number' ? hf.n_positions : hf.n_ctx;
+  if (typeof blockSize !== 'number') throw new Error('config.json: missing n_positions');
+  const act = hf.activation_function;
+  if (act !== undefined && act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') {
+    throw new Error(`config.json: activation_function ${String(act)} is not supported (only tanh GELU, "gelu_new")`);
+  }
+  const eps = hf.layer_norm_epsilon;
+  if (eps !== undefined && Math.abs(eps - 1e-5) > 1e-12) {
+    throw new Error(`config.json: layer_norm_epsilon ${eps} is not supported (the kernels use 1e-5)`);
+  }
+  const extra = (hf.ferrogpt ?? {}) as Partial<GPTConfig>;
+  // HF has one dropout per site; our kernels take one p for all, so use the residual one.
+  const dropout = extra.dropout ?? hf.resid_pdrop ?? 0;
+  return resolveConfig({
+    vocabSize: hf.vocab_size,
+    blockSize,
+    nLayer: hf.n_layer,
+    nHead: hf.n_head,
+    nEmbd: hf.n_embd,
+    dropout,
+    bias: extra.bias,
+    postLN: extra.postLN,
+    seed: extra.seed,
+  });
+}
+
+/** The config.json GPT.save writes: HF GPT-2 fields, plus our own under `ferrogpt`. */
+export function configToHF(cfg: GPTConfig): HFGPT2Config {
+  return {
+    architectures: ['GPT2LMHeadModel'],
+    model_type: 'gpt2',
+    vocab_size: cfg.vocabSize,
+    n_positions: cfg.blockSize,
+    n_ctx: cfg.blockSize,
+    n_embd: cfg.nEmbd,
+    n_layer: cfg.nLayer,
+    n_head: cfg.nHead,
+    activation_function: 'gelu_new',
+    layer_norm_epsilon: 1e-5,
+    resid_pdrop: cfg.dropout,
+    embd_pdrop: cfg.dropout,
+    attn_pdrop: cfg.dropout,
+    tie_word_embeddings: true,
+    ferrogpt: { bias: cfg.bias, postLN: cfg.postLN, seed: cfg.seed, dropout: cfg.dropout },
+  };
+}
+
+// ---- model.safetensors ----
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 const MASK_BUFFER = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
@@ -52,9 +134,10 @@ export function toHFLayout(name: string, ourShape: readonly number[], data: Floa
 
 /**
  * HF tensors (either naming) → our parameters by name, in our layout. Checks names and
- * shapes against the config (listing every problem at once) and the lm_head tie.
+ * shapes against the config (listing every problem at once) and the lm_head tie. Errors
+ * start with `fn`, the public function reading them.
  */
-export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTensor>): Map<string, Float32Array> {
+export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTensor>, fn = 'GPT.load'): Map<string, Float32Array> {
   const byName = new Map<string, LoadedTensor>();
   let lmHead: LoadedTensor | undefined;
   for (const [raw, t] of tensors) {
@@ -64,13 +147,17 @@ export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTenso
       continue;
     }
     const name = raw.startsWith('transformer.') ? raw : `transformer.${raw}`;
-    if (byName.has(name)) throw new Error(`GPT.load: tensor ${name} appears twice (with and without the transformer. prefix)`);
+    if (byName.has(name)) throw new Error(`${fn}: tensor ${name} appears twice (with and without the transformer. prefix)`);
     byName.set(name, t);
   }
   const { specs } = paramLayout(config);
   const expected: Record<string, number[]> = {};
   for (const s of specs) expected[s.name] = isConv1DWeight(s.name) ? [s.shape[1], s.shape[0]] : s.shape;
-  expectTensors(byName, expected);
+  try {
+    expectTensors(byName, expected);
+  } catch (err) {
+    throw new Error(`${fn}: ${(err as Error).message}`, { cause: err });
+  }
 
   const out = new Map<string, Float32Array>();
   for (const s of specs) {
@@ -81,10 +168,21 @@ export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTenso
     const wte = out.get('transformer.wte.weight')!;
     const same = lmHead.data.length === wte.length && lmHead.data.every((x, i) => x === wte[i]);
     if (!same) {
-      throw new Error('GPT.load: lm_head.weight differs from transformer.wte.weight; ferrogpt ties the lm head to the token embedding and cannot load an untied head');
+      throw new Error(`${fn}: lm_head.weight differs from transformer.wte.weight; ferrogpt ties the lm head to the token embedding and cannot load an untied head`);
     }
   }
   return out;
+}
+
+/**
+ * The two files' contents (config.json as text or parsed, model.safetensors as bytes) →
+ * our config and parameters; touches no file system (GPT.fromSafetensors, browsers).
+ */
+export function gpt2FromContents(config: string | HFGPT2Config, bytes: Uint8Array | ArrayBuffer): { config: GPTConfig; params: Map<string, Float32Array> } {
+  const hf = (typeof config === 'string' ? JSON.parse(config) : config) as HFGPT2Config;
+  const resolved = configFromHF(hf);
+  const { tensors } = readSafetensors(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
+  return { config: resolved, params: paramsFromHF(resolved, tensors, 'GPT.fromSafetensors') };
 }
 
 /** Reads a Hugging Face GPT-2 folder: its config and our parameters. */

@@ -1,0 +1,50 @@
+// Argument checks of GPT's public methods: token ids, targets and batch shapes. Each public
+// method checks its arguments once, at its entry, with these helpers, naming itself in the
+// message (`forward: ids[3] = 99 is out of range (vocabSize 64)`); what runs after the
+// checks (the passes, the KV-cached decoder) trusts them and writes the ids with
+// backend.write.
+
+import { IGNORE_INDEX } from '../objectives/lm.js';
+import type { GPTConfig } from './config.js';
+
+/** ids (B·T, an Int32Array) for a (batch, seq) pass of a model with this config. */
+export function checkIds(fn: string, config: Readonly<GPTConfig>, ids: Int32Array, batch: number, seq: number): void {
+  const { blockSize } = config;
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new Error(`${fn}: batch must be a positive integer, got ${String(batch)}`);
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new Error(`${fn}: seq must be a positive integer, got ${String(seq)}`);
+  if (seq > blockSize) throw new Error(`${fn}: seq ${seq} exceeds the model's blockSize ${blockSize}`);
+  checkLength(fn, 'ids', ids, batch * seq);
+  checkTokens(fn, 'ids', ids, config.vocabSize);
+}
+
+/** Next-token targets (N = B·T, an Int32Array): ids, or IGNORE_INDEX (-1) to skip a position. */
+export function checkTargets(fn: string, config: Readonly<GPTConfig>, targets: Int32Array, N: number): void {
+  checkLength(fn, 'targets', targets, N);
+  checkTokens(fn, 'targets', targets, config.vocabSize, IGNORE_INDEX);
+}
+
+/**
+ * Every entry of `ids` is a token id in 0..V-1 (or `ignore`): the one range check of the
+ * model. `name` is how the message calls the array (`ids`, `targets`, `tokens[2]`).
+ */
+export function checkTokens(fn: string, name: string, ids: ArrayLike<number>, V: number, ignore?: number): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (Number.isInteger(id) && id >= 0 && id < V) continue;
+    if (ignore !== undefined && id === ignore) continue;
+    const range = ignore === undefined ? `vocabSize ${V}` : `must be in 0..${V - 1}, or ${ignore} to skip`;
+    throw new Error(`${fn}: ${name}[${i}] = ${id} is out of range (${range})`);
+  }
+}
+
+function checkLength(fn: string, name: string, a: Int32Array, n: number): void {
+  if (!(a instanceof Int32Array)) throw new Error(`${fn}: ${name} must be an Int32Array, got ${describe(a)}`);
+  if (a.length !== n) throw new Error(`${fn}: ${name} has length ${a.length}, expected batch * seq = ${n}`);
+}
+
+function describe(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'Array';
+  if (typeof x === 'object') return (x as object).constructor?.name ?? 'object';
+  return typeof x;
+}
