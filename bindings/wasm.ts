@@ -155,17 +155,19 @@ export async function loadWasm(opts: LoadWasmOptions = {}): Promise<LoadedWasm> 
   }
 
   const { instance } = await WebAssembly.instantiate(bytes, {});
-  const exports = instance.exports as unknown as WasmExports;
-  const missing = REQUIRED.filter((k) => typeof exports[k] !== 'function');
-  if (!(exports.memory instanceof WebAssembly.Memory) || missing.length > 0) {
+  // (Not named `exports`: in the CommonJS twin (scripts/build-dist.mjs) that name would
+  // shadow the module's, which its references to WASM_ABI_VERSION go through.)
+  const raw = instance.exports as unknown as WasmExports;
+  const missing = REQUIRED.filter((k) => typeof raw[k] !== 'function');
+  if (!(raw.memory instanceof WebAssembly.Memory) || missing.length > 0) {
     throw new Error(`ferrogpt: ${source} is not a ferrogpt kernel module (missing ${missing.join(', ') || 'memory'}); rebuild with npm run build:wasm`);
   }
-  if (exports.abi_version() !== WASM_ABI_VERSION) {
-    throw new Error(`ferrogpt: ${source} has ABI ${exports.abi_version()}, this loader needs ${WASM_ABI_VERSION}; rebuild with npm run build:wasm`);
+  if (raw.abi_version() !== WASM_ABI_VERSION) {
+    throw new Error(`ferrogpt: ${source} has ABI ${raw.abi_version()}, this loader needs ${WASM_ABI_VERSION}; rebuild with npm run build:wasm`);
   }
-  const built: WasmVariant = exports.simd_name() === 1 ? 'simd128' : 'scalar';
+  const built: WasmVariant = raw.simd_name() === 1 ? 'simd128' : 'scalar';
   if (built !== variant && !opts.bytes && opts.url === undefined) {
     throw new Error(`ferrogpt: ${source} was built ${built}, expected ${variant}; rebuild with npm run build:wasm`);
   }
-  return { exports, variant: built, source };
+  return { exports: raw, variant: built, source };
 }
