@@ -57,14 +57,26 @@ export class NativeBackend extends TypedArrayBackend {
     else super.zeroStorage(storage, dtype, offset, length);
   }
 
-  /** Measured read bandwidth of main memory in GB/s on the addon's threads (for the decode roofline in bench/). */
+  /**
+   * Measured read bandwidth of main memory in GB/s on the addon's threads (for the decode
+   * roofline in bench/). Only in an addon built with the `bench` feature.
+   */
   memoryBandwidth(mib = 256, reps = 5): number {
-    return this.native.addon.memoryBandwidth(mib, reps);
+    return this.probe('memoryBandwidth')(mib, reps);
   }
 
-  /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). */
+  /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). Only with the `bench` feature. */
   peakGflops(iters = 1e8): number {
-    return this.native.addon.peakGflops(iters);
+    return this.probe('peakGflops')(iters);
+  }
+
+  private probe<K extends 'memoryBandwidth' | 'peakGflops'>(fn: K): NonNullable<NativeAddon[K]> {
+    const a = this.native.addon;
+    const f = a[fn];
+    if (typeof f !== 'function') {
+      throw new Error(`${fn}: the native addon (${this.native.source}) was built without the bench feature: npm run build:native:bench`);
+    }
+    return f.bind(a) as NonNullable<NativeAddon[K]>;
   }
 }
 

@@ -50,14 +50,18 @@ export class WasmBackend extends BaseBackend<number, number> {
    * clock. Short calls first: V8 runs a long first call in its baseline tier.
    */
   peakGflops(iters = 1e8): number {
+    const { fma_work: work, fma_lanes: lanes, fma_work_count: count } = this.x;
+    if (typeof work !== 'function' || typeof lanes !== 'function' || typeof count !== 'function') {
+      throw new Error(`peakGflops: the WebAssembly module (${this.loaded.source}) was built without the bench feature (no fma_work, fma_lanes, fma_work_count)`);
+    }
     return guard('peakGflops', () => {
-      for (let i = 0; i < 10; i++) this.x.fma_work(1e5);
+      for (let i = 0; i < 10; i++) work(1e5);
       let best = 0;
       for (let rep = 0; rep < 3; rep++) {
         const t0 = performance.now();
-        this.x.fma_work(iters);
+        work(iters);
         const seconds = (performance.now() - t0) / 1e3;
-        best = Math.max(best, (2 * this.x.fma_lanes() * this.x.fma_work_count(iters)) / seconds / 1e9);
+        best = Math.max(best, (2 * lanes() * count(iters)) / seconds / 1e9);
       }
       return best;
     });
