@@ -1,10 +1,10 @@
 // The Backend interface: the one boundary between TypeScript and the kernels.
 //
 // A backend owns tensor storage. TypeScript holds handles (Tensor: id, dtype, length);
-// data crosses the boundary only through write() and read(). Kernel methods mirror the
-// Rust kernels in crates/kernels one to one (same argument order: outputs, inputs, dims),
-// so the three implementations — native (napi addon), wasm (linear memory) and reference
-// (plain TypeScript, the executable specification) — are interchangeable.
+// data crosses the boundary only through write(), writeTokens() and read(). Kernel methods
+// mirror the Rust kernels in crates/kernels one to one (same argument order: outputs,
+// inputs, dims), so the three implementations — native (napi addon), wasm (linear memory)
+// and reference (plain TypeScript, the executable specification) — are interchangeable.
 // The kernels are declared once, in the registry (kernels.ts): names, arguments, shapes;
 // the Backend's kernel methods, their checks and the adapters are derived from it.
 //
@@ -19,6 +19,9 @@
 // - Every method validates its arguments (base.ts, from the registry's argument roles) and
 //   throws an Error naming the offending argument; no input can crash the process or write
 //   out of bounds.
+// - Token ids (an i32 argument with a range, e.g. ids < V) are scanned on every call,
+//   unless the tensor was filled by writeTokens() with the same or a tighter range and
+//   nothing has written to its storage since (see writeTokens).
 // - Output tensors must not overlap input tensors (views of one buffer that do not
 //   overlap are fine).
 
@@ -69,6 +72,21 @@ export interface Backend extends Kernels<Tensor> {
   free(t: Tensor): void;
   /** Copies `data` into t starting at element `offset` (default 0). dtype must match. */
   write(t: Tensor, data: Float32Array | Int32Array, offset?: number): void;
+  /**
+   * Copies token ids into the i32 tensor t (at element `offset`, default 0) after checking
+   * that each is in 0..V-1 or equals `allowed` (e.g. an ignore index); otherwise throws
+   * `${caller}: ${name}[i] = id is out of range (must be in 0..V-1[ or allowed])`, i the
+   * index in `data`, and writes nothing.
+   *
+   * The tensor is then marked as holding validated ids: a later kernel call that takes t
+   * as its ids (targets, pos) argument skips its O(N) scan when its own range is at least
+   * as wide (V' >= V) and it allows the same value (or the mark allows none). The mark is on
+   * this exact handle (a view or its base is scanned as before) and is cleared by anything
+   * else that writes to t's storage, through any view: write(), zero(), a kernel output,
+   * another writeTokens. A partial writeTokens (offset, or shorter data) keeps a mark only
+   * where the rest of t was already marked; otherwise the next kernel call scans.
+   */
+  writeTokens(t: Tensor, data: Int32Array, V: number, caller: string, name?: string, allowed?: number, offset?: number): void;
   /** Copies elements [offset, offset + length) out of t (defaults: the whole tensor). */
   read(t: Tensor, offset?: number, length?: number): Float32Array | Int32Array;
   /** Sets every element of t to 0. */

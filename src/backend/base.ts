@@ -17,6 +17,8 @@ interface StorageRecord<S> {
   dtype: DType;
   length: number;
   freed: boolean;
+  /** Bumped by every write, zero and kernel output to this storage: invalidates token marks. */
+  epoch: number;
 }
 
 interface TensorRecord<S, B> {
@@ -25,6 +27,11 @@ interface TensorRecord<S, B> {
   offset: number;
   isView: boolean;
   buf: B | undefined; // resolved lazily, then reused for every kernel call
+  // The token mark (writeTokens): while tokEpoch === owner.epoch, every element of this
+  // tensor is an id in 0..tokV-1, or tokAllowed.
+  tokEpoch: number;
+  tokV: number;
+  tokAllowed: number | undefined;
 }
 
 const MAX_U32 = 0xffffffff;
@@ -238,7 +245,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
   alloc(length: number, dtype: DType = 'f32'): Tensor {
     checkCount(null, 'length', length, 0);
     if (dtype !== 'f32' && dtype !== 'i32') throw new Error(`alloc: dtype must be 'f32' or 'i32', got ${String(dtype)}`);
-    const owner: StorageRecord<S> = { storage: this.allocStorage(length, dtype), dtype, length, freed: false };
+    const owner: StorageRecord<S> = { storage: this.allocStorage(length, dtype), dtype, length, freed: false, epoch: 0 };
     return this.register(owner, 0, length, false);
   }
 
@@ -270,7 +277,42 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
     if (offset + data.length > t.length) {
       throw new Error(`write: data length ${data.length} at offset ${offset} exceeds tensor length ${t.length}`);
     }
+    rec.owner.epoch++;
     this.writeStorage(rec.owner.storage, t.dtype, rec.offset + offset, data);
+  }
+
+  writeTokens(t: Tensor, data: Int32Array, V: number, caller: string, name = 'ids', allowed?: number, offset = 0): void {
+    const rec = this.record('writeTokens', 't', t);
+    if (t.dtype !== 'i32') throw new Error(`writeTokens: t must be a i32 tensor, got ${t.dtype}`);
+    if (!(data instanceof Int32Array)) throw new Error(`writeTokens: data must be a Int32Array, got ${describe(data)}`);
+    checkCount('writeTokens', 'V', V, 1);
+    if (allowed !== undefined) checkInt32('writeTokens', 'allowed', allowed);
+    checkCount('writeTokens', 'offset', offset, 0);
+    if (offset + data.length > t.length) {
+      throw new Error(`writeTokens: data length ${data.length} at offset ${offset} exceeds tensor length ${t.length}`);
+    }
+    for (let i = 0; i < data.length; i++) {
+      const id = data[i];
+      if ((id < 0 || id >= V) && id !== allowed) throw new Error(outOfRange(caller, name, i, id, V, allowed));
+    }
+    const owner = rec.owner;
+    // A partial write keeps the mark only if the rest of the tensor was marked (by this
+    // record, with nothing written to the storage since): the union of the two ranges.
+    let markV = V;
+    let markAllowed = allowed;
+    let mark = offset === 0 && data.length === t.length;
+    if (!mark && rec.tokEpoch === owner.epoch) {
+      mark = rec.tokAllowed === undefined || allowed === undefined || rec.tokAllowed === allowed;
+      markV = Math.max(V, rec.tokV);
+      markAllowed = rec.tokAllowed ?? allowed;
+    }
+    owner.epoch++;
+    this.writeStorage(owner.storage, 'i32', rec.offset + offset, data);
+    if (mark) {
+      rec.tokEpoch = owner.epoch;
+      rec.tokV = markV;
+      rec.tokAllowed = markAllowed;
+    }
   }
 
   read(t: Tensor, offset = 0, length?: number): Float32Array | Int32Array {
@@ -284,6 +326,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
 
   zero(t: Tensor): void {
     const rec = this.record('zero', 't', t);
+    rec.owner.epoch++;
     this.zeroStorage(rec.owner.storage, t.dtype, rec.offset, t.length);
   }
 
@@ -335,10 +378,13 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
       if (c.range !== null) {
         const V = c.range(args);
         const allowed = c.allowed < 0 ? undefined : (args[c.allowed] as number);
-        const ids = this.intView(rec.owner.storage, rec.offset, t.length);
-        for (let j = 0; j < ids.length; j++) {
-          const id = ids[j];
-          if ((id < 0 || id >= V) && id !== allowed) throw new Error(outOfRange(fn, c.name, j, id, V, allowed));
+        // Skipped when writeTokens validated these ids for a V' <= V (and no other write since).
+        if (!(rec.tokEpoch === rec.owner.epoch && rec.tokV <= V && (rec.tokAllowed === undefined || rec.tokAllowed === allowed))) {
+          const ids = this.intView(rec.owner.storage, rec.offset, t.length);
+          for (let j = 0; j < ids.length; j++) {
+            const id = ids[j];
+            if ((id < 0 || id >= V) && id !== allowed) throw new Error(outOfRange(fn, c.name, j, id, V, allowed));
+          }
         }
       }
       args[c.idx] = rec;
@@ -364,6 +410,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
       const idx = tensors[i].idx;
       const rec = args[idx] as TensorRecord<S, Buf | Ids> | null;
       if (rec === null) continue;
+      if (tensors[i].output) rec.owner.epoch++;
       rec.buf ??= this.resolve(rec.owner.storage, rec.tensor.dtype, rec.offset, rec.tensor.length);
       args[idx] = rec.buf;
     }
@@ -376,7 +423,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
 
   private register(owner: StorageRecord<S>, offset: number, length: number, isView: boolean): Tensor {
     const tensor: Tensor = Object.freeze({ id: this.nextId++, dtype: owner.dtype, length });
-    this.tensors.set(tensor.id, { tensor, owner, offset, isView, buf: undefined });
+    this.tensors.set(tensor.id, { tensor, owner, offset, isView, buf: undefined, tokEpoch: -1, tokV: 0, tokAllowed: undefined });
     return tensor;
   }
 
@@ -429,7 +476,7 @@ function checkInt32(fn: string, name: string, x: number): void {
   if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) throw new Error(`${fn}: ${name} must be a 32-bit integer, got ${x}`);
 }
 
-/** The message for an id out of range. */
+/** The message for an id out of range (the same from writeTokens and from a kernel's check). */
 function outOfRange(fn: string, name: string, i: number, id: number, V: number, allowed: number | undefined): string {
   return `${fn}: ${name}[${i}] = ${id} is out of range (must be in 0..${V - 1}${allowed === undefined ? '' : ` or ${allowed}`})`;
 }
