@@ -12,41 +12,30 @@
 // that include this file (and never call it) still build: Node modules are reached through
 // process.getBuiltinModule (sync, Node >= 20.16) or dynamic import() (loadNativeAsync).
 
-/** The functions the addon exports (see crates/node/src/lib.rs). Buffers are views. */
-export interface NativeAddon {
+import { KERNEL_NAMES, type NativeKernels } from '../src/backend/kernels.js';
+
+/**
+ * The functions the addon exports (see crates/node/src/lib.rs). Buffers are views. The
+ * kernels are the registry's (src/backend/kernels.ts), under the same names and arguments
+ * (a dropout spec as p, seed, stream); the rest are listed here.
+ */
+export interface NativeAddon extends NativeKernels {
   simdName(): string;
   threads(): number;
   setThreads(n: number): void;
-  peakGflops(iters: number): number;
   version(): string;
-  /** Read bandwidth of main memory in GB/s on the addon's threads (best of reps passes over mib MiB). */
-  memoryBandwidth(mib: number, reps: number): number;
-  /** Bytes of scratch attention needs at these dims on the current thread count (for bench/). */
-  attentionScratchBytes(B: number, T: number, C: number, NH: number): number;
-
-  encoderForward(out: Float32Array, ids: Int32Array, wte: Float32Array, wpe: Float32Array, B: number, T: number, C: number): void;
-  encoderBackward(dwte: Float32Array, dwpe: Float32Array, dout: Float32Array, ids: Int32Array, B: number, T: number, C: number): void;
-  layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array, N: number, C: number): void;
-  layernormBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array, dout: Float32Array, inp: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, N: number, C: number): void;
-  matmulForward(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null, N: number, C: number, OC: number): void;
-  matmulBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float32Array | null, dout: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number, OC: number, overwriteDinp?: boolean): void;
-  attentionForward(out: Float32Array, lse: Float32Array, qkv: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): void;
-  attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number, overwrite?: boolean): void;
-  attentionDecode(out: Float32Array, kcache: Float32Array, vcache: Float32Array, qkv: Float32Array, pos: Int32Array, B: number, Tq: number, C: number, NH: number, maxT: number): void;
-  geluForward(out: Float32Array, inp: Float32Array, N: number): void;
-  geluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, N: number, overwrite?: boolean): void;
-  residualForward(out: Float32Array, inp1: Float32Array, inp2: Float32Array, N: number): void;
-  residualBackward(dinp1: Float32Array, dinp2: Float32Array, dout: Float32Array, N: number): void;
-  crossentropyForward(losses: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number): void;
-  crossentropyBackward(dlogits: Float32Array, dlosses: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number, overwrite?: boolean): void;
-  dropoutForward(out: Float32Array, inp: Float32Array, N: number, p: number, seed: number, stream: number): void;
-  dropoutBackward(dinp: Float32Array, dout: Float32Array, N: number, p: number, seed: number, stream: number): void;
-  adamwUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
-  sumSquares(x: Float32Array, N: number): number;
-  scale(x: Float32Array, N: number, s: number): void;
   zero(x: Float32Array, N: number): void;
   /** Bytes from the start of the 64-byte cache line holding x[0] to x[0]. */
   lineOffset(x: Float32Array): number;
+
+  // Benchmark probes: only in an addon built with the `bench` cargo feature
+  // (npm run build:native:bench), so not required.
+  /** Single-thread peak fp32 FMA rate in GFLOPS. */
+  peakGflops?(iters: number): number;
+  /** Read bandwidth of main memory in GB/s on the addon's threads (best of reps passes over mib MiB). */
+  memoryBandwidth?(mib: number, reps: number): number;
+  /** Bytes of scratch attention needs at these dims on the current thread count (for bench/). */
+  attentionScratchBytes?(B: number, T: number, C: number, NH: number): number;
 }
 
 export interface LoadedNative {
@@ -57,15 +46,8 @@ export interface LoadedNative {
   platform: string;
 }
 
-/** Functions every addon must export; a mismatch (a stale build) is an error. */
-const REQUIRED: ReadonlyArray<keyof NativeAddon> = [
-  'simdName', 'threads', 'setThreads', 'peakGflops', 'version',
-  'encoderForward', 'encoderBackward', 'layernormForward', 'layernormBackward',
-  'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward', 'attentionDecode', 'memoryBandwidth', 'attentionScratchBytes',
-  'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
-  'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward',
-  'adamwUpdate', 'sumSquares', 'scale', 'zero', 'lineOffset',
-];
+/** Functions every addon must export (every kernel of the registry, and the rest); a mismatch (a stale build) is an error. */
+export const NATIVE_REQUIRED: ReadonlyArray<keyof NativeAddon> = Object.freeze(['simdName', 'threads', 'setThreads', 'version', 'zero', 'lineOffset', ...KERNEL_NAMES]);
 
 interface NodeModules {
   createRequire(url: string | URL): (id: string) => unknown;
@@ -140,7 +122,7 @@ function load(m: NodeModules): LoadedNative {
   const attempt = (source: string, id: string): LoadedNative | null => {
     try {
       const addon = require(id) as NativeAddon;
-      const missing = REQUIRED.filter((k) => typeof addon[k] !== 'function');
+      const missing = NATIVE_REQUIRED.filter((k) => typeof addon[k] !== 'function');
       if (missing.length > 0) {
         tried.push(`${source}: loaded, but it lacks ${missing.join(', ')} (stale build? run npm run build:native)`);
         return null;

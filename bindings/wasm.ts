@@ -7,46 +7,34 @@
 // for browsers. The `new URL('…', import.meta.url)` literals are the pattern bundlers
 // (vite, webpack, esbuild) recognise to ship the .wasm files as assets.
 
+import { KERNEL_NAMES, wasmName, type WasmKernels } from '../src/backend/kernels.js';
+
 /** ABI of crates/wasm this loader speaks; bumped with it. */
 export const WASM_ABI_VERSION = 3;
 
 export type WasmVariant = 'simd128' | 'scalar';
 
-/** Raw exports of crates/wasm/src/lib.rs: pointers are byte offsets into `memory`. */
-export interface WasmExports {
+/**
+ * Raw exports of crates/wasm/src/lib.rs: pointers are byte offsets into `memory`. The
+ * kernels are the registry's (src/backend/kernels.ts) under their snake_case names
+ * (encoderForward → encoder_forward), taking pointers (0 for a null buffer), flags as 0/1
+ * and a dropout spec as p, seed, stream; those that use scratch memory return 0, or 1 when
+ * it could not be allocated.
+ */
+export interface WasmExports extends WasmKernels {
   memory: WebAssembly.Memory;
   alloc(nbytes: number): number;
   dealloc(ptr: number, nbytes: number): void;
   /** 1 = simd128, 0 = scalar. */
   simd_name(): number;
   abi_version(): number;
-  /** Untimed peak-FMA loop (std has no clock on wasm32); returns a sink value. */
-  fma_work(iters: number): number;
-  fma_lanes(): number;
-  fma_work_count(iters: number): number;
 
-  encoder_forward(out: number, ids: number, wte: number, wpe: number, B: number, T: number, C: number): void;
-  encoder_backward(dwte: number, dwpe: number, dout: number, ids: number, B: number, T: number, C: number): void;
-  layernorm_forward(out: number, mean: number, rstd: number, inp: number, weight: number, bias: number, N: number, C: number): void;
-  layernorm_backward(dinp: number, dweight: number, dbias: number, dout: number, inp: number, weight: number, mean: number, rstd: number, N: number, C: number): void;
-  /** bias 0 = none. Returns 0, or 1 when scratch memory could not be allocated. */
-  matmul_forward(out: number, inp: number, weight: number, bias: number, N: number, C: number, OC: number): number;
-  matmul_backward(dinp: number, dweight: number, dbias: number, dout: number, inp: number, weight: number, N: number, C: number, OC: number, overwriteDinp: number): number;
-  attention_forward(out: number, lse: number, qkv: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number): number;
-  attention_backward(dqkv: number, dout: number, qkv: number, out: number, lse: number, B: number, T: number, C: number, NH: number, p: number, seed: number, stream: number, overwrite: number): number;
-  /** Returns 0, or 1 when scratch memory could not be allocated. */
-  attention_decode(out: number, kcache: number, vcache: number, qkv: number, pos: number, B: number, Tq: number, C: number, NH: number, maxT: number): number;
-  gelu_forward(out: number, inp: number, N: number): void;
-  gelu_backward(dinp: number, inp: number, dout: number, N: number, overwrite: number): void;
-  residual_forward(out: number, inp1: number, inp2: number, N: number): void;
-  residual_backward(dinp1: number, dinp2: number, dout: number, N: number): void;
-  crossentropy_forward(losses: number, logits: number, targets: number, N: number, V: number, ignoreIndex: number): void;
-  crossentropy_backward(dlogits: number, dlosses: number, logits: number, targets: number, N: number, V: number, ignoreIndex: number, overwrite: number): void;
-  dropout_forward(out: number, inp: number, N: number, p: number, seed: number, stream: number): void;
-  dropout_backward(dinp: number, dout: number, N: number, p: number, seed: number, stream: number): void;
-  adamw_update(params: number, grads: number, m: number, v: number, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
-  sum_squares(x: number, N: number): number;
-  scale(x: number, N: number, s: number): void;
+  // Benchmark probes (peakGflops); not required, as they may be built only with the
+  // `bench` feature.
+  /** Untimed peak-FMA loop (std has no clock on wasm32); returns a sink value. */
+  fma_work?(iters: number): number;
+  fma_lanes?(): number;
+  fma_work_count?(iters: number): number;
 }
 
 export interface LoadedWasm {
@@ -125,14 +113,8 @@ async function toUrl(u: string | URL): Promise<URL> {
   }
 }
 
-const REQUIRED: ReadonlyArray<keyof WasmExports> = [
-  'alloc', 'dealloc', 'simd_name', 'abi_version', 'fma_work', 'fma_lanes', 'fma_work_count',
-  'encoder_forward', 'encoder_backward', 'layernorm_forward', 'layernorm_backward',
-  'matmul_forward', 'matmul_backward', 'attention_forward', 'attention_backward', 'attention_decode',
-  'gelu_forward', 'gelu_backward', 'residual_forward', 'residual_backward',
-  'crossentropy_forward', 'crossentropy_backward', 'dropout_forward', 'dropout_backward',
-  'adamw_update', 'sum_squares', 'scale',
-];
+/** Functions every module must export (every kernel of the registry, and the rest). */
+export const WASM_REQUIRED: ReadonlyArray<keyof WasmExports> = Object.freeze(['alloc', 'dealloc', 'simd_name', 'abi_version', ...KERNEL_NAMES.map(wasmName)]);
 
 /** Fetches (browser) or reads (Node) and instantiates the kernels; each call is a fresh instance. */
 export async function loadWasm(opts: LoadWasmOptions = {}): Promise<LoadedWasm> {
@@ -155,17 +137,19 @@ export async function loadWasm(opts: LoadWasmOptions = {}): Promise<LoadedWasm> 
   }
 
   const { instance } = await WebAssembly.instantiate(bytes, {});
-  const exports = instance.exports as unknown as WasmExports;
-  const missing = REQUIRED.filter((k) => typeof exports[k] !== 'function');
-  if (!(exports.memory instanceof WebAssembly.Memory) || missing.length > 0) {
+  // (Not named `exports`: in the CommonJS twin (scripts/build-dist.mjs) that name would
+  // shadow the module's, which its references to its exported constants go through.)
+  const raw = instance.exports as unknown as WasmExports;
+  const missing = WASM_REQUIRED.filter((k) => typeof raw[k] !== 'function');
+  if (!(raw.memory instanceof WebAssembly.Memory) || missing.length > 0) {
     throw new Error(`ferrogpt: ${source} is not a ferrogpt kernel module (missing ${missing.join(', ') || 'memory'}); rebuild with npm run build:wasm`);
   }
-  if (exports.abi_version() !== WASM_ABI_VERSION) {
-    throw new Error(`ferrogpt: ${source} has ABI ${exports.abi_version()}, this loader needs ${WASM_ABI_VERSION}; rebuild with npm run build:wasm`);
+  if (raw.abi_version() !== WASM_ABI_VERSION) {
+    throw new Error(`ferrogpt: ${source} has ABI ${raw.abi_version()}, this loader needs ${WASM_ABI_VERSION}; rebuild with npm run build:wasm`);
   }
-  const built: WasmVariant = exports.simd_name() === 1 ? 'simd128' : 'scalar';
+  const built: WasmVariant = raw.simd_name() === 1 ? 'simd128' : 'scalar';
   if (built !== variant && !opts.bytes && opts.url === undefined) {
     throw new Error(`ferrogpt: ${source} was built ${built}, expected ${variant}; rebuild with npm run build:wasm`);
   }
-  return { exports, variant: built, source };
+  return { exports: raw, variant: built, source };
 }

@@ -1,12 +1,16 @@
-// Loader behaviour (bindings/): which file each loader picks, wasm variant selection, and
-// that the raw native addon checks its own arguments (it can be called without the
-// BaseBackend layer). Kernel numerics live in kernels.test.ts.
+// Loader behaviour (bindings/): which file each loader picks, wasm variant selection, that
+// the raw native addon checks its own arguments (it can be called without the BaseBackend
+// layer), and that the exports required are the kernel registry's (benchmark probes are
+// optional). Kernel numerics live in kernels.test.ts.
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadNative, nativePlatform } from '../bindings/native.js';
-import { loadWasm, simdSupported, WASM_ABI_VERSION } from '../bindings/wasm.js';
+import { loadNative, NATIVE_REQUIRED, nativePlatform } from '../bindings/native.js';
+import { loadWasm, simdSupported, WASM_ABI_VERSION, WASM_REQUIRED } from '../bindings/wasm.js';
+import { KERNEL_NAMES, wasmName } from '../src/backend/kernels.js';
 
 const wasmDir = fileURLToPath(new URL('../bindings/wasm/', import.meta.url));
 const haveWasm = existsSync(`${wasmDir}ferrogpt-simd.wasm`) && existsSync(`${wasmDir}ferrogpt.wasm`);
@@ -98,6 +102,51 @@ describe('native loader', () => {
       const storage = be.allocStorage(n, 'f32');
       expect(storage.length).toBe(n);
       expect(a.lineOffset(storage)).toBe(0);
+    }
+  });
+});
+
+describe('exports derived from the kernel registry', () => {
+  it('the native loader requires every registry kernel and the runtime functions, not the benchmark probes', () => {
+    expect(new Set(NATIVE_REQUIRED)).toEqual(new Set(['simdName', 'threads', 'setThreads', 'version', 'zero', 'lineOffset', ...KERNEL_NAMES]));
+    for (const probe of ['peakGflops', 'memoryBandwidth', 'attentionScratchBytes']) expect(NATIVE_REQUIRED).not.toContain(probe);
+  });
+
+  it('the wasm loader requires every registry kernel under its snake_case name, not the FMA probes', () => {
+    expect(new Set(WASM_REQUIRED)).toEqual(new Set(['alloc', 'dealloc', 'simd_name', 'abi_version', ...KERNEL_NAMES.map(wasmName)]));
+    expect(WASM_REQUIRED).toContain('encoder_forward');
+    for (const probe of ['fma_work', 'fma_lanes', 'fma_work_count']) expect(WASM_REQUIRED).not.toContain(probe);
+  });
+
+  it.skipIf(!haveNative)('an addon built without the bench feature loads; its probes throw, saying how to build them', async () => {
+    // A stand-in for such an addon: the real one without the three probes.
+    const dir = mkdtempSync(join(tmpdir(), 'ferrogpt-nobench-'));
+    const stub = join(dir, 'nobench.cjs');
+    writeFileSync(
+      stub,
+      `const a = require(${JSON.stringify(nativeFile)});\n` +
+        `const probes = ['peakGflops', 'memoryBandwidth', 'attentionScratchBytes'];\n` +
+        `for (const k of Object.getOwnPropertyNames(a)) if (!probes.includes(k)) exports[k] = a[k];\n`,
+    );
+    const saved = process.env.FERROGPT_NATIVE_PATH;
+    process.env.FERROGPT_NATIVE_PATH = stub;
+    try {
+      vi.resetModules(); // a fresh loader (it caches what it loaded)
+      const { createNativeBackend } = await import('../src/backend/native.js');
+      const be = createNativeBackend();
+      expect(be.source).toBe(stub);
+      expect(() => be.peakGflops(1000)).toThrow(`peakGflops: the native addon (${stub}) was built without the bench feature: npm run build:native:bench`);
+      expect(() => be.memoryBandwidth(1, 1)).toThrow(/^memoryBandwidth: the native addon .* was built without the bench feature: npm run build:native:bench$/);
+      const x = be.alloc(2);
+      const y = be.alloc(2);
+      be.write(x, Float32Array.from([0, 1]));
+      be.geluForward(y, x, 2); // the kernels work
+      expect(be.read(y)[1]).toBeCloseTo(0.8412, 3);
+    } finally {
+      if (saved === undefined) delete process.env.FERROGPT_NATIVE_PATH;
+      else process.env.FERROGPT_NATIVE_PATH = saved;
+      vi.resetModules();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

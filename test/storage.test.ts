@@ -1,8 +1,11 @@
 // Tensor storage semantics, identical on every backend: alloc zero-fills, write/read copy
 // at offsets, views share storage with their base, zero clears, kernels see views at
-// their offsets.
+// their offsets; writeTokens checks ids once and marks them, until anything else writes.
 
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import type { Tensor } from '../src/backend/backend.js';
+import { ReferenceBackend } from '../src/backend/reference.js';
+import type { TypedStorage } from '../src/backend/typed-array.js';
 import { describeEachBackend } from './helpers/backends.js';
 
 describeEachBackend('storage', (b) => {
@@ -85,5 +88,117 @@ describeEachBackend('storage', (b) => {
     expect(typeof info.simd).toBe('string');
     expect(Number.isInteger(info.threads) && info.threads >= 1).toBe(true);
     expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+// ---- writeTokens: ids checked once when written, and the kernels' scan skipped after ----
+
+describeEachBackend('writeTokens', (b) => {
+  const ints = (xs: number[]) => Int32Array.from(xs);
+  /** encoderForward over a table of V rows of C = 2, T = ids.length (B = 1). */
+  const encode = (ids: Tensor, V: number) => {
+    const T = ids.length;
+    b.encoderForward(b.alloc(T * 2), ids, b.alloc(V * 2), b.alloc(T * 2), 1, T, 2);
+  };
+
+  it('rejects an id out of range with the caller and argument names, and writes nothing', () => {
+    const t = b.alloc(3, 'i32');
+    expect(() => b.writeTokens(t, ints([0, 4, 1]), 4, 'forwardBackward')).toThrow(new Error('forwardBackward: ids[1] = 4 is out of range (must be in 0..3)'));
+    expect(() => b.writeTokens(t, ints([-100, 3, -1]), 4, 'fit', 'targets', -100)).toThrow(new Error('fit: targets[2] = -1 is out of range (must be in 0..3 or -100)'));
+    expect(Array.from(b.read(t))).toEqual([0, 0, 0]);
+    b.writeTokens(t, ints([3, -100]), 4, 'fit', 'targets', -100, 1); // at an offset; the index is in data
+    expect(Array.from(b.read(t))).toEqual([0, 3, -100]);
+    expect(() => b.writeTokens(t, ints([7]), 4, 'fit', 'targets', -100, 2)).toThrow(new Error('fit: targets[0] = 7 is out of range (must be in 0..3 or -100)'));
+  });
+
+  it('rejects what write() rejects, and a bad V', () => {
+    const t = b.alloc(3, 'i32');
+    expect(() => b.writeTokens(b.alloc(3), ints([0]), 4, 'x')).toThrow(/^writeTokens: t must be a i32 tensor, got f32$/);
+    expect(() => b.writeTokens(t, new Float32Array(3) as unknown as Int32Array, 4, 'x')).toThrow(/^writeTokens: data must be a Int32Array, got Float32Array$/);
+    expect(() => b.writeTokens(t, ints([0, 0]), 4, 'x', 'ids', undefined, 2)).toThrow(/^writeTokens: data length 2 at offset 2 exceeds tensor length 3$/);
+    expect(() => b.writeTokens(t, ints([0]), 0, 'x')).toThrow(/^writeTokens: V must be an integer >= 1, got 0$/);
+    expect(() => b.writeTokens(t, ints([0]), 4, 'x', 'ids', 1.5)).toThrow(/^writeTokens: allowed must be a 32-bit integer, got 1.5$/);
+    const freed = b.alloc(1, 'i32');
+    b.free(freed);
+    expect(() => b.writeTokens(freed, ints([0]), 4, 'x')).toThrow(/^writeTokens: t is not a live tensor/);
+  });
+
+  it('ids written with plain write() are scanned by every kernel call', () => {
+    const ids = b.alloc(3, 'i32');
+    b.write(ids, ints([0, 4, 1]));
+    expect(() => encode(ids, 4)).toThrow(new Error('encoderForward: ids[1] = 4 is out of range (must be in 0..3)'));
+    b.write(ids, ints([0, 3, 1]));
+    encode(ids, 4);
+    expect(() => encode(ids, 3)).toThrow(new Error('encoderForward: ids[1] = 3 is out of range (must be in 0..2)'));
+  });
+
+  it('a mark is cleared by write(), zero(), a write through a view, and a narrower range rescans', () => {
+    const ids = b.alloc(3, 'i32');
+    const tail = b.view(ids, 1, 2);
+    b.writeTokens(ids, ints([0, 1, 2]), 3, 'test');
+    encode(ids, 3);
+    b.write(ids, ints([9]), 1); // the mark is gone: the kernel finds the 9
+    expect(() => encode(ids, 3)).toThrow(new Error('encoderForward: ids[1] = 9 is out of range (must be in 0..2)'));
+
+    b.writeTokens(ids, ints([0, 1, 2]), 3, 'test');
+    b.write(tail, ints([5]), 1); // through a view of the same storage
+    expect(() => encode(ids, 3)).toThrow(new Error('encoderForward: ids[2] = 5 is out of range (must be in 0..2)'));
+
+    b.writeTokens(ids, ints([0, 1, 2]), 3, 'test');
+    b.zero(ids);
+    encode(ids, 1); // rescanned (zeros are in range), not trusted from the mark
+
+    b.writeTokens(ids, ints([0, 1, 2]), 3, 'test');
+    expect(() => encode(ids, 2)).toThrow(new Error('encoderForward: ids[2] = 2 is out of range (must be in 0..1)')); // V' = 3 > 2
+  });
+
+  it('the allowed value must match: targets marked with -100 are rescanned for ignoreIndex -1', () => {
+    const [N, V] = [3, 4];
+    const targets = b.alloc(N, 'i32');
+    b.writeTokens(targets, ints([0, -100, 3]), V, 'test', 'targets', -100);
+    b.crossentropyForward(b.alloc(N), b.alloc(N * V), targets, N, V, -100);
+    expect(() => b.crossentropyForward(b.alloc(N), b.alloc(N * V), targets, N, V, -1)).toThrow(
+      new Error('crossentropyForward: targets[1] = -100 is out of range (must be in 0..3 or -1)'),
+    );
+  });
+});
+
+describe('writeTokens marks skip the kernel scan (reference backend, scans counted)', () => {
+  class Counting extends ReferenceBackend {
+    scans = 0;
+    protected override intView(storage: TypedStorage, offset: number, length: number): Int32Array {
+      this.scans++;
+      return super.intView(storage, offset, length);
+    }
+  }
+  const b = new Counting();
+  const run = (ids: Tensor, V: number) => {
+    const before = b.scans;
+    b.encoderForward(b.alloc(ids.length * 2), ids, b.alloc(V * 2), b.alloc(ids.length * 2), 1, ids.length, 2);
+    return b.scans - before;
+  };
+
+  it('a marked tensor is not scanned for V >= its V; anything else is', () => {
+    const ids = b.alloc(4, 'i32');
+    b.write(ids, Int32Array.from([0, 1, 2, 3]));
+    expect(run(ids, 4)).toBe(1); // plain write: scanned
+    b.writeTokens(ids, Int32Array.from([0, 1, 2, 3]), 4, 'test');
+    expect(run(ids, 4)).toBe(0);
+    expect(run(ids, 10)).toBe(0);
+    expect(() => run(ids, 3)).toThrow(/ids\[3\] = 3 is out of range/); // narrower: scanned
+    const view = b.view(ids, 0, 4);
+    expect(run(view, 4)).toBe(1); // the mark is on the handle that was written
+    b.write(view, Int32Array.from([1]), 3);
+    expect(run(ids, 4)).toBe(1); // cleared by a write through the view
+  });
+
+  it('a partial writeTokens keeps the mark only over a marked tensor', () => {
+    const ids = b.alloc(4, 'i32');
+    b.writeTokens(ids, Int32Array.from([1, 2]), 4, 'test', 'ids', undefined, 2);
+    expect(run(ids, 4)).toBe(1); // elements 0..1 were never validated
+    b.writeTokens(ids, Int32Array.from([0, 1, 2, 3]), 4, 'test');
+    b.writeTokens(ids, Int32Array.from([5]), 6, 'test', 'ids', undefined, 1);
+    expect(run(ids, 6)).toBe(0); // all < 6 now
+    expect(() => run(ids, 5)).toThrow(/ids\[1\] = 5 is out of range/);
   });
 });

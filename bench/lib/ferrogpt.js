@@ -16,7 +16,8 @@ async function importDist(root, rel) {
   return import(pathToFileURL(file).href);
 }
 
-const isAddon = (x) => x != null && (typeof x === 'object' || typeof x === 'function') && typeof x.peakGflops === 'function';
+// (simdName, not a benchmark probe: the probes are only in addons built with the bench feature.)
+const isAddon = (x) => x != null && (typeof x === 'object' || typeof x === 'function') && typeof x.simdName === 'function';
 
 /**
  * The raw napi addon. Preferred through the library's own loader (dist/bindings/native.js),
@@ -41,7 +42,7 @@ export async function loadAddon(root) {
         errors.push(`${name}(): ${errText(e)}`);
       }
     }
-    errors.push('dist/bindings/native.js exports no addon object with peakGflops');
+    errors.push('dist/bindings/native.js exports no addon object with simdName');
   } catch (e) {
     errors.push(errText(e));
   }
@@ -52,7 +53,7 @@ export async function loadAddon(root) {
   if (!file) throw new Error(`no addon: ${errors.join('; ')}; no bindings/native/*.node`);
   const require = createRequire(import.meta.url);
   const addon = require(join(dir, file));
-  if (!isAddon(addon)) throw new Error(`bindings/native/${file} has no peakGflops export`);
+  if (!isAddon(addon)) throw new Error(`bindings/native/${file} has no simdName export`);
   return { addon, how: { kind: 'require', file: join(dir, file) } };
 }
 

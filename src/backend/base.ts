@@ -1,40 +1,226 @@
 // The part every backend shares: tensor handles (with views and frees) and the argument
 // checks. A concrete backend supplies storage (allocStorage & co.) and the raw kernels
-// over its own resolved buffers (`Kernels<Buf>`); it never sees an unchecked argument.
+// over its own resolved buffers (`Kernels<Buf, Ids>`); it never sees an unchecked argument.
 //
 // Checks are done here once for all three backends, so every backend rejects the same
-// inputs with the same message. The native addon checks lengths again on its side, so
-// that calling it directly cannot crash the process either.
+// inputs with the same message. They are not written per kernel: each kernel method is
+// installed from the registry (kernels.ts), whose argument roles are compiled once, at
+// load, into a plan that one generic checker (runKernel) follows on every call. The
+// native addon checks lengths again on its side, so that calling it directly cannot crash
+// the process either.
 
-import {
-  NO_DROPOUT,
-  type Backend,
-  type BackendInfo,
-  type BackendName,
-  type DType,
-  type DropoutSpec,
-  type Kernels,
-  type Tensor,
-} from './backend.js';
+import { NO_DROPOUT, type Backend, type BackendInfo, type BackendName, type DType, type DropoutSpec, type Tensor } from './backend.js';
+import { KERNELS, KERNEL_NAMES, type ArgDef, type KernelDef, type KernelName, type Kernels } from './kernels.js';
 
 interface StorageRecord<S> {
   storage: S;
   dtype: DType;
   length: number;
   freed: boolean;
+  /** Bumped by every write, zero and kernel output to this storage: invalidates token marks. */
+  epoch: number;
 }
 
-interface TensorRecord<S, Buf> {
+interface TensorRecord<S, B> {
   tensor: Tensor;
   owner: StorageRecord<S>;
   offset: number;
   isView: boolean;
-  buf?: Buf; // resolved lazily, then reused for every kernel call
+  buf: B | undefined; // resolved lazily, then reused for every kernel call
+  // The token mark (writeTokens): while tokEpoch === owner.epoch, every element of this
+  // tensor is an id in 0..tokV-1, or tokAllowed.
+  tokEpoch: number;
+  tokV: number;
+  tokAllowed: number | undefined;
 }
 
 const MAX_U32 = 0xffffffff;
 
-export abstract class BaseBackend<S, Buf> implements Backend {
+// ---- the plans: each registry entry compiled, once, into what runKernel checks ----
+
+type Formula = (args: readonly unknown[]) => number;
+
+interface TensorCheck {
+  idx: number;
+  name: string;
+  dtype: DType;
+  output: boolean;
+  nullable: boolean;
+  /** Exact length, or null for a table (checked as rows of `of`). */
+  length: Formula | null;
+  of: number;
+  ofName: string;
+  minRows: Formula | null;
+  /** Ids: the V of 0..V-1, and the argument index of the allowed value (-1: none). */
+  range: Formula | null;
+  allowed: number;
+}
+
+interface ScalarCheck {
+  idx: number;
+  name: string;
+  kind: 'finite' | 'unit' | 'int32' | 'step' | 'flag' | 'dropout';
+  optional: boolean;
+}
+
+interface Plan {
+  name: KernelName;
+  arity: number;
+  argNames: readonly string[];
+  dims: ReadonlyArray<{ idx: number; name: string }>;
+  constraints: ReadonlyArray<(fn: string, args: readonly unknown[]) => void>;
+  scalars: readonly ScalarCheck[];
+  /** In check order: tables, outputs, inputs (each in call order). */
+  tensors: readonly TensorCheck[];
+  /** Argument indices of the outputs and of the inputs, in check order (for overlaps). */
+  outputs: readonly number[];
+  inputs: readonly number[];
+  returnsNumber: boolean;
+}
+
+function compilePlan(name: KernelName, def: KernelDef): Plan {
+  const args: readonly ArgDef[] = def.args;
+  const bad = (what: string): never => {
+    throw new Error(`ferrogpt: kernel registry: ${name}: ${what}`);
+  };
+  const index = new Map<string, number>();
+  args.forEach((a, i) => (index.has(a.name) ? bad(`argument ${a.name} appears twice`) : index.set(a.name, i)));
+  const dimIndex = (s: string): number => {
+    const i = index.get(s);
+    if (i === undefined || args[i].role !== 'dim') bad(`${s} is not a dim`);
+    return i!;
+  };
+  // Symbols a formula may use: dims, and the row counts of tables checked before it.
+  const symbols = new Map<string, Formula>();
+  for (const [i, a] of args.entries()) if (a.role === 'dim') symbols.set(a.name, (v) => v[i] as number);
+  const formula = (text: string): Formula => {
+    const factors = text.split('*').map((f) => f.trim());
+    const getters = factors.map((f): Formula => {
+      if (/^\d+$/.test(f)) {
+        const c = Number(f);
+        return () => c;
+      }
+      return symbols.get(f) ?? bad(`'${text}': ${f} is not a dim (or the row count of a table checked earlier)`);
+    });
+    // Multiplied left to right, as written (the same rounding as the expression in code).
+    if (getters.length === 1) return getters[0];
+    if (getters.length === 2) {
+      const [g0, g1] = getters;
+      return (v) => g0(v) * g1(v);
+    }
+    if (getters.length === 3) {
+      const [g0, g1, g2] = getters;
+      return (v) => g0(v) * g1(v) * g2(v);
+    }
+    return (v) => {
+      let p = getters[0](v);
+      for (let k = 1; k < getters.length; k++) p *= getters[k](v);
+      return p;
+    };
+  };
+
+  const dims: Array<{ idx: number; name: string }> = [];
+  const scalars: ScalarCheck[] = [];
+  for (const [i, a] of args.entries()) {
+    if (a.role === 'dim') dims.push({ idx: i, name: a.name });
+    else if (a.role === 'scalar') scalars.push({ idx: i, name: a.name, kind: a.kind ?? bad(`scalar ${a.name} has no kind`), optional: false });
+    else if (a.role === 'flag') scalars.push({ idx: i, name: a.name, kind: 'flag', optional: true });
+    else if (a.role === 'dropout') scalars.push({ idx: i, name: a.name, kind: 'dropout', optional: a.optional === true });
+  }
+  // Optional arguments are trailing (the TypeScript signature needs them last).
+  const firstOptional = args.findIndex((a) => a.optional === true);
+  if (firstOptional >= 0 && args.slice(firstOptional).some((a) => a.optional !== true)) bad('optional arguments must come last');
+
+  const constraints = (def.constraints ?? []).map((text) => {
+    let m = /^(\w+)\s*%\s*(\w+)\s*==\s*0$/.exec(text);
+    if (m) {
+      const [, an, bn] = m;
+      const [ai, bi] = [dimIndex(an), dimIndex(bn)];
+      return (fn: string, v: readonly unknown[]) => {
+        const a = v[ai] as number;
+        const b = v[bi] as number;
+        if (a % b !== 0) throw new Error(`${fn}: ${an} (${a}) must be divisible by ${bn} (${b})`);
+      };
+    }
+    m = /^(\w+)\s*<=\s*(\w+)$/.exec(text);
+    if (m) {
+      const [, an, bn] = m;
+      const [ai, bi] = [dimIndex(an), dimIndex(bn)];
+      return (fn: string, v: readonly unknown[]) => {
+        const a = v[ai] as number;
+        const b = v[bi] as number;
+        if (a > b) throw new Error(`${fn}: ${an} (${a}) exceeds ${bn} (${b})`);
+      };
+    }
+    return bad(`constraint '${text}' is neither 'A % B == 0' nor 'A <= B'`);
+  });
+
+  const tensorCheck = (i: number): TensorCheck => {
+    const a = args[i];
+    const check: TensorCheck = {
+      idx: i,
+      name: a.name,
+      dtype: a.role === 'ids' ? 'i32' : 'f32',
+      output: a.role === 'out' || (a.role === 'table' && a.output === true),
+      nullable: a.nullable === true,
+      length: null,
+      of: -1,
+      ofName: '',
+      minRows: null,
+      range: null,
+      allowed: -1,
+    };
+    if (a.role === 'table') {
+      check.of = dimIndex(a.of ?? bad(`table ${a.name} has no 'of'`));
+      check.ofName = a.of!;
+      check.minRows = a.atLeast === undefined ? null : formula(a.atLeast);
+      if (a.count !== undefined) {
+        if (symbols.has(a.count)) bad(`${a.count} is already defined`);
+        const C = check.of;
+        // Read when the table has been checked (its argument is then its record).
+        symbols.set(a.count, (v) => (v[i] as { tensor: Tensor }).tensor.length / (v[C] as number));
+      }
+    } else {
+      check.length = formula(a.length ?? bad(`${a.name} has no length`));
+    }
+    if (a.role === 'ids') {
+      const m = /^(<=?)\s*(.+)$/.exec(a.range ?? bad(`ids ${a.name} has no range`)) ?? bad(`range '${a.range}' is neither '< X' nor '<= X'`);
+      const bound = formula(m[2]);
+      check.range = m[1] === '<' ? bound : (v) => bound(v) + 1;
+      if (a.allowed !== undefined) {
+        check.allowed = index.get(a.allowed) ?? bad(`allowed ${a.allowed} is not an argument`);
+        if (args[check.allowed].kind !== 'int32') bad(`allowed ${a.allowed} must be an int32 scalar`);
+      }
+    }
+    return check;
+  };
+  const order = (pred: (a: ArgDef) => boolean) => args.flatMap((a, i) => (pred(a) ? [i] : []));
+  const tableIdx = order((a) => a.role === 'table');
+  const outIdx = order((a) => a.role === 'out');
+  const inIdx = order((a) => a.role === 'inp' || a.role === 'ids');
+  const tensors = [...tableIdx, ...outIdx, ...inIdx].map(tensorCheck);
+  const isOut = (i: number) => args[i].role === 'out' || (args[i].role === 'table' && args[i].output === true);
+  const checked = tensors.map((c) => c.idx);
+  return {
+    name,
+    arity: args.length,
+    argNames: args.map((a) => a.name),
+    dims,
+    constraints,
+    scalars,
+    tensors,
+    outputs: checked.filter(isOut),
+    inputs: checked.filter((i) => !isOut(i)),
+    returnsNumber: def.returns === 'number',
+  };
+}
+
+const PLANS: readonly Plan[] = KERNEL_NAMES.map((name) => compilePlan(name, KERNELS[name]));
+
+/** Kernel methods are installed on the prototype from the registry (see the static block). */
+export interface BaseBackend<S, Buf, Ids = Buf> extends Kernels<Tensor> {}
+
+export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
   abstract readonly name: BackendName;
   abstract info(): BackendInfo;
 
@@ -42,15 +228,16 @@ export abstract class BaseBackend<S, Buf> implements Backend {
   protected abstract allocStorage(length: number, dtype: DType): S;
   protected abstract freeStorage(storage: S): void;
   /** The kernels' name for elements [offset, offset + length) of storage. */
-  protected abstract resolve(storage: S, dtype: DType, offset: number, length: number): Buf;
+  protected abstract resolve(storage: S, dtype: DType, offset: number, length: number): Buf | Ids;
   protected abstract writeStorage(storage: S, dtype: DType, offset: number, data: Float32Array | Int32Array): void;
   protected abstract readStorage(storage: S, dtype: DType, offset: number, length: number): Float32Array | Int32Array;
   protected abstract zeroStorage(storage: S, dtype: DType, offset: number, length: number): void;
   /** A zero-copy, short-lived view of i32 storage, used to check token ids before a kernel runs. */
   protected abstract intView(storage: S, offset: number, length: number): Int32Array;
-  protected abstract readonly kernels: Kernels<Buf>;
+  /** This backend's implementation of every kernel of the registry, by name. */
+  protected abstract readonly kernels: Kernels<Buf, Ids>;
 
-  private readonly tensors = new Map<number, TensorRecord<S, Buf>>();
+  private readonly tensors = new Map<number, TensorRecord<S, Buf | Ids>>();
   private nextId = 1;
 
   // ---- storage ----
@@ -58,7 +245,7 @@ export abstract class BaseBackend<S, Buf> implements Backend {
   alloc(length: number, dtype: DType = 'f32'): Tensor {
     checkCount(null, 'length', length, 0);
     if (dtype !== 'f32' && dtype !== 'i32') throw new Error(`alloc: dtype must be 'f32' or 'i32', got ${String(dtype)}`);
-    const owner: StorageRecord<S> = { storage: this.allocStorage(length, dtype), dtype, length, freed: false };
+    const owner: StorageRecord<S> = { storage: this.allocStorage(length, dtype), dtype, length, freed: false, epoch: 0 };
     return this.register(owner, 0, length, false);
   }
 
@@ -90,7 +277,42 @@ export abstract class BaseBackend<S, Buf> implements Backend {
     if (offset + data.length > t.length) {
       throw new Error(`write: data length ${data.length} at offset ${offset} exceeds tensor length ${t.length}`);
     }
+    rec.owner.epoch++;
     this.writeStorage(rec.owner.storage, t.dtype, rec.offset + offset, data);
+  }
+
+  writeTokens(t: Tensor, data: Int32Array, V: number, caller: string, name = 'ids', allowed?: number, offset = 0): void {
+    const rec = this.record('writeTokens', 't', t);
+    if (t.dtype !== 'i32') throw new Error(`writeTokens: t must be a i32 tensor, got ${t.dtype}`);
+    if (!(data instanceof Int32Array)) throw new Error(`writeTokens: data must be a Int32Array, got ${describe(data)}`);
+    checkCount('writeTokens', 'V', V, 1);
+    if (allowed !== undefined) checkInt32('writeTokens', 'allowed', allowed);
+    checkCount('writeTokens', 'offset', offset, 0);
+    if (offset + data.length > t.length) {
+      throw new Error(`writeTokens: data length ${data.length} at offset ${offset} exceeds tensor length ${t.length}`);
+    }
+    for (let i = 0; i < data.length; i++) {
+      const id = data[i];
+      if ((id < 0 || id >= V) && id !== allowed) throw new Error(outOfRange(caller, name, i, id, V, allowed));
+    }
+    const owner = rec.owner;
+    // A partial write keeps the mark only if the rest of the tensor was marked (by this
+    // record, with nothing written to the storage since): the union of the two ranges.
+    let markV = V;
+    let markAllowed = allowed;
+    let mark = offset === 0 && data.length === t.length;
+    if (!mark && rec.tokEpoch === owner.epoch) {
+      mark = rec.tokAllowed === undefined || allowed === undefined || rec.tokAllowed === allowed;
+      markV = Math.max(V, rec.tokV);
+      markAllowed = rec.tokAllowed ?? allowed;
+    }
+    owner.epoch++;
+    this.writeStorage(owner.storage, 'i32', rec.offset + offset, data);
+    if (mark) {
+      rec.tokEpoch = owner.epoch;
+      rec.tokV = markV;
+      rec.tokAllowed = markAllowed;
+    }
   }
 
   read(t: Tensor, offset = 0, length?: number): Float32Array | Int32Array {
@@ -104,155 +326,108 @@ export abstract class BaseBackend<S, Buf> implements Backend {
 
   zero(t: Tensor): void {
     const rec = this.record('zero', 't', t);
+    rec.owner.epoch++;
     this.zeroStorage(rec.owner.storage, t.dtype, rec.offset, t.length);
   }
 
-  // ---- kernels: check, then call the raw kernel ----
+  // ---- kernels: one method per registry entry, each checking, then calling the raw kernel ----
 
-  encoderForward(out: Tensor, ids: Tensor, wte: Tensor, wpe: Tensor, B: number, T: number, C: number): void {
-    const c = this.call('encoderForward').dims({ B, T, C });
-    const V = c.rows('wte', wte, C);
-    c.rows('wpe', wpe, C, T);
-    c.out('out', out, B * T * C).ints('ids', ids, B * T, V);
-    this.kernels.encoderForward(c.buf(out), c.buf(ids), c.buf(wte), c.buf(wpe), B, T, C);
+  static {
+    for (const plan of PLANS) {
+      const method = function (this: BaseBackend<unknown, unknown>, ...args: unknown[]): unknown {
+        return this.runKernel(plan, args);
+      };
+      Object.defineProperty(method, 'name', { value: plan.name });
+      Object.defineProperty(BaseBackend.prototype, plan.name, { value: method, writable: true, configurable: true });
+    }
   }
 
-  encoderBackward(dwte: Tensor, dwpe: Tensor, dout: Tensor, ids: Tensor, B: number, T: number, C: number): void {
-    const c = this.call('encoderBackward').dims({ B, T, C });
-    const V = c.rows('dwte', dwte, C, 1, true);
-    c.rows('dwpe', dwpe, C, T, true);
-    c.in('dout', dout, B * T * C).ints('ids', ids, B * T, V);
-    this.kernels.encoderBackward(c.buf(dwte), c.buf(dwpe), c.buf(dout), c.buf(ids), B, T, C);
-  }
+  /**
+   * Checks one call against its plan, then runs this backend's kernel. `args` is the call's
+   * own rest array: checked tensors are replaced in it by their records, then by their
+   * resolved buffers, and defaults are filled in, so that it is passed on as it is.
+   */
+  private runKernel(plan: Plan, args: unknown[]): unknown {
+    const fn = plan.name;
+    if (args.length > plan.arity) args.length = plan.arity;
+    const dims = plan.dims;
+    for (let i = 0; i < dims.length; i++) checkCount(fn, dims[i].name, args[dims[i].idx] as number, 1);
+    const constraints = plan.constraints;
+    for (let i = 0; i < constraints.length; i++) constraints[i](fn, args);
+    const scalars = plan.scalars;
+    for (let i = 0; i < scalars.length; i++) checkScalar(fn, scalars[i], args);
 
-  layernormForward(out: Tensor, mean: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, bias: Tensor, N: number, C: number): void {
-    const c = this.call('layernormForward').dims({ N, C });
-    c.out('out', out, N * C).out('mean', mean, N).out('rstd', rstd, N);
-    c.in('inp', inp, N * C).in('weight', weight, C).in('bias', bias, C);
-    this.kernels.layernormForward(c.buf(out), c.buf(mean), c.buf(rstd), c.buf(inp), c.buf(weight), c.buf(bias), N, C);
-  }
+    const tensors = plan.tensors;
+    for (let i = 0; i < tensors.length; i++) {
+      const c = tensors[i];
+      const t = args[c.idx] as Tensor;
+      if (c.nullable && t === null) continue;
+      const rec = this.record(fn, c.name, t);
+      if (t.dtype !== c.dtype) throw new Error(`${fn}: ${c.name} must be a ${c.dtype} tensor, got ${t.dtype}`);
+      if (c.length !== null) {
+        const length = c.length(args);
+        if (t.length !== length) throw new Error(`${fn}: ${c.name} has length ${t.length}, expected ${length}`);
+      } else {
+        // A table of rows of `of`, at least minRows of them.
+        const C = args[c.of] as number;
+        const minRows = c.minRows === null ? 1 : c.minRows(args);
+        if (t.length % C !== 0 || t.length / C < minRows) {
+          throw new Error(`${fn}: ${c.name} must hold at least ${minRows} rows of ${c.ofName} = ${C} (length a multiple of ${C}), got length ${t.length}`);
+        }
+      }
+      if (c.range !== null) {
+        const V = c.range(args);
+        const allowed = c.allowed < 0 ? undefined : (args[c.allowed] as number);
+        // Skipped when writeTokens validated these ids for a V' <= V (and no other write since).
+        if (!(rec.tokEpoch === rec.owner.epoch && rec.tokV <= V && (rec.tokAllowed === undefined || rec.tokAllowed === allowed))) {
+          const ids = this.intView(rec.owner.storage, rec.offset, t.length);
+          for (let j = 0; j < ids.length; j++) {
+            const id = ids[j];
+            if ((id < 0 || id >= V) && id !== allowed) throw new Error(outOfRange(fn, c.name, j, id, V, allowed));
+          }
+        }
+      }
+      args[c.idx] = rec;
+    }
 
-  layernormBackward(dinp: Tensor, dweight: Tensor, dbias: Tensor, dout: Tensor, inp: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor, N: number, C: number): void {
-    const c = this.call('layernormBackward').dims({ N, C });
-    c.out('dinp', dinp, N * C).out('dweight', dweight, C).out('dbias', dbias, C);
-    c.in('dout', dout, N * C).in('inp', inp, N * C).in('weight', weight, C).in('mean', mean, N).in('rstd', rstd, N);
-    this.kernels.layernormBackward(c.buf(dinp), c.buf(dweight), c.buf(dbias), c.buf(dout), c.buf(inp), c.buf(weight), c.buf(mean), c.buf(rstd), N, C);
-  }
+    // No output may overlap a later output or any input (views that do not overlap are fine).
+    const outs = plan.outputs;
+    const ins = plan.inputs;
+    const all = outs.length + ins.length;
+    for (let i = 0; i < outs.length; i++) {
+      const a = args[outs[i]] as TensorRecord<S, Buf | Ids> | null;
+      if (a === null) continue;
+      for (let j = i + 1; j < all; j++) {
+        const k = j < outs.length ? outs[j] : ins[j - outs.length];
+        const b = args[k] as TensorRecord<S, Buf | Ids> | null;
+        if (b !== null && a.owner === b.owner && a.offset < b.offset + b.tensor.length && b.offset < a.offset + a.tensor.length) {
+          throw new Error(`${fn}: output ${plan.argNames[outs[i]]} overlaps ${plan.argNames[k]}; outputs must not share memory with other arguments`);
+        }
+      }
+    }
 
-  matmulForward(out: Tensor, inp: Tensor, weight: Tensor, bias: Tensor | null, N: number, C: number, OC: number): void {
-    const c = this.call('matmulForward').dims({ N, C, OC });
-    c.out('out', out, N * OC).in('inp', inp, N * C).in('weight', weight, OC * C);
-    if (bias !== null) c.in('bias', bias, OC);
-    this.kernels.matmulForward(c.buf(out), c.buf(inp), c.buf(weight), bias === null ? null : c.buf(bias), N, C, OC);
-  }
-
-  matmulBackward(dinp: Tensor, dweight: Tensor, dbias: Tensor | null, dout: Tensor, inp: Tensor, weight: Tensor, N: number, C: number, OC: number, overwriteDinp = false): void {
-    const c = this.call('matmulBackward').dims({ N, C, OC }).flag('overwriteDinp', overwriteDinp);
-    c.out('dinp', dinp, N * C).out('dweight', dweight, OC * C);
-    if (dbias !== null) c.out('dbias', dbias, OC);
-    c.in('dout', dout, N * OC).in('inp', inp, N * C).in('weight', weight, OC * C);
-    this.kernels.matmulBackward(c.buf(dinp), c.buf(dweight), dbias === null ? null : c.buf(dbias), c.buf(dout), c.buf(inp), c.buf(weight), N, C, OC, overwriteDinp);
-  }
-
-  attentionForward(out: Tensor, lse: Tensor, qkv: Tensor, B: number, T: number, C: number, NH: number, dropout: DropoutSpec = NO_DROPOUT): void {
-    const c = this.call('attentionForward').dims({ B, T, C, NH }).heads(C, NH).dropout(dropout);
-    c.out('out', out, B * T * C).out('lse', lse, B * NH * T).in('qkv', qkv, B * T * 3 * C);
-    this.kernels.attentionForward(c.buf(out), c.buf(lse), c.buf(qkv), B, T, C, NH, dropout);
-  }
-
-  attentionBackward(dqkv: Tensor, dout: Tensor, qkv: Tensor, out: Tensor, lse: Tensor, B: number, T: number, C: number, NH: number, dropout: DropoutSpec = NO_DROPOUT, overwrite = false): void {
-    const c = this.call('attentionBackward').dims({ B, T, C, NH }).heads(C, NH).dropout(dropout).flag('overwrite', overwrite);
-    c.out('dqkv', dqkv, B * T * 3 * C);
-    c.in('dout', dout, B * T * C).in('qkv', qkv, B * T * 3 * C).in('out', out, B * T * C).in('lse', lse, B * NH * T);
-    this.kernels.attentionBackward(c.buf(dqkv), c.buf(dout), c.buf(qkv), c.buf(out), c.buf(lse), B, T, C, NH, dropout, overwrite);
-  }
-
-  attentionDecode(out: Tensor, kcache: Tensor, vcache: Tensor, qkv: Tensor, pos: Tensor, B: number, Tq: number, C: number, NH: number, maxT: number): void {
-    const c = this.call('attentionDecode').dims({ B, Tq, C, NH, maxT }).heads(C, NH);
-    if (Tq > maxT) throw new Error(`attentionDecode: Tq (${Tq}) exceeds maxT (${maxT})`);
-    c.out('out', out, B * Tq * C).out('kcache', kcache, B * maxT * C).out('vcache', vcache, B * maxT * C);
-    // Each position in 0..maxT; rows that would land past the cache are padding (skipped).
-    c.in('qkv', qkv, B * Tq * 3 * C).ints('pos', pos, B, maxT + 1);
-    this.kernels.attentionDecode(c.buf(out), c.buf(kcache), c.buf(vcache), c.buf(qkv), c.buf(pos), B, Tq, C, NH, maxT);
-  }
-
-  geluForward(out: Tensor, inp: Tensor, N: number): void {
-    const c = this.call('geluForward').dims({ N });
-    c.out('out', out, N).in('inp', inp, N);
-    this.kernels.geluForward(c.buf(out), c.buf(inp), N);
-  }
-
-  geluBackward(dinp: Tensor, inp: Tensor, dout: Tensor, N: number, overwrite = false): void {
-    const c = this.call('geluBackward').dims({ N }).flag('overwrite', overwrite);
-    c.out('dinp', dinp, N).in('inp', inp, N).in('dout', dout, N);
-    this.kernels.geluBackward(c.buf(dinp), c.buf(inp), c.buf(dout), N, overwrite);
-  }
-
-  residualForward(out: Tensor, inp1: Tensor, inp2: Tensor, N: number): void {
-    const c = this.call('residualForward').dims({ N });
-    c.out('out', out, N).in('inp1', inp1, N).in('inp2', inp2, N);
-    this.kernels.residualForward(c.buf(out), c.buf(inp1), c.buf(inp2), N);
-  }
-
-  residualBackward(dinp1: Tensor, dinp2: Tensor, dout: Tensor, N: number): void {
-    const c = this.call('residualBackward').dims({ N });
-    c.out('dinp1', dinp1, N).out('dinp2', dinp2, N).in('dout', dout, N);
-    this.kernels.residualBackward(c.buf(dinp1), c.buf(dinp2), c.buf(dout), N);
-  }
-
-  crossentropyForward(losses: Tensor, logits: Tensor, targets: Tensor, N: number, V: number, ignoreIndex: number): void {
-    const c = this.call('crossentropyForward').dims({ N, V }).int32('ignoreIndex', ignoreIndex);
-    c.out('losses', losses, N).in('logits', logits, N * V).ints('targets', targets, N, V, ignoreIndex);
-    this.kernels.crossentropyForward(c.buf(losses), c.buf(logits), c.buf(targets), N, V, ignoreIndex);
-  }
-
-  crossentropyBackward(dlogits: Tensor, dlosses: Tensor, logits: Tensor, targets: Tensor, N: number, V: number, ignoreIndex: number, overwrite = false): void {
-    const c = this.call('crossentropyBackward').dims({ N, V }).int32('ignoreIndex', ignoreIndex).flag('overwrite', overwrite);
-    c.out('dlogits', dlogits, N * V).in('dlosses', dlosses, N).in('logits', logits, N * V).ints('targets', targets, N, V, ignoreIndex);
-    this.kernels.crossentropyBackward(c.buf(dlogits), c.buf(dlosses), c.buf(logits), c.buf(targets), N, V, ignoreIndex, overwrite);
-  }
-
-  dropoutForward(out: Tensor, inp: Tensor, N: number, dropout: DropoutSpec): void {
-    const c = this.call('dropoutForward').dims({ N }).dropout(dropout);
-    c.out('out', out, N).in('inp', inp, N);
-    this.kernels.dropoutForward(c.buf(out), c.buf(inp), N, dropout);
-  }
-
-  dropoutBackward(dinp: Tensor, dout: Tensor, N: number, dropout: DropoutSpec): void {
-    const c = this.call('dropoutBackward').dims({ N }).dropout(dropout);
-    c.out('dinp', dinp, N).in('dout', dout, N);
-    this.kernels.dropoutBackward(c.buf(dinp), c.buf(dout), N, dropout);
-  }
-
-  adamwUpdate(params: Tensor, grads: Tensor, m: Tensor, v: Tensor, N: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void {
-    const c = this.call('adamwUpdate').dims({ N });
-    c.finite('lr', lr).unit('beta1', beta1).unit('beta2', beta2).finite('eps', eps).finite('weightDecay', weightDecay);
-    if (!Number.isInteger(step) || step < 1 || step > MAX_U32) throw new Error(`adamwUpdate: step must be an integer >= 1, got ${step}`);
-    c.out('params', params, N).out('m', m, N).out('v', v, N).in('grads', grads, N);
-    this.kernels.adamwUpdate(c.buf(params), c.buf(grads), c.buf(m), c.buf(v), N, lr, beta1, beta2, eps, weightDecay, step);
-  }
-
-  sumSquares(x: Tensor, N: number): number {
-    const c = this.call('sumSquares').dims({ N });
-    c.in('x', x, N);
-    return this.kernels.sumSquares(c.buf(x), N);
-  }
-
-  scale(x: Tensor, N: number, s: number): void {
-    const c = this.call('scale').dims({ N }).finite('s', s);
-    c.out('x', x, N);
-    this.kernels.scale(c.buf(x), N, s);
+    for (let i = 0; i < tensors.length; i++) {
+      const idx = tensors[i].idx;
+      const rec = args[idx] as TensorRecord<S, Buf | Ids> | null;
+      if (rec === null) continue;
+      if (tensors[i].output) rec.owner.epoch++;
+      rec.buf ??= this.resolve(rec.owner.storage, rec.tensor.dtype, rec.offset, rec.tensor.length);
+      args[idx] = rec.buf;
+    }
+    const kernels = this.kernels;
+    const result = (kernels[fn] as unknown as (...a: unknown[]) => unknown).apply(kernels, args);
+    return plan.returnsNumber ? result : undefined;
   }
 
   // ---- internals ----
 
   private register(owner: StorageRecord<S>, offset: number, length: number, isView: boolean): Tensor {
     const tensor: Tensor = Object.freeze({ id: this.nextId++, dtype: owner.dtype, length });
-    this.tensors.set(tensor.id, { tensor, owner, offset, isView });
+    this.tensors.set(tensor.id, { tensor, owner, offset, isView, buf: undefined, tokEpoch: -1, tokV: 0, tokAllowed: undefined });
     return tensor;
   }
 
-  private record(fn: string, arg: string, t: Tensor): TensorRecord<S, Buf> {
+  private record(fn: string, arg: string, t: Tensor): TensorRecord<S, Buf | Ids> {
     const rec = t !== null && typeof t === 'object' ? this.tensors.get(t.id) : undefined;
     if (!rec || rec.tensor !== t) {
       throw new Error(`${fn}: ${arg} is not a live tensor of the ${this.name} backend (freed, or from another backend)`);
@@ -260,140 +435,50 @@ export abstract class BaseBackend<S, Buf> implements Backend {
     if (rec.owner.freed) throw new Error(`${fn}: ${arg} is a view of a freed tensor`);
     return rec;
   }
+}
 
-  private call(fn: string): CallCheck<S, Buf> {
-    return new CallCheck(fn, (arg, t) => this.record(fn, arg, t), (rec) => {
-      rec.buf ??= this.resolve(rec.owner.storage, rec.tensor.dtype, rec.offset, rec.tensor.length);
-      return rec.buf;
-    }, (rec) => this.intView(rec.owner.storage, rec.offset, rec.tensor.length));
+function checkScalar(fn: string, s: ScalarCheck, args: unknown[]): void {
+  let x = args[s.idx];
+  switch (s.kind) {
+    case 'flag':
+      if (x === undefined) args[s.idx] = x = false;
+      if (typeof x !== 'boolean') throw new Error(`${fn}: ${s.name} must be a boolean, got ${String(x)}`);
+      return;
+    case 'dropout': {
+      if (x === undefined && s.optional) args[s.idx] = x = NO_DROPOUT;
+      const d = x as DropoutSpec;
+      if (d === null || typeof d !== 'object') throw new Error(`${fn}: dropout must be { p, seed, stream }`);
+      if (typeof d.p !== 'number' || !(d.p >= 0 && Math.fround(d.p) < 1)) throw new Error(`${fn}: dropout.p must be in [0, 1), got ${d.p}`);
+      checkU32(fn, 'seed', d.seed);
+      checkU32(fn, 'stream', d.stream);
+      return;
+    }
+    case 'finite':
+      if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error(`${fn}: ${s.name} must be a finite number, got ${x}`);
+      return;
+    case 'unit':
+      if (typeof x !== 'number' || !(x >= 0 && Math.fround(x) < 1)) throw new Error(`${fn}: ${s.name} must be in [0, 1), got ${x}`);
+      return;
+    case 'int32':
+      checkInt32(fn, s.name, x as number);
+      return;
+    case 'step':
+      if (!Number.isInteger(x) || (x as number) < 1 || (x as number) > MAX_U32) throw new Error(`${fn}: ${s.name} must be an integer >= 1, got ${x}`);
+      return;
   }
 }
 
-/** Checks for one kernel call; every error names the function and the argument. */
-class CallCheck<S, Buf> {
-  private readonly outputs: Array<[string, TensorRecord<S, Buf>]> = [];
-  private readonly inputs: Array<[string, TensorRecord<S, Buf>]> = [];
-  private readonly seen = new Map<number, TensorRecord<S, Buf>>();
+function checkU32(fn: string, k: 'seed' | 'stream', x: number): void {
+  if (!Number.isInteger(x) || x < 0 || x > MAX_U32) throw new Error(`${fn}: dropout.${k} must be an integer in [0, 2^32), got ${x}`);
+}
 
-  constructor(
-    private readonly fn: string,
-    private readonly lookup: (arg: string, t: Tensor) => TensorRecord<S, Buf>,
-    private readonly resolve: (rec: TensorRecord<S, Buf>) => Buf,
-    private readonly intView: (rec: TensorRecord<S, Buf>) => Int32Array,
-  ) {}
+function checkInt32(fn: string, name: string, x: number): void {
+  if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) throw new Error(`${fn}: ${name} must be a 32-bit integer, got ${x}`);
+}
 
-  dims(dims: Record<string, number>): this {
-    // Messages are built only on failure: this runs on every kernel call.
-    for (const name in dims) checkCount(this.fn, name, dims[name], 1);
-    return this;
-  }
-
-  heads(C: number, NH: number): this {
-    if (C % NH !== 0) throw new Error(`${this.fn}: C (${C}) must be divisible by NH (${NH})`);
-    return this;
-  }
-
-  dropout(d: DropoutSpec): this {
-    if (d === null || typeof d !== 'object') throw new Error(`${this.fn}: dropout must be { p, seed, stream }`);
-    if (typeof d.p !== 'number' || !(d.p >= 0 && Math.fround(d.p) < 1)) throw new Error(`${this.fn}: dropout.p must be in [0, 1), got ${d.p}`);
-    for (const k of ['seed', 'stream'] as const) {
-      if (!Number.isInteger(d[k]) || d[k] < 0 || d[k] > MAX_U32) throw new Error(`${this.fn}: dropout.${k} must be an integer in [0, 2^32), got ${d[k]}`);
-    }
-    return this;
-  }
-
-  flag(name: string, x: boolean): this {
-    if (typeof x !== 'boolean') throw new Error(`${this.fn}: ${name} must be a boolean, got ${String(x)}`);
-    return this;
-  }
-
-  finite(name: string, x: number): this {
-    if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error(`${this.fn}: ${name} must be a finite number, got ${x}`);
-    return this;
-  }
-
-  unit(name: string, x: number): this {
-    if (typeof x !== 'number' || !(x >= 0 && Math.fround(x) < 1)) throw new Error(`${this.fn}: ${name} must be in [0, 1), got ${x}`);
-    return this;
-  }
-
-  int32(name: string, x: number): this {
-    if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) throw new Error(`${this.fn}: ${name} must be a 32-bit integer, got ${x}`);
-    return this;
-  }
-
-  /** An f32 output of exactly `length` elements. */
-  out(name: string, t: Tensor, length: number): this {
-    this.outputs.push([name, this.tensor(name, t, 'f32', length)]);
-    return this;
-  }
-
-  /** An f32 input of exactly `length` elements. */
-  in(name: string, t: Tensor, length: number): this {
-    this.inputs.push([name, this.tensor(name, t, 'f32', length)]);
-    return this;
-  }
-
-  /**
-   * An f32 table of rows of `C` (an embedding), at least `minRows` rows; returns the row
-   * count. Tables are outputs when `isOutput` (the gradients of embeddings).
-   */
-  rows(name: string, t: Tensor, C: number, minRows = 1, isOutput = false): number {
-    const rec = this.tensor(name, t, 'f32', null);
-    if (t.length % C !== 0 || t.length / C < minRows) {
-      throw new Error(`${this.fn}: ${name} must hold at least ${minRows} rows of C = ${C} (length a multiple of ${C}), got length ${t.length}`);
-    }
-    (isOutput ? this.outputs : this.inputs).push([name, rec]);
-    return t.length / C;
-  }
-
-  /** An i32 input of exactly `length` token ids, each in 0..V (or equal to `allowed`). */
-  ints(name: string, t: Tensor, length: number, V: number, allowed?: number): this {
-    const rec = this.tensor(name, t, 'i32', length);
-    const ids = this.intView(rec);
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      if ((id < 0 || id >= V) && id !== allowed) {
-        const extra = allowed === undefined ? '' : ` or ${allowed}`;
-        throw new Error(`${this.fn}: ${name}[${i}] = ${id} is out of range (must be in 0..${V - 1}${extra})`);
-      }
-    }
-    this.inputs.push([name, rec]);
-    return this;
-  }
-
-  /** The resolved buffer; first checks that no output overlaps another argument. */
-  buf(t: Tensor): Buf {
-    if (this.outputs.length > 0) this.checkOverlaps();
-    return this.resolve(this.seen.get(t.id)!);
-  }
-
-  private tensor(name: string, t: Tensor, dtype: DType, length: number | null): TensorRecord<S, Buf> {
-    const rec = this.lookup(name, t);
-    if (t.dtype !== dtype) throw new Error(`${this.fn}: ${name} must be a ${dtype} tensor, got ${t.dtype}`);
-    if (length !== null && t.length !== length) {
-      throw new Error(`${this.fn}: ${name} has length ${t.length}, expected ${length}`);
-    }
-    this.seen.set(t.id, rec);
-    return rec;
-  }
-
-  private checked = false;
-  private checkOverlaps(): void {
-    if (this.checked) return;
-    this.checked = true;
-    const all = this.outputs.length + this.inputs.length;
-    for (let i = 0; i < this.outputs.length; i++) {
-      const [name, a] = this.outputs[i];
-      // Every later output, then every input (no arrays built: this runs on every call).
-      for (let j = i + 1; j < all; j++) {
-        const [other, b] = j < this.outputs.length ? this.outputs[j] : this.inputs[j - this.outputs.length];
-        if (a.owner === b.owner && a.offset < b.offset + b.tensor.length && b.offset < a.offset + a.tensor.length) {
-          throw new Error(`${this.fn}: output ${name} overlaps ${other}; outputs must not share memory with other arguments`);
-        }
-      }
-    }
-  }
+/** The message for an id out of range (the same from writeTokens and from a kernel's check). */
+function outOfRange(fn: string, name: string, i: number, id: number, V: number, allowed: number | undefined): string {
+  return `${fn}: ${name}[${i}] = ${id} is out of range (must be in 0..${V - 1}${allowed === undefined ? '' : ` or ${allowed}`})`;
 }
 
 /** Checks a count argument; the error names `where: name` (or just `name`). */

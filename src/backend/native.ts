@@ -3,12 +3,10 @@
 // call passes subarray views, which the addon reads zero-copy (and checks again).
 
 import { loadNative, loadNativeAsync, type LoadedNative, type NativeAddon } from '../../bindings/native.js';
-import type { BackendInfo, DType, DropoutSpec, Kernels } from './backend.js';
+import type { BackendInfo, DType, DropoutSpec } from './backend.js';
 import { NO_DROPOUT } from './backend.js';
+import { KERNELS, KERNEL_NAMES, type Kernels } from './kernels.js';
 import { TypedArrayBackend, type TypedStorage as Storage } from './typed-array.js';
-
-type F = Float32Array;
-type I = Int32Array;
 
 /** Floats from which a zero fill is worth the addon's threads (below, TypedArray.fill). */
 const PARALLEL_ZERO_MIN = 1 << 16;
@@ -18,7 +16,7 @@ const LINE_FLOATS = 16;
 
 export class NativeBackend extends TypedArrayBackend {
   readonly name = 'native' as const;
-  protected readonly kernels: Kernels<Storage>;
+  protected readonly kernels: Kernels<Float32Array, Int32Array>;
 
   constructor(private readonly native: LoadedNative) {
     super();
@@ -59,53 +57,80 @@ export class NativeBackend extends TypedArrayBackend {
     else super.zeroStorage(storage, dtype, offset, length);
   }
 
-  /** Measured read bandwidth of main memory in GB/s on the addon's threads (for the decode roofline in bench/). */
+  /**
+   * Measured read bandwidth of main memory in GB/s on the addon's threads (for the decode
+   * roofline in bench/). Only in an addon built with the `bench` feature.
+   */
   memoryBandwidth(mib = 256, reps = 5): number {
-    return this.native.addon.memoryBandwidth(mib, reps);
+    return this.probe('memoryBandwidth')(mib, reps);
   }
 
-  /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). */
+  /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). Only with the `bench` feature. */
   peakGflops(iters = 1e8): number {
-    return this.native.addon.peakGflops(iters);
+    return this.probe('peakGflops')(iters);
+  }
+
+  private probe<K extends 'memoryBandwidth' | 'peakGflops'>(fn: K): NonNullable<NativeAddon[K]> {
+    const a = this.native.addon;
+    const f = a[fn];
+    if (typeof f !== 'function') {
+      throw new Error(`${fn}: the native addon (${this.native.source}) was built without the bench feature: npm run build:native:bench`);
+    }
+    return f.bind(a) as NonNullable<NativeAddon[K]>;
   }
 }
 
-function nativeKernels(a: NativeAddon): Kernels<Storage> {
-  const d = (x: DropoutSpec | undefined): DropoutSpec => x ?? NO_DROPOUT;
-  return {
-    encoderForward: (out, ids, wte, wpe, B, T, C) => a.encoderForward(out as F, ids as I, wte as F, wpe as F, B, T, C),
-    encoderBackward: (dwte, dwpe, dout, ids, B, T, C) => a.encoderBackward(dwte as F, dwpe as F, dout as F, ids as I, B, T, C),
-    layernormForward: (out, mean, rstd, inp, weight, bias, N, C) =>
-      a.layernormForward(out as F, mean as F, rstd as F, inp as F, weight as F, bias as F, N, C),
-    layernormBackward: (dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C) =>
-      a.layernormBackward(dinp as F, dweight as F, dbias as F, dout as F, inp as F, weight as F, mean as F, rstd as F, N, C),
-    matmulForward: (out, inp, weight, bias, N, C, OC) => a.matmulForward(out as F, inp as F, weight as F, bias as F | null, N, C, OC),
-    matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC, overwriteDinp) =>
-      a.matmulBackward(dinp as F, dweight as F, dbias as F | null, dout as F, inp as F, weight as F, N, C, OC, overwriteDinp),
-    attentionForward: (out, lse, qkv, B, T, C, NH, dropout) => {
-      const { p, seed, stream } = d(dropout);
-      a.attentionForward(out as F, lse as F, qkv as F, B, T, C, NH, p, seed, stream);
-    },
-    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout, overwrite) => {
-      const { p, seed, stream } = d(dropout);
-      a.attentionBackward(dqkv as F, dout as F, qkv as F, out as F, lse as F, B, T, C, NH, p, seed, stream, overwrite);
-    },
-    attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
-      a.attentionDecode(out as F, kcache as F, vcache as F, qkv as F, pos as I, B, Tq, C, NH, maxT),
-    geluForward: (out, inp, N) => a.geluForward(out as F, inp as F, N),
-    geluBackward: (dinp, inp, dout, N, overwrite) => a.geluBackward(dinp as F, inp as F, dout as F, N, overwrite),
-    residualForward: (out, inp1, inp2, N) => a.residualForward(out as F, inp1 as F, inp2 as F, N),
-    residualBackward: (dinp1, dinp2, dout, N) => a.residualBackward(dinp1 as F, dinp2 as F, dout as F, N),
-    crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) =>
-      a.crossentropyForward(losses as F, logits as F, targets as I, N, V, ignoreIndex),
-    crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex, overwrite) =>
-      a.crossentropyBackward(dlogits as F, dlosses as F, logits as F, targets as I, N, V, ignoreIndex, overwrite),
-    dropoutForward: (out, inp, N, dropout) => a.dropoutForward(out as F, inp as F, N, dropout.p, dropout.seed, dropout.stream),
-    dropoutBackward: (dinp, dout, N, dropout) => a.dropoutBackward(dinp as F, dout as F, N, dropout.p, dropout.seed, dropout.stream),
-    adamwUpdate: (params, grads, m, v, N, lr, beta1, beta2, eps, weightDecay, step) =>
-      a.adamwUpdate(params as F, grads as F, m as F, v as F, N, lr, beta1, beta2, eps, weightDecay, step),
-    sumSquares: (x, N) => a.sumSquares(x as F, N),
-    scale: (x, N, s) => a.scale(x as F, N, s),
+/**
+ * The addon's kernels as this backend's implementation, generically from the registry: the
+ * addon exports each kernel under its registry name with the same arguments (typed arrays;
+ * null for a null buffer; booleans), except that a dropout spec is passed as p, seed,
+ * stream. The export is looked up on every call (bench/ wraps the addon's functions).
+ */
+function nativeKernels(a: NativeAddon): Kernels<Float32Array, Int32Array> {
+  const kernels: Record<string, Fn> = {};
+  for (const name of KERNEL_NAMES) {
+    const args: ReadonlyArray<{ role: string }> = KERNELS[name].args;
+    const d = args.findIndex((x) => x.role === 'dropout');
+    kernels[name] = d < 0 ? passThrough(a, name) : withDropout(a, name, d, args.length);
+  }
+  return kernels as unknown as Kernels<Float32Array, Int32Array>;
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+/** The addon's kernel, called with this call's arguments as they are. */
+function passThrough(a: NativeAddon, name: string): Fn {
+  const addon = a as unknown as Record<string, Fn>;
+  return function (): unknown {
+    return addon[name].apply(a, arguments as unknown as unknown[]);
+  };
+}
+
+/**
+ * The addon's kernel, with the dropout spec at argument `d` passed as p, seed, stream. The
+ * arguments are rebuilt in one array per kernel (no allocation per call): the spec's
+ * fields are read before it is filled, and the addon does not call back into JavaScript.
+ * It is emptied after the call, so that it keeps no buffer alive.
+ */
+function withDropout(a: NativeAddon, name: string, d: number, arity: number): Fn {
+  const addon = a as unknown as Record<string, Fn>;
+  const lowered: unknown[] = new Array(arity + 2).fill(undefined);
+  return function (): unknown {
+    const args = arguments;
+    const spec = (args[d] as DropoutSpec | undefined) ?? NO_DROPOUT;
+    const p = spec.p;
+    const seed = spec.seed;
+    const stream = spec.stream;
+    for (let i = 0; i < d; i++) lowered[i] = args[i];
+    lowered[d] = p;
+    lowered[d + 1] = seed;
+    lowered[d + 2] = stream;
+    for (let i = d + 1; i < arity; i++) lowered[i + 2] = args[i]; // undefined past the last given
+    try {
+      return addon[name].apply(a, lowered);
+    } finally {
+      lowered.fill(undefined);
+    }
   };
 }
 

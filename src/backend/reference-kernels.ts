@@ -14,7 +14,8 @@
 //   where a trailing overwrite flag asks a kernel to write its activation gradient instead.
 // - No argument checks here: BaseBackend checks every call before it reaches a kernel.
 
-import type { DropoutSpec, Kernels } from './backend.js';
+import type { DropoutSpec } from './backend.js';
+import type { Kernels } from './kernels.js';
 import { randomU32 } from './rng.js';
 
 export type FloatArray = Float32Array | Float64Array;
@@ -474,38 +475,30 @@ export function scale(x: FloatArray, N: number, s: number): void {
 
 // ---------------------------------------------------------------------------------------
 
-const f = (x: RefArray) => x as FloatArray;
-const ints = (x: RefArray) => x as Int32Array;
-
 /**
- * The kernels above as one `Kernels` object, for the reference backend (Float32Array and
- * Int32Array buffers) and for tests that run them in float64.
+ * The kernels above, registered against the registry's names (kernels.ts): the reference
+ * backend's implementation (Float32Array and Int32Array buffers), also run in float64 by
+ * the tests. Typed against the registry, so a kernel missing here is a compile error.
  */
-export const referenceKernels: Kernels<RefArray> = {
-  encoderForward: (out, ids, wte, wpe, B, T, C) => encoderForward(f(out), ints(ids), f(wte), f(wpe), B, T, C),
-  encoderBackward: (dwte, dwpe, dout, ids, B, T, C) => encoderBackward(f(dwte), f(dwpe), f(dout), ints(ids), B, T, C),
-  layernormForward: (out, mean, rstd, inp, weight, bias, N, C) => layernormForward(f(out), f(mean), f(rstd), f(inp), f(weight), f(bias), N, C),
-  layernormBackward: (dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C) =>
-    layernormBackward(f(dinp), f(dweight), f(dbias), f(dout), f(inp), f(weight), f(mean), f(rstd), N, C),
-  matmulForward: (out, inp, weight, bias, N, C, OC) => matmulForward(f(out), f(inp), f(weight), bias === null ? null : f(bias), N, C, OC),
-  matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC, overwriteDinp) =>
-    matmulBackward(f(dinp), f(dweight), dbias === null ? null : f(dbias), f(dout), f(inp), f(weight), N, C, OC, overwriteDinp),
-  attentionForward: (out, lse, qkv, B, T, C, NH, dropout) => attentionForward(f(out), f(lse), f(qkv), B, T, C, NH, dropout),
-  attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout, overwrite) =>
-    attentionBackward(f(dqkv), f(dout), f(qkv), f(out), f(lse), B, T, C, NH, dropout, overwrite),
-  attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
-    attentionDecode(f(out), f(kcache), f(vcache), f(qkv), ints(pos), B, Tq, C, NH, maxT),
-  geluForward: (out, inp, N) => geluForward(f(out), f(inp), N),
-  geluBackward: (dinp, inp, dout, N, overwrite) => geluBackward(f(dinp), f(inp), f(dout), N, overwrite),
-  residualForward: (out, inp1, inp2, N) => residualForward(f(out), f(inp1), f(inp2), N),
-  residualBackward: (dinp1, dinp2, dout, N) => residualBackward(f(dinp1), f(dinp2), f(dout), N),
-  crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) => crossentropyForward(f(losses), f(logits), ints(targets), N, V, ignoreIndex),
-  crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex, overwrite) =>
-    crossentropyBackward(f(dlogits), f(dlosses), f(logits), ints(targets), N, V, ignoreIndex, overwrite),
-  dropoutForward: (out, inp, N, dropout) => dropoutForward(f(out), f(inp), N, dropout),
-  dropoutBackward: (dinp, dout, N, dropout) => dropoutBackward(f(dinp), f(dout), N, dropout),
-  adamwUpdate: (params, grads, m, v, N, lr, beta1, beta2, eps, weightDecay, step) =>
-    adamwUpdate(f(params), f(grads), f(m), f(v), N, lr, beta1, beta2, eps, weightDecay, step),
-  sumSquares: (x, N) => sumSquares(f(x), N),
-  scale: (x, N, s) => scale(f(x), N, s),
+export const referenceKernels: Kernels<FloatArray, Int32Array> = {
+  encoderForward,
+  encoderBackward,
+  layernormForward,
+  layernormBackward,
+  matmulForward,
+  matmulBackward,
+  attentionForward,
+  attentionBackward,
+  attentionDecode,
+  geluForward,
+  geluBackward,
+  residualForward,
+  residualBackward,
+  crossentropyForward,
+  crossentropyBackward,
+  dropoutForward,
+  dropoutBackward,
+  adamwUpdate,
+  sumSquares,
+  scale,
 };

@@ -2,8 +2,9 @@
 // loops of reference-kernels.ts. It is the executable specification the native and wasm
 // backends are tested against, and the last-resort fallback where neither loads. Slow.
 
-import type { BackendInfo, Kernels } from './backend.js';
-import { TypedArrayBackend, type TypedStorage as Storage } from './typed-array.js';
+import type { BackendInfo } from './backend.js';
+import type { Kernels } from './kernels.js';
+import { TypedArrayBackend } from './typed-array.js';
 import { referenceKernels, type RefArray } from './reference-kernels.js';
 
 // The package version reported by backendInfo(): package.json's, written at build time (src/version.ts).
@@ -13,8 +14,8 @@ export { VERSION };
 
 export class ReferenceBackend extends TypedArrayBackend {
   readonly name = 'reference' as const;
-  // The reference kernels take any RefArray; this backend resolves tensors to Storage.
-  protected readonly kernels: Kernels<Storage> = referenceKernels;
+  // The reference kernels take any float array; this backend resolves tensors to typed arrays.
+  protected readonly kernels: Kernels<Float32Array, Int32Array> = referenceKernels;
 
   info(): BackendInfo {
     return { name: 'reference', simd: 'none', threads: 1, version: VERSION };

@@ -6,7 +6,7 @@ import { BaseBackend } from './base.js';
 
 export type TypedStorage = Float32Array | Int32Array;
 
-export abstract class TypedArrayBackend extends BaseBackend<TypedStorage, TypedStorage> {
+export abstract class TypedArrayBackend extends BaseBackend<TypedStorage, Float32Array, Int32Array> {
   protected allocStorage(length: number, dtype: DType): TypedStorage {
     return dtype === 'f32' ? new Float32Array(length) : new Int32Array(length);
   }

@@ -9,9 +9,10 @@
 // become f32 (a p that rounds up to 1.0 in f32).
 
 import { loadWasm, type LoadedWasm, type LoadWasmOptions, type WasmExports, type WasmVariant } from '../../bindings/wasm.js';
-import type { BackendInfo, DType, DropoutSpec, Kernels } from './backend.js';
+import type { BackendInfo, DType, DropoutSpec } from './backend.js';
 import { NO_DROPOUT } from './backend.js';
 import { BaseBackend } from './base.js';
+import { KERNELS, KERNEL_NAMES, wasmName, type ArgDef, type KernelDef, type Kernels } from './kernels.js';
 
 /** Package version reported by info(): package.json's, written at build time (src/version.ts). */
 import { VERSION } from '../version.js';
@@ -49,14 +50,18 @@ export class WasmBackend extends BaseBackend<number, number> {
    * clock. Short calls first: V8 runs a long first call in its baseline tier.
    */
   peakGflops(iters = 1e8): number {
+    const { fma_work: work, fma_lanes: lanes, fma_work_count: count } = this.x;
+    if (typeof work !== 'function' || typeof lanes !== 'function' || typeof count !== 'function') {
+      throw new Error(`peakGflops: the WebAssembly module (${this.loaded.source}) was built without the bench feature (no fma_work, fma_lanes, fma_work_count)`);
+    }
     return guard('peakGflops', () => {
-      for (let i = 0; i < 10; i++) this.x.fma_work(1e5);
+      for (let i = 0; i < 10; i++) work(1e5);
       let best = 0;
       for (let rep = 0; rep < 3; rep++) {
         const t0 = performance.now();
-        this.x.fma_work(iters);
+        work(iters);
         const seconds = (performance.now() - t0) / 1e3;
-        best = Math.max(best, (2 * this.x.fma_lanes() * this.x.fma_work_count(iters)) / seconds / 1e9);
+        best = Math.max(best, (2 * lanes() * count(iters)) / seconds / 1e9);
       }
       return best;
     });
@@ -112,11 +117,13 @@ function guard<R>(fn: string, f: () => R): R {
   try {
     return f();
   } catch (e) {
-    if (e instanceof WebAssembly.RuntimeError) {
-      throw new Error(`${fn}: WebAssembly kernel trapped (${e.message})`, { cause: e });
-    }
-    throw e;
+    throw trapped(fn, e);
   }
+}
+
+/** A trap as an Error naming the kernel; anything else as it is. */
+function trapped(fn: string, e: unknown): unknown {
+  return e instanceof WebAssembly.RuntimeError ? new Error(`${fn}: WebAssembly kernel trapped (${e.message})`, { cause: e }) : e;
 }
 
 function scratchOk(fn: string, status: number): void {
@@ -129,56 +136,82 @@ function f32Unit(fn: string, name: string, x: number): number {
   return x;
 }
 
+// How one argument crosses into wasm (see wasmKernel).
+const PASS = 0; // a pointer, dim or scalar, as it is
+const NULLABLE = 1; // a pointer or null: null is 0
+const FLAG = 2; // a boolean: 0 or 1
+const UNIT = 3; // a scalar in [0, 1) that becomes an f32: checked to stay below 1 there
+const DROPOUT = 4; // a DropoutSpec: p (checked as UNIT), seed, stream
+
+function lowering(a: ArgDef): number {
+  if (a.nullable) return NULLABLE;
+  if (a.role === 'flag') return FLAG;
+  if (a.role === 'dropout') return DROPOUT;
+  if (a.role === 'scalar' && a.kind === 'unit') return UNIT;
+  return PASS;
+}
+
+/**
+ * The module's kernels as this backend's implementation, generically from the registry:
+ * each kernel's export is its snake_case name (kernels.ts: wasmName), taking pointers (0
+ * for a null buffer), flags as 0/1 and a dropout spec as p, seed, stream. A kernel that
+ * uses scratch memory returns a status (0, or 1 when memory could not grow), turned into
+ * an Error; a trap (a kernel panic) becomes an Error naming the kernel.
+ */
 function wasmKernels(x: WasmExports): Kernels<number> {
-  const d = (fn: string, spec: DropoutSpec | undefined): DropoutSpec => {
-    const s = spec ?? NO_DROPOUT;
-    f32Unit(fn, 'dropout.p', s.p);
-    return s;
-  };
-  return {
-    encoderForward: (out, ids, wte, wpe, B, T, C) => guard('encoderForward', () => x.encoder_forward(out, ids, wte, wpe, B, T, C)),
-    encoderBackward: (dwte, dwpe, dout, ids, B, T, C) => guard('encoderBackward', () => x.encoder_backward(dwte, dwpe, dout, ids, B, T, C)),
-    layernormForward: (out, mean, rstd, inp, weight, bias, N, C) =>
-      guard('layernormForward', () => x.layernorm_forward(out, mean, rstd, inp, weight, bias, N, C)),
-    layernormBackward: (dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C) =>
-      guard('layernormBackward', () => x.layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C)),
-    matmulForward: (out, inp, weight, bias, N, C, OC) =>
-      scratchOk('matmulForward', guard('matmulForward', () => x.matmul_forward(out, inp, weight, bias ?? 0, N, C, OC))),
-    matmulBackward: (dinp, dweight, dbias, dout, inp, weight, N, C, OC, overwriteDinp) =>
-      scratchOk('matmulBackward', guard('matmulBackward', () => x.matmul_backward(dinp, dweight, dbias ?? 0, dout, inp, weight, N, C, OC, overwriteDinp ? 1 : 0))),
-    attentionForward: (out, lse, qkv, B, T, C, NH, dropout) => {
-      const { p, seed, stream } = d('attentionForward', dropout);
-      scratchOk('attentionForward', guard('attentionForward', () => x.attention_forward(out, lse, qkv, B, T, C, NH, p, seed, stream)));
-    },
-    attentionBackward: (dqkv, dout, qkv, out, lse, B, T, C, NH, dropout, overwrite) => {
-      const { p, seed, stream } = d('attentionBackward', dropout);
-      scratchOk('attentionBackward', guard('attentionBackward', () => x.attention_backward(dqkv, dout, qkv, out, lse, B, T, C, NH, p, seed, stream, overwrite ? 1 : 0)));
-    },
-    attentionDecode: (out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT) =>
-      scratchOk('attentionDecode', guard('attentionDecode', () => x.attention_decode(out, kcache, vcache, qkv, pos, B, Tq, C, NH, maxT))),
-    geluForward: (out, inp, N) => guard('geluForward', () => x.gelu_forward(out, inp, N)),
-    geluBackward: (dinp, inp, dout, N, overwrite) => guard('geluBackward', () => x.gelu_backward(dinp, inp, dout, N, overwrite ? 1 : 0)),
-    residualForward: (out, inp1, inp2, N) => guard('residualForward', () => x.residual_forward(out, inp1, inp2, N)),
-    residualBackward: (dinp1, dinp2, dout, N) => guard('residualBackward', () => x.residual_backward(dinp1, dinp2, dout, N)),
-    crossentropyForward: (losses, logits, targets, N, V, ignoreIndex) =>
-      guard('crossentropyForward', () => x.crossentropy_forward(losses, logits, targets, N, V, ignoreIndex)),
-    crossentropyBackward: (dlogits, dlosses, logits, targets, N, V, ignoreIndex, overwrite) =>
-      guard('crossentropyBackward', () => x.crossentropy_backward(dlogits, dlosses, logits, targets, N, V, ignoreIndex, overwrite ? 1 : 0)),
-    dropoutForward: (out, inp, N, dropout) => {
-      const { p, seed, stream } = d('dropoutForward', dropout);
-      guard('dropoutForward', () => x.dropout_forward(out, inp, N, p, seed, stream));
-    },
-    dropoutBackward: (dinp, dout, N, dropout) => {
-      const { p, seed, stream } = d('dropoutBackward', dropout);
-      guard('dropoutBackward', () => x.dropout_backward(dinp, dout, N, p, seed, stream));
-    },
-    adamwUpdate: (params, grads, m, v, N, lr, beta1, beta2, eps, weightDecay, step) => {
-      f32Unit('adamwUpdate', 'beta1', beta1);
-      f32Unit('adamwUpdate', 'beta2', beta2);
-      guard('adamwUpdate', () => x.adamw_update(params, grads, m, v, N, lr, beta1, beta2, eps, weightDecay, step));
-    },
-    sumSquares: (xp, N) => guard('sumSquares', () => x.sum_squares(xp, N)),
-    scale: (xp, N, s) => guard('scale', () => x.scale(xp, N, s)),
+  const kernels: Record<string, (...args: unknown[]) => unknown> = {};
+  for (const name of KERNEL_NAMES) kernels[name] = wasmKernel(name, KERNELS[name], x);
+  return kernels as unknown as Kernels<number>;
+}
+
+function wasmKernel(fn: string, def: KernelDef, x: WasmExports): (...args: unknown[]) => unknown {
+  const f = (x as unknown as Record<string, (...a: unknown[]) => unknown>)[wasmName(fn)];
+  const ops = def.args.map(lowering);
+  const names = def.args.map((a) => a.name);
+  const d = ops.indexOf(DROPOUT);
+  const scratch = def.scratch === true;
+  const returns = def.returns === 'number';
+  // The export's arguments, rebuilt in place on every call (no allocation). Safe to share:
+  // everything that could run other code (a spec's getters) is read before it is filled,
+  // and a wasm kernel cannot call back into JavaScript (the module has no imports).
+  const lowered: unknown[] = new Array(ops.length + (d >= 0 ? 2 : 0)).fill(0);
+  return function (): unknown {
+    const args = arguments;
+    let p = 0;
+    let seed = 0;
+    let stream = 0;
+    for (let i = 0; i < ops.length; i++) {
+      if (ops[i] === UNIT) f32Unit(fn, names[i], args[i] as number);
+      else if (ops[i] === DROPOUT) {
+        const spec = (args[i] as DropoutSpec | undefined) ?? NO_DROPOUT;
+        p = spec.p;
+        seed = spec.seed;
+        stream = spec.stream;
+        f32Unit(fn, 'dropout.p', p);
+      }
+    }
+    let j = 0;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i];
+      const v = args[i];
+      if (op === PASS || op === UNIT) lowered[j++] = v;
+      else if (op === NULLABLE) lowered[j++] = v ?? 0;
+      else if (op === FLAG) lowered[j++] = v ? 1 : 0;
+      else {
+        // p, seed, stream in place of the spec
+        lowered[j++] = p;
+        lowered[j++] = seed;
+        lowered[j++] = stream;
+      }
+    }
+    let r: unknown;
+    try {
+      r = f.apply(x, lowered);
+    } catch (e) {
+      throw trapped(fn, e);
+    }
+    if (scratch) scratchOk(fn, r as number);
+    return returns ? r : undefined;
   };
 }
 

@@ -9,8 +9,8 @@
 //      root `npm ci` filled: --prefer-offline);
 //   3. flow.cjs trains a tiny model 8 steps, saves, loads and generates: as ESM on the
 //      native addon, as ESM with FERROGPT_BACKEND=wasm, and as CommonJS (require) on the
-//      native addon; the losses must be close across backends, the tokens of a seeded
-//      generation equal, and ESM and CommonJS identical;
+//      native addon and on wasm; the losses must be close across backends, the tokens of a
+//      seeded generation equal, and ESM and CommonJS identical;
 //   3b. a small browser app (web/) bundles it with vite: both .wasm files become assets and
 //      Node's modules are mapped by the package's "browser" field, not stubbed;
 //   4. the ESM and CommonJS type declarations type-check (tsc --module nodenext);
@@ -110,17 +110,21 @@ const npmFlags = ['--prefer-offline', '--no-audit', '--no-fund', '--loglevel=err
 run('npm', ['install', ...npmFlags, tarball], { cwd: app, env });
 log(`installed into an empty project with PATH=${bin} (node, npm, sh; no cargo, no rustc)`);
 
-// ---- 3. train, save, load, generate: ESM native, ESM wasm, CommonJS native ----
+// ---- 3. train, save, load, generate: ESM native, ESM wasm, CommonJS native and wasm ----
 const node = (script, extra = {}) => run(join(bin, 'node'), [script], { cwd: app, env: { ...env, ...extra } });
 const esmNative = lastJson(node('consumer.mjs').stdout, 'consumer.mjs');
 const esmWasm = lastJson(node('consumer.mjs', { FERROGPT_BACKEND: 'wasm' }).stdout, 'consumer.mjs (wasm)');
 const cjsNative = lastJson(node('consumer.cjs').stdout, 'consumer.cjs');
-for (const r of [esmNative, esmWasm, cjsNative]) log(`${r.moduleSystem} on ${r.backend} (${r.simd}): losses ${r.losses[0].toFixed(4)} → ${r.losses.at(-1).toFixed(4)}, generated ${JSON.stringify(r.text)}`);
+const cjsWasm = lastJson(node('consumer.cjs', { FERROGPT_BACKEND: 'wasm' }).stdout, 'consumer.cjs (wasm)');
+for (const r of [esmNative, esmWasm, cjsNative, cjsWasm]) log(`${r.moduleSystem} on ${r.backend} (${r.simd}): losses ${r.losses[0].toFixed(4)} → ${r.losses.at(-1).toFixed(4)}, generated ${JSON.stringify(r.text)}`);
 
 if (esmNative.backend !== 'native') fail(`the default backend is ${esmNative.backend}, expected native (the tarball ships the addon for ${platform})`);
 if (esmWasm.backend !== 'wasm' || esmWasm.simd !== 'simd128') fail(`FERROGPT_BACKEND=wasm gave ${esmWasm.backend} (${esmWasm.simd}), expected wasm (simd128)`);
 if (cjsNative.moduleSystem !== 'cjs' || cjsNative.backend !== 'native') fail(`the CommonJS run reported ${cjsNative.moduleSystem} on ${cjsNative.backend}`);
-for (const r of [esmNative, esmWasm, cjsNative]) {
+// (The CommonJS twin of the wasm loader once read its own constants through a local named
+// `exports`: wasm did not load from require('ferrogpt').)
+if (cjsWasm.moduleSystem !== 'cjs' || cjsWasm.backend !== 'wasm') fail(`the CommonJS wasm run reported ${cjsWasm.moduleSystem} on ${cjsWasm.backend}`);
+for (const r of [esmNative, esmWasm, cjsNative, cjsWasm]) {
   if (r.loadMaxDiff !== 0) fail(`${r.moduleSystem}/${r.backend}: the loaded model's logits differ from the saved one's by ${r.loadMaxDiff}`);
   if (!r.streamedMatches) fail(`${r.moduleSystem}/${r.backend}: the streamed text differs from result.text`);
   if (!(r.losses.at(-1) < r.losses[0])) fail(`${r.moduleSystem}/${r.backend}: the loss did not go down: ${r.losses.join(', ')}`);
@@ -133,6 +137,9 @@ if (JSON.stringify(esmNative.tokens) !== JSON.stringify(esmWasm.tokens)) fail(`n
 // ESM and CommonJS run the same code on the same backend: identical.
 if (JSON.stringify(esmNative.losses) !== JSON.stringify(cjsNative.losses) || JSON.stringify(esmNative.tokens) !== JSON.stringify(cjsNative.tokens)) {
   fail(`ESM and CommonJS differ: ${JSON.stringify(esmNative)} vs ${JSON.stringify(cjsNative)}`);
+}
+if (JSON.stringify(esmWasm.losses) !== JSON.stringify(cjsWasm.losses) || JSON.stringify(esmWasm.tokens) !== JSON.stringify(cjsWasm.tokens)) {
+  fail(`ESM and CommonJS differ on wasm: ${JSON.stringify(esmWasm)} vs ${JSON.stringify(cjsWasm)}`);
 }
 log(`native and wasm agree (max loss difference ${lossDiff.toExponential(2)}, same ${esmNative.tokens.length} tokens); ESM and CommonJS identical`);
 

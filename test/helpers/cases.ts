@@ -2,27 +2,39 @@
 //
 // A case names every buffer a kernel call touches with its initial contents (outputs
 // start as random garbage, which also proves that forward kernels overwrite and backward
-// kernels accumulate), and one `invoke` that is generic over the buffer type, so the same
-// call runs on a Backend (Tensor handles) and on the reference kernels in float64.
+// kernels accumulate), and its other arguments (dims, scalars, flags) by name. The call is
+// made from the kernel registry (kernels.ts): its arguments in the registry's order, the
+// outputs compared being the registry's outputs, so the same case runs on a Backend (Tensor
+// handles) and on the reference kernels in float64.
 
-import type { Backend, DropoutSpec, Kernels, Tensor } from '../../src/backend/backend.js';
+import type { Backend, DropoutSpec, Tensor } from '../../src/backend/backend.js';
+import { KERNELS, type KernelName, type Kernels } from '../../src/backend/kernels.js';
 import { referenceKernels, type RefArray } from '../../src/backend/reference-kernels.js';
 import { mulberry32, randInts, randn, randu, type Rng } from './random.js';
 
 export type Data = Float32Array | Int32Array;
 
 export interface KernelCase {
-  kernel: keyof Kernels<unknown>;
+  kernel: KernelName;
   label: string;
-  /** Initial contents of every buffer, by argument name. */
+  /** Initial contents of every buffer, by argument name (a nullable one left out is null). */
   buffers: Record<string, Data>;
-  /** The buffers the kernel writes (compared after the call). */
-  outputs: string[];
+  /** Every other argument by name: dims, scalars, flags, dropout (left out: the default). */
+  args: Record<string, number | boolean | DropoutSpec>;
   /** Normwise relative tolerance vs the float64 reference, per output (default: `rtol`). */
   rtol: number;
   rtolFor?: Record<string, number>;
-  /** Runs the kernel; returns its scalar result if it has one (sumSquares). */
-  invoke<Buf>(k: Kernels<Buf>, a: Record<string, Buf>): number | void;
+}
+
+/** The buffers the case's kernel writes (the registry's outputs), compared after the call. */
+export function outputsOf(c: KernelCase): string[] {
+  return KERNELS[c.kernel].args.filter((a) => (a.role === 'out' || (a.role === 'table' && 'output' in a && a.output)) && a.name in c.buffers).map((a) => a.name);
+}
+
+/** Runs the case's kernel on `k`, the arguments in the registry's order; returns its result (sumSquares). */
+function invoke<Buf>(k: Kernels<Buf>, c: KernelCase, bufs: Record<string, Buf>): number | void {
+  const args = KERNELS[c.kernel].args.map((a) => (a.name in c.buffers ? bufs[a.name] : 'nullable' in a ? null : c.args[a.name]));
+  return (k[c.kernel] as (...a: unknown[]) => number | void)(...args);
 }
 
 /** Runs `c` on a backend: allocate, write, invoke, read the outputs back, free. */
@@ -34,28 +46,31 @@ export function runOnBackend(backend: Backend, c: KernelCase): { outputs: Record
       tensors[name] = t;
       backend.write(t, data);
     }
-    const result = c.invoke<Tensor>(backend, tensors);
+    const result = invoke<Tensor>(backend, c, tensors);
     const outputs: Record<string, Data> = {};
-    for (const name of c.outputs) outputs[name] = backend.read(tensors[name]);
+    for (const name of outputsOf(c)) outputs[name] = backend.read(tensors[name]);
     return { outputs, result };
   } finally {
     for (const t of Object.values(tensors)) backend.free(t);
   }
 }
 
+/** The reference kernels over any buffer (float64 floats and Int32Array ids, by argument name). */
+const reference = referenceKernels as Kernels<RefArray>;
+
 /** Runs `c` on the reference kernels in float64 (inputs are the same f32 values, exactly). */
 export function runReference64(c: KernelCase): { outputs: Record<string, Float64Array | Int32Array>; result: number | void } {
   const bufs: Record<string, RefArray> = {};
   for (const [name, data] of Object.entries(c.buffers)) bufs[name] = data instanceof Int32Array ? data.slice() : Float64Array.from(data);
-  const result = c.invoke<RefArray>(referenceKernels, bufs);
+  const result = invoke<RefArray>(reference, c, bufs);
   const outputs: Record<string, Float64Array | Int32Array> = {};
-  for (const name of c.outputs) outputs[name] = bufs[name] as Float64Array;
+  for (const name of outputsOf(c)) outputs[name] = bufs[name] as Float64Array;
   return { outputs, result };
 }
 
 /** Float64 forward results rounded to f32, for backward inputs such as mean/rstd and lse. */
 function ref32(fn: (k: Kernels<RefArray>) => void, ...outs: Float64Array[]): Float32Array[] {
-  fn(referenceKernels);
+  fn(reference);
   return outs.map((o) => Float32Array.from(o));
 }
 
@@ -91,18 +106,16 @@ export function buildCases(): KernelCase[] {
       kernel: 'encoderForward',
       label: `encoderForward B=${B} T=${T} C=${C} V=${V}`,
       buffers: { out: randn(r, B * T * C), ids, wte, wpe },
-      outputs: ['out'],
       rtol: TOL_POINTWISE,
-      invoke: (k, a) => k.encoderForward(a.out, a.ids, a.wte, a.wpe, B, T, C),
+      args: { B, T, C },
     });
     cases.push({
       kernel: 'encoderBackward',
       label: `encoderBackward B=${B} T=${T} C=${C} V=${V}`,
       // Few rows in wte so that ids repeat and their gradients sum.
       buffers: { dwte: randn(r, V * C), dwpe: randn(r, maxT * C), dout: randn(r, B * T * C), ids },
-      outputs: ['dwte', 'dwpe'],
       rtol: TOL_REDUCE,
-      invoke: (k, a) => k.encoderBackward(a.dwte, a.dwpe, a.dout, a.ids, B, T, C),
+      args: { B, T, C },
     });
   }
 
@@ -123,9 +136,8 @@ export function buildCases(): KernelCase[] {
       kernel: 'layernormForward',
       label: `layernormForward N=${N} C=${C}`,
       buffers: { out: randn(r, N * C), mean: randn(r, N), rstd: randn(r, N), inp, weight, bias },
-      outputs: ['out', 'mean', 'rstd'],
       rtol: TOL_REDUCE,
-      invoke: (k, a) => k.layernormForward(a.out, a.mean, a.rstd, a.inp, a.weight, a.bias, N, C),
+      args: { N, C },
     });
     const m64 = new Float64Array(N);
     const s64 = new Float64Array(N);
@@ -134,9 +146,8 @@ export function buildCases(): KernelCase[] {
       kernel: 'layernormBackward',
       label: `layernormBackward N=${N} C=${C}`,
       buffers: { dinp: randn(r, N * C), dweight: randn(r, C), dbias: randn(r, C), dout: randn(r, N * C), inp, weight, mean, rstd },
-      outputs: ['dinp', 'dweight', 'dbias'],
       rtol: TOL_REDUCE,
-      invoke: (k, a) => k.layernormBackward(a.dinp, a.dweight, a.dbias, a.dout, a.inp, a.weight, a.mean, a.rstd, N, C),
+      args: { N, C },
     });
   }
 
@@ -161,9 +172,8 @@ export function buildCases(): KernelCase[] {
       kernel: 'matmulForward',
       label: `matmulForward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}`,
       buffers,
-      outputs: ['out'],
       rtol: tol,
-      invoke: (k, a) => k.matmulForward(a.out, a.inp, a.weight, a.bias ?? null, N, C, OC),
+      args: { N, C, OC },
     });
     const bwd: Record<string, Data> = { dinp: randn(r, N * C), dweight: randn(r, OC * C), dout: randn(r, N * OC), inp, weight };
     if (withBias) bwd.dbias = randn(r, OC);
@@ -173,9 +183,8 @@ export function buildCases(): KernelCase[] {
         kernel: 'matmulBackward',
         label: `matmulBackward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${overwrite ? ' overwriteDinp' : ''}`,
         buffers: bwd,
-        outputs: withBias ? ['dinp', 'dweight', 'dbias'] : ['dinp', 'dweight'],
         rtol: tol,
-        invoke: (k, a) => k.matmulBackward(a.dinp, a.dweight, a.dbias ?? null, a.dout, a.inp, a.weight, N, C, OC, overwrite),
+        args: { N, C, OC, overwriteDinp: overwrite },
       });
     }
   }
@@ -203,9 +212,8 @@ export function buildCases(): KernelCase[] {
       kernel: 'attentionForward',
       label: `attentionForward B=${B} T=${T} C=${C} NH=${NH}${d}`,
       buffers: { out: randn(r, B * T * C), lse: randn(r, B * NH * T), qkv },
-      outputs: ['out', 'lse'],
       rtol: TOL_ATTENTION,
-      invoke: (k, a) => k.attentionForward(a.out, a.lse, a.qkv, B, T, C, NH, dropout),
+      args: { B, T, C, NH, dropout },
     });
     const out64 = new Float64Array(B * T * C);
     const lse64 = new Float64Array(B * NH * T);
@@ -216,9 +224,8 @@ export function buildCases(): KernelCase[] {
         kernel: 'attentionBackward',
         label: `attentionBackward B=${B} T=${T} C=${C} NH=${NH}${d}${overwrite ? ' overwrite' : ''}`,
         buffers: dbuffers,
-        outputs: ['dqkv'],
         rtol: TOL_ATTENTION,
-        invoke: (k, a) => k.attentionBackward(a.dqkv, a.dout, a.qkv, a.out, a.lse, B, T, C, NH, dropout, overwrite),
+        args: { B, T, C, NH, dropout, overwrite },
       });
     }
   }
@@ -237,9 +244,8 @@ export function buildCases(): KernelCase[] {
       kernel: 'geluForward',
       label: `geluForward N=${N}`,
       buffers: { out: randn(r, N), inp },
-      outputs: ['out'],
       rtol: TOL_POINTWISE,
-      invoke: (k, a) => k.geluForward(a.out, a.inp, N),
+      args: { N },
     });
     const gbuffers = { dinp: randn(r, N), inp, dout: randn(r, N) };
     for (const overwrite of [false, true]) {
@@ -247,9 +253,8 @@ export function buildCases(): KernelCase[] {
         kernel: 'geluBackward',
         label: `geluBackward N=${N}${overwrite ? ' overwrite' : ''}`,
         buffers: gbuffers,
-        outputs: ['dinp'],
         rtol: TOL_POINTWISE,
-        invoke: (k, a) => k.geluBackward(a.dinp, a.inp, a.dout, N, overwrite),
+        args: { N, overwrite },
       });
     }
   }
@@ -261,17 +266,15 @@ export function buildCases(): KernelCase[] {
       kernel: 'residualForward',
       label: `residualForward N=${N}`,
       buffers: { out: randn(r, N), inp1: randn(r, N), inp2: randn(r, N) },
-      outputs: ['out'],
       rtol: TOL_POINTWISE,
-      invoke: (k, a) => k.residualForward(a.out, a.inp1, a.inp2, N),
+      args: { N },
     });
     cases.push({
       kernel: 'residualBackward',
       label: `residualBackward N=${N}`,
       buffers: { dinp1: randn(r, N), dinp2: randn(r, N), dout: randn(r, N) },
-      outputs: ['dinp1', 'dinp2'],
       rtol: TOL_POINTWISE,
-      invoke: (k, a) => k.residualBackward(a.dinp1, a.dinp2, a.dout, N),
+      args: { N },
     });
   }
 
@@ -291,9 +294,8 @@ export function buildCases(): KernelCase[] {
       kernel: 'crossentropyForward',
       label: `crossentropyForward N=${N} V=${V} ignoreIndex=${ignoreIndex}`,
       buffers: { losses: randn(r, N), logits, targets },
-      outputs: ['losses'],
       rtol: TOL_REDUCE,
-      invoke: (k, a) => k.crossentropyForward(a.losses, a.logits, a.targets, N, V, ignoreIndex),
+      args: { N, V, ignoreIndex },
     });
     // overwrite: the starting garbage must vanish, in ignored rows too.
     const cbuffers = { dlogits: randn(r, N * V, 0.01), dlosses: randn(r, N), logits, targets };
@@ -302,9 +304,8 @@ export function buildCases(): KernelCase[] {
         kernel: 'crossentropyBackward',
         label: `crossentropyBackward N=${N} V=${V} ignoreIndex=${ignoreIndex}${overwrite ? ' overwrite' : ''}`,
         buffers: cbuffers,
-        outputs: ['dlogits'],
         rtol: TOL_REDUCE,
-        invoke: (k, a) => k.crossentropyBackward(a.dlogits, a.dlosses, a.logits, a.targets, N, V, ignoreIndex, overwrite),
+        args: { N, V, ignoreIndex, overwrite },
       });
     }
   }
@@ -322,17 +323,15 @@ export function buildCases(): KernelCase[] {
       kernel: 'dropoutForward',
       label: `dropoutForward N=${N} p=${p}`,
       buffers: { out: randn(r, N), inp: randn(r, N) },
-      outputs: ['out'],
       rtol: TOL_POINTWISE,
-      invoke: (k, a) => k.dropoutForward(a.out, a.inp, N, dropout),
+      args: { N, dropout },
     });
     cases.push({
       kernel: 'dropoutBackward',
       label: `dropoutBackward N=${N} p=${p}`,
       buffers: { dinp: randn(r, N), dout: randn(r, N) },
-      outputs: ['dinp'],
       rtol: TOL_POINTWISE,
-      invoke: (k, a) => k.dropoutBackward(a.dinp, a.dout, N, dropout),
+      args: { N, dropout },
     });
   }
 
@@ -347,9 +346,8 @@ export function buildCases(): KernelCase[] {
       kernel: 'adamwUpdate',
       label: `adamwUpdate N=${N} step=${step} weightDecay=${wd}`,
       buffers: { params: randn(r, N), grads: randn(r, N), m: randn(r, N, 0.1), v: randu(r, N, 0, 0.1) },
-      outputs: ['params', 'm', 'v'],
       rtol: TOL_REDUCE,
-      invoke: (k, a) => k.adamwUpdate(a.params, a.grads, a.m, a.v, N, 1e-3, 0.9, 0.999, 1e-8, wd, step),
+      args: { N, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: wd, step },
     });
   }
   for (const N of [1, 17, 10000]) {
@@ -358,17 +356,15 @@ export function buildCases(): KernelCase[] {
       kernel: 'sumSquares',
       label: `sumSquares N=${N}`,
       buffers: { x: randn(r, N) },
-      outputs: [],
       rtol: 1e-12, // accumulated in float64 on every backend
-      invoke: (k, a) => k.sumSquares(a.x, N),
+      args: { N },
     });
     cases.push({
       kernel: 'scale',
       label: `scale N=${N}`,
       buffers: { x: randn(r, N) },
-      outputs: ['x'],
       rtol: TOL_POINTWISE,
-      invoke: (k, a) => k.scale(a.x, N, 0.37),
+      args: { N, s: 0.37 },
     });
   }
   return cases;

@@ -1,0 +1,301 @@
+// The kernel registry: every kernel declared once, in KERNELS below.
+//
+// In the manner of tfjs-core's kernel_registry: a kernel is declared here once, by name,
+// with its arguments; each backend registers an implementation against that name, and
+// everything else is derived from this table:
+//   - the argument checks (base.ts: one generic checker, no per-kernel code);
+//   - the types: Kernels<Buf> (and so the Backend's kernel methods), the native addon's
+//     kernel exports (bindings/native.ts) and the wasm module's (bindings/wasm.ts);
+//   - the lists of exports the two loaders require;
+//   - the native and wasm adapters (native.ts, wasm.ts: dropout specs expanded to
+//     p, seed, stream; null buffers; flags as 0/1 for wasm; scratch status codes).
+// Adding a kernel: an entry here, its reference implementation (reference-kernels.ts, in
+// the `referenceKernels` object), and the Rust side (crates/kernels, crates/node,
+// crates/wasm under the snake_case name) — nothing else in TypeScript.
+//
+// Arguments are listed in call order: outputs, inputs, dims, then scalars (the Rust
+// kernels' order). Each has a role:
+//   out / inp     an f32 tensor of exactly `length` elements (output: written; input: read);
+//                 `nullable`: null is allowed (no tensor, e.g. matmul's bias)
+//   ids           an i32 input of exactly `length` token ids, each in the range ('< V':
+//                 0..V-1, '<= maxT': 0..maxT), or equal to the `allowed` scalar argument
+//   table         an f32 table of rows of `of` (an embedding), at least `atLeast` rows (default
+//                 1); `count` names its row count, which later formulas may use (V)
+//   dim           a count, an integer in 1..2^32-1
+//   scalar        a number: 'finite', 'unit' (in [0, 1)), 'int32', 'step' (integer in 1..2^32-1)
+//   flag          an optional boolean, default false
+//   dropout       a DropoutSpec { p, seed, stream }; `optional`: defaults to NO_DROPOUT
+// Lengths and ranges are products of dims and integers ('B*T*3*C'), parsed once when a
+// module that uses them loads. `constraints` relate dims ('C % NH == 0', 'Tq <= maxT').
+// `returns: 'number'` for a kernel with a result (sumSquares). `scratch`: the kernel
+// allocates scratch memory; in wasm it returns a status (0, or 1 when memory cannot grow).
+//
+// The checks run in this order, so the first failing one is reported (base.ts): dims,
+// constraints, scalars / flags / dropout (call order), tables, outputs, inputs (each in
+// call order), then overlaps (no output may share memory with another argument).
+//
+// This module has no imports at run time and runs anywhere (the bindings import it too).
+
+import type { DropoutSpec } from './backend.js';
+
+// ---- argument roles ----
+
+const out = <const N extends string>(name: N, length: string) => ({ role: 'out', name, length }) as const;
+const outOrNull = <const N extends string>(name: N, length: string) => ({ role: 'out', name, length, nullable: true }) as const;
+const inp = <const N extends string>(name: N, length: string) => ({ role: 'inp', name, length }) as const;
+const inpOrNull = <const N extends string>(name: N, length: string) => ({ role: 'inp', name, length, nullable: true }) as const;
+const ids = <const N extends string>(name: N, length: string, range: string, allowed?: string) => ({ role: 'ids', name, length, range, allowed }) as const;
+const table = <const N extends string>(name: N, of: string, opts: { count?: string; atLeast?: string; output?: boolean } = {}) =>
+  ({ role: 'table', name, of, ...opts }) as const;
+const dim = <const N extends string>(name: N) => ({ role: 'dim', name }) as const;
+const scalar = <const N extends string>(name: N, kind: ScalarKind) => ({ role: 'scalar', name, kind }) as const;
+const flag = <const N extends string>(name: N) => ({ role: 'flag', name, optional: true }) as const;
+const dropout = <const O extends boolean>(optional: O) => ({ role: 'dropout', name: 'dropout', optional }) as const;
+
+export type ScalarKind = 'finite' | 'unit' | 'int32' | 'step';
+
+/** One argument of a kernel (see the roles above). */
+export interface ArgDef {
+  readonly role: 'out' | 'inp' | 'ids' | 'table' | 'dim' | 'scalar' | 'flag' | 'dropout';
+  readonly name: string;
+  readonly length?: string;
+  readonly nullable?: boolean;
+  readonly range?: string;
+  readonly allowed?: string;
+  readonly of?: string;
+  readonly count?: string;
+  readonly atLeast?: string;
+  readonly output?: boolean;
+  readonly kind?: ScalarKind;
+  readonly optional?: boolean;
+}
+
+export interface KernelDef {
+  readonly args: readonly ArgDef[];
+  readonly constraints?: readonly string[];
+  readonly returns?: 'number';
+  readonly scratch?: boolean;
+}
+
+// ---- the table ----
+
+/**
+ * Every kernel, in one place. Shapes use the dimension letters of backend.ts: B batch,
+ * T time, C channels, NH heads, V vocab, OC output channels, N rows. Backward kernels
+ * accumulate (+=) into their gradients unless their overwrite flag is set.
+ */
+export const KERNELS = {
+  /** out (B,T,C) = wte[ids] + wpe[t]; ids (B,T) i32 in 0..V where V = wte.length / C. */
+  encoderForward: {
+    args: [out('out', 'B*T*C'), ids('ids', 'B*T', '< V'), table('wte', 'C', { count: 'V' }), table('wpe', 'C', { atLeast: 'T' }), dim('B'), dim('T'), dim('C')],
+  },
+  /** dwte (V,C)[ids] += dout (B,T,C); dwpe (maxT,C)[t] += dout; ids (B,T) i32 in 0..V. */
+  encoderBackward: {
+    args: [table('dwte', 'C', { count: 'V', output: true }), table('dwpe', 'C', { atLeast: 'T', output: true }), inp('dout', 'B*T*C'), ids('ids', 'B*T', '< V'), dim('B'), dim('T'), dim('C')],
+  },
+
+  /** out (N,C), mean (N), rstd (N) from inp (N,C), weight (C), bias (C). eps 1e-5. */
+  layernormForward: {
+    args: [out('out', 'N*C'), out('mean', 'N'), out('rstd', 'N'), inp('inp', 'N*C'), inp('weight', 'C'), inp('bias', 'C'), dim('N'), dim('C')],
+  },
+  /** dinp (N,C), dweight (C), dbias (C) += the gradient of layernormForward from dout (N,C) and the saved mean, rstd (N). */
+  layernormBackward: {
+    args: [
+      out('dinp', 'N*C'), out('dweight', 'C'), out('dbias', 'C'),
+      inp('dout', 'N*C'), inp('inp', 'N*C'), inp('weight', 'C'), inp('mean', 'N'), inp('rstd', 'N'),
+      dim('N'), dim('C'),
+    ],
+  },
+
+  /** out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC); bias may be null. */
+  matmulForward: {
+    args: [out('out', 'N*OC'), inp('inp', 'N*C'), inp('weight', 'OC*C'), inpOrNull('bias', 'OC'), dim('N'), dim('C'), dim('OC')],
+    scratch: true,
+  },
+  /** dinp (N,C) += dout (N,OC) · weight; dweight (OC,C) += doutᵀ · inp; dbias (OC, may be null) += Σ dout. overwriteDinp writes dinp. */
+  matmulBackward: {
+    args: [
+      out('dinp', 'N*C'), out('dweight', 'OC*C'), outOrNull('dbias', 'OC'),
+      inp('dout', 'N*OC'), inp('inp', 'N*C'), inp('weight', 'OC*C'),
+      dim('N'), dim('C'), dim('OC'), flag('overwriteDinp'),
+    ],
+    scratch: true,
+  },
+
+  /** Causal self-attention: out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); dropout on the weights. */
+  attentionForward: {
+    args: [out('out', 'B*T*C'), out('lse', 'B*NH*T'), inp('qkv', 'B*T*3*C'), dim('B'), dim('T'), dim('C'), dim('NH'), dropout(true)],
+    constraints: ['C % NH == 0'],
+    scratch: true,
+  },
+  /** dqkv (B,T,3C) += the gradient of attentionForward from dout (B,T,C), qkv, out and lse (B,NH,T). */
+  attentionBackward: {
+    args: [
+      out('dqkv', 'B*T*3*C'), inp('dout', 'B*T*C'), inp('qkv', 'B*T*3*C'), inp('out', 'B*T*C'), inp('lse', 'B*NH*T'),
+      dim('B'), dim('T'), dim('C'), dim('NH'), dropout(true), flag('overwrite'),
+    ],
+    constraints: ['C % NH == 0'],
+    scratch: true,
+  },
+  /**
+   * KV-cached causal attention (generation). Appends the k, v of qkv (B,Tq,3C) to kcache and
+   * vcache (B,NH,maxT,HS) at rows pos[b]..pos[b]+Tq of each sequence, then out (B,Tq,C) =
+   * attention of query row t of sequence b over its cache rows 0..=pos[b]+t. pos (B) i32 is
+   * each sequence's current length (sequences are left-aligned in the cache), each in
+   * 0..maxT; rows with pos[b]+t >= maxT are padding (not appended, output 0). The kernel
+   * does not change pos. Tq = prompt length prefills, Tq = 1 decodes; prompts of different
+   * lengths share a call right-padded to one Tq (padding rows write junk past each
+   * sequence's length, which nothing reads before it is overwritten).
+   * kcache and vcache are outputs (rows are written) that are also read.
+   */
+  attentionDecode: {
+    args: [
+      out('out', 'B*Tq*C'), out('kcache', 'B*maxT*C'), out('vcache', 'B*maxT*C'), inp('qkv', 'B*Tq*3*C'),
+      // Each position in 0..maxT; rows that would land past the cache are padding (skipped).
+      ids('pos', 'B', '<= maxT'),
+      dim('B'), dim('Tq'), dim('C'), dim('NH'), dim('maxT'),
+    ],
+    constraints: ['C % NH == 0', 'Tq <= maxT'],
+    scratch: true,
+  },
+
+  /** out (N) = gelu(inp (N)), tanh approximation. */
+  geluForward: { args: [out('out', 'N'), inp('inp', 'N'), dim('N')] },
+  /** dinp (N) += gelu'(inp (N)) · dout (N); overwrite writes dinp. */
+  geluBackward: { args: [out('dinp', 'N'), inp('inp', 'N'), inp('dout', 'N'), dim('N'), flag('overwrite')] },
+
+  /** out (N) = inp1 (N) + inp2 (N). */
+  residualForward: { args: [out('out', 'N'), inp('inp1', 'N'), inp('inp2', 'N'), dim('N')] },
+  /** dinp1 (N) += dout (N); dinp2 (N) += dout. */
+  residualBackward: { args: [out('dinp1', 'N'), out('dinp2', 'N'), inp('dout', 'N'), dim('N')] },
+
+  /** losses (N) = cross-entropy of softmax(logits (N,V)) at targets (N, i32); 0 where target == ignoreIndex. */
+  crossentropyForward: {
+    args: [out('losses', 'N'), inp('logits', 'N*V'), ids('targets', 'N', '< V', 'ignoreIndex'), dim('N'), dim('V'), scalar('ignoreIndex', 'int32')],
+  },
+  /** dlogits (N,V) += (softmax(logits) - onehot(targets)) · dlosses (N); ignored rows get nothing; overwrite writes dlogits. */
+  crossentropyBackward: {
+    args: [
+      out('dlogits', 'N*V'), inp('dlosses', 'N'), inp('logits', 'N*V'), ids('targets', 'N', '< V', 'ignoreIndex'),
+      dim('N'), dim('V'), scalar('ignoreIndex', 'int32'), flag('overwrite'),
+    ],
+  },
+
+  /** Inverted dropout of inp (N) into out (N), mask from the counter RNG (seed, stream, element index). */
+  dropoutForward: { args: [out('out', 'N'), inp('inp', 'N'), dim('N'), dropout(false)] },
+  /** dinp (N) += the dropout mask's gradient of dout (N). */
+  dropoutBackward: { args: [out('dinp', 'N'), inp('dout', 'N'), dim('N'), dropout(false)] },
+
+  /** One AdamW step over params/grads/m/v (each N); step counts from 1. */
+  adamwUpdate: {
+    args: [
+      out('params', 'N'), inp('grads', 'N'), out('m', 'N'), out('v', 'N'), dim('N'),
+      scalar('lr', 'finite'), scalar('beta1', 'unit'), scalar('beta2', 'unit'), scalar('eps', 'finite'), scalar('weightDecay', 'finite'), scalar('step', 'step'),
+    ],
+  },
+
+  /** Σ x (N)², accumulated in float64. */
+  sumSquares: { args: [inp('x', 'N'), dim('N')], returns: 'number' },
+  /** x (N) *= s. */
+  scale: { args: [out('x', 'N'), dim('N'), scalar('s', 'finite')] },
+} as const satisfies Record<string, KernelDef>;
+
+export type KernelName = keyof typeof KERNELS;
+export type KernelArgs<K extends KernelName> = (typeof KERNELS)[K]['args'];
+
+/** The kernels' names, in table order. */
+export const KERNEL_NAMES = Object.freeze(Object.keys(KERNELS)) as readonly KernelName[];
+
+// ---- types derived from the table ----
+
+type Returns<D> = D extends { returns: 'number' } ? number : void;
+
+/** The TypeScript type of one argument: Buf for f32 tensors, Ids for i32 ones. */
+type Param<A, Buf, Ids> = A extends { role: 'out' | 'inp' | 'table'; nullable: true }
+  ? Buf | null
+  : A extends { role: 'out' | 'inp' | 'table' }
+    ? Buf
+    : A extends { role: 'ids' }
+      ? Ids
+      : A extends { role: 'dim' | 'scalar' }
+        ? number
+        : A extends { role: 'flag' }
+          ? boolean
+          : A extends { role: 'dropout' }
+            ? DropoutSpec
+            : never;
+
+// (Tuple element names cannot be made from the table's strings, so each parameter is named
+// after its role: out, inp, table, ids, dim, scalar, flag, dropout. The doc comment of the
+// table's entry says what each argument is.)
+type Params<As, Buf, Ids> = As extends readonly [infer H, ...infer R]
+  ? H extends { role: 'flag' }
+    ? [flag?: boolean, ...rest: Params<R, Buf, Ids>]
+    : H extends { role: 'dropout'; optional: true }
+      ? [dropout?: DropoutSpec, ...rest: Params<R, Buf, Ids>]
+      : H extends { role: 'dropout' }
+        ? [dropout: DropoutSpec, ...rest: Params<R, Buf, Ids>]
+        : H extends { role: 'out' }
+          ? [out: Param<H, Buf, Ids>, ...rest: Params<R, Buf, Ids>]
+          : H extends { role: 'inp' }
+            ? [inp: Param<H, Buf, Ids>, ...rest: Params<R, Buf, Ids>]
+            : H extends { role: 'table' }
+              ? [table: Param<H, Buf, Ids>, ...rest: Params<R, Buf, Ids>]
+              : H extends { role: 'ids' }
+                ? [ids: Param<H, Buf, Ids>, ...rest: Params<R, Buf, Ids>]
+                : H extends { role: 'dim' }
+                  ? [dim: number, ...rest: Params<R, Buf, Ids>]
+                  : [scalar: number, ...rest: Params<R, Buf, Ids>]
+  : [];
+
+/** The parameter list of kernel K, with tensors named by Buf (f32) and Ids (i32). */
+export type KernelParams<K extends KernelName, Buf, Ids = Buf> = Params<KernelArgs<K>, Buf, Ids>;
+
+/**
+ * The kernels, generic over how a buffer is named: `Tensor` handles on the public Backend,
+ * resolved storage (a typed-array view or a wasm pointer) inside each implementation, and
+ * plain arrays in the reference kernels (which also run in float64 for gradient checks).
+ * `Ids` names the i32 buffers (token ids, targets, positions) where they differ.
+ * Derived from KERNELS: see each entry there for the shapes.
+ */
+export type Kernels<Buf, Ids = Buf> = {
+  [K in keyof typeof KERNELS]: (...args: Params<(typeof KERNELS)[K]['args'], Buf, Ids>) => Returns<(typeof KERNELS)[K]>;
+};
+
+// ---- the native addon's and the wasm module's kernel exports ----
+
+type NativeParam<A> = A extends { role: 'ids' } ? Int32Array : A extends { role: 'out' | 'inp' | 'table'; nullable: true } ? Float32Array | null : A extends { role: 'out' | 'inp' | 'table' } ? Float32Array : number;
+/** The addon's parameters: as Kernels<Float32Array, Int32Array>, with a dropout spec as p, seed, stream. */
+type NativeParams<As> = As extends readonly [infer H, ...infer R]
+  ? H extends { role: 'dropout' }
+    ? [p: number, seed: number, stream: number, ...rest: NativeParams<R>]
+    : H extends { role: 'flag' }
+      ? [flag?: boolean, ...rest: NativeParams<R>]
+      : [arg: NativeParam<H>, ...rest: NativeParams<R>]
+  : [];
+
+/** The kernel exports of the native addon (crates/node): same names as KERNELS. */
+export type NativeKernels = {
+  [K in keyof typeof KERNELS]: (...args: NativeParams<(typeof KERNELS)[K]['args']>) => Returns<(typeof KERNELS)[K]>;
+};
+
+/** The wasm parameters: every tensor a pointer (0 for null), flags 0/1, a dropout spec as p, seed, stream. */
+type WasmParams<As> = As extends readonly [infer _H, ...infer R]
+  ? _H extends { role: 'dropout' }
+    ? [p: number, seed: number, stream: number, ...rest: WasmParams<R>]
+    : [arg: number, ...rest: WasmParams<R>]
+  : [];
+type WasmReturns<D> = D extends { returns: 'number' } ? number : D extends { scratch: true } ? number : void;
+
+type Snake<S extends string> = S extends `${infer H}${infer R}` ? `${H extends Lowercase<H> ? H : `_${Lowercase<H>}`}${Snake<R>}` : S;
+/** The wasm export name of a kernel: its name in snake_case (encoderForward → encoder_forward). */
+export type WasmName<K extends string> = Snake<K>;
+
+export function wasmName<K extends string>(name: K): WasmName<K> {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) as WasmName<K>;
+}
+
+/** The kernel exports of the wasm module (crates/wasm): snake_case names, pointers for tensors. */
+export type WasmKernels = {
+  [K in keyof typeof KERNELS as WasmName<K>]: (...args: WasmParams<(typeof KERNELS)[K]['args']>) => WasmReturns<(typeof KERNELS)[K]>;
+};
