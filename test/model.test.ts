@@ -431,14 +431,14 @@ describe('GPT (reference backend)', () => {
     const model = GPT.create(tiny, backend);
     expect(() => model.forward(Int32Array.from([1, 2, 3]), 1, 4)).toThrow(/ids has length 3, expected batch \* seq = 4/);
     expect(() => model.forward(new Int32Array(9), 1, 9)).toThrow(/seq 9 exceeds the model's blockSize 8/);
-    expect(() => model.forward(Int32Array.from([1, 11]), 1, 2)).toThrow(/ids\[1\] = 11 is out of range \(vocabSize 11\)/);
+    expect(() => model.forward(Int32Array.from([1, 11]), 1, 2)).toThrow(/ids\[1\] = 11 is out of range \(must be in 0\.\.10\)/);
     expect(() => model.forward(Int32Array.from([-1, 0]), 1, 2)).toThrow(/ids\[0\] = -1 is out of range/);
     expect(() => model.forward([1, 2] as unknown as Int32Array, 1, 2)).toThrow(/ids must be an Int32Array/);
     expect(() => model.forward(Int32Array.from([1, 2]), 0, 2)).toThrow(/batch must be a positive integer/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1]), 1, 2)).toThrow(/targets has length 1/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, -2]), 1, 2)).toThrow(/targets\[1\] = -2 is out of range/);
     // Each public method names itself, whichever helper checks.
-    expect(() => model.trainForward(Int32Array.from([1, 11]), 1, 2)).toThrow(/^trainForward: ids\[1\] = 11 is out of range \(vocabSize 11\)/);
+    expect(() => model.trainForward(Int32Array.from([1, 11]), 1, 2)).toThrow(/^trainForward: ids\[1\] = 11 is out of range \(must be in 0\.\.10\)/);
     expect(() => model.forwardHidden(Int32Array.from([1, 2]), 1, 3)).toThrow(/^forwardHidden: ids has length 2/);
     expect(() => model.forwardBackward(Int32Array.from([1, 2]), Int32Array.from([1, 12]), 1, 2)).toThrow(/^forwardBackward: targets\[1\] = 12 is out of range \(must be in 0\.\.10, or -1 to skip\)/);
     expect(() => model.evalLoss(Int32Array.from([1, 2]), Int32Array.from([1, 12]), 1, 2)).toThrow(/^evalLoss: targets\[1\] = 12 is out of range \(must be in 0\.\.10, or -1 to skip\)/);
@@ -448,7 +448,7 @@ describe('GPT (reference backend)', () => {
     expect(() => model.lmLoss(pass, Int32Array.from([1]))).toThrow(/^lmLoss: targets has length 1, expected batch \* seq = 2/);
     expect(() => model.lmLoss(pass, Int32Array.from([1, 2]), NaN)).toThrow(/^lmLoss: weight must be a finite number/);
     const cache = model.createCache(1);
-    expect(() => model.forwardCached([[1, 11]], cache)).toThrow(/^forwardCached: tokens\[0\]\[1\] = 11 is out of range \(vocabSize 11\)/);
+    expect(() => model.forwardCached([[1, 11]], cache)).toThrow(/^forwardCached: tokens\[0\]\[1\] = 11 is out of range \(must be in 0\.\.10\)/);
     expect(() => model.forwardCached([[1.5]], cache)).toThrow(/^forwardCached: tokens\[0\]\[0\] = 1.5 is out of range/);
     cache.dispose();
     expect(() => model.createCache(0)).toThrow(/^createCache: batch must be a positive integer/);

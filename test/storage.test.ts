@@ -104,11 +104,11 @@ describeEachBackend('writeTokens', (b) => {
   it('rejects an id out of range with the caller and argument names, and writes nothing', () => {
     const t = b.alloc(3, 'i32');
     expect(() => b.writeTokens(t, ints([0, 4, 1]), 4, 'forwardBackward')).toThrow(new Error('forwardBackward: ids[1] = 4 is out of range (must be in 0..3)'));
-    expect(() => b.writeTokens(t, ints([-100, 3, -1]), 4, 'fit', 'targets', -100)).toThrow(new Error('fit: targets[2] = -1 is out of range (must be in 0..3 or -100)'));
+    expect(() => b.writeTokens(t, ints([-100, 3, -1]), 4, 'fit', 'targets', -100)).toThrow(new Error('fit: targets[2] = -1 is out of range (must be in 0..3, or -100 to skip)'));
     expect(Array.from(b.read(t))).toEqual([0, 0, 0]);
     b.writeTokens(t, ints([3, -100]), 4, 'fit', 'targets', -100, 1); // at an offset; the index is in data
     expect(Array.from(b.read(t))).toEqual([0, 3, -100]);
-    expect(() => b.writeTokens(t, ints([7]), 4, 'fit', 'targets', -100, 2)).toThrow(new Error('fit: targets[0] = 7 is out of range (must be in 0..3 or -100)'));
+    expect(() => b.writeTokens(t, ints([7]), 4, 'fit', 'targets', -100, 2)).toThrow(new Error('fit: targets[0] = 7 is out of range (must be in 0..3, or -100 to skip)'));
   });
 
   it('rejects what write() rejects, and a bad V', () => {
@@ -200,5 +200,32 @@ describe('writeTokens marks skip the kernel scan (reference backend, scans count
     b.writeTokens(ids, Int32Array.from([5]), 6, 'test', 'ids', undefined, 1);
     expect(run(ids, 6)).toBe(0); // all < 6 now
     expect(() => run(ids, 5)).toThrow(/ids\[1\] = 5 is out of range/);
+  });
+});
+
+describe('the model checks its token ids once per call (reference backend, kernel scans counted)', () => {
+  class Counting extends ReferenceBackend {
+    scans = 0;
+    protected override intView(storage: TypedStorage, offset: number, length: number): Int32Array {
+      this.scans++;
+      return super.intView(storage, offset, length);
+    }
+  }
+
+  it('forwardBackward, evalLoss and a trainForward/lmLoss/backward pass leave no id for the kernels to rescan', async () => {
+    const { GPT } = await import('../src/model/gpt.js');
+    const b = new Counting();
+    const model = GPT.create({ vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8, dropout: 0.1, seed: 1 }, b);
+    const ids = Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+    const targets = Int32Array.from([2, 3, 4, 5, 6, 7, 8, -1]);
+    model.zeroGrad();
+    const before = b.scans;
+    model.forwardBackward(ids, targets, 2, 4); // encoder fwd/bwd read ids, crossentropy fwd/bwd read targets
+    model.evalLoss(ids, targets, 2, 4);
+    const pass = model.trainForward(ids, 2, 4);
+    model.lmLoss(pass, targets);
+    model.backward(pass);
+    model.forward(ids, 2, 4);
+    expect(b.scans - before).toBe(0);
   });
 });

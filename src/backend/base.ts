@@ -293,7 +293,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
     }
     for (let i = 0; i < data.length; i++) {
       const id = data[i];
-      if ((id < 0 || id >= V) && id !== allowed) throw new Error(outOfRange(caller, name, i, id, V, allowed));
+      if ((id < 0 || id >= V) && id !== allowed) throw new Error(`${caller}: ${name}[${i}] = ${id} is out of range (must be in 0..${V - 1}${allowed === undefined ? '' : `, or ${allowed} to skip`})`);
     }
     const owner = rec.owner;
     // A partial write keeps the mark only if the rest of the tensor was marked (by this

@@ -107,7 +107,9 @@ function layoutTail<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) =
  */
 export class ActivationPlan {
   private readonly actArena: Arena;
-  private readonly intArena: Arena;
+  // ids and targets apart: a write to one must not clear the other's writeTokens mark.
+  private readonly idsArena: Arena;
+  private readonly targetsArena: Arena;
   private readonly gradArena: Arena; // gradients of the residual stream, embeddings, head
   private readonly gradLayerArena: Arena; // gradients inside a block, shared by all blocks
   // dlogits (206 MB at GPT-2 small) apart, as the loss writes it whole: never zeroed.
@@ -118,25 +120,38 @@ export class ActivationPlan {
 
   constructor(private readonly backend: Backend, private readonly config: Readonly<GPTConfig>) {
     this.actArena = new Arena(backend);
-    this.intArena = new Arena(backend, 'i32');
+    this.idsArena = new Arena(backend, 'i32');
+    this.targetsArena = new Arena(backend, 'i32');
     this.gradArena = new Arena(backend);
     this.gradLayerArena = new Arena(backend);
     this.dlogitsArena = new Arena(backend);
   }
 
   /**
-   * The forward activations for a pass at (B, T), with its ids (B, T) and targets (B, T)
-   * tensors. Each call starts a new pass over them: `generation` changes.
+   * The ids (B, T) and targets (B, T) tensors of a pass at (B, T), for the model to write
+   * (and check) its inputs into before the pass starts. Re-planning for a new (B, T) ends
+   * the current pass (`generation` changes): its memory is cut anew.
    */
-  forward(B: number, T: number): { acts: Acts<Tensor>; ids: Tensor; targets: Tensor } {
+  tokens(B: number, T: number): { ids: Tensor; targets: Tensor } {
     const key = `${B}x${T}`;
     if (this.fwd === null || this.fwd.key !== key) {
       const acts = this.actArena.cut((take) => layoutActivations(this.config, B, T, take));
-      const [ids, targets] = this.intArena.cut((take) => [take(B * T), take(B * T)]);
+      const [ids] = this.idsArena.cut((take) => [take(B * T)]);
+      const [targets] = this.targetsArena.cut((take) => [take(B * T)]);
       this.fwd = { key, acts, ids, targets };
+      this.passes++;
     }
-    this.passes++;
     return this.fwd;
+  }
+
+  /**
+   * The forward activations for a pass at (B, T), with its ids and targets tensors (see
+   * tokens). Each call starts a new pass over them: `generation` changes.
+   */
+  forward(B: number, T: number): { acts: Acts<Tensor>; ids: Tensor; targets: Tensor } {
+    this.tokens(B, T);
+    this.passes++;
+    return this.fwd!;
   }
 
   /** Counts the passes started by forward(): an activation is the latest pass's while this is unchanged. */
@@ -157,7 +172,7 @@ export class ActivationPlan {
   }
 
   dispose(): void {
-    for (const a of [this.actArena, this.gradArena, this.gradLayerArena, this.dlogitsArena, this.intArena]) a.dispose();
+    for (const a of [this.actArena, this.gradArena, this.gradLayerArena, this.dlogitsArena, this.idsArena, this.targetsArena]) a.dispose();
     this.fwd = null;
     this.bwd = null;
   }

@@ -241,7 +241,7 @@ export class GPT {
   forward(ids: Int32Array, batch: number, seq: number): Float32Array {
     this.alive();
     checkIds('forward', this.config, ids, batch, seq);
-    const { acts, hidden } = this.trunk(ids, batch, seq, NO_DROP);
+    const { acts, hidden } = this.trunk(this.inputs('forward', ids, batch, seq), batch, seq, NO_DROP);
     this.lmHead(acts.logits, hidden, batch * seq);
     return this.backend.read(acts.logits) as Float32Array;
   }
@@ -253,7 +253,7 @@ export class GPT {
   forwardHidden(ids: Int32Array, batch: number, seq: number): Float32Array {
     this.alive();
     checkIds('forwardHidden', this.config, ids, batch, seq);
-    return this.backend.read(this.trunk(ids, batch, seq, NO_DROP).hidden) as Float32Array;
+    return this.backend.read(this.trunk(this.inputs('forwardHidden', ids, batch, seq), batch, seq, NO_DROP).hidden) as Float32Array;
   }
 
   /**
@@ -264,16 +264,30 @@ export class GPT {
   trainForward(ids: Int32Array, batch: number, seq: number): TrainPass {
     this.alive();
     checkIds('trainForward', this.config, ids, batch, seq);
-    return this.startPass(ids, batch, seq);
+    return this.startPass(this.inputs('trainForward', ids, batch, seq), batch, seq);
+  }
+
+  /**
+   * Writes a pass's ids (and targets) into the planned i32 tensors, checking every one is a
+   * token id (targets: or -1): the one range check of each, named after the public method
+   * `fn`. Targets go first, so a bad call leaves the ids of a pass in progress untouched.
+   * The backend remembers the check (writeTokens), so the kernels do not scan them again.
+   */
+  private inputs(fn: string, ids: Int32Array, B: number, T: number, targets?: Int32Array): { idsT: Tensor; targetsT: Tensor } {
+    const V = this.config.vocabSize;
+    const { ids: idsT, targets: targetsT } = this.plan.tokens(B, T);
+    if (targets !== undefined) this.backend.writeTokens(targetsT, targets, V, fn, 'targets', IGNORE_INDEX);
+    this.backend.writeTokens(idsT, ids, V, fn, 'ids');
+    return { idsT, targetsT };
   }
 
   /** Embeddings and blocks (and ln_f) over the planned activations: the hidden state (B, T, C). */
-  private trunk(ids: Int32Array, B: number, T: number, drop: Dropout): { acts: Acts<Tensor>; idsT: Tensor; targetsT: Tensor; hidden: Tensor } {
-    const { acts: a, ids: idsT, targets: targetsT } = this.plan.forward(B, T);
+  private trunk(inputs: { idsT: Tensor; targetsT: Tensor }, B: number, T: number, drop: Dropout): { acts: Acts<Tensor>; idsT: Tensor; targetsT: Tensor; hidden: Tensor } {
+    const { acts: a } = this.plan.forward(B, T);
+    const { idsT, targetsT } = inputs;
     const be = this.backend;
     const p = this.weights.tree;
     const C = this.config.nEmbd;
-    be.write(idsT, ids);
     be.encoderForward(a.encoded, idsT, p.wte, p.wpe, B, T, C); // wte[ids] + wpe[t] (B, T, C)
     if (drop.on) be.dropoutForward(a.encodedDrop!, a.encoded, B * T * C, drop.at(STREAM_EMBED)); // drop(·)
     const hidden = this.blocks.forward(a, B * T, drop, this.blocks.causalAttention(B, T, drop)); // blocks, ln_f
@@ -286,12 +300,12 @@ export class GPT {
     this.backend.matmulForward(logits, hidden, this.weights.tree.wte, null, N, C, V); // (B, T, V)
   }
 
-  private startPass(ids: Int32Array, B: number, T: number): Pass {
+  private startPass(inputs: { idsT: Tensor; targetsT: Tensor }, B: number, T: number): Pass {
     this.ensureGrads();
     const step = this.trainSteps++;
     const seed = this.config.dropout > 0 ? dropoutSeed(this.config.seed, step) : null;
     const drop = seed === null ? NO_DROP : dropoutOf(this.config.dropout, seed);
-    const { acts, idsT, targetsT, hidden } = this.trunk(ids, B, T, drop);
+    const { acts, idsT, targetsT, hidden } = this.trunk(inputs, B, T, drop);
     const ga = this.plan.zeroedGrads(B, T);
     return new Pass(this, this.plan.generation, B, T, step, seed, drop, acts, ga, idsT, targetsT, hidden, this.blocks.hiddenOf(ga));
   }
@@ -305,8 +319,9 @@ export class GPT {
    */
   lmLoss(pass: TrainPass, targets: Int32Array, weight = 1): number {
     const p = this.checkPass('lmLoss', pass);
-    checkTargets('lmLoss', this.config, targets, p.B * p.T);
+    checkTargets('lmLoss', targets, p.B * p.T);
     if (typeof weight !== 'number' || !Number.isFinite(weight)) throw new Error(`lmLoss: weight must be a finite number, got ${String(weight)}`);
+    this.backend.writeTokens(p.targetsT, targets, this.config.vocabSize, 'lmLoss', 'targets', IGNORE_INDEX);
     return this.passLoss(p, targets, weight);
   }
 
@@ -318,11 +333,10 @@ export class GPT {
   evalLoss(ids: Int32Array, targets: Int32Array, batch: number, seq: number): number {
     this.alive();
     checkIds('evalLoss', this.config, ids, batch, seq);
-    checkTargets('evalLoss', this.config, targets, batch * seq);
+    checkTargets('evalLoss', targets, batch * seq);
     const N = batch * seq;
-    const { acts: a, targetsT, hidden } = this.trunk(ids, batch, seq, NO_DROP);
+    const { acts: a, targetsT, hidden } = this.trunk(this.inputs('evalLoss', ids, batch, seq, targets), batch, seq, NO_DROP);
     this.lmHead(a.logits, hidden, N);
-    this.backend.write(targetsT, targets);
     return lmLossForward(this.backend, { logits: a.logits, targets: targetsT, losses: a.losses }, targets, N, this.config.vocabSize, IGNORE_INDEX);
   }
 
@@ -331,8 +345,7 @@ export class GPT {
     const { nEmbd: C, vocabSize: V } = this.config;
     const be = this.backend;
     const { acts: a, grads: ga } = pass;
-    this.lmHead(a.logits, pass.hidden, N);
-    be.write(pass.targetsT, targets);
+    this.lmHead(a.logits, pass.hidden, N); // targets: written by the caller (inputs or lmLoss)
     const bufs = { logits: a.logits, targets: pass.targetsT, losses: a.losses };
     const loss = lmLossForward(be, bufs, targets, N, V, IGNORE_INDEX);
     lmLossBackward(be, { ...bufs, dlogits: ga.logits, dlosses: ga.losses }, targets, N, V, IGNORE_INDEX, weight, true);
@@ -370,8 +383,8 @@ export class GPT {
     // Check everything before anything runs, so a bad call leaves no half-done pass.
     this.alive();
     checkIds('forwardBackward', this.config, ids, batch, seq);
-    checkTargets('forwardBackward', this.config, targets, batch * seq);
-    const pass = this.startPass(ids, batch, seq);
+    checkTargets('forwardBackward', targets, batch * seq);
+    const pass = this.startPass(this.inputs('forwardBackward', ids, batch, seq, targets), batch, seq);
     const loss = this.passLoss(pass, targets, 1);
     this.passBackward(pass);
     return loss;

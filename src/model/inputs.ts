@@ -1,10 +1,10 @@
-// Argument checks of GPT's public methods: token ids, targets and batch shapes. Each public
-// method checks its arguments once, at its entry, with these helpers, naming itself in the
-// message (`forward: ids[3] = 99 is out of range (vocabSize 64)`); what runs after the
-// checks (the passes, the KV-cached decoder) trusts them and writes the ids with
-// backend.write.
+// Argument checks of GPT's public methods: batch shapes, and the types and lengths of ids
+// and targets. Each public method checks its arguments at its entry, naming itself in the
+// message. The token values are checked once, as the model writes them to the backend
+// (backend.writeTokens: `forward: ids[3] = 99 is out of range (must be in 0..63)`), which
+// remembers it so the kernels reading them do not scan them again. The KV-cached decoder
+// takes arrays of plain numbers, checked with checkTokens.
 
-import { IGNORE_INDEX } from '../objectives/lm.js';
 import type { GPTConfig } from './config.js';
 
 /** ids (B·T, an Int32Array) for a (batch, seq) pass of a model with this config. */
@@ -14,25 +14,23 @@ export function checkIds(fn: string, config: Readonly<GPTConfig>, ids: Int32Arra
   if (!Number.isSafeInteger(seq) || seq < 1) throw new Error(`${fn}: seq must be a positive integer, got ${String(seq)}`);
   if (seq > blockSize) throw new Error(`${fn}: seq ${seq} exceeds the model's blockSize ${blockSize}`);
   checkLength(fn, 'ids', ids, batch * seq);
-  checkTokens(fn, 'ids', ids, config.vocabSize);
 }
 
-/** Next-token targets (N = B·T, an Int32Array): ids, or IGNORE_INDEX (-1) to skip a position. */
-export function checkTargets(fn: string, config: Readonly<GPTConfig>, targets: Int32Array, N: number): void {
+/** Next-token targets (N = B·T, an Int32Array); their values are checked as they are written. */
+export function checkTargets(fn: string, targets: Int32Array, N: number): void {
   checkLength(fn, 'targets', targets, N);
-  checkTokens(fn, 'targets', targets, config.vocabSize, IGNORE_INDEX);
 }
 
 /**
- * Every entry of `ids` is a token id in 0..V-1 (or `ignore`): the one range check of the
- * model. `name` is how the message calls the array (`ids`, `targets`, `tokens[2]`).
+ * Every entry of `ids` is a token id in 0..V-1 (or `ignore`), for the decoder's plain
+ * arrays. `name` is how the message calls the array (`ids`, `targets`, `tokens[2]`).
  */
 export function checkTokens(fn: string, name: string, ids: ArrayLike<number>, V: number, ignore?: number): void {
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     if (Number.isInteger(id) && id >= 0 && id < V) continue;
     if (ignore !== undefined && id === ignore) continue;
-    const range = ignore === undefined ? `vocabSize ${V}` : `must be in 0..${V - 1}, or ${ignore} to skip`;
+    const range = `must be in 0..${V - 1}${ignore === undefined ? '' : `, or ${ignore} to skip`}`;
     throw new Error(`${fn}: ${name}[${i}] = ${id} is out of range (${range})`);
   }
 }
