@@ -16,6 +16,8 @@
 //!   (crates/node, the TS wasm backend) check lengths, shapes and ids first.
 //! - Multi-threading goes through the `Parallel` trait, so this crate has no threads of
 //!   its own and builds for wasm32 with Rust 1.63 and no dependencies.
+//! - registry.rs lists every kernel the bindings export (`for_each_kernel!`): crates/node
+//!   and crates/wasm generate their exports from that one list.
 
 pub mod adamw;
 pub mod attention;
@@ -29,6 +31,7 @@ pub mod matmul;
 pub mod norm;
 pub mod parallel;
 pub mod peak;
+mod registry;
 pub mod residual;
 pub mod rng;
 pub mod simd;
