@@ -56,7 +56,7 @@ const tasks = {
 
 for (const name of backendsArg.split(',')) {
   try {
-    lib.useBackend(name);
+    await lib.useBackend(name);
   } catch (e) {
     console.log(`${name} unavailable: ${e.message.split('\n')[0]}`);
     continue;
