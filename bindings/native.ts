@@ -17,12 +17,12 @@ export interface NativeAddon {
   simdName(): string;
   threads(): number;
   setThreads(n: number): void;
-  peakGflops(iters: number): number;
+  peakGflops?(iters: number): number;
   version(): string;
   /** Read bandwidth of main memory in GB/s on the addon's threads (best of reps passes over mib MiB). */
-  memoryBandwidth(mib: number, reps: number): number;
+  memoryBandwidth?(mib: number, reps: number): number;
   /** Bytes of scratch attention needs at these dims on the current thread count (for bench/). */
-  attentionScratchBytes(B: number, T: number, C: number, NH: number): number;
+  attentionScratchBytes?(B: number, T: number, C: number, NH: number): number;
 
   encoderForward(out: Float32Array, ids: Int32Array, wte: Float32Array, wpe: Float32Array, B: number, T: number, C: number): void;
   encoderBackward(dwte: Float32Array, dwpe: Float32Array, dout: Float32Array, ids: Int32Array, B: number, T: number, C: number): void;
@@ -59,9 +59,9 @@ export interface LoadedNative {
 
 /** Functions every addon must export; a mismatch (a stale build) is an error. */
 const REQUIRED: ReadonlyArray<keyof NativeAddon> = [
-  'simdName', 'threads', 'setThreads', 'peakGflops', 'version',
+  'simdName', 'threads', 'setThreads', 'version',
   'encoderForward', 'encoderBackward', 'layernormForward', 'layernormBackward',
-  'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward', 'attentionDecode', 'memoryBandwidth', 'attentionScratchBytes',
+  'matmulForward', 'matmulBackward', 'attentionForward', 'attentionBackward', 'attentionDecode',
   'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
   'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward',
   'adamwUpdate', 'sumSquares', 'scale', 'zero', 'lineOffset',

@@ -78,6 +78,10 @@ export async function run(ctx) {
   const peakState = { iters: 0, one: [], par: [], parError: null };
   const samplePeak = async (where) => {
     if (!fg.addon) return;
+    if (typeof fg.addon.peakGflops !== 'function') {
+      if (!res.notes.some((n) => n.startsWith('peak:'))) res.notes.push('peak: not measured (this addon has no peakGflops: it is not the bench build, npm run build:native:bench)');
+      return;
+    }
     try {
       if (!peakState.iters) peakState.iters = calibrate(fg.addon, quick ? 0.05 : 0.1);
       const one = peakOneThread(fg.addon, peakState.iters, quick ? 2 : where === 'start' ? 10 : 4);

@@ -61,13 +61,19 @@ export class NativeBackend extends TypedArrayBackend {
 
   /** Measured read bandwidth of main memory in GB/s on the addon's threads (for the decode roofline in bench/). */
   memoryBandwidth(mib = 256, reps = 5): number {
-    return this.native.addon.memoryBandwidth(mib, reps);
+    return probe(this.native.addon.memoryBandwidth, 'memoryBandwidth')(mib, reps);
   }
 
   /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). */
   peakGflops(iters = 1e8): number {
-    return this.native.addon.peakGflops(iters);
+    return probe(this.native.addon.peakGflops, 'peakGflops')(iters);
   }
+}
+
+/** A benchmark probe of the addon: only its bench build has them (npm run build:native:bench). */
+function probe<F>(f: F | undefined, name: string): F {
+  if (!f) throw new Error(`${name}: this addon was built without the benchmark probes (npm run build:native:bench builds one with them)`);
+  return f;
 }
 
 function nativeKernels(a: NativeAddon): Kernels<Storage> {

@@ -1,6 +1,6 @@
 //! The N-API surface of ferrogpt: one function per kernel in src/backend/backend.ts,
 //! generated from the kernel registry (crates/kernels/src/registry.rs) by `napi_kernels!`
-//! below, plus a few non-kernel exports (info, threads, bench probes).
+//! below, plus a few non-kernel exports (info, threads; benchmark probes with feature `bench`).
 //!
 //! Thin by design (DESIGN.md): argument checks, dispatch, threads — no maths.
 //!
@@ -158,7 +158,27 @@ pub fn set_threads(n: Unknown) -> Result<()> {
     Ok(())
 }
 
+/// Bytes from the start of the 64-byte cache line holding x's first element to that
+/// element: the native backend uses it to start every f32 tensor on a line.
+#[napi]
+pub fn line_offset(x: Unknown) -> Result<u32> {
+    let k_ = Call::new("lineOffset");
+    let raw = k_.typed("x", x, Elem::F32)?;
+    Ok((raw.ptr as usize % 64) as u32)
+}
+
+/// Version of this addon (the crate version).
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Benchmark probes (feature `bench`: npm run build:native:bench; not in the shipped addon)
+// ---------------------------------------------------------------------------------------
+
 /// Peak fp32 FMA rate of one thread in GFLOPS, measured over about `iters` vector FMAs.
+#[cfg(feature = "bench")]
 #[napi]
 pub fn peak_gflops(iters: Unknown) -> Result<f64> {
     let c = Call::new("peakGflops");
@@ -169,6 +189,7 @@ pub fn peak_gflops(iters: Unknown) -> Result<f64> {
 /// Bytes of scratch the attention kernels need at these dimensions on the current thread
 /// count (forward and backward share one buffer): what attention allocates beyond its
 /// inputs, outputs and lse. For bench/.
+#[cfg(feature = "bench")]
 #[napi]
 pub fn attention_scratch_bytes(b: Unknown, t: Unknown, c: Unknown, nh: Unknown) -> Result<f64> {
     let k_ = Call::new("attentionScratchBytes");
@@ -183,6 +204,7 @@ pub fn attention_scratch_bytes(b: Unknown, t: Unknown, c: Unknown, nh: Unknown) 
 /// Read bandwidth of main memory in GB/s (1e9 bytes/s), on the addon's threads: the best
 /// of `reps` passes summing a fresh buffer of `mib` MiB (much larger than the caches). For
 /// the decode roofline in bench/; allocates the buffer for the call.
+#[cfg(feature = "bench")]
 #[napi]
 pub fn memory_bandwidth(mib: Unknown, reps: Unknown) -> Result<f64> {
     let c = Call::new("memoryBandwidth");
@@ -206,21 +228,6 @@ pub fn memory_bandwidth(mib: Unknown, reps: Unknown) -> Result<f64> {
         return Err(err("memoryBandwidth: probe read nothing".to_string()));
     }
     Ok((n * 4) as f64 / best / 1e9)
-}
-
-/// Bytes from the start of the 64-byte cache line holding x's first element to that
-/// element: the native backend uses it to start every f32 tensor on a line.
-#[napi]
-pub fn line_offset(x: Unknown) -> Result<u32> {
-    let k_ = Call::new("lineOffset");
-    let raw = k_.typed("x", x, Elem::F32)?;
-    Ok((raw.ptr as usize % 64) as u32)
-}
-
-/// Version of this addon (the crate version).
-#[napi]
-pub fn version() -> String {
-    env!("CARGO_PKG_VERSION").to_string()
 }
 
 // ---------------------------------------------------------------------------------------
