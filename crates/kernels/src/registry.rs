@@ -35,8 +35,9 @@
 //! - The arguments, in the exported argument order (outputs, inputs, dims, scalars, as in
 //!   src/backend/backend.ts), each `name: role[spec]`. Buffer names are also their names
 //!   in error messages; other roles give the JS name as a string. Roles:
-//!   - `out[len]` / `inp[len]`: an f32 output / input of exactly `len` floats (len: a dim
-//!     or a `lens` name). `out_opt[len]` / `inp_opt[len]`: the same, or null/undefined
+//!   - `out[len]` / `inp[len]`: an f32 output / input of exactly `len` floats. A length
+//!     is a dim, a `lens` name, or a plain product that a checked `lens` entry bounds (so
+//!     it cannot overflow: encoder's ids, b * t <= B*T*C). `out_opt[len]` / `inp_opt[len]`: the same, or null/undefined
 //!     (wasm: a null pointer) for none.
 //!   - `ids[len, lim]`: i32 input of `len` ids, each in 0..lim; `ids[len, lim, allowed]`:
 //!     or equal to the scalar argument `allowed` (an ignore index);
@@ -71,10 +72,10 @@ macro_rules! for_each_kernel {
         $cb! {
             // out (B,T,C) = wte[ids] + wpe[t]; ids (B,T) in 0..V where V = wte rows.
             "encoderForward" encoder_forward [node wasm] (
-                out: out[btc], ids: ids[bt, rows v], wte: rows_in[c, 1 => v], wpe: rows_in[c, t],
+                out: out[btc], ids: ids[b * t, rows v], wte: rows_in[c, 1 => v], wpe: rows_in[c, t],
                 b: dim["B"], t: dim["T"], c: dim["C"],
             ) {
-                lens: [btc = "B*T*C" (b, t, c), bt = "B*T" (b, t)],
+                lens: [btc = "B*T*C" (b, t, c)],
                 checks: [],
                 run: serial,
                 call: encoder::encoder_forward(out, ids, wte, wpe, b, t, c),
@@ -82,10 +83,10 @@ macro_rules! for_each_kernel {
 
             // dwte (V,C) += scatter of dout (B,T,C); dwpe (>= T,C) += dout summed over B.
             "encoderBackward" encoder_backward [node wasm] (
-                dwte: rows_out[c, 1 => v], dwpe: rows_out[c, t], dout: inp[btc], ids: ids[bt, rows v],
+                dwte: rows_out[c, 1 => v], dwpe: rows_out[c, t], dout: inp[btc], ids: ids[b * t, rows v],
                 b: dim["B"], t: dim["T"], c: dim["C"],
             ) {
-                lens: [btc = "B*T*C" (b, t, c), bt = "B*T" (b, t)],
+                lens: [btc = "B*T*C" (b, t, c)],
                 checks: [],
                 run: serial,
                 call: encoder::encoder_backward(dwte, dwpe, dout, ids, b, t, c),

@@ -6,8 +6,8 @@
 //! error is a JS Error "<function>: <what is wrong>".
 //!
 //! Buffers: `Call::out` / `inp` / `ids` / `rows_*` check a typed array (element type,
-//! length) and return an `Out`, `In` or `Ids` that remembers its address range. Those are
-//! not Copy and only this module makes them. `Call::finish` checks that no output overlaps
+//! length), note its address range, and return an `Out`, `In` or `Ids`. Those are not
+//! Copy and only this module makes them. `Call::finish` checks that no output overlaps
 //! another argument and returns a `Checked`, which turns each of them into one slice.
 
 use std::marker::PhantomData;
@@ -19,8 +19,9 @@ use napi::{sys, JsValue, Result};
 
 use crate::{err, MAX_U32};
 
-/// Most outputs, and most inputs, of one kernel (layernormBackward: 3 and 5).
-const MAX_BUFS: usize = 8;
+/// Room for the outputs, and the inputs, of most kernels (layernormBackward: 3 and 5).
+const OUTS: usize = 4;
+const INS: usize = 6;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Elem {
@@ -67,8 +68,6 @@ struct Span {
 }
 
 impl Span {
-    const NONE: Span = Span { name: "", start: 0, end: 0 };
-
     fn of(r: &Raw) -> Span {
         let start = r.ptr as usize;
         Span { name: r.name, start, end: start + r.len * 4 }
@@ -78,16 +77,14 @@ impl Span {
 /// The checks of one call; every error names the function and the argument.
 pub struct Call<'env> {
     pub fn_name: &'static str,
-    outs: [Span; MAX_BUFS],
-    n_outs: usize,
-    ins: [Span; MAX_BUFS],
-    n_ins: usize,
+    outs: Vec<Span>,
+    ins: Vec<Span>,
     _env: PhantomData<&'env ()>,
 }
 
 impl<'env> Call<'env> {
     pub fn new(fn_name: &'static str) -> Self {
-        Call { fn_name, outs: [Span::NONE; MAX_BUFS], n_outs: 0, ins: [Span::NONE; MAX_BUFS], n_ins: 0, _env: PhantomData }
+        Call { fn_name, outs: Vec::with_capacity(OUTS), ins: Vec::with_capacity(INS), _env: PhantomData }
     }
 
     pub fn fail<T>(&self, msg: String) -> Result<T> {
@@ -226,35 +223,18 @@ impl<'env> Call<'env> {
         Ok(raw)
     }
 
-    fn push_out(&mut self, raw: &Raw) -> Result<()> {
-        if self.n_outs == MAX_BUFS {
-            return self.fail(format!("more than {MAX_BUFS} outputs"));
-        }
-        self.outs[self.n_outs] = Span::of(raw);
-        self.n_outs += 1;
-        Ok(())
-    }
-
-    fn push_in(&mut self, raw: &Raw) -> Result<()> {
-        if self.n_ins == MAX_BUFS {
-            return self.fail(format!("more than {MAX_BUFS} inputs"));
-        }
-        self.ins[self.n_ins] = Span::of(raw);
-        self.n_ins += 1;
-        Ok(())
-    }
 
     /// An f32 output of exactly `len` elements.
     pub fn out(&mut self, name: &'static str, v: Unknown<'env>, len: usize) -> Result<Out> {
         let raw = self.exact(name, v, Elem::F32, len)?;
-        self.push_out(&raw)?;
+        self.outs.push(Span::of(&raw));
         Ok(Out(raw))
     }
 
     /// An f32 input of exactly `len` elements.
     pub fn inp(&mut self, name: &'static str, v: Unknown<'env>, len: usize) -> Result<In> {
         let raw = self.exact(name, v, Elem::F32, len)?;
-        self.push_in(&raw)?;
+        self.ins.push(Span::of(&raw));
         Ok(In(raw))
     }
 
@@ -275,14 +255,14 @@ impl<'env> Call<'env> {
     /// `rows`, for a table the kernel writes.
     pub fn rows_out(&mut self, name: &'static str, v: Unknown<'env>, c: usize, min_rows: usize) -> Result<(Out, usize)> {
         let (raw, rows) = self.rows(name, v, c, min_rows)?;
-        self.push_out(&raw)?;
+        self.outs.push(Span::of(&raw));
         Ok((Out(raw), rows))
     }
 
     /// `rows`, for a table the kernel reads.
     pub fn rows_in(&mut self, name: &'static str, v: Unknown<'env>, c: usize, min_rows: usize) -> Result<(In, usize)> {
         let (raw, rows) = self.rows(name, v, c, min_rows)?;
-        self.push_in(&raw)?;
+        self.ins.push(Span::of(&raw));
         Ok((In(raw), rows))
     }
 
@@ -301,16 +281,16 @@ impl<'env> Call<'env> {
             let extra = allowed.map(|a| format!(" or {a}")).unwrap_or_default();
             return self.fail(format!("{name}[{i}] = {} is out of range (must be in 0..{}{extra})", ids[i], v - 1));
         }
-        self.push_in(&raw)?;
+        self.ins.push(Span::of(&raw));
         Ok(Ids(raw))
     }
 
     /// Ends the checks: no output may share memory with another output or any input
     /// (compared as address ranges, so two views of one ArrayBuffer are caught).
-    pub fn finish(self) -> Result<Checked<'env>> {
-        let outs = &self.outs[..self.n_outs];
+    pub fn finish(&self) -> Result<Checked<'env>> {
+        let outs = &self.outs[..];
         for (i, a) in outs.iter().enumerate() {
-            for b in outs[i + 1..].iter().chain(self.ins[..self.n_ins].iter()) {
+            for b in outs[i + 1..].iter().chain(self.ins.iter()) {
                 if a.start < a.end && b.start < b.end && a.start < b.end && b.start < a.end {
                     return self.fail(format!(
                         "output {} overlaps {}; outputs must not share memory with other arguments",
