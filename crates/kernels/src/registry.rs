@@ -15,8 +15,10 @@
 //! Why a macro in this crate: both binding crates depend on it, the wasm one is built with
 //! Debian's rustc 1.63 and no crates.io dependencies (so no proc macros, no build
 //! scripts), and a macro_rules list costs this crate nothing (it expands only where it is
-//! used). Paths in `call:` and `scratch(..)` are relative to this crate's root; the
-//! consumers prefix them with `::ferrogpt_kernels::`.
+//! used). Paths in `call:` and `scratch(..)` are relative to this crate's root (the
+//! consumers call them as `k::module::f`, with `use ferrogpt_kernels as k`). Names bound
+//! by an entry (`par`, `scratch`, `v`, the arguments) come from the entry's own tokens, so
+//! macro hygiene keeps them apart from the consumers' internal locals.
 //!
 //! # Entry grammar
 //!
@@ -37,8 +39,8 @@
 //!   in error messages; other roles give the JS name as a string. Roles:
 //!   - `out[len]` / `inp[len]`: an f32 output / input of exactly `len` floats. A length
 //!     is a dim, a `lens` name, or a plain product that a checked `lens` entry bounds (so
-//!     it cannot overflow: encoder's ids, b * t <= B*T*C). `out_opt[len]` / `inp_opt[len]`: the same, or null/undefined
-//!     (wasm: a null pointer) for none.
+//!     it cannot overflow: encoder's ids, b * t <= B*T*C). `out_opt[len]` /
+//!     `inp_opt[len]`: the same, or null/undefined (wasm: a null pointer) for none.
 //!   - `ids[len, lim]`: i32 input of `len` ids, each in 0..lim; `ids[len, lim, allowed]`:
 //!     or equal to the scalar argument `allowed` (an ignore index);
 //!     `ids[len, rows v]`: each below `v`, the row count of a table (`=> v` below). Wasm
@@ -52,8 +54,9 @@
 //!     `flag["overwrite"]` an optional boolean, missing = false (wasm: u32, 0 = false).
 //!   - `d: dropout[p, seed, stream]`: three arguments p in [0, 1) (f32), seed and stream
 //!     (u32), passed to the kernel as one `Dropout` named `d`.
-//! - `lens`: buffer lengths as named products of dims, in the order they are checked;
-//!   "what" names the product in the overflow error.
+//! - `lens`: buffer lengths as named products of dims, in the order they are checked
+//!   (overflow-checked in the addon, in elements and in bytes); "what" names the product
+//!   in the overflow error.
 //! - `checks`: relations between dims: `%` (x divisible by y), `<=`.
 //! - `run`: `serial` (no pool), `pool(par)` (binds the thread pool as `par`), or
 //!   `scratch(par, scratch = f(dims))` (the pool and a scratch buffer of at least
