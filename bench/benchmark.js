@@ -8,7 +8,9 @@
 // Prints as it goes and writes bench/results/<suite>.json (git-ignored) and <suite>.md.
 //
 // ferrogpt is loaded from the compiled library (dist/, `npm run build:ts`) and the prebuilt
-// addon / wasm module in bindings/. Peers (onnxruntime-node, tfjs-backend-wasm) live in
+// addon / wasm module in bindings/; the kernels and generate suites use the addon's
+// benchmark build instead (bench/.native/, built here by `npm run build:native:bench` when
+// missing or older than the Rust sources; --no-install: never built here). Peers (onnxruntime-node, tfjs-backend-wasm) live in
 // bench/peers/, a package of their own, installed on first run with
 // `npm ci --ignore-scripts --prefix bench/peers` (onnxruntime-node's postinstall downloads
 // from the network and fails here; its npm package already ships the linux-x64 CPU binaries).
@@ -18,6 +20,7 @@ import { existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBenchAddon } from './lib/bench-addon.js';
 import { loadFerrogpt, nativeThreads } from './lib/ferrogpt.js';
 import { benchmarkVersion } from './lib/timing.js';
 import { renderKernels } from './lib/report.js';
@@ -97,8 +100,13 @@ async function main() {
   if (['train', 'quality'].includes(process.argv[2])) return (await import('./suites/train.js')).main(process.argv.slice(2));
   // Fine-tuning on real data (bench/suites/finetune.js) parses its own options too.
   if (process.argv[2] === 'finetune') return (await import('./suites/finetune.js')).main(process.argv.slice(3));
-  // The prompting suites (bench/suites/generate.js, prompting.js) parse their own options.
-  if (['generate', 'prompting'].includes(process.argv[2])) return (await import(`./suites/${process.argv[2]}.js`)).main(process.argv.slice(2));
+  // The prompting suites (bench/suites/generate.js, prompting.js) parse their own options;
+  // generate's roofline uses the addon's memoryBandwidth probe (the bench build).
+  if (process.argv[2] === 'generate') {
+    ensureBenchAddon(root, { build: !process.argv.includes('--no-install') });
+    return (await import('./suites/generate.js')).main(process.argv.slice(2).filter((s) => s !== '--no-install'));
+  }
+  if (process.argv[2] === 'prompting') return (await import('./suites/prompting.js')).main(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
   if (args.suite !== 'kernels') throw new Error(`unknown suite "${args.suite}" (available: kernels, train, quality, finetune)`);
   const log = (s) => console.log(s);
@@ -106,6 +114,8 @@ async function main() {
   const nThreads = args.threads ?? (os.availableParallelism?.() ?? os.cpus().length);
 
   ensurePeers(args.install, log);
+  // peakGflops and attentionScratchBytes are in the addon's bench build only.
+  const benchAddon = ensureBenchAddon(root, { build: args.install, log });
   const fg = await loadFerrogpt(root);
   const peers = await loadPeers(nThreads);
 
@@ -126,6 +136,7 @@ async function main() {
     wasm: safeInfo(fg.wasm),
     reference: safeInfo(fg.reference),
     addonLoadedVia: fg.addonHow ? `${fg.addonHow.kind} ${relative(root, fg.addonHow.file)}` : null,
+    benchAddon: benchAddon ? relative(root, benchAddon) : null,
     unavailable: fg.errors,
     peers: { ...peers.versions, tfjsWasm: peers.tfjsInfo, errors: peers.errors },
     benchmarkJs: benchmarkVersion,

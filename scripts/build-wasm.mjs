@@ -121,6 +121,8 @@ function build(tc, simd, outFile) {
   if (simd) common.push('-C', 'target-feature=+simd128');
   rustc(tc, [
     ...common,
+    // Feature "bench" (crates/wasm/Cargo.toml): the wasm ABI exports the peak-FMA loop.
+    '--cfg', 'feature="bench"',
     '--crate-type', 'rlib',
     '--crate-name', 'ferrogpt_kernels',
     '--out-dir', work,

@@ -107,8 +107,7 @@ let timing = { method: 'single', median_s: first_s, samples: 1 };
 if (a.backend === 'native') timing = await measure(h.run, a.quick ? { maxTime: 0.2, minSamples: 2 } : { maxTime: 1.5, minSamples: 3 });
 
 // The addon's scratch for attention at these dims and its current thread count (bytes).
-// (null when the addon was built without the bench feature, which has the probe.)
-const scratchBytes = a.backend === 'native' && typeof fg.addon.attentionScratchBytes === 'function' ? fg.addon.attentionScratchBytes(B, T, C, NH) : null;
+const scratchBytes = a.backend === 'native' && typeof fg.addon.attentionScratchBytes === 'function' ? fg.addon.attentionScratchBytes(B, T, C, NH) : null; // bench build only
 process.stdout.write(
   JSON.stringify({
     backend: a.backend,

@@ -16,8 +16,8 @@ async function importDist(root, rel) {
   return import(pathToFileURL(file).href);
 }
 
-// (simdName, not a benchmark probe: the probes are only in addons built with the bench feature.)
-const isAddon = (x) => x != null && (typeof x === 'object' || typeof x === 'function') && typeof x.simdName === 'function';
+// matmulForward, not peakGflops: the shipped addon has no benchmark probes (bench-addon.js).
+const isAddon = (x) => x != null && (typeof x === 'object' || typeof x === 'function') && typeof x.matmulForward === 'function';
 
 /**
  * The raw napi addon. Preferred through the library's own loader (dist/bindings/native.js),
@@ -42,18 +42,24 @@ export async function loadAddon(root) {
         errors.push(`${name}(): ${errText(e)}`);
       }
     }
-    errors.push('dist/bindings/native.js exports no addon object with simdName');
+    errors.push('dist/bindings/native.js exports no addon object with matmulForward');
   } catch (e) {
     errors.push(errText(e));
+  }
+  const require = createRequire(import.meta.url);
+  const override = process.env.FERROGPT_NATIVE_PATH; // e.g. the bench build (bench-addon.js)
+  if (override) {
+    const addon = require(override);
+    if (!isAddon(addon)) throw new Error(`${override} has no matmulForward export`);
+    return { addon, how: { kind: 'require', file: override } };
   }
   const dir = join(root, 'bindings/native');
   const plat = `${process.platform}-${process.arch}`;
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.node')) : [];
   const file = files.find((f) => f.includes(plat)) ?? files[0];
   if (!file) throw new Error(`no addon: ${errors.join('; ')}; no bindings/native/*.node`);
-  const require = createRequire(import.meta.url);
   const addon = require(join(dir, file));
-  if (!isAddon(addon)) throw new Error(`bindings/native/${file} has no simdName export`);
+  if (!isAddon(addon)) throw new Error(`bindings/native/${file} has no matmulForward export`);
   return { addon, how: { kind: 'require', file: join(dir, file) } };
 }
 

@@ -31,7 +31,7 @@ export function renderKernels(doc) {
   L.push(`| Node | ${env.node} |`);
   L.push(`| ferrogpt | ${env.ferrogpt} (${env.commit ?? 'n/a'}); native simd ${env.simd ?? 'n/a'}, ${env.native ? `backend ${env.native.name ?? ''} ${env.native.version ?? ''}` : 'native n/a'}; wasm ${env.wasm ? env.wasm.simd : 'n/a'} |`);
   L.push(`| Peers | onnxruntime-node ${env.peers.onnxruntimeNode ?? 'n/a'} (CPU EP); @tensorflow/tfjs-backend-wasm ${env.peers.tfjsBackendWasm ?? 'n/a'}${env.peers.tfjsWasm ? ` (${env.peers.tfjsWasm.threads} thread, simd ${env.peers.tfjsWasm.simd})` : ''} |`);
-  L.push(`| Peak fp32 FMA | ${peak ? `${f1(peak.oneThread)} GFLOPS on 1 thread; ${f1(peak.nThreads)} GFLOPS on ${peak.threads} (${peak.nMethod})` : 'n/a (no addon)'} |`);
+  L.push(`| Peak fp32 FMA | ${peak ? `${f1(peak.oneThread)} GFLOPS on 1 thread; ${f1(peak.nThreads)} GFLOPS on ${peak.threads} (${peak.nMethod})` : 'n/a (see the notes)'} |`);
   L.push(`| Load average | ${env.loadAverageStart.join(' ')} at start, ${(env.loadAverageEnd ?? []).join(' ')} at end |`);
   L.push(`| Timing | benchmark.js ${env.benchmarkJs}; median of samples; whole run ${env.wallSeconds} s |`);
   L.push('');

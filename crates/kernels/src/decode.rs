@@ -28,8 +28,8 @@
 //! SIMD dot products over HS, four keys at a time sharing the q loads; P·V is a four-key
 //! axpy over HS. Scratch: one score row (maxT floats) per thread.
 //!
-//! Also here: `stream_read`, a memory-bandwidth probe (sum of a large buffer on every
-//! thread) for the decode roofline in bench/suites/generate.js.
+//! Also here (feature `bench`): `stream_read`, a memory-bandwidth probe (sum of a large
+//! buffer on every thread) for the decode roofline in bench/suites/generate.js.
 
 use crate::simd::math::{exp_sub_sum, row_max, VecMath};
 use crate::Parallel;
@@ -94,6 +94,7 @@ pub fn attention_decode(
 
 /// Σ x over x (N), split over the pool's threads; `partials` holds at least `threads`
 /// floats. A read-bandwidth probe (each float is read once), not a numerics kernel.
+#[cfg(feature = "bench")]
 pub fn stream_read(par: &dyn Parallel, partials: &mut [f32], x: &[f32]) -> f64 {
     let threads = par.threads().max(1);
     assert!(partials.len() >= threads, "stream_read: partials too small");
@@ -128,6 +129,7 @@ mod kern {
     // own scratch row.
     unsafe impl Sync for Args {}
 
+    #[cfg(feature = "bench")]
     pub struct StreamArgs {
         pub x: *const f32,
         pub n: usize,
@@ -135,6 +137,7 @@ mod kern {
         pub partials: *mut f32,
     }
     // SAFETY: x is only read; task i writes only partials[i].
+    #[cfg(feature = "bench")]
     unsafe impl Sync for StreamArgs {}
 
     crate::simd_kernel! {
@@ -142,6 +145,7 @@ mod kern {
         pub fn decode_task(a: &Args, task: usize, thread: usize) => decode_task_impl
     }
 
+    #[cfg(feature = "bench")]
     crate::simd_kernel! {
         /// One thread's share of the bandwidth probe.
         pub fn stream_task(a: &StreamArgs, task: usize) => stream_task_impl
@@ -316,6 +320,7 @@ fn weighted_sum<V: VecMath>(o: &mut [f32], p: &[f32], v: &[f32], hs: usize, inv:
     }
 }
 
+#[cfg(feature = "bench")]
 #[inline(always)]
 fn stream_task_impl<V: VecMath>(a: &kern::StreamArgs, task: usize) {
     let start = (task * a.chunk).min(a.n);

@@ -16,6 +16,11 @@
 //!   (crates/node, the TS wasm backend) check lengths, shapes and ids first.
 //! - Multi-threading goes through the `Parallel` trait, so this crate has no threads of
 //!   its own and builds for wasm32 with Rust 1.63 and no dependencies.
+//! - registry.rs lists every kernel the bindings export (`for_each_kernel!`): crates/node
+//!   and crates/wasm generate their exports from that one list.
+//! - Feature `bench` (off by default): the benchmark probes `peak` and
+//!   `decode::stream_read`, for the benchmark build of the addon (npm run
+//!   build:native:bench) and for the wasm build (its ABI includes the peak loop).
 
 pub mod adamw;
 pub mod attention;
@@ -28,7 +33,9 @@ pub mod layernorm;
 pub mod matmul;
 pub mod norm;
 pub mod parallel;
+#[cfg(feature = "bench")]
 pub mod peak;
+mod registry;
 pub mod residual;
 pub mod rng;
 pub mod simd;

@@ -9,6 +9,10 @@
 //!   argument order of src/backend/backend.ts. The caller (BaseBackend) has checked
 //!   lengths, dims, ids and overlaps first: these exports trust their arguments. A mistake
 //!   can only corrupt this module's own memory or trap; it cannot reach the host.
+//! - The kernel exports are generated from the kernel registry
+//!   (crates/kernels/src/registry.rs) by `wasm_kernels!` below; the registry gives each
+//!   argument's ABI type (buffers: pointers; dims: usize; flags: u32, 0 = false; dropout:
+//!   p f32, seed u32, stream u32; other scalars f32 / i32 / u32) and each buffer's length.
 //! - Kernels that need scratch memory use one module-global growable buffer; they return
 //!   0 on success and 1 if the scratch memory could not be allocated. `alloc`, and those
 //!   kernels, may grow the memory: JS re-derives its views of `memory.buffer` after them.
@@ -42,7 +46,7 @@ static SCRATCH: Scratch = Scratch(UnsafeCell::new(Vec::new()));
 /// # Safety
 /// Single-threaded, not re-entrant: the caller holds the returned slice only for the
 /// duration of one export call.
-unsafe fn scratch<'a>(len: usize) -> Option<&'a mut [f32]> {
+unsafe fn scratch_buf<'a>(len: usize) -> Option<&'a mut [f32]> {
     // SAFETY: per this function's contract, no other reference to the Vec is alive.
     let v = unsafe { &mut *SCRATCH.0.get() };
     if v.len() < len {
@@ -83,10 +87,6 @@ unsafe fn si<'a>(ptr: *const i32, len: usize) -> &'a [i32] {
     }
     // SAFETY: per this function's contract.
     unsafe { std::slice::from_raw_parts(ptr, len) }
-}
-
-fn dropout(p: f32, seed: u32, stream: u32) -> Dropout {
-    Dropout { p, seed, stream }
 }
 
 // ---- memory ----
@@ -156,10 +156,11 @@ pub extern "C" fn fma_work_count(iters: f64) -> f64 {
     k::peak::fma_work_count(if iters >= 1.0 { iters as u64 } else { 1 }) as f64
 }
 
-// ---- kernels (pointers as in backend.ts: outputs, inputs, dims, scalars) ----
-// # Safety (every kernel export below): each pointer addresses a live, aligned buffer of
-// the length its shape comment gives, and outputs overlap no other argument — what
-// BaseBackend checks before calling.
+// ---- kernels: one export per registry entry (pointers as in backend.ts: outputs, inputs,
+// dims, scalars) ----
+// # Safety (every kernel export): each pointer addresses a live, aligned buffer of the
+// length the registry gives it, and outputs overlap no other argument — what BaseBackend
+// checks before calling.
 
 /// Rows of the embedding table the ids reach: max(ids) + 1. The tables' full lengths are
 /// not passed (they are not implied by the dims); the kernels' contract only needs the
@@ -168,229 +169,127 @@ fn rows_used(ids: &[i32]) -> usize {
     ids.iter().map(|&id| id.max(0) as usize + 1).max().unwrap_or(0)
 }
 
-/// # Safety
-/// See the note above the kernel exports; wte/dwte hold at least max(ids) + 1 rows and
-/// wpe/dwpe at least T rows.
-#[no_mangle]
-pub unsafe extern "C" fn encoder_forward(out: *mut f32, ids: *const i32, wte: *const f32, wpe: *const f32, b: usize, t: usize, c: usize) {
-    // SAFETY: per the caller's contract; ids (B,T).
-    let ids = unsafe { si(ids, b * t) };
-    let v = rows_used(ids);
-    // SAFETY: per the caller's contract; out (B,T,C), wte (>= V,C), wpe (>= T,C).
-    unsafe { k::encoder::encoder_forward(m(out, b * t * c), ids, s(wte, v * c), s(wpe, t * c), b, t, c) }
-}
-
-/// # Safety
-/// As `encoder_forward`.
-#[no_mangle]
-pub unsafe extern "C" fn encoder_backward(dwte: *mut f32, dwpe: *mut f32, dout: *const f32, ids: *const i32, b: usize, t: usize, c: usize) {
-    // SAFETY: per the caller's contract; ids (B,T).
-    let ids = unsafe { si(ids, b * t) };
-    let v = rows_used(ids);
-    // SAFETY: per the caller's contract; dwte (>= V,C), dwpe (>= T,C), dout (B,T,C).
-    unsafe { k::encoder::encoder_backward(m(dwte, v * c), m(dwpe, t * c), s(dout, b * t * c), ids, b, t, c) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn layernorm_forward(out: *mut f32, mean: *mut f32, rstd: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize) {
-    // SAFETY: per the caller's contract; out (N,C), mean (N), rstd (N), inp (N,C), weight (C), bias (C).
-    unsafe { k::layernorm::layernorm_forward(&Serial, m(out, n * c), m(mean, n), m(rstd, n), s(inp, n * c), s(weight, c), s(bias, c), n, c) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn layernorm_backward(dinp: *mut f32, dweight: *mut f32, dbias: *mut f32, dout: *const f32, inp: *const f32, weight: *const f32, mean: *const f32, rstd: *const f32, n: usize, c: usize) {
-    // SAFETY: per the caller's contract; dinp (N,C), dweight (C), dbias (C), dout (N,C),
-    // inp (N,C), weight (C), mean (N), rstd (N).
-    unsafe {
-        k::layernorm::layernorm_backward(m(dinp, n * c), m(dweight, c), m(dbias, c), s(dout, n * c), s(inp, n * c), s(weight, c), s(mean, n), s(rstd, n), n, c)
-    }
-}
-
-/// `bias` may be 0 (null) for no bias. Returns 0, or 1 if scratch memory ran out.
-///
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn matmul_forward(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize) -> u32 {
-    let par = Serial;
-    // SAFETY: single-threaded, held for this call only.
-    let scratch = match unsafe { scratch(k::matmul::matmul_scratch_len(n, c, oc, 1)) } {
-        Some(x) => x,
-        None => return 1,
+/// Expands the registry (`for_each_kernel!`) into `extern "C"` exports over pointers:
+/// each turns its pointers into slices of the lengths the registry gives (no checks: see
+/// the module docs), then calls the kernel on `Serial`.
+macro_rules! wasm_kernels {
+    ($( $js:tt $name:ident [$($to:ident)*] ( $($args:tt)* ) { $($body:tt)* } )*) => {
+        $( wasm_kernel! { @for [$($to)*] [$name ( $($args)* ) { $($body)* }] } )*
     };
-    // SAFETY: per the caller's contract; out (N,OC), inp (N,C), weight (OC,C), bias (OC).
-    let bias = if bias.is_null() { None } else { Some(unsafe { s(bias, oc) }) };
-    // SAFETY: as above.
-    unsafe { k::matmul::matmul_forward(&par, scratch, m(out, n * oc), s(inp, n * c), s(weight, oc * c), bias, n, c, oc) };
-    0
 }
 
-/// `dbias` may be 0 (null). Returns 0, or 1 if scratch memory ran out.
-///
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn matmul_backward(dinp: *mut f32, dweight: *mut f32, dbias: *mut f32, dout: *const f32, inp: *const f32, weight: *const f32, n: usize, c: usize, oc: usize, overwrite_dinp: u32) -> u32 {
-    let par = Serial;
-    // SAFETY: single-threaded, held for this call only.
-    let scratch = match unsafe { scratch(k::matmul::matmul_scratch_len(n, c, oc, 1)) } {
-        Some(x) => x,
-        None => return 1,
+macro_rules! wasm_kernel {
+    // Only entries exported to wasm.
+    (@for [wasm $($to:ident)*] [$name:ident ( $($args:tt)* ) $body:tt]) => {
+        wasm_kernel! { @args [$name ( $($args)* ) $body] [] $($args)* }
     };
-    // SAFETY: per the caller's contract; dinp (N,C), dweight (OC,C), dbias (OC),
-    // dout (N,OC), inp (N,C), weight (OC,C).
-    let dbias = if dbias.is_null() { None } else { Some(unsafe { m(dbias, oc) }) };
-    // SAFETY: as above.
-    unsafe { k::matmul::matmul_backward(&par, scratch, m(dinp, n * c), m(dweight, oc * c), dbias, s(dout, n * oc), s(inp, n * c), s(weight, oc * c), n, c, oc, overwrite_dinp != 0) };
-    0
-}
+    (@for [$other:ident $($to:ident)*] $e:tt) => { wasm_kernel! { @for [$($to)*] $e } };
+    (@for [] $e:tt) => {};
 
-/// Returns 0, or 1 if scratch memory ran out.
-///
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn attention_forward(out: *mut f32, lse: *mut f32, qkv: *const f32, b: usize, t: usize, c: usize, nh: usize, p: f32, seed: u32, stream: u32) -> u32 {
-    let par = Serial;
-    // SAFETY: single-threaded, held for this call only.
-    let scratch = match unsafe { scratch(k::attention::attention_scratch_len(b, t, c, nh, 1)) } {
-        Some(x) => x,
-        None => return 1,
+    // The signature, one argument at a time.
+    (@args $e:tt [$($sig:tt)*] $a:ident : dropout [$p:ident, $seed:ident, $stream:ident] $(, $($rest:tt)*)?) => {
+        wasm_kernel! { @args $e [$($sig)* $p: f32, $seed: u32, $stream: u32,] $($($rest)*)? }
     };
-    // SAFETY: per the caller's contract; out (B,T,C), lse (B,NH,T), qkv (B,T,3C).
-    unsafe { k::attention::attention_forward(&par, scratch, m(out, b * t * c), m(lse, b * nh * t), s(qkv, b * t * 3 * c), b, t, c, nh, dropout(p, seed, stream)) };
-    0
-}
-
-/// Returns 0, or 1 if scratch memory ran out.
-///
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn attention_backward(dqkv: *mut f32, dout: *const f32, qkv: *const f32, out: *const f32, lse: *const f32, b: usize, t: usize, c: usize, nh: usize, p: f32, seed: u32, stream: u32, overwrite: u32) -> u32 {
-    let par = Serial;
-    // SAFETY: single-threaded, held for this call only.
-    let scratch = match unsafe { scratch(k::attention::attention_scratch_len(b, t, c, nh, 1)) } {
-        Some(x) => x,
-        None => return 1,
+    (@args $e:tt [$($sig:tt)*] $a:ident : $role:ident $s:tt $(, $($rest:tt)*)?) => {
+        wasm_kernel! { @args $e [$($sig)* $a: wasm_kernel!(@ty $role),] $($($rest)*)? }
     };
-    let btc = b * t * c;
-    // SAFETY: per the caller's contract; dqkv (B,T,3C), dout (B,T,C), qkv (B,T,3C),
-    // out (B,T,C), lse (B,NH,T).
-    unsafe {
-        k::attention::attention_backward(&par, scratch, m(dqkv, 3 * btc), s(dout, btc), s(qkv, 3 * btc), s(out, btc), s(lse, b * nh * t), b, t, c, nh, dropout(p, seed, stream), overwrite != 0)
+    (@args [$name:ident ( $($args:tt)* ) { $($body:tt)* }] [$($sig:tt)*]) => {
+        wasm_kernel! { @fn $name [$($sig)*] ( $($args)* ) $($body)* }
     };
-    0
-}
+    (@ty out) => { *mut f32 };
+    (@ty out_opt) => { *mut f32 };
+    (@ty rows_out) => { *mut f32 };
+    (@ty inp) => { *const f32 };
+    (@ty inp_opt) => { *const f32 };
+    (@ty rows_in) => { *const f32 };
+    (@ty ids) => { *const i32 };
+    (@ty dim) => { usize };
+    (@ty flag) => { u32 };
+    (@ty int32) => { i32 };
+    (@ty count) => { u32 };
+    (@ty finite) => { f32 };
+    (@ty unit) => { f32 };
 
-/// KV-cached attention (see crates/kernels/src/decode.rs). pos (B) i32, each in
-/// 0..=maxT (checked by BaseBackend). Returns 0, or 1 if scratch memory ran out.
-///
-/// # Safety
-/// See the note above the kernel exports; kcache and vcache are (B,NH,maxT,HS) each.
-#[no_mangle]
-pub unsafe extern "C" fn attention_decode(out: *mut f32, kcache: *mut f32, vcache: *mut f32, qkv: *const f32, pos: *const i32, b: usize, tq: usize, c: usize, nh: usize, max_t: usize) -> u32 {
-    let par = Serial;
-    // SAFETY: single-threaded, held for this call only.
-    let scratch = match unsafe { scratch(k::decode::attention_decode_scratch_len(max_t, 1)) } {
-        Some(x) => x,
-        None => return 1,
+    // The function: a kernel with scratch returns 0, or 1 if the scratch memory ran out.
+    (@fn $name:ident [$($sig:tt)*] ( $($a:ident : $role:ident $s:tt),* $(,)? )
+        lens: [ $( $len:ident = $what:tt ( $d0:expr $(, $d:expr)* ) ),* $(,)? ],
+        checks: [ $($checks:tt)* ],
+        run: scratch ( $($run_args:tt)* ),
+        call: $m:ident :: $f:ident ( $($call:tt)* ) $(,)?
+    ) => {
+        /// # Safety
+        /// Every pointer addresses a live, aligned buffer of the length the registry
+        /// gives it, and outputs overlap no other argument (see "kernels" above).
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($sig)*) -> u32 {
+            $( let $len = $d0 $(* $d)*; )*
+            // SAFETY: per this function's contract.
+            unsafe {
+                $( wasm_arg!(ids $a $role $s); )*
+                $( wasm_arg!(bufs $a $role $s); )*
+                wasm_run!(scratch ( $($run_args)* ); { k::$m::$f($($call)*) })
+            }
+        }
     };
-    let cache = b * max_t * c;
-    // SAFETY: per the caller's contract; out (B,Tq,C), kcache/vcache (B,NH,maxT,HS),
-    // qkv (B,Tq,3C), pos (B).
-    unsafe { k::decode::attention_decode(&par, scratch, m(out, b * tq * c), m(kcache, cache), m(vcache, cache), s(qkv, b * tq * 3 * c), si(pos, b), b, tq, c, nh, max_t) };
-    0
+    (@fn $name:ident [$($sig:tt)*] ( $($a:ident : $role:ident $s:tt),* $(,)? )
+        lens: [ $( $len:ident = $what:tt ( $d0:expr $(, $d:expr)* ) ),* $(,)? ],
+        checks: [ $($checks:tt)* ],
+        run: $run:ident $( ( $($run_args:tt)* ) )?,
+        call: $m:ident :: $f:ident ( $($call:tt)* ) $(-> $ret:ident)? $(,)?
+    ) => {
+        /// # Safety
+        /// Every pointer addresses a live, aligned buffer of the length the registry
+        /// gives it, and outputs overlap no other argument (see "kernels" above).
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($sig)*) $(-> $ret)? {
+            $( let $len = $d0 $(* $d)*; )*
+            // SAFETY: per this function's contract.
+            unsafe {
+                $( wasm_arg!(ids $a $role $s); )*
+                $( wasm_arg!(bufs $a $role $s); )*
+                wasm_run!($run $( ( $($run_args)* ) )?; { k::$m::$f($($call)*) })
+            }
+        }
+    };
 }
 
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn gelu_forward(out: *mut f32, inp: *const f32, n: usize) {
-    // SAFETY: per the caller's contract; out (N), inp (N).
-    unsafe { k::gelu::gelu_forward(&Serial, m(out, n), s(inp, n), n) }
+/// One argument's part of one pass: `ids` first (an embedding's row count comes from its
+/// ids), then every other argument as the kernel takes it.
+macro_rules! wasm_arg {
+    (ids $a:ident ids [$len:expr, rows $v:ident]) => {
+        let $a = si($a, $len);
+        let $v = rows_used($a);
+    };
+    (ids $a:ident ids [$len:expr $(, $rest:expr)*]) => { let $a = si($a, $len); };
+    (bufs $a:ident out [$len:expr]) => { let $a = m($a, $len); };
+    (bufs $a:ident inp [$len:expr]) => { let $a = s($a, $len); };
+    (bufs $a:ident out_opt [$len:expr]) => { let $a = if $a.is_null() { None } else { Some(m($a, $len)) }; };
+    (bufs $a:ident inp_opt [$len:expr]) => { let $a = if $a.is_null() { None } else { Some(s($a, $len)) }; };
+    (bufs $a:ident rows_out [$c:expr, $min:expr => $v:ident]) => { let $a = m($a, $v * $c); };
+    (bufs $a:ident rows_out [$c:expr, $min:expr]) => { let $a = m($a, $min * $c); };
+    (bufs $a:ident rows_in [$c:expr, $min:expr => $v:ident]) => { let $a = s($a, $v * $c); };
+    (bufs $a:ident rows_in [$c:expr, $min:expr]) => { let $a = s($a, $min * $c); };
+    (bufs $a:ident flag $s:tt) => { let $a = $a != 0; };
+    (bufs $a:ident dropout [$p:ident, $seed:ident, $stream:ident]) => { let $a = Dropout { p: $p, seed: $seed, stream: $stream }; };
+    ($pass:ident $a:ident $role:ident $s:tt) => {};
 }
 
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn gelu_backward(dinp: *mut f32, inp: *const f32, dout: *const f32, n: usize, overwrite: u32) {
-    // SAFETY: per the caller's contract; dinp (N), inp (N), dout (N).
-    unsafe { k::gelu::gelu_backward(&Serial, m(dinp, n), s(inp, n), s(dout, n), n, overwrite != 0) }
+/// The kernel call, on `Serial`, with the module's scratch buffer if it needs one.
+macro_rules! wasm_run {
+    (serial; $call:tt) => { $call };
+    (pool($par:ident); $call:tt) => {{
+        let $par = &Serial;
+        $call
+    }};
+    (scratch($par:ident, $scratch:ident = $sm:ident :: $sf:ident ( $($sa:expr),* )); $call:tt) => {{
+        let $par = &Serial;
+        let $scratch = match scratch_buf(k::$sm::$sf($($sa,)* 1)) {
+            Some(x) => x,
+            None => return 1,
+        };
+        $call;
+        0
+    }};
 }
 
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn residual_forward(out: *mut f32, inp1: *const f32, inp2: *const f32, n: usize) {
-    // SAFETY: per the caller's contract; out (N), inp1 (N), inp2 (N).
-    unsafe { k::residual::residual_forward(&Serial, m(out, n), s(inp1, n), s(inp2, n), n) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn residual_backward(dinp1: *mut f32, dinp2: *mut f32, dout: *const f32, n: usize) {
-    // SAFETY: per the caller's contract; dinp1 (N), dinp2 (N), dout (N).
-    unsafe { k::residual::residual_backward(&Serial, m(dinp1, n), m(dinp2, n), s(dout, n), n) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn crossentropy_forward(losses: *mut f32, logits: *const f32, targets: *const i32, n: usize, v: usize, ignore_index: i32) {
-    // SAFETY: per the caller's contract; losses (N), logits (N,V), targets (N).
-    unsafe { k::crossentropy::crossentropy_forward(&Serial, m(losses, n), s(logits, n * v), si(targets, n), n, v, ignore_index) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn crossentropy_backward(dlogits: *mut f32, dlosses: *const f32, logits: *const f32, targets: *const i32, n: usize, v: usize, ignore_index: i32, overwrite: u32) {
-    // SAFETY: per the caller's contract; dlogits (N,V), dlosses (N), logits (N,V), targets (N).
-    unsafe { k::crossentropy::crossentropy_backward(&Serial, m(dlogits, n * v), s(dlosses, n), s(logits, n * v), si(targets, n), n, v, ignore_index, overwrite != 0) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn dropout_forward(out: *mut f32, inp: *const f32, n: usize, p: f32, seed: u32, stream: u32) {
-    // SAFETY: per the caller's contract; out (N), inp (N).
-    unsafe { k::dropout::dropout_forward(m(out, n), s(inp, n), n, p, seed, stream) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn dropout_backward(dinp: *mut f32, dout: *const f32, n: usize, p: f32, seed: u32, stream: u32) {
-    // SAFETY: per the caller's contract; dinp (N), dout (N).
-    unsafe { k::dropout::dropout_backward(m(dinp, n), s(dout, n), n, p, seed, stream) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn adamw_update(params: *mut f32, grads: *const f32, mm: *mut f32, v: *mut f32, n: usize, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, step: u32) {
-    // SAFETY: per the caller's contract; params, grads, m, v each (N).
-    unsafe { k::adamw::adamw_update(&Serial, m(params, n), s(grads, n), m(mm, n), m(v, n), n, lr, beta1, beta2, eps, weight_decay, step) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn sum_squares(x: *const f32, n: usize) -> f64 {
-    // SAFETY: per the caller's contract; x (N).
-    unsafe { k::norm::sum_squares(&Serial, s(x, n), n) }
-}
-
-/// # Safety
-/// See the note above the kernel exports.
-#[no_mangle]
-pub unsafe extern "C" fn scale(x: *mut f32, n: usize, sc: f32) {
-    // SAFETY: per the caller's contract; x (N).
-    unsafe { k::norm::scale(&Serial, m(x, n), n, sc) }
-}
+k::for_each_kernel!(wasm_kernels);
