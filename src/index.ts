@@ -5,6 +5,8 @@
 export { useBackend, initBackend, getBackend, backendInfo, setThreads, availableBackends, BACKEND_NAMES } from './backend/index.js';
 export type { BackendAvailability } from './backend/index.js';
 export { NO_DROPOUT } from './backend/backend.js';
+export { KERNELS, KERNEL_NAMES } from './backend/kernels.js';
+export type { KernelName, KernelDef, ArgDef } from './backend/kernels.js';
 export type { Backend, BackendInfo, BackendName, DType, DropoutSpec, Kernels, Tensor } from './backend/backend.js';
 
 // ---- model (src/model) and objectives (src/objectives) ----

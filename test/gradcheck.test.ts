@@ -77,6 +77,24 @@ describe('reference backward kernels vs float64 finite differences', () => {
   });
 
   it.each([
+    [1, 1, 1],
+    [5, 3, 4], // rows repeat: their gradients sum
+  ])('gatherRows / scatterAddRows F=%i N=%i C=%i', (F, N, C) => {
+    const r = mulberry32(17 + F * N * C);
+    const rows = randInts(r, F, N);
+    gradcheck(`gatherRows F=${F} N=${N} C=${C}`, {
+      params: { inp: f64(randn(r, N * C)) },
+      outLen: F * C,
+      forward: (p) => {
+        const out = new Float64Array(F * C);
+        K.gatherRows(out, p.inp, rows, F, C);
+        return out;
+      },
+      backward: (p, dout, g) => K.scatterAddRows(g.inp, dout, rows, F, C),
+    }, 1);
+  });
+
+  it.each([
     [1, 1],
     [1, 2],
     [3, 5],

@@ -57,8 +57,10 @@ export async function loadLib(from = root) {
     imp('src/train/schedule.js'),
     imp('src/backend/native.js'),
   ]);
+  // The kernel names, for the profile (an older build, as bench/ab.js may load, has no registry).
+  const { KERNEL_NAMES } = await imp('src/backend/kernels.js').catch(() => ({ KERNEL_NAMES: null }));
   const backend = await native.createNativeBackendAsync();
-  return { GPT, AdamW, clipGradNorm, learningRate, backend };
+  return { GPT, AdamW, clipGradNorm, learningRate, backend, KERNEL_NAMES };
 }
 
 /** One full training step; returns the loss. */
@@ -224,12 +226,7 @@ export function torchVersion() {
 
 // ---------------------------------------------------------------- profile
 
-const KERNELS = [
-  'encoderForward', 'encoderBackward', 'layernormForward', 'layernormBackward', 'matmulForward', 'matmulBackward',
-  'attentionForward', 'attentionBackward', 'geluForward', 'geluBackward', 'residualForward', 'residualBackward',
-  'crossentropyForward', 'crossentropyBackward', 'dropoutForward', 'dropoutBackward', 'adamwUpdate', 'sumSquares', 'scale',
-];
-const STORAGE = ['zero', 'write', 'read'];
+const STORAGE = ['zero', 'write', 'writeTokens', 'read'];
 
 /**
  * Wraps every kernel and storage method of the backend (instance properties shadowing the
@@ -237,7 +234,7 @@ const STORAGE = ['zero', 'write', 'read'];
  * with a timer. Backend time − addon time = the TypeScript checks and dispatch (base.ts,
  * native.ts); step time − backend time = the TypeScript of the model, loss and optimizer.
  */
-function instrument(backend) {
+function instrument(backend, KERNELS) {
   const stats = { be: {}, addon: {} };
   const addon = backend.native?.addon;
   const undo = [];
@@ -287,7 +284,8 @@ function ferroProfile(lib, cfg, model, opt, threads, steps) {
   const { batch: B } = cfg;
   const { blockSize: T, vocabSize: V } = cfg.model;
   const batches = randomBatches(2, B, T, V, 2);
-  const ins = instrument(lib.backend);
+  const KERNELS = lib.KERNEL_NAMES; // every kernel of the registry (src/backend/kernels.ts); unused ones are left out of the table
+  const ins = instrument(lib.backend, KERNELS);
   try {
     ferroStep(lib, model, opt, batches[0].ids, batches[0].targets, B, T); // warm the wrappers
     ins.reset();

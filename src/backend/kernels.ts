@@ -169,6 +169,17 @@ export const KERNELS = {
   /** dinp1 (N) += dout (N); dinp2 (N) += dout. */
   residualBackward: { args: [out('dinp1', 'N'), out('dinp2', 'N'), inp('dout', 'N'), dim('N')] },
 
+  /** out (R,C) = inp (R,C): whole rows (a KV-cache slot forked into another). */
+  copyRows: { args: [out('out', 'R*C'), inp('inp', 'R*C'), dim('R'), dim('C')] },
+  /** out (F,C) = inp (N,C) at rows (F, i32), each in 0..N-1; accumulate adds them to out instead. */
+  gatherRows: {
+    args: [out('out', 'F*C'), table('inp', 'C', { count: 'N' }), ids('rows', 'F', '< N'), dim('F'), dim('C'), flag('accumulate')],
+  },
+  /** dinp (N,C) at rows (F, i32) += dout (F,C), in the order f = 0..F-1: the backward of gatherRows. */
+  scatterAddRows: {
+    args: [table('dinp', 'C', { count: 'N', output: true }), inp('dout', 'F*C'), ids('rows', 'F', '< N'), dim('F'), dim('C')],
+  },
+
   /** losses (N) = cross-entropy of softmax(logits (N,V)) at targets (N, i32); 0 where target == ignoreIndex. */
   crossentropyForward: {
     args: [out('losses', 'N'), inp('logits', 'N*V'), ids('targets', 'N', '< V', 'ignoreIndex'), dim('N'), dim('V'), scalar('ignoreIndex', 'int32')],

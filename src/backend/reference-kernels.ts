@@ -383,6 +383,27 @@ export function residualBackward(dinp1: FloatArray, dinp2: FloatArray, dout: Flo
 }
 
 // ---------------------------------------------------------------------------------------
+// Whole rows of C: copy, gather, and the gather's backward (a scatter-add).
+
+export function copyRows(out: FloatArray, inp: FloatArray, R: number, C: number): void {
+  for (let i = 0; i < R * C; i++) out[i] = inp[i];
+}
+
+export function gatherRows(out: FloatArray, inp: FloatArray, rows: Int32Array, F: number, C: number, accumulate = false): void {
+  for (let f = 0; f < F; f++) {
+    const src = rows[f] * C;
+    for (let c = 0; c < C; c++) out[f * C + c] = accumulate ? out[f * C + c] + inp[src + c] : inp[src + c];
+  }
+}
+
+export function scatterAddRows(dinp: FloatArray, dout: FloatArray, rows: Int32Array, F: number, C: number): void {
+  for (let f = 0; f < F; f++) {
+    const dst = rows[f] * C;
+    for (let c = 0; c < C; c++) dinp[dst + c] += dout[f * C + c];
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Softmax + cross-entropy over the vocabulary.
 
 function rowLogSumExp(logits: FloatArray, off: number, V: number): number {
@@ -494,6 +515,9 @@ export const referenceKernels: Kernels<FloatArray, Int32Array> = {
   geluBackward,
   residualForward,
   residualBackward,
+  copyRows,
+  gatherRows,
+  scatterAddRows,
   crossentropyForward,
   crossentropyBackward,
   dropoutForward,

@@ -4,11 +4,11 @@
 //   feat[f] = hidden[rowA[f]] (+ hidden[rowB[f]] for similarity: the two orders, added)  (F, C)
 //   logits  = drop(feat) · W_yᵀ + b_y                                                      (F, K)
 //
-// Everything runs on the Backend kernels, so the head works on every backend: the gather is
-// a residual kernel per row (out = a + b, with b = zeros when there is no second row) over
-// views of the hidden state, and its backward (residualBackward, which accumulates) is the
-// scatter of dfeat into the training pass's dhidden — from where GPT.backward(pass) carries
-// it into the transformer, next to the L1 gradient GPT.lmLoss(pass, ...) put there.
+// Everything runs on the Backend kernels, so the head works on every backend: the pooling is
+// gatherRows (a second gather with accumulate adds rowB's rows), and its backward,
+// scatterAddRows (which accumulates), carries dfeat into the training pass's dhidden — from
+// where GPT.backward(pass) carries it into the transformer, next to the L1 gradient
+// GPT.lmLoss(pass, ...) put there.
 //
 // Like the model, the head's parameters and gradients are each one contiguous buffer (so
 // AdamW and the gradient clip treat it as one more model: it implements Optimizable).
@@ -34,6 +34,8 @@ export const HEAD_WEIGHT = 'score.weight';
 export const HEAD_BIAS = 'score.bias';
 
 interface HeadActs {
+  rowA: Tensor; // (F) i32, pool.rowA
+  rowB: Tensor; // (F) i32, pool.rowB when there is one
   feat: Tensor; // (F, C)
   featDrop: Tensor; // (F, C) dropout(feat); feat itself when there is no dropout
   logits: Tensor; // (F, K)
@@ -59,9 +61,10 @@ export class TaskHead {
   private readonly dw: Tensor;
   private readonly db: Tensor;
   private readonly specs: ParamSpec[];
-  private readonly zeroC: Tensor; // (C) zeros: the second operand of a one-row gather
-  private readonly sinkC: Tensor; // (C) where that operand's gradient goes
   private readonly arena: Arena;
+  // rowA and rowB apart: writing one must not clear the other's writeTokens mark.
+  private readonly rowAArena: Arena;
+  private readonly rowBArena: Arena;
   private readonly gradArena: Arena;
   private actsF = -1;
   private acts: HeadActs | null = null;
@@ -91,9 +94,9 @@ export class TaskHead {
     this.b = backend.view(this.params, K * C, K);
     this.dw = backend.view(this.grads, 0, K * C);
     this.db = backend.view(this.grads, K * C, K);
-    this.zeroC = backend.alloc(C);
-    this.sinkC = backend.alloc(C);
     this.arena = new Arena(backend);
+    this.rowAArena = new Arena(backend, 'i32');
+    this.rowBArena = new Arena(backend, 'i32');
     this.gradArena = new Arena(backend);
   }
 
@@ -155,15 +158,12 @@ export class TaskHead {
     checkPool(pool, rows);
     const be = this.backend;
     const a = this.plan(pool.F);
-    const { rowA, rowB } = pool;
-    for (let f = 0; f < pool.F; f++) {
-      const out = be.view(a.feat, f * C, C);
-      const ha = be.view(hidden, rowA[f] * C, C);
-      const hb = rowB === null ? this.zeroC : be.view(hidden, rowB[f] * C, C);
-      be.residualForward(out, ha, hb, C); // feat[f] = h[a] (+ h[b])
-      be.free(out);
-      be.free(ha);
-      if (rowB !== null) be.free(hb);
+    // The one check of the pooled rows: each in 0..rows-1 of the hidden state.
+    be.writeTokens(a.rowA, pool.rowA, rows, 'TaskHead.forward', 'pool.rowA');
+    be.gatherRows(a.feat, hidden, a.rowA, pool.F, C); // feat[f] = h[rowA[f]]
+    if (pool.rowB !== null) {
+      be.writeTokens(a.rowB, pool.rowB, rows, 'TaskHead.forward', 'pool.rowB');
+      be.gatherRows(a.feat, hidden, a.rowB, pool.F, C, true); // feat[f] += h[rowB[f]]
     }
     this.linear(a, pool.F, drop);
     this.pass = { pool, drop, acts: a };
@@ -213,16 +213,8 @@ export class TaskHead {
     be.matmulBackward(dropping ? g.featDrop : g.feat, this.dw, this.db, g.logits, dropping ? a.featDrop : a.feat, this.w, F, C, K);
     if (dropping) be.dropoutBackward(g.feat, g.featDrop, F * C, drop);
     // feat[f] = h[a] (+ h[b]): both rows get dfeat[f]
-    const { rowA, rowB } = pool;
-    for (let f = 0; f < F; f++) {
-      const dout = be.view(g.feat, f * C, C);
-      const da = be.view(dhidden, rowA[f] * C, C);
-      const db = rowB === null ? this.sinkC : be.view(dhidden, rowB[f] * C, C);
-      be.residualBackward(da, db, dout, C);
-      be.free(dout);
-      be.free(da);
-      if (rowB !== null) be.free(db);
-    }
+    be.scatterAddRows(dhidden, g.feat, a.rowA, F, C);
+    if (pool.rowB !== null) be.scatterAddRows(dhidden, g.feat, a.rowB, F, C);
   }
 
   dispose(): void {
@@ -230,9 +222,11 @@ export class TaskHead {
     this.disposed = true;
     const be = this.backend;
     this.arena.dispose();
+    this.rowAArena.dispose();
+    this.rowBArena.dispose();
     this.gradArena.dispose();
     for (const t of [this.w, this.b, this.dw, this.db]) be.free(t);
-    for (const t of [this.params, this.grads, this.zeroC, this.sinkC]) be.free(t);
+    for (const t of [this.params, this.grads]) be.free(t);
   }
 
   // ---- internals ----
@@ -248,9 +242,11 @@ export class TaskHead {
   private plan(F: number): HeadActs {
     if (this.acts === null || this.actsF !== F) {
       const { C, K } = this;
+      const [rowA] = this.rowAArena.cut((take) => [take(F)]);
+      const [rowB] = this.rowBArena.cut((take) => [take(F)]);
       this.acts = this.arena.cut((take) => {
         const feat = take(F * C);
-        return { feat, featDrop: take(F * C), logits: take(F * K) };
+        return { rowA, rowB, feat, featDrop: take(F * C), logits: take(F * K) };
       });
       this.gacts = this.gradArena.cut((take) => ({ feat: take(F * C), featDrop: take(F * C), logits: take(F * K) }));
       this.actsF = F;
@@ -277,8 +273,5 @@ function checkPool(pool: Pool, rows: number): void {
   if (!Number.isSafeInteger(F) || F < 1) throw new Error(`TaskHead: pool.F must be a positive integer, got ${String(F)}`);
   if (!(rowA instanceof Int32Array) || rowA.length !== F) throw new Error(`TaskHead: pool.rowA must be an Int32Array of F = ${F} rows`);
   if (rowB !== null && (!(rowB instanceof Int32Array) || rowB.length !== F)) throw new Error(`TaskHead: pool.rowB must be null or an Int32Array of F = ${F} rows`);
-  for (let f = 0; f < F; f++) {
-    if (rowA[f] < 0 || rowA[f] >= rows) throw new Error(`TaskHead: pool.rowA[${f}] = ${rowA[f]} is outside the hidden state's ${rows} rows`);
-    if (rowB !== null && (rowB[f] < 0 || rowB[f] >= rows)) throw new Error(`TaskHead: pool.rowB[${f}] = ${rowB[f]} is outside the hidden state's ${rows} rows`);
-  }
+  if (!Number.isSafeInteger(rows) || rows < 1) throw new Error(`TaskHead: the hidden state must hold whole rows of C, got ${rows} rows`);
 }

@@ -111,11 +111,15 @@ export class KVCache {
     if (src === this && from === to) return;
     const len = src.lens[from];
     const be = this.backend;
-    const rowsPerSeq = this.maxT * this.nEmbd; // one sequence's (NH, maxT, HS) block
+    const C = this.nEmbd;
+    const block = this.maxT * C; // one sequence's (NH, maxT, HS) block: maxT rows of C
     for (let l = 0; l < this.nLayer; l++) {
       for (const [dst, s] of [[this.k[l], src.k[l]], [this.v[l], src.v[l]]] as const) {
-        const data = be.read(s, from * rowsPerSeq, rowsPerSeq) as Float32Array;
-        be.write(dst, data, to * rowsPerSeq);
+        const out = be.view(dst, to * block, block);
+        const inp = be.view(s, from * block, block);
+        be.copyRows(out, inp, this.maxT, C); // on the backend: nothing crosses into JS
+        be.free(out);
+        be.free(inp);
       }
     }
     this.lens[to] = len;

@@ -367,5 +367,33 @@ export function buildCases(): KernelCase[] {
       args: { N, s: 0.37 },
     });
   }
+  // ---- rows: copy, gather (two gathers add a pair of rows), scatter-add ----
+  for (const [F, N, C] of [
+    [1, 1, 1],
+    [5, 3, 17], // more rows gathered than there are: rows repeat, and their gradients sum
+    [4, 9, 768],
+  ]) {
+    const r = next();
+    const rows = randInts(r, F, N);
+    rows[0] = N - 1; // the last row is reachable
+    cases.push({ kernel: 'copyRows', label: `copyRows R=${F} C=${C}`, buffers: { out: randn(r, F * C), inp: randn(r, F * C) }, rtol: TOL_POINTWISE, args: { R: F, C } });
+    for (const accumulate of [false, true]) {
+      cases.push({
+        kernel: 'gatherRows',
+        label: `gatherRows F=${F} N=${N} C=${C} accumulate=${accumulate}`,
+        buffers: { out: randn(r, F * C), inp: randn(r, N * C), rows },
+        rtol: TOL_POINTWISE,
+        args: { F, C, accumulate },
+      });
+    }
+    cases.push({
+      kernel: 'scatterAddRows',
+      label: `scatterAddRows F=${F} N=${N} C=${C}`,
+      buffers: { dinp: randn(r, N * C), dout: randn(r, F * C), rows },
+      rtol: TOL_REDUCE,
+      args: { F, C },
+    });
+  }
+
   return cases;
 }

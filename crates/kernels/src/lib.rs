@@ -38,6 +38,7 @@ pub mod peak;
 mod registry;
 pub mod residual;
 pub mod rng;
+pub mod rows;
 pub mod simd;
 
 pub use parallel::{Parallel, Serial};

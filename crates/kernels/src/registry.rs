@@ -213,6 +213,35 @@ macro_rules! for_each_kernel {
                 call: residual::residual_backward(par, dinp1, dinp2, dout, n),
             }
 
+            // out (R,C) = inp (R,C): whole rows (a KV-cache slot forked into another).
+            "copyRows" copy_rows [node wasm] (out: out[rc], inp: inp[rc], r: dim["R"], c: dim["C"]) {
+                lens: [rc = "R*C" (r, c)],
+                checks: [],
+                run: serial,
+                call: rows::copy_rows(out, inp, r, c),
+            }
+
+            // out (F,C) = inp (N,C) at rows (F), each in 0..N; accumulate: out += them.
+            "gatherRows" gather_rows [node wasm] (
+                out: out[fc], inp: rows_in[c, 1 => n], rows: ids[f, rows n],
+                f: dim["F"], c: dim["C"], accumulate: flag["accumulate"],
+            ) {
+                lens: [fc = "F*C" (f, c)],
+                checks: [],
+                run: serial,
+                call: rows::gather_rows(out, inp, rows, f, c, accumulate),
+            }
+
+            // dinp (N,C) at rows (F) += dout (F,C), f in order: gatherRows' backward.
+            "scatterAddRows" scatter_add_rows [node wasm] (
+                dinp: rows_out[c, 1 => n], dout: inp[fc], rows: ids[f, rows n], f: dim["F"], c: dim["C"],
+            ) {
+                lens: [fc = "F*C" (f, c)],
+                checks: [],
+                run: serial,
+                call: rows::scatter_add_rows(dinp, dout, rows, f, c),
+            }
+
             // losses (N) = cross-entropy of softmax(logits (N,V)) at targets (N); 0 where
             // target == ignoreIndex.
             "crossentropyForward" crossentropy_forward [node wasm] (
