@@ -163,14 +163,16 @@ describeEachBackend('writeTokens', (b) => {
   });
 });
 
-describe('writeTokens marks skip the kernel scan (reference backend, scans counted)', () => {
-  class Counting extends ReferenceBackend {
-    scans = 0;
-    protected override intView(storage: TypedStorage, offset: number, length: number): Int32Array {
-      this.scans++;
-      return super.intView(storage, offset, length);
-    }
+/** A reference backend that counts the kernels' scans of i32 arguments. */
+class Counting extends ReferenceBackend {
+  scans = 0;
+  protected override intView(storage: TypedStorage, offset: number, length: number): Int32Array {
+    this.scans++;
+    return super.intView(storage, offset, length);
   }
+}
+
+describe('writeTokens marks skip the kernel scan (reference backend, scans counted)', () => {
   const b = new Counting();
   const run = (ids: Tensor, V: number) => {
     const before = b.scans;
@@ -204,13 +206,6 @@ describe('writeTokens marks skip the kernel scan (reference backend, scans count
 });
 
 describe('the model checks its token ids once per call (reference backend, kernel scans counted)', () => {
-  class Counting extends ReferenceBackend {
-    scans = 0;
-    protected override intView(storage: TypedStorage, offset: number, length: number): Int32Array {
-      this.scans++;
-      return super.intView(storage, offset, length);
-    }
-  }
 
   it('forwardBackward, evalLoss and a trainForward/lmLoss/backward pass leave no id for the kernels to rescan', async () => {
     const { GPT } = await import('../src/model/gpt.js');

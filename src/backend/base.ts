@@ -131,25 +131,21 @@ function compilePlan(name: KernelName, def: KernelDef): Plan {
   const firstOptional = args.findIndex((a) => a.optional === true);
   if (firstOptional >= 0 && args.slice(firstOptional).some((a) => a.optional !== true)) bad('optional arguments must come last');
 
+  // Each kind of constraint: its pattern, when it fails, and the message.
+  const relations = [
+    { re: /^(\w+)\s*%\s*(\w+)\s*==\s*0$/, fails: (a: number, b: number) => a % b !== 0, says: 'must be divisible by' },
+    { re: /^(\w+)\s*<=\s*(\w+)$/, fails: (a: number, b: number) => a > b, says: 'exceeds' },
+  ];
   const constraints = (def.constraints ?? []).map((text) => {
-    let m = /^(\w+)\s*%\s*(\w+)\s*==\s*0$/.exec(text);
-    if (m) {
+    for (const { re, fails, says } of relations) {
+      const m = re.exec(text);
+      if (!m) continue;
       const [, an, bn] = m;
       const [ai, bi] = [dimIndex(an), dimIndex(bn)];
       return (fn: string, v: readonly unknown[]) => {
         const a = v[ai] as number;
         const b = v[bi] as number;
-        if (a % b !== 0) throw new Error(`${fn}: ${an} (${a}) must be divisible by ${bn} (${b})`);
-      };
-    }
-    m = /^(\w+)\s*<=\s*(\w+)$/.exec(text);
-    if (m) {
-      const [, an, bn] = m;
-      const [ai, bi] = [dimIndex(an), dimIndex(bn)];
-      return (fn: string, v: readonly unknown[]) => {
-        const a = v[ai] as number;
-        const b = v[bi] as number;
-        if (a > b) throw new Error(`${fn}: ${an} (${a}) exceeds ${bn} (${b})`);
+        if (fails(a, b)) throw new Error(`${fn}: ${an} (${a}) ${says} ${bn} (${b})`);
       };
     }
     return bad(`constraint '${text}' is neither 'A % B == 0' nor 'A <= B'`);
