@@ -10,8 +10,8 @@
 //   - the native and wasm adapters (native.ts, wasm.ts: dropout specs expanded to
 //     p, seed, stream; null buffers; flags as 0/1 for wasm; scratch status codes).
 // Adding a kernel: an entry here, its reference implementation (reference-kernels.ts, in
-// the `referenceKernels` object), and the Rust side (crates/kernels, crates/node,
-// crates/wasm under the snake_case name) — nothing else in TypeScript.
+// the `referenceKernels` object), and the Rust side: the kernel in crates/kernels and one
+// entry, under the snake_case name, in crates/kernels/src/registry.rs. Nothing else.
 //
 // Arguments are listed in call order: outputs, inputs, dims, then scalars (the Rust
 // kernels' order). Each has a role:

@@ -8,9 +8,9 @@
 //! - crates/wasm (`wasm_kernels!`): an `extern "C"` function over pointers into linear
 //!   memory, which trusts its caller (BaseBackend checks first).
 //!
-//! So adding a kernel means: its function in this crate, one entry here, and the TS side
-//! (backend.ts, base.ts, native.ts, wasm.ts, bindings/). Nothing per kernel is written by
-//! hand in either binding crate.
+//! So adding a kernel means: its function in this crate, one entry here, and on the TS
+//! side one entry in src/backend/kernels.ts and its reference function (CONTRIBUTING.md,
+//! "Adding a kernel"). Nothing per kernel is written by hand in either binding crate.
 //!
 //! Why a macro in this crate: both binding crates depend on it, the wasm one is built with
 //! Debian's rustc 1.63 and no crates.io dependencies (so no proc macros, no build
