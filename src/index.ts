@@ -16,7 +16,7 @@ export type { GPTConfig, GPTConfigInput } from './model/config.js';
 export { IGNORE_INDEX, shiftTargets } from './objectives/lm.js';
 export { classificationLoss, regressionLoss } from './objectives/task.js';
 export { TaskHead } from './model/head.js';
-export type { Pool } from './model/head.js';
+export type { Pool, HeadPass } from './model/head.js';
 export { rebuildGPT, resizeTokenEmbeddings } from './model/resize.js';
 export type { RebuildOptions } from './model/resize.js';
 

@@ -524,3 +524,32 @@ describe('ferrogpt finetune / eval / predict', () => {
     expect(none.stderr).toMatch(/--resume: .* holds no fine-tuning run to resume/);
   });
 });
+
+describe('TaskHead: a training pass is a value', () => {
+  it('backward takes the pass from forward; a stale, reused or foreign pass is refused', async () => {
+    const { ReferenceBackend } = await import('../src/backend/reference.js');
+    const { TaskHead } = await import('../src/model/head.js');
+    const be = new ReferenceBackend();
+    const C = 4;
+    const head = new TaskHead(be, C, 3, 1);
+    const other = new TaskHead(be, C, 3, 2);
+    const hidden = be.alloc(6 * C);
+    be.write(hidden, Float32Array.from({ length: 6 * C }, (_, i) => Math.sin(i)));
+    const dhidden = be.alloc(6 * C);
+    const pool = { F: 2, rowA: Int32Array.from([1, 5]), rowB: null };
+    const stale = head.forward(hidden, pool);
+    const pass = head.forward(hidden, pool);
+    expect(() => head.backward(stale, dhidden)).toThrow(/^TaskHead.backward: this pass is stale/);
+    expect(() => other.backward(pass, dhidden)).toThrow(/^TaskHead.backward: pass is not a training pass of this head/);
+    be.write(pass.dlogits, Float32Array.from([1, 0, 0, 0, 0, 1]));
+    head.backward(pass, dhidden);
+    // Only the pooled rows (1 and 5) get a gradient, through the scatter.
+    const dh = be.read(dhidden) as Float32Array;
+    for (let row = 0; row < 6; row++) {
+      const nonzero = dh.subarray(row * C, (row + 1) * C).some((x) => x !== 0);
+      expect(nonzero).toBe(row === 1 || row === 5);
+    }
+    expect(() => head.backward(pass, dhidden)).toThrow(/already been backpropagated/);
+    expect(() => head.forward(hidden, { F: 1, rowA: Int32Array.from([6]), rowB: null })).toThrow(/^TaskHead.forward: pool.rowA\[0\] = 6 is out of range \(must be in 0..5\)/);
+  });
+});

@@ -41,10 +41,29 @@ interface HeadActs {
   logits: Tensor; // (F, K)
 }
 
-interface HeadPass {
-  pool: Pool;
-  drop: DropoutSpec;
-  acts: HeadActs;
+/**
+ * One training pass of the head, from forward: the logits to take a loss of, and dlogits
+ * for that loss to fill; backward(pass, dhidden) ends it. Like GPT's TrainPass it is a
+ * value, valid until the head's next forward.
+ */
+export interface HeadPass {
+  /** (F, K): the head's outputs. */
+  readonly logits: Tensor;
+  /** (F, K): their gradient, zeroed by forward; the loss writes it. */
+  readonly dlogits: Tensor;
+}
+
+class Pass implements HeadPass {
+  used = false;
+  constructor(
+    readonly head: TaskHead,
+    readonly generation: number,
+    readonly pool: Pool,
+    readonly drop: DropoutSpec,
+    readonly acts: HeadActs,
+    readonly logits: Tensor,
+    readonly dlogits: Tensor,
+  ) {}
 }
 
 export class TaskHead {
@@ -69,7 +88,7 @@ export class TaskHead {
   private actsF = -1;
   private acts: HeadActs | null = null;
   private gacts: { feat: Tensor; featDrop: Tensor; logits: Tensor } | null = null;
-  private pass: HeadPass | null = null;
+  private passes = 0; // forward calls so far: a pass is the latest one while this is unchanged
   private disposed = false;
 
   /** A new head: W_y ~ N(0, 0.02) from (seed, a stream of its own), b_y = 0 (GPT-1). */
@@ -151,7 +170,7 @@ export class TaskHead {
    * a TrainPass's hidden), applies dropout and the linear layer. Returns the logits
    * (F, K), a backend tensor valid until the next call.
    */
-  forward(hidden: Tensor, pool: Pool, drop: DropoutSpec = NO_DROPOUT): Tensor {
+  forward(hidden: Tensor, pool: Pool, drop: DropoutSpec = NO_DROPOUT): HeadPass {
     this.alive();
     const { C } = this;
     const rows = hidden.length / C;
@@ -166,8 +185,9 @@ export class TaskHead {
       be.gatherRows(a.feat, hidden, a.rowB, pool.F, C, true); // feat[f] += h[rowB[f]]
     }
     this.linear(a, pool.F, drop);
-    this.pass = { pool, drop, acts: a };
-    return a.logits;
+    const g = this.gacts!;
+    be.zero(g.logits);
+    return new Pass(this, ++this.passes, pool, drop, a, a.logits, g.logits);
   }
 
   /**
@@ -180,25 +200,18 @@ export class TaskHead {
     const a = this.plan(F);
     this.backend.write(a.feat, feat);
     this.linear(a, F, NO_DROPOUT);
-    this.pass = null; // not a training pass
+    this.passes++; // the activations are this call's now: a training pass in progress is over
     return this.backend.read(a.logits) as Float32Array;
   }
 
-  /** The gradient buffer of the logits of the current training pass (F, K): the loss writes it (it is zeroed here). */
-  dlogits(): Tensor {
-    this.current();
-    const g = this.gacts!;
-    this.backend.zero(g.logits);
-    return g.logits;
-  }
-
   /**
-   * Backward of the current training pass, given dlogits (filled by the loss): accumulates
-   * into dW_y, db_y and — through the gather — into `dhidden` (B·T, C) at the pooled rows.
+   * Backward of a training pass, given its dlogits (filled by the loss): accumulates into
+   * dW_y, db_y and — through the gather — into `dhidden` (B·T, C) at the pooled rows.
+   * Ends the pass.
    */
-  backward(dhidden: Tensor): void {
-    const pass = this.current();
-    this.pass = null;
+  backward(headPass: HeadPass, dhidden: Tensor): void {
+    const pass = this.checkPass(headPass);
+    pass.used = true;
     const { C, K } = this;
     const { pool, drop, acts: a } = pass;
     const F = pool.F;
@@ -254,10 +267,12 @@ export class TaskHead {
     return this.acts;
   }
 
-  private current(): HeadPass {
+  private checkPass(p: HeadPass): Pass {
     this.alive();
-    if (this.pass === null) throw new Error('TaskHead: no training pass in progress (call forward first)');
-    return this.pass;
+    if (!(p instanceof Pass) || p.head !== this) throw new Error('TaskHead.backward: pass is not a training pass of this head (from its forward)');
+    if (p.used) throw new Error('TaskHead.backward: this pass has already been backpropagated');
+    if (p.generation !== this.passes) throw new Error('TaskHead.backward: this pass is stale (the head ran another forward since)');
+    return p;
   }
 
   private alive(): void {

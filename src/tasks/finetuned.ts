@@ -246,8 +246,8 @@ export class FineTunedGPT {
     const pool = poolFor(type, batch);
     const step = this.headSteps++;
     const drop = clfDropout > 0 ? { p: clfDropout, seed: dropoutSeed((model.config.seed ^ CLF_SEED_SALT) >>> 0, step), stream: CLF_STREAM } : undefined;
-    const logits = this.head.forward(pass.hidden, pool, drop); // (F, K)
-    const dlogits = this.head.dlogits();
+    const headPass = this.head.forward(pass.hidden, pool, drop);
+    const { logits, dlogits } = headPass; // (F, K) each
     let l2: number;
     if (regression) {
       l2 = regressionLoss(model.backend, logits, dlogits, gold.scores, E);
@@ -257,7 +257,7 @@ export class FineTunedGPT {
       const bufs = this.planLoss(E);
       l2 = classificationLoss(model.backend, { logits, dlogits, ...bufs }, gold.labels, E, K);
     }
-    this.head.backward(pass.dhidden);
+    this.head.backward(headPass, pass.dhidden);
     // L1 on the same inputs, its gradient added (times λ) to the same dhidden.
     const l1 = lambda > 0 ? model.lmLoss(pass, batch.targets, lambda) : NaN;
     model.backward(pass);
