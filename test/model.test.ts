@@ -472,3 +472,17 @@ describe('GPT (reference backend)', () => {
     expect(() => model.forward(Int32Array.from([1]), 1, 1)).toThrow(/disposed/);
   });
 });
+
+describe('GPT.fromParameters', () => {
+  it('builds a model from every weight (no random init first), and refuses an incomplete set', async () => {
+    const { ReferenceBackend } = await import('../src/backend/reference.js');
+    const be = new ReferenceBackend();
+    const cfg = { vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8, seed: 3 };
+    const a = GPT.create(cfg, be);
+    const params = a.namedParameters().map(([n, p]) => [n, p.data()] as const);
+    const b = GPT.fromParameters(a.config, params, be);
+    const x = Int32Array.from([1, 2, 3, 4]);
+    expect(b.forward(x, 1, 4)).toEqual(a.forward(x, 1, 4));
+    expect(() => GPT.fromParameters(cfg, params.slice(1), be)).toThrow(/^loadParameters: missing transformer.wte.weight/);
+  });
+});

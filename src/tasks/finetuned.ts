@@ -151,9 +151,8 @@ export class FineTunedGPT {
     if (w.shape.join() !== `${K},${C}` || b.shape.join() !== `${K}`) {
       throw new Error(`${dir}: the task head has shapes [${w.shape}] and [${b.shape}], task.json needs [${K}, ${C}] and [${K}]`);
     }
-    const model = GPT.create(config, backend);
+    const model = GPT.fromParameters(config, params, backend);
     try {
-      model.loadParameters(params);
       resolveTaskSpec(model, tokenizer, spec); // the ids and sizes fit together
       const head = new TaskHead(backend, C, K);
       head.loadParameters(w.data, b.data);

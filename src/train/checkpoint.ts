@@ -43,6 +43,7 @@ import { expectTensors, readSafetensorsFile, writeSafetensorsFile, type LoadedTe
 import type { GPTConfig } from '../model/config.js';
 import { configFromHF, paramsFromHF, type HFGPT2Config } from '../io/hf-gpt2.js';
 import { GPT } from '../model/gpt.js';
+import { paramLayout } from '../model/params.js';
 import { HEAD_BIAS, HEAD_WEIGHT } from '../model/head.js';
 import { FineTunedGPT } from '../tasks/finetuned.js';
 import type { TaskMetrics } from '../tasks/metrics.js';
@@ -191,17 +192,16 @@ export async function loadCheckpoint(dir: string, options: { model?: GPT; backen
   }
   const trainer = checkTrainerState(raw, where);
   const { config, params } = await readWeights(found, where);
-  let model = options.model;
-  if (model) {
-    const diffs = configDiff(config, model.config);
+  const own = options.model;
+  if (own) {
+    const diffs = configDiff(config, own.config);
     if (diffs.length > 0) throw where(`it was written for a different model: ${diffs.join(', ')} (checkpoint vs model)`);
-  } else {
-    model = GPT.create(config, options.backend ?? getBackend());
   }
-  const { optimizer } = await readOptimizer(found, where, model.numParameters(), null);
+  const { optimizer } = await readOptimizer(found, where, paramLayout(config).total, null);
 
-  // Everything checked: only now touch the model.
-  model.loadParameters(params);
+  // Everything checked: only now touch (or make) the model.
+  if (own) own.loadParameters(params);
+  const model = own ?? GPT.fromParameters(config, params, options.backend ?? getBackend());
   model.trainingSteps = trainer.trainingSteps;
   return { dir: found, model, optimizer, trainer };
 }
