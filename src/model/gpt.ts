@@ -253,7 +253,6 @@ export class GPT {
   /** Logits (B·T·V, row-major (B, T, V)) of `ids` (B, T); evaluation mode (no dropout). */
   forward(ids: Int32Array, batch: number, seq: number): Float32Array {
     this.alive();
-    checkIds('forward', this.config, ids, batch, seq);
     const { acts, hidden } = this.trunk(this.inputs('forward', ids, batch, seq), batch, seq, NO_DROP);
     this.lmHead(acts.logits, hidden, batch * seq);
     return this.backend.read(acts.logits) as Float32Array;
@@ -265,7 +264,6 @@ export class GPT {
    */
   forwardHidden(ids: Int32Array, batch: number, seq: number): Float32Array {
     this.alive();
-    checkIds('forwardHidden', this.config, ids, batch, seq);
     return this.backend.read(this.trunk(this.inputs('forwardHidden', ids, batch, seq), batch, seq, NO_DROP).hidden) as Float32Array;
   }
 
@@ -276,17 +274,18 @@ export class GPT {
    */
   trainForward(ids: Int32Array, batch: number, seq: number): TrainPass {
     this.alive();
-    checkIds('trainForward', this.config, ids, batch, seq);
     return this.startPass(this.inputs('trainForward', ids, batch, seq), batch, seq);
   }
 
   /**
-   * Writes a pass's ids (and targets) into the planned i32 tensors, checking every one is a
-   * token id (targets: or -1): the one range check of each, named after the public method
-   * `fn`. Targets go first, so a bad call leaves the ids of a pass in progress untouched.
+   * Checks a pass's inputs (shapes and lengths: inputs.ts) and writes its ids (and targets)
+   * into the planned i32 tensors, checking every one is a token id (targets: or -1): the
+   * one range check of each, named after the public method `fn`. Targets go first, so a bad call leaves the ids of a pass in progress untouched.
    * The backend remembers the check (writeTokens), so the kernels do not scan them again.
    */
   private inputs(fn: string, ids: Int32Array, B: number, T: number, targets?: Int32Array): { idsT: Tensor; targetsT: Tensor } {
+    checkIds(fn, this.config, ids, B, T);
+    if (targets !== undefined) checkTargets(fn, targets, B * T);
     const V = this.config.vocabSize;
     const { ids: idsT, targets: targetsT } = this.plan.tokens(B, T);
     if (targets !== undefined) this.backend.writeTokens(targetsT, targets, V, fn, 'targets', IGNORE_INDEX);
@@ -345,8 +344,6 @@ export class GPT {
    */
   evalLoss(ids: Int32Array, targets: Int32Array, batch: number, seq: number): number {
     this.alive();
-    checkIds('evalLoss', this.config, ids, batch, seq);
-    checkTargets('evalLoss', targets, batch * seq);
     const N = batch * seq;
     const { acts: a, targetsT, hidden } = this.trunk(this.inputs('evalLoss', ids, batch, seq, targets), batch, seq, NO_DROP);
     this.lmHead(a.logits, hidden, N);
@@ -395,8 +392,6 @@ export class GPT {
   forwardBackward(ids: Int32Array, targets: Int32Array, batch: number, seq: number): number {
     // Check everything before anything runs, so a bad call leaves no half-done pass.
     this.alive();
-    checkIds('forwardBackward', this.config, ids, batch, seq);
-    checkTargets('forwardBackward', targets, batch * seq);
     const pass = this.startPass(this.inputs('forwardBackward', ids, batch, seq, targets), batch, seq);
     const loss = this.passLoss(pass, targets, 1);
     this.passBackward(pass);
