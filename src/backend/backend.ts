@@ -75,7 +75,7 @@ export interface Backend extends Kernels<Tensor> {
   /**
    * Copies token ids into the i32 tensor t (at element `offset`, default 0) after checking
    * that each is in 0..V-1 or equals `allowed` (e.g. an ignore index); otherwise throws
-   * `${caller}: ${name}[i] = id is out of range (must be in 0..V-1[ or allowed])`, i the
+   * `${caller}: ${name}[i] = id is out of range (must be in 0..V-1[, or allowed to skip])`, i the
    * index in `data`, and writes nothing.
    *
    * The tensor is then marked as holding validated ids: a later kernel call that takes t

@@ -287,10 +287,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
     if (offset + data.length > t.length) {
       throw new Error(`writeTokens: data length ${data.length} at offset ${offset} exceeds tensor length ${t.length}`);
     }
-    for (let i = 0; i < data.length; i++) {
-      const id = data[i];
-      if ((id < 0 || id >= V) && id !== allowed) throw new Error(`${caller}: ${name}[${i}] = ${id} is out of range (must be in 0..${V - 1}${allowed === undefined ? '' : `, or ${allowed} to skip`})`);
-    }
+    checkTokens(caller, name, data, V, allowed);
     const owner = rec.owner;
     // A partial write keeps the mark only if the rest of the tensor was marked (by this
     // record, with nothing written to the storage since): the union of the two ranges.
@@ -472,7 +469,21 @@ function checkInt32(fn: string, name: string, x: number): void {
   if (!Number.isInteger(x) || x < -0x80000000 || x > 0x7fffffff) throw new Error(`${fn}: ${name} must be a 32-bit integer, got ${x}`);
 }
 
-/** The message for an id out of range (the same from writeTokens and from a kernel's check). */
+/**
+ * Every entry of `ids` is a token id in 0..V-1 (or `allowed`, e.g. an ignore index), or an
+ * Error naming `fn` and `name[i]`: writeTokens' check, and the model's for the plain arrays
+ * its KV-cached decoder takes.
+ */
+export function checkTokens(fn: string, name: string, ids: ArrayLike<number>, V: number, allowed?: number): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (Number.isInteger(id) && id >= 0 && id < V) continue;
+    if (allowed !== undefined && id === allowed) continue;
+    throw new Error(`${fn}: ${name}[${i}] = ${id} is out of range (must be in 0..${V - 1}${allowed === undefined ? '' : `, or ${allowed} to skip`})`);
+  }
+}
+
+/** The message for an id out of range in a kernel's own scan (writeTokens words it as checkTokens does). */
 function outOfRange(fn: string, name: string, i: number, id: number, V: number, allowed: number | undefined): string {
   return `${fn}: ${name}[${i}] = ${id} is out of range (must be in 0..${V - 1}${allowed === undefined ? '' : ` or ${allowed}`})`;
 }

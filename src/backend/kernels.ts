@@ -85,11 +85,11 @@ export interface KernelDef {
  * accumulate (+=) into their gradients unless their overwrite flag is set.
  */
 export const KERNELS = {
-  /** out (B,T,C) = wte[ids] + wpe[t]; ids (B,T) i32 in 0..V where V = wte.length / C. */
+  /** out (B,T,C) = wte[ids] + wpe[t]; ids (B,T) i32 in 0..V-1 where V = wte.length / C. */
   encoderForward: {
     args: [out('out', 'B*T*C'), ids('ids', 'B*T', '< V'), table('wte', 'C', { count: 'V' }), table('wpe', 'C', { atLeast: 'T' }), dim('B'), dim('T'), dim('C')],
   },
-  /** dwte (V,C)[ids] += dout (B,T,C); dwpe (maxT,C)[t] += dout; ids (B,T) i32 in 0..V. */
+  /** dwte (V,C)[ids] += dout (B,T,C); dwpe (maxT,C)[t] += dout; ids (B,T) i32 in 0..V-1. */
   encoderBackward: {
     args: [table('dwte', 'C', { count: 'V', output: true }), table('dwpe', 'C', { atLeast: 'T', output: true }), inp('dout', 'B*T*C'), ids('ids', 'B*T', '< V'), dim('B'), dim('T'), dim('C')],
   },
@@ -212,7 +212,6 @@ export const KERNELS = {
 } as const satisfies Record<string, KernelDef>;
 
 export type KernelName = keyof typeof KERNELS;
-export type KernelArgs<K extends KernelName> = (typeof KERNELS)[K]['args'];
 
 /** The kernels' names, in table order. */
 export const KERNEL_NAMES = Object.freeze(Object.keys(KERNELS)) as readonly KernelName[];
@@ -260,7 +259,6 @@ type Params<As, Buf, Ids> = As extends readonly [infer H, ...infer R]
   : [];
 
 /** The parameter list of kernel K, with tensors named by Buf (f32) and Ids (i32). */
-export type KernelParams<K extends KernelName, Buf, Ids = Buf> = Params<KernelArgs<K>, Buf, Ids>;
 
 /**
  * The kernels, generic over how a buffer is named: `Tensor` handles on the public Backend,

@@ -5,12 +5,10 @@
 import type { BackendInfo } from './backend.js';
 import type { Kernels } from './kernels.js';
 import { TypedArrayBackend } from './typed-array.js';
-import { referenceKernels, type RefArray } from './reference-kernels.js';
+import { referenceKernels } from './reference-kernels.js';
 
 // The package version reported by backendInfo(): package.json's, written at build time (src/version.ts).
 import { VERSION } from '../version.js';
-export { VERSION };
-
 
 export class ReferenceBackend extends TypedArrayBackend {
   readonly name = 'reference' as const;
@@ -26,5 +24,3 @@ export class ReferenceBackend extends TypedArrayBackend {
 export function createReferenceBackend(): ReferenceBackend {
   return new ReferenceBackend();
 }
-
-export type { RefArray };

@@ -55,7 +55,7 @@ const DRAWS_PER_STREAM = 2 ** 31;
  * Uniform number in [0, 1) with 53 random bits: draw `k` of `seed`. (Two u32 of the counter
  * RNG: the top 32 bits from one, 21 more from the other.)
  */
-export function uniform53(seed: number, k: number): number {
+function uniform53(seed: number, k: number): number {
   if (!Number.isSafeInteger(k) || k < 0) throw new Error(`uniform53: k must be a safe integer >= 0, got ${k}`);
   const stream = (SAMPLER_STREAM + Math.floor(k / DRAWS_PER_STREAM)) >>> 0;
   const index = 2 * (k % DRAWS_PER_STREAM); // < 2^32

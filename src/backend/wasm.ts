@@ -4,9 +4,9 @@
 // because alloc and the kernels that use scratch memory can grow the memory (which
 // detaches every earlier view); no view is kept across calls.
 //
-// BaseBackend checks every argument before a kernel runs. The few checks here are the
-// ones specific to this boundary: sizes that must fit a u32 byte count, and scalars that
-// become f32 (a p that rounds up to 1.0 in f32).
+// BaseBackend checks every argument before a kernel runs (f32 scalars included: a p that
+// rounds up to 1.0 in f32 is refused there). The one check here is specific to this
+// boundary: sizes must fit a u32 byte count.
 
 import { loadWasm, type LoadedWasm, type LoadWasmOptions, type WasmExports, type WasmVariant } from '../../bindings/wasm.js';
 import type { BackendInfo, DType, DropoutSpec } from './backend.js';
@@ -130,24 +130,16 @@ function scratchOk(fn: string, status: number): void {
   if (status !== 0) throw new Error(`${fn}: out of WebAssembly memory for scratch space`);
 }
 
-/** p as the f32 the kernel sees: BaseBackend checked p < 1 in f64, but 0.99999999 rounds to 1. */
-function f32Unit(fn: string, name: string, x: number): number {
-  if (!(Math.fround(x) < 1)) throw new Error(`${fn}: ${name} must be in [0, 1) as a 32-bit float, got ${x}`);
-  return x;
-}
-
 // How one argument crosses into wasm (see wasmKernel).
 const PASS = 0; // a pointer, dim or scalar, as it is
 const NULLABLE = 1; // a pointer or null: null is 0
 const FLAG = 2; // a boolean: 0 or 1
-const UNIT = 3; // a scalar in [0, 1) that becomes an f32: checked to stay below 1 there
-const DROPOUT = 4; // a DropoutSpec: p (checked as UNIT), seed, stream
+const DROPOUT = 3; // a DropoutSpec: p, seed, stream
 
 function lowering(a: ArgDef): number {
   if (a.nullable) return NULLABLE;
   if (a.role === 'flag') return FLAG;
   if (a.role === 'dropout') return DROPOUT;
-  if (a.role === 'scalar' && a.kind === 'unit') return UNIT;
   return PASS;
 }
 
@@ -167,10 +159,8 @@ function wasmKernels(x: WasmExports): Kernels<number> {
 function wasmKernel(fn: string, def: KernelDef, x: WasmExports): (...args: unknown[]) => unknown {
   const f = (x as unknown as Record<string, (...a: unknown[]) => unknown>)[wasmName(fn)];
   const ops = def.args.map(lowering);
-  const names = def.args.map((a) => a.name);
   const d = ops.indexOf(DROPOUT);
   const scratch = def.scratch === true;
-  const returns = def.returns === 'number';
   // The export's arguments, rebuilt in place on every call (no allocation). Safe to share:
   // everything that could run other code (a spec's getters) is read before it is filled,
   // and a wasm kernel cannot call back into JavaScript (the module has no imports).
@@ -180,21 +170,17 @@ function wasmKernel(fn: string, def: KernelDef, x: WasmExports): (...args: unkno
     let p = 0;
     let seed = 0;
     let stream = 0;
-    for (let i = 0; i < ops.length; i++) {
-      if (ops[i] === UNIT) f32Unit(fn, names[i], args[i] as number);
-      else if (ops[i] === DROPOUT) {
-        const spec = (args[i] as DropoutSpec | undefined) ?? NO_DROPOUT;
-        p = spec.p;
-        seed = spec.seed;
-        stream = spec.stream;
-        f32Unit(fn, 'dropout.p', p);
-      }
+    if (d >= 0) {
+      const spec = (args[d] as DropoutSpec | undefined) ?? NO_DROPOUT;
+      p = spec.p;
+      seed = spec.seed;
+      stream = spec.stream;
     }
     let j = 0;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i];
       const v = args[i];
-      if (op === PASS || op === UNIT) lowered[j++] = v;
+      if (op === PASS) lowered[j++] = v;
       else if (op === NULLABLE) lowered[j++] = v ?? 0;
       else if (op === FLAG) lowered[j++] = v ? 1 : 0;
       else {
@@ -211,7 +197,7 @@ function wasmKernel(fn: string, def: KernelDef, x: WasmExports): (...args: unkno
       throw trapped(fn, e);
     }
     if (scratch) scratchOk(fn, r as number);
-    return returns ? r : undefined;
+    return r; // BaseBackend keeps it only for a kernel that returns a number
   };
 }
 

@@ -3,7 +3,7 @@
 // message. The token values are checked once, as the model writes them to the backend
 // (backend.writeTokens: `forward: ids[3] = 99 is out of range (must be in 0..63)`), which
 // remembers it so the kernels reading them do not scan them again. The KV-cached decoder
-// takes arrays of plain numbers, checked with checkTokens.
+// takes arrays of plain numbers, checked with the backend's checkTokens (base.ts).
 
 import type { GPTConfig } from './config.js';
 
@@ -19,20 +19,6 @@ export function checkIds(fn: string, config: Readonly<GPTConfig>, ids: Int32Arra
 /** Next-token targets (N = B·T, an Int32Array); their values are checked as they are written. */
 export function checkTargets(fn: string, targets: Int32Array, N: number): void {
   checkLength(fn, 'targets', targets, N);
-}
-
-/**
- * Every entry of `ids` is a token id in 0..V-1 (or `ignore`), for the decoder's plain
- * arrays. `name` is how the message calls the array (`ids`, `targets`, `tokens[2]`).
- */
-export function checkTokens(fn: string, name: string, ids: ArrayLike<number>, V: number, ignore?: number): void {
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i];
-    if (Number.isInteger(id) && id >= 0 && id < V) continue;
-    if (ignore !== undefined && id === ignore) continue;
-    const range = `must be in 0..${V - 1}${ignore === undefined ? '' : `, or ${ignore} to skip`}`;
-    throw new Error(`${fn}: ${name}[${i}] = ${id} is out of range (${range})`);
-  }
 }
 
 function checkLength(fn: string, name: string, a: Int32Array, n: number): void {

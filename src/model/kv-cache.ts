@@ -24,7 +24,7 @@
 import type { Backend, Tensor } from '../backend/backend.js';
 import { ActivationPlan } from './activations.js';
 import { NO_DROP, type Blocks } from './blocks.js';
-import { checkTokens } from './inputs.js';
+import { checkTokens } from '../backend/base.js';
 
 export class KVCache {
   /** Sequences in the batch (B). */
