@@ -185,18 +185,21 @@ export function gpt2FromContents(config: string | HFGPT2Config, bytes: Uint8Arra
   return { config: resolved, params: paramsFromHF(resolved, tensors, 'GPT.fromSafetensors') };
 }
 
-/** Reads a Hugging Face GPT-2 folder: its config and our parameters. */
-export async function loadGPT(dir: string): Promise<{ config: GPTConfig; params: Map<string, Float32Array> }> {
+/**
+ * Reads a Hugging Face GPT-2 folder: its config, our parameters, and every tensor of
+ * model.safetensors (a fine-tuned folder's head too). Errors name `fn`, the public caller.
+ */
+export async function loadGPT(dir: string, fn = 'GPT.load'): Promise<{ config: GPTConfig; params: Map<string, Float32Array>; tensors: Map<string, LoadedTensor> }> {
   let hf: HFGPT2Config;
   const configPath = join(dir, 'config.json');
   try {
     hf = JSON.parse(await readFile(configPath, 'utf8')) as HFGPT2Config;
   } catch (err) {
-    throw new Error(`GPT.load: cannot read ${configPath}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`${fn}: cannot read ${configPath}: ${(err as Error).message}`, { cause: err });
   }
   const config = configFromHF(hf);
   const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
-  return { config, params: paramsFromHF(config, tensors) };
+  return { config, params: paramsFromHF(config, tensors, fn), tensors };
 }
 
 /**

@@ -13,10 +13,9 @@ import { join } from 'node:path';
 import type { Backend, Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { readSafetensorsFile } from '../io/safetensors.js';
 import { GPT } from '../model/gpt.js';
 import { HEAD_BIAS, HEAD_WEIGHT, TaskHead } from '../model/head.js';
-import { configFromHF, paramsFromHF, saveGPT, type HFGPT2Config } from '../io/hf-gpt2.js';
+import { loadGPT, saveGPT } from '../io/hf-gpt2.js';
 import { dropoutSeed } from '../model/init.js';
 import { Arena } from '../model/activations.js';
 import { IGNORE_INDEX } from '../objectives/lm.js';
@@ -140,9 +139,7 @@ export class FineTunedGPT {
   static async load(dir: string, backend: Backend = getBackend()): Promise<FineTunedGPT> {
     const spec = checkTaskSpec(await readJson(join(dir, 'task.json')), join(dir, 'task.json'));
     const tokenizer = await Tokenizer.load(join(dir, 'tokenizer.json'));
-    const config = configFromHF((await readJson(join(dir, 'config.json'))) as HFGPT2Config);
-    const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
-    const params = paramsFromHF(config, tensors, 'FineTunedGPT.load');
+    const { config, params, tensors } = await loadGPT(dir, 'FineTunedGPT.load');
     const w = tensors.get(HEAD_WEIGHT);
     const b = tensors.get(HEAD_BIAS);
     const K = outputsOf(spec);

@@ -39,9 +39,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { syncDirectory, writeFileAtomic } from '../io/atomic.js';
-import { expectTensors, readSafetensorsFile, writeSafetensorsFile, type LoadedTensor } from '../io/safetensors.js';
+import { expectTensors, readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
 import type { GPTConfig } from '../model/config.js';
-import { configFromHF, paramsFromHF, type HFGPT2Config } from '../io/hf-gpt2.js';
+import { loadGPT } from '../io/hf-gpt2.js';
 import { GPT } from '../model/gpt.js';
 import { paramLayout } from '../model/params.js';
 import { HEAD_BIAS, HEAD_WEIGHT } from '../model/head.js';
@@ -267,18 +267,11 @@ async function openCheckpoint(dir: string, fn: string): Promise<{ found: string;
   return { found, where, raw: await readJson(join(found, 'trainer.json')) };
 }
 
-/** config.json and model.safetensors: the config, our parameters, and every tensor (the head's too). */
-async function readWeights(found: string, where: (msg: string) => Error): Promise<{ config: GPTConfig; params: Map<string, Float32Array>; tensors: Map<string, LoadedTensor> }> {
-  try {
-    const configPath = join(found, 'config.json');
-    const config = configFromHF((await readJson(configPath).catch((err: Error) => {
-      throw new Error(`GPT.load: cannot read ${configPath}: ${err.message}`);
-    })) as HFGPT2Config);
-    const { tensors } = await readSafetensorsFile(join(found, 'model.safetensors'));
-    return { config, params: paramsFromHF(config, tensors), tensors };
-  } catch (err) {
-    throw where((err as Error).message);
-  }
+/** config.json and model.safetensors (the model folder's loader), errors placed in the checkpoint. */
+function readWeights(found: string, where: (msg: string) => Error): ReturnType<typeof loadGPT> {
+  return loadGPT(found).catch((err: Error) => {
+    throw where(err.message);
+  });
 }
 
 /** optimizer.safetensors: m and v of P values, and head.m, head.v of H when H is not null. */
