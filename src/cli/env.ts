@@ -9,6 +9,7 @@ import type { BackendName } from '../backend/backend.js';
 import { GPT } from '../model/gpt.js';
 import { FineTunedGPT } from '../tasks/finetuned.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { VERSION } from '../version.js';
 import { choiceValue, intValue, type OptionTable } from './args.js';
 
 /**
@@ -33,8 +34,9 @@ export function packageRoot(): string {
   }
 }
 
+/** package.json's version, as the build wrote it into src/version.ts. */
 export function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  return VERSION;
 }
 
 /** Progress and notices go to stderr, a line at a time, so stdout carries only results. */

@@ -386,14 +386,15 @@ export class GPT {
 
   /**
    * One training pass of L1 (trainForward, lmLoss, backward): mean next-token cross-entropy
-   * over the positions whose target is not -1; accumulates the gradients (call zeroGrad
-   * between steps). Returns the loss.
+   * over the positions whose target is not -1; accumulates `weight` times its gradient
+   * (call zeroGrad between steps; 1/gradAccum for gradient accumulation). Returns the loss.
    */
-  forwardBackward(ids: Int32Array, targets: Int32Array, batch: number, seq: number): number {
+  forwardBackward(ids: Int32Array, targets: Int32Array, batch: number, seq: number, weight = 1): number {
     // Check everything before anything runs, so a bad call leaves no half-done pass.
     this.alive();
+    if (typeof weight !== 'number' || !Number.isFinite(weight)) throw new Error(`forwardBackward: weight must be a finite number, got ${String(weight)}`);
     const pass = this.startPass(this.inputs('forwardBackward', ids, batch, seq, targets), batch, seq);
-    const loss = this.passLoss(pass, targets, 1);
+    const loss = this.passLoss(pass, targets, weight);
     this.passBackward(pass);
     return loss;
   }

@@ -42,7 +42,7 @@ import { AdamW } from './optimizer.js';
 import { uniformInt } from '../backend/rng.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 import { CHECKPOINT_FORMAT, loadTaskCheckpoint, repairCheckpoint, resumeSource, saveCheckpoint, type FineTuneTrainerState } from './checkpoint.js';
-import { runStepLoop, taskMicroStep } from './loop.js';
+import { runStepLoop } from './loop.js';
 
 export interface FineTuneTask {
   type: TaskType;
@@ -236,7 +236,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
         const b = step % perEpoch;
         const idx = order.subarray(b * o.batchSize, Math.min(N, (b + 1) * o.batchSize));
         const { batch, gold } = ft.batch(trainData, idx);
-        return { ...taskMicroStep(ft, batch, gold, o.lambda), examples: idx.length };
+        return { ...ft.lossBackward(batch, gold, o.lambda), examples: idx.length };
       },
       evaluate: (step) => {
         if (validation === null || !endOfEpoch(step)) return undefined;

@@ -15,13 +15,10 @@
 //     checkpoint when due
 //   stopped early: checkpoint what was done (unless this update's was just written)
 //
-// The model calls of the loops go through lmMicroStep (train) and taskMicroStep (finetune)
-// at the bottom of this file, and nowhere else, so a change of the model's training-pass API
-// touches those two functions only.
+// The loop itself calls no model: train's micro-steps go through lmMicroStep (below),
+// finetune's through FineTunedGPT.lossBackward (src/tasks/finetuned.ts).
 
 import type { GPT } from '../model/gpt.js';
-import type { FineTunedGPT, Gold, LossParts } from '../tasks/finetuned.js';
-import type { TaskBatch } from '../tasks/transform.js';
 import { clipGradNorm, type AdamW, type Optimizable } from './optimizer.js';
 
 /** A parameter set the loop zeroes and clips (a GPT, a task head). */
@@ -113,7 +110,7 @@ export async function runStepLoop<P extends { loss: number }, E>(loop: StepLoop<
   return { step, stopped };
 }
 
-// ---- the model calls of the loops (one function per verb) ----
+// ---- train's model call ----
 
 /**
  * One micro-batch of pre-training: forward, next-token loss, backward; the gradient is that
@@ -121,13 +118,5 @@ export async function runStepLoop<P extends { loss: number }, E>(loop: StepLoop<
  * model's. Returns the (unweighted) mean loss.
  */
 export function lmMicroStep(model: GPT, ids: Int32Array, targets: Int32Array, B: number, T: number, weight: number): number {
-  const pass = model.trainForward(ids, B, T);
-  const loss = model.lmLoss(pass, targets, weight);
-  model.backward(pass);
-  return loss;
-}
-
-/** One batch of fine-tuning: L3 = L2 + λ·L1, backward into the model and the head. */
-export function taskMicroStep(ft: FineTunedGPT, batch: TaskBatch, gold: Gold, lambda: number): LossParts {
-  return ft.lossBackward(batch, gold, lambda);
+  return model.forwardBackward(ids, targets, B, T, weight);
 }
