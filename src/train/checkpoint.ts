@@ -91,9 +91,8 @@ export interface FineTuneTrainerState {
   options: Record<string, unknown>;
   /** Training loss of the last step. */
   loss: number | null;
-  /** Validation metrics after each epoch so far, and the last ones. */
+  /** Validation metrics after each epoch so far (the last ones are its last entry). */
   history: Array<{ epoch: number; step: number; metrics: TaskMetrics }>;
-  validation: TaskMetrics | null;
 }
 
 export interface CheckpointContents {
@@ -326,6 +325,11 @@ function checkFineTuneState(x: unknown, where: (msg: string) => Error): FineTune
 }
 
 /** What every trainer.json has: format, version, step, trainingSteps. */
+/** The fields every trainer.json starts with (checkHeader reads them back): train's and finetune's alike. */
+export function trainerHeader(step: number, model: GPT): Pick<TrainerState, 'format' | 'version' | 'step' | 'trainingSteps'> {
+  return { format: CHECKPOINT_FORMAT, version: 1, step, trainingSteps: model.trainingSteps };
+}
+
 function checkHeader(x: unknown, where: (msg: string) => Error): Partial<TrainerState | FineTuneTrainerState> {
   const t = x as Partial<TrainerState | FineTuneTrainerState> | null;
   if (t === null || typeof t !== 'object' || t.format !== CHECKPOINT_FORMAT) throw where(`trainer.json is not a ${CHECKPOINT_FORMAT} file`);

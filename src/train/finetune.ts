@@ -41,7 +41,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { AdamW } from './optimizer.js';
 import { uniformInt } from '../backend/rng.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
-import { CHECKPOINT_FORMAT, loadTaskCheckpoint, repairCheckpoint, resumeSource, saveCheckpoint, type FineTuneTrainerState } from './checkpoint.js';
+import { trainerHeader, loadTaskCheckpoint, repairCheckpoint, resumeSource, saveCheckpoint, type FineTuneTrainerState } from './checkpoint.js';
 import { runStepLoop } from './loop.js';
 
 export interface FineTuneTask {
@@ -187,7 +187,6 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   const adamHead = new AdamW(ft.head, { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
   const losses: number[] = [];
   let history: FineTuneResult['history'] = [];
-  let validationMetrics: TaskMetrics | null = null;
   let startStep = 0;
   let lastLoss: number | null = null;
   let run: { step: number; stopped: boolean };
@@ -210,7 +209,6 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
       startStep = trainer.step;
       lastLoss = trainer.loss;
       history = trainer.history;
-      validationMetrics = trainer.validation;
     }
 
     // The epoch order of the current update (update k is batch k mod perEpoch of epoch floor(k / perEpoch) + 1).
@@ -240,9 +238,9 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
       },
       evaluate: (step) => {
         if (validation === null || !endOfEpoch(step)) return undefined;
-        validationMetrics = evaluateData(ft, validation, o.evalBatchSize);
-        history.push({ epoch: epochOf(step - 1), step, metrics: validationMetrics });
-        return validationMetrics;
+        const metrics = evaluateData(ft, validation, o.evalBatchSize);
+        history.push({ epoch: epochOf(step - 1), step, metrics });
+        return metrics;
       },
       onUpdate: async ({ step, lr, gradNorm, parts: { examples, ...parts }, ms, evaluation }) => {
         lastLoss = parts.loss;
@@ -257,17 +255,13 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
           ? undefined
           : async (step) => {
               const trainer: FineTuneTrainerState = {
-                format: CHECKPOINT_FORMAT,
-                version: 1,
+                ...trainerHeader(step, ft.model),
                 verb: 'finetune',
-                step,
-                trainingSteps: ft.model.trainingSteps,
                 headSteps: ft.headSteps,
                 data: { id: dataId, count: N },
                 options: { ...o },
                 loss: lastLoss,
                 history,
-                validation: validationMetrics,
               };
               await saveCheckpoint(checkpointDir, { model: ft, optimizer: adamModel.state(), headOptimizer: adamHead.state(), trainer });
             },
@@ -287,7 +281,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
     startStep,
     losses,
     history,
-    validation: validationMetrics,
+    validation: history.at(-1)?.metrics ?? null,
     truncated: { train: trainData.truncated, validation: valData?.truncated ?? 0 },
     addedTokens: prepared.added,
     stopped: run.stopped,

@@ -18,7 +18,7 @@
 import { AdamW } from './optimizer.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 import { TokenDataset, WindowSampler, evalWindowStarts } from './data.js';
-import { loadCheckpoint, saveCheckpoint, repairCheckpoint, resumeSource, CHECKPOINT_FORMAT, type TrainerState } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, repairCheckpoint, resumeSource, trainerHeader, type TrainerState } from './checkpoint.js';
 import { lmMicroStep, runStepLoop } from './loop.js';
 import type { GPT } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -213,10 +213,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             ? undefined
             : async (step) => {
                 const trainer: TrainerState = {
-                  format: CHECKPOINT_FORMAT,
-                  version: 1,
-                  step,
-                  trainingSteps: model.trainingSteps,
+                  ...trainerHeader(step, model),
                   sampler: sampler.state(),
                   data: { id: data.id, count: data.count, trainTokens: data.trainTokens },
                   options: { ...o },
