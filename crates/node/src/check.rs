@@ -286,8 +286,9 @@ impl<'env> Call<'env> {
     }
 
     /// Ends the checks: no output may share memory with another output or any input
-    /// (compared as address ranges, so two views of one ArrayBuffer are caught).
-    pub fn finish(&self) -> Result<Checked<'env>> {
+    /// (compared as address ranges, so two views of one ArrayBuffer are caught). Takes the
+    /// checker, so no buffer can be taken after the overlap check that `Checked` stands for.
+    pub fn finish(self) -> Result<Checked<'env>> {
         let outs = &self.outs[..];
         for (i, a) in outs.iter().enumerate() {
             for b in outs[i + 1..].iter().chain(self.ins.iter()) {
