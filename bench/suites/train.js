@@ -284,6 +284,7 @@ function ferroProfile(lib, cfg, model, opt, threads, steps) {
   const { batch: B } = cfg;
   const { blockSize: T, vocabSize: V } = cfg.model;
   const batches = randomBatches(2, B, T, V, 2);
+  if (!lib.KERNEL_NAMES) throw new Error('profile: this build has no kernel registry (src/backend/kernels.js)');
   const KERNELS = lib.KERNEL_NAMES; // every kernel of the registry (src/backend/kernels.ts); unused ones are left out of the table
   const ins = instrument(lib.backend, KERNELS);
   try {
