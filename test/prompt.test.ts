@@ -1,5 +1,6 @@
 // The prompting API: generate (greedy vs the PyTorch fixture, sampling sets, seeds, stop
-// strings, streaming, abort, batches), score, zeroShot and fewShot.
+// strings, streaming, abort, batches), score (with GPT-3's unconditional normalisation),
+// zeroShot and fewShot.
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,7 @@ import { GPT } from '../src/model/gpt.js';
 import { generate, type PromptTokenizer } from '../src/prompt/generate.js';
 import { drawToken, resolveSampling, samplingDistribution } from '../src/prompt/sampling.js';
 import { logSoftmax, score } from '../src/prompt/score.js';
-import { fewShot } from '../src/prompt/few-shot.js';
+import { compileTemplate, DEFAULT_TEMPLATE, fewShot } from '../src/prompt/few-shot.js';
 import { zeroShot } from '../src/prompt/zero-shot.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { mulberry32 } from './helpers/random.js';
@@ -232,6 +233,109 @@ describeEachBackend('score', (be: Backend) => {
   }, 60_000);
 }, ['native', 'wasm', 'reference']);
 
+/**
+ * log P(candidate | prefix), computed apart from score(): one full forward pass (no KV
+ * cache) over prefix + candidate, the log-softmax of each row done here in float64.
+ */
+function fullLogProb(model: GPT, prefix: readonly number[], candidate: readonly number[]): number {
+  const V = model.config.vocabSize;
+  const seq = [...prefix, ...candidate];
+  const logits = model.forward(Int32Array.from(seq), 1, seq.length);
+  let sum = 0;
+  for (let t = prefix.length; t < seq.length; t++) {
+    const row = logits.subarray((t - 1) * V, t * V); // predicts seq[t]
+    let max = -Infinity;
+    for (const x of row) max = Math.max(max, x);
+    let z = 0;
+    for (const x of row) z += Math.exp(x - max);
+    sum += row[seq[t]] - max - Math.log(z);
+  }
+  return sum;
+}
+
+// Every backend: score()'s KV-cached, batched passes against full recomputes, within 1e-4
+// (float32 logits through two layers; the sums are over at most 4 tokens).
+describeEachBackend("score, normalize 'unconditional' (GPT-3)", (be: Backend) => {
+  const V = 37;
+  const blockSize = 24;
+  const TOL = 1e-4;
+  const ctx = [3, 8, 1, 9, 4];
+  const answerContext = [5, 12];
+  const cands = [[7], [2, 2, 5], [11, 30, 6, 1], [0, 5]];
+  const withModel = (body: (model: GPT) => Promise<void>) => async () => {
+    const model = GPT.create({ vocabSize: V, blockSize, nLayer: 2, nHead: 2, nEmbd: 24, seed: 4 }, be);
+    try {
+      await body(model);
+    } finally {
+      model.dispose();
+    }
+  };
+
+  it('logProb, unconditionalLogProb and score equal full-recompute log-probs after the context and after the answer context; best follows', withModel(async (model) => {
+    const r = await score(model, letters(V), ctx, cands, { normalize: 'unconditional', answerContext, batchSize: 2 });
+    const want = cands.map((c) => {
+      const logProb = fullLogProb(model, ctx, c);
+      const unconditionalLogProb = fullLogProb(model, answerContext, c);
+      return { logProb, unconditionalLogProb, score: logProb - unconditionalLogProb };
+    });
+    r.candidates.forEach((c, i) => {
+      expect(Math.abs(c.logProb - want[i].logProb), `candidate ${i} logProb`).toBeLessThan(TOL);
+      expect(Math.abs(c.unconditionalLogProb! - want[i].unconditionalLogProb), `candidate ${i} unconditionalLogProb`).toBeLessThan(TOL);
+      expect(Math.abs(c.score - want[i].score), `candidate ${i} score`).toBeLessThan(TOL);
+      expect(r.scores[i]).toBe(c.score);
+    });
+    const ranked = want.map((w, i) => i).sort((a, b) => want[b].score - want[a].score);
+    expect(want[ranked[0]].score - want[ranked[1]].score, 'the fixture has a clear winner').toBeGreaterThan(10 * TOL);
+    expect(r.best).toBe(ranked[0]);
+    // The other modes leave the field out.
+    expect((await score(model, letters(V), ctx, cands)).candidates.every((c) => c.unconditionalLogProb === undefined)).toBe(true);
+  }), 60_000);
+
+  it("the default answer context is the text 'Answer:'; an empty one is the end-of-text token", withModel(async (model) => {
+    const tok = letters(V);
+    const byDefault = await score(model, tok, ctx, cands, { normalize: 'unconditional' });
+    const empty = await score(model, tok, ctx, cands, { normalize: 'unconditional', answerContext: '' });
+    cands.forEach((c, i) => {
+      expect(Math.abs(byDefault.candidates[i].unconditionalLogProb! - fullLogProb(model, tok.encode('Answer:'), c))).toBeLessThan(TOL);
+      expect(Math.abs(empty.candidates[i].unconditionalLogProb! - fullLogProb(model, [tok.eosId], c))).toBeLessThan(TOL);
+    });
+  }), 60_000);
+
+  it("ranks differently from 'none' where a candidate's prior likelihood carries it", withModel(async (model) => {
+    // Among single-token candidates, the pair (a, b) where a is clearly likelier after the
+    // context but b clearly gains more over its likelihood after the answer context: the
+    // widest such margin, so every backend agrees on both rankings.
+    const cond = Array.from({ length: V }, (_, i) => fullLogProb(model, ctx, [i]));
+    const uncond = Array.from({ length: V }, (_, i) => fullLogProb(model, answerContext, [i]));
+    let pair = [0, 0];
+    let margin = -Infinity;
+    for (let a = 0; a < V; a++) {
+      for (let b = 0; b < V; b++) {
+        const m = Math.min(cond[a] - cond[b], cond[b] - uncond[b] - (cond[a] - uncond[a]));
+        if (m > margin) [pair, margin] = [[a, b], m];
+      }
+    }
+    expect(margin, 'a flipping pair exists with a margin well above the tolerance').toBeGreaterThan(0.05);
+    const candidates = pair.map((id) => [id]);
+    expect((await score(model, letters(V), ctx, candidates)).best).toBe(0);
+    expect((await score(model, letters(V), ctx, candidates, { normalize: 'unconditional', answerContext })).best).toBe(1);
+  }), 60_000);
+
+  it('bad options are errors naming the problem', withModel(async (model) => {
+    const tok = letters(V);
+    const bad: Array<[object, RegExp]> = [
+      [{ normalize: 'bogus' }, /normalize must be 'none', 'token', 'char' or 'unconditional', got bogus/],
+      [{ normalize: 'unconditional', answerContext: 42 }, /answerContext must be a string or an array of token ids/],
+      [{ normalize: 'unconditional', answerContext: [1, V] }, /answerContext has token id 37 outside the model's vocabulary \(37\)/],
+      [{ normalize: 'token', answerContext: 'A:' }, /answerContext is used only with normalize 'unconditional', got normalize 'token'/],
+      // The context is cut to fit; the answer context is not.
+      [{ normalize: 'unconditional', answerContext: new Array(21).fill(1) }, /answerContext \(21 tokens\) and the longest candidate \(4 tokens\) do not fit the model's blockSize 24/],
+    ];
+    for (const [options, message] of bad) await expect(score(model, tok, ctx, cands, options as never), JSON.stringify(options)).rejects.toThrow(message);
+    expect((await score(model, tok, new Array(40).fill(1), cands, { normalize: 'unconditional' })).contextTokens).toBe(blockSize - 4);
+  }), 60_000);
+});
+
 describe('zeroShot and fewShot', () => {
   const be = createReferenceBackend();
   const V = 64;
@@ -268,5 +372,25 @@ describe('zeroShot and fewShot', () => {
     const g = await zeroShot({ model, tokenizer: tok, instruction: 'Say.', input: 'hi', generate: { maxNewTokens: 5, stopAtEos: false } });
     expect(g.answer.length).toBeLessThanOrEqual(5);
     expect(g.finishReason).toBeDefined();
+  });
+
+  it("the template's answer cue is the query after its input: 'Output:' by default", () => {
+    expect(compileTemplate(DEFAULT_TEMPLATE).answerCue).toBe('Output:');
+    expect(compileTemplate({ instruction: '{instruction}', example: 'Q: {input}\nA: {output}', separator: '\n\n' }).answerCue).toBe('A:');
+    expect(compileTemplate({ instruction: '{instruction}', example: '{input} => {output};', separator: '\n' }).answerCue).toBe('=>');
+  });
+
+  it("normalize 'unconditional' scores the labels after the prompt and after the answer cue, or the answerContext given", async () => {
+    const labels = ['yes', 'no', 'maybe'];
+    const answers = labels.map((l) => ' ' + l); // the default template's answer prefix
+    const f = await fewShot({ model, tokenizer: tok, instruction: 'Do it.', examples, query: 'x', labels, normalize: 'unconditional' });
+    const want = await score(model, tok, f.prompt, answers, { normalize: 'unconditional', answerContext: 'Output:' });
+    expect(f.scores).toEqual(want.scores);
+    expect(f.index).toBe(want.best);
+    const given = await fewShot({ model, tokenizer: tok, examples, query: 'x', k: 2, labels, normalize: 'unconditional', answerContext: 'A:' });
+    expect(given.scores).toEqual((await score(model, tok, given.prompt, answers, { normalize: 'unconditional', answerContext: 'A:' })).scores);
+    const z = await zeroShot({ model, tokenizer: tok, instruction: 'Say.', input: 'hi', labels, normalize: 'unconditional' });
+    expect(z.scores).toEqual((await score(model, tok, z.prompt, answers, { normalize: 'unconditional', answerContext: 'Output:' })).scores);
+    await expect(fewShot({ model, tokenizer: tok, examples, query: 'x', labels, answerContext: 'A:' })).rejects.toThrow(/answerContext is used only with normalize 'unconditional'/);
   });
 });

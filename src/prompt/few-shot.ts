@@ -13,6 +13,9 @@
 // and {output}, and the separator between blocks. The query is the demonstration cut just
 // before {output}, and the whitespace in front of {output} starts the answer (so the default
 // 'Input: {input}\nOutput: {output}' asks 'Input: …\nOutput:' and scores ' ' + label).
+// The template's answer cue is the query after its input, without the whitespace before it
+// ('Output:' for the default): normalize 'unconditional' scores the answers after it by
+// default (see promptTask).
 //
 // Fitting the context: the prompt plus room for the answer (the longest label, or
 // maxNewTokens) must fit the model's blockSize. Demonstrations are dropped, the earliest
@@ -56,6 +59,11 @@ export interface FewShotOptions {
   labels?: readonly string[];
   /** How label scores are compared (see score()). Default 'none' (total log-likelihood). */
   normalize?: ScoreNormalization;
+  /**
+   * With normalize 'unconditional': what the labels' prior likelihood is measured after.
+   * Default: the template's answer cue ('Output:' for the default template).
+   */
+  answerContext?: string | readonly number[];
   /** Generation options when there are no labels (default: greedy, stop at '\n', maxNewTokens 32). */
   generate?: GenerateOptions;
 }
@@ -80,6 +88,7 @@ export function compileTemplate(t: PromptTemplate): {
   example: (e: Example) => string;
   query: (input: string) => string;
   answerPrefix: string;
+  answerCue: string;
   separator: string;
 } {
   if (t === null || typeof t !== 'object' || typeof t.instruction !== 'string' || typeof t.example !== 'string' || typeof t.separator !== 'string') {
@@ -90,12 +99,17 @@ export function compileTemplate(t: PromptTemplate): {
   const before = t.example.slice(0, at);
   const answerPrefix = /\s*$/.exec(before)![0];
   const queryTpl = before.slice(0, before.length - answerPrefix.length);
+  // The cue is what the query asks with once the input is given ('\nOutput:' → 'Output:');
+  // a template with no {input} before {output} has only its query text as the cue.
+  const inputAt = queryTpl.lastIndexOf('{input}');
+  const answerCue = (inputAt < 0 ? queryTpl : queryTpl.slice(inputAt + '{input}'.length)).trimStart();
   const fill = (s: string, vars: Record<string, string>): string => s.replace(/\{(instruction|input|output)\}/g, (m, k: string) => vars[k] ?? m);
   return {
     instruction: (text) => fill(t.instruction, { instruction: text }),
     example: (e) => fill(t.example, { input: e.input, output: e.output }),
     query: (input) => fill(queryTpl, { input }),
     answerPrefix,
+    answerCue,
     separator: t.separator,
   };
 }
@@ -156,7 +170,13 @@ export async function promptTask(fn: string, o: FewShotOptions): Promise<PromptR
   }
 
   if (labels) {
-    const r = scoreSync(model, tokenizer, prompt, answers, { normalize: o.normalize ?? 'none' });
+    // The unconditional pass defaults to the template's own cue rather than score()'s
+    // 'Answer:': the labels then follow the very tokens they follow in the prompt, so the
+    // difference of the two passes is what the instruction, demonstrations and query add.
+    // That is the role "Answer: " and "A: " play in GPT-3, whose templates ask with them.
+    const normalize = o.normalize ?? 'none';
+    const answerContext = normalize === 'unconditional' ? (o.answerContext ?? tpl.answerCue) : o.answerContext;
+    const r = scoreSync(model, tokenizer, prompt, answers, { normalize, answerContext });
     return { prompt, demonstrations: n, answer: labels[r.best], index: r.best, scores: r.scores };
   }
   const r = await generate(model, tokenizer, prompt, gen).result;

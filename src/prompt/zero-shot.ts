@@ -8,10 +8,12 @@
 // (score(), the label's log-likelihood) and the most likely wins. Without, the answer is
 // generated (greedy, up to the end of the line, by default). The prompt is the template of
 // few-shot.ts with no demonstrations: instruction, separator, 'Input: …\nOutput:'.
+// `normalize` and `answerContext` are fewShot's (with 'unconditional', the labels are also
+// scored after the template's answer cue, 'Output:' by default).
 
 import { promptTask, type FewShotOptions, type PromptResult, type PromptTemplate } from './few-shot.js';
 
-export interface ZeroShotOptions extends Pick<FewShotOptions, 'model' | 'tokenizer' | 'labels' | 'normalize' | 'generate'> {
+export interface ZeroShotOptions extends Pick<FewShotOptions, 'model' | 'tokenizer' | 'labels' | 'normalize' | 'answerContext' | 'generate'> {
   instruction: string;
   input: string;
   template?: PromptTemplate;
