@@ -132,6 +132,9 @@ describe('ferrogpt CLI (child process)', () => {
       ['demo', '--minutes', '-1'],
       ['train', '--data', 'x.txt', '--backend', 'gpu'],
       ['sample', 'extra-positional'],
+      ['score', '--help'],
+      ['score', '--model', 'm', '--candidates', ' a', '--normalize', 'prior'],
+      ['score', '--model', 'm', '--candidates', ' a', '--answer-context', 'A:'],
     ];
     const child = await spawnCli(runs);
     expect(child.code, child.stderr).toBe(0);
@@ -151,6 +154,7 @@ describe('ferrogpt CLI (child process)', () => {
     expect(byArgv(['train', '--help']).stdout).toMatch(/--data PATH[\s\S]*--tokenizer[\s\S]*--preset[\s\S]*--resume/);
     expect(byArgv(['finetune', '--help']).stdout).toMatch(/--model DIR[\s\S]*--checkpoint-every N[\s\S]*--resume/);
     expect(byArgv(['sample', '--help']).stdout).toMatch(/--max-new-tokens[\s\S]*--temperature[\s\S]*--top-k[\s\S]*--num-samples/);
+    expect(byArgv(['score', '--help']).stdout).toMatch(/--normalize HOW[\s\S]*unconditional[\s\S]*--answer-context TEXT/);
     expect(byArgv(['help', 'train']).stdout).toContain('Usage: ferrogpt train');
     const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string };
     expect(byArgv(['--version'])).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
@@ -168,6 +172,8 @@ describe('ferrogpt CLI (child process)', () => {
       [['demo', '--minutes', '-1'], /option '--minutes' argument is ambiguous \(is its value missing\?/],
       [['train', '--data', 'x.txt', '--backend', 'gpu'], /--backend must be one of native, wasm, reference/],
       [['sample', 'extra-positional'], /unexpected argument "extra-positional"/],
+      [['score', '--model', 'm', '--candidates', ' a', '--normalize', 'prior'], /--normalize must be one of none, token, char, unconditional, got "prior"/],
+      [['score', '--model', 'm', '--candidates', ' a', '--answer-context', 'A:'], /--answer-context is used only with --normalize unconditional/],
     ];
     for (const [argv, message] of usage) {
       const r = byArgv(argv);
@@ -177,7 +183,7 @@ describe('ferrogpt CLI (child process)', () => {
     }
   });
 
-  it('trains a tiny model, writes the model, tokenizer and loss.svg, and resumes', async () => {
+  it('trains a tiny model, writes the model, tokenizer and loss.svg, resumes, then samples and scores from it', async () => {
     const out = join(dir, 'run');
     const args = ['train', '--data', join(dir, 'text.txt'), '--out', out, '--preset', 'tiny', '--batch', '2', '--eval-every', '1', '--seed', '7'];
     const r = await cli(...args, '--steps', '3');
@@ -206,18 +212,27 @@ describe('ferrogpt CLI (child process)', () => {
     const losses = JSON.parse(await readFile(join(out, 'losses.json'), 'utf8')) as { train: Array<{ step: number }> };
     expect(losses.train.map((p) => p.step)).toEqual([1, 2, 3, 4]);
 
-    // sample from it: reproducible for a seed, streamed to stdout after the prompt
+    // sample from it (reproducible for a seed, streamed to stdout after the prompt), and score
     const sampleArgs = ['sample', '--model', out, '--prompt', 'The ', '--max-new-tokens', '30'];
     const runs = [
       [...sampleArgs, '--seed', '5'],
       [...sampleArgs, '--seed', '5'],
       [...sampleArgs, '--temperature', '0'],
       [...sampleArgs, '--seed', '5', '--num-samples', '2', '--top-k', '3'],
+      ['score', '--model', out, '-c', 'It is a', '--candidates', ' truth', ' x', '--normalize', 'unconditional', '--answer-context', 'A:', '--json'],
+      ['score', '--model', out, '-c', 'It is a', '--candidates', ' truth', ' x', '--normalize', 'unconditional'],
     ];
     const child = await spawnCli(runs);
     expect(child.code, child.stderr).toBe(0);
-    const [a, b, greedy, two] = JSON.parse(child.stdout) as RunResult[];
-    for (const s of [a, b, greedy, two]) expect(s.code, s.stderr).toBe(0);
+    const [a, b, greedy, two, scored, table] = JSON.parse(child.stdout) as RunResult[];
+    for (const s of [a, b, greedy, two, scored, table]) expect(s.code, s.stderr).toBe(0);
+    // score --normalize unconditional: score = logProb − unconditionalLogProb, also in the table
+    const result = JSON.parse(scored.stdout) as { candidates: Array<{ logProb: number; unconditionalLogProb: number; score: number }> };
+    for (const c of result.candidates) expect(c.score).toBeCloseTo(c.logProb - c.unconditionalLogProb, 12);
+    for (const line of table.stdout.trim().split('\n')) {
+      const [, scoreCol, logProb, unconditional] = line.split('\t').map(Number);
+      expect(scoreCol).toBeCloseTo(logProb - unconditional, 3);
+    }
     expect(a.stdout).toBe(b.stdout);
     expect(a.stdout.startsWith('The ')).toBe(true);
     // a char model: one character per token (sampling may stop early at <|endoftext|>)
