@@ -16,7 +16,7 @@ import { FineTunedGPT, type TaskDefinition } from '../src/tasks/finetuned.js';
 import { TASK_TOKENS, prepareForTask } from '../src/tasks/special.js';
 import type { TaskExample, TaskType } from '../src/tasks/transform.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
-import { finetune, type FineTuneStepInfo } from '../src/train/finetune.js';
+import { FINETUNE_PRESETS, finetune, finetuneRecipe, stillAtChance, widthScaledLr, type FineTuneStepInfo } from '../src/train/finetune.js';
 import { main } from '../src/cli/main.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { mulberry32 } from './helpers/random.js';
@@ -410,6 +410,55 @@ describe('finetune: options, data files, prediction, save and load', () => {
     await expect(finetune({ ...base, task: { ...base.task, maxLength: 99 } })).rejects.toThrow(/maxLength must be an integer in 3\.\.16/);
     await expect(finetune({ ...base, task: { type: 'summarize' as never, train } })).rejects.toThrow(/task type must be one of/);
     model.dispose();
+  });
+});
+
+describe('finetune: defaults, presets and the at-chance warning', () => {
+  it("the default lr is GPT-1's 6.25e-5 at GPT-1's width (768), scaled as 1 / nEmbd; preset 'gpt1' is GPT-1's recipe exactly", () => {
+    expect(widthScaledLr(768)).toBeCloseTo(6.25e-5, 12);
+    expect(finetuneRecipe(128).lr).toBeCloseTo(3.75e-4, 12);
+    expect(finetuneRecipe(128, 'gpt1')).toEqual({ epochs: 3, batchSize: 32, lr: 6.25e-5, warmup: 0.002, schedule: 'linear', lambda: 0.5, dropout: 0.1, clfDropout: 0.1, weightDecay: 0.01, gradClip: 1 });
+    const { lr: _a, ...d } = finetuneRecipe(128);
+    const { lr: _b, ...g } = FINETUNE_PRESETS.gpt1;
+    expect(d).toEqual(g); // the presets differ in the lr only
+    expect(() => finetuneRecipe(128, 'bert' as never)).toThrow(/preset must be 'default' or 'gpt1', got "bert"/);
+  });
+
+  it('a run reports the settings it used: the preset\'s, with the options given on top', async () => {
+    const model = GPT.create({ vocabSize: tokenizer.vocabSize, blockSize: 16, nLayer: 1, nHead: 1, nEmbd: 8, seed: 2 });
+    const task = { type: 'classification' as const, train: classificationTask(8, 41) };
+    const quiet = { onWarning: () => {} };
+    const d = await finetune({ model, tokenizer, task, maxSteps: 1, ...quiet });
+    expect(d.settings.lr).toBeCloseTo((6.25e-5 * 768) / 8, 12);
+    const g = await finetune({ model, tokenizer, task, maxSteps: 1, preset: 'gpt1', batchSize: 4, ...quiet });
+    expect(g.settings).toMatchObject({ lr: 6.25e-5, batchSize: 4, epochs: 3, lambda: 0.5 });
+    await expect(finetune({ model, tokenizer, task, preset: 'large' as never })).rejects.toThrow(/preset must be/);
+    for (const r of [d, g]) r.model.dispose();
+    model.dispose();
+  });
+
+  it('an epoch whose mean L2 is within 2% of ln K warns, once per such epoch, with what to try', async () => {
+    // lr 0: the weights never move, so L2 stays where a head of N(0, 0.02) starts: ~ln 2 over
+    // balanced labels (the logits' first-order terms cancel), one update per epoch.
+    const model = GPT.create({ vocabSize: tokenizer.vocabSize, blockSize: 16, nLayer: 1, nHead: 1, nEmbd: 8, seed: 2 });
+    const train = Array.from({ length: 16 }, (_, i) => ({ text: 'abcab'.slice(0, 1 + (i % 5)), label: i % 2 ? 'pos' : 'neg' }));
+    const heard: string[] = [];
+    const r = await finetune({ model, tokenizer, task: { type: 'classification', train }, epochs: 2, batchSize: 16, lr: 0, dropout: 0, clfDropout: 0, onWarning: (m) => heard.push(m) });
+    expect(heard).toHaveLength(2);
+    expect(r.warnings).toEqual(heard);
+    expect(heard[0]).toMatch(/^finetune: after epoch 1 the task loss L2 averages 0\.69\d+, within 2% of ln 2 = 0\.6931 .*Try a higher lr \(now 0\), /);
+    expect(heard[1]).toMatch(/after epoch 2 /);
+    r.model.dispose();
+    model.dispose();
+  });
+
+  it('stillAtChance: silent outside 2% of ln K, on either side', () => {
+    const o = { lr: 1e-4, batchSize: 32, epochs: 3, lambda: 0.5 };
+    expect(stillAtChance(Math.log(4) * 0.985, 4, 1, o)).toMatch(/ln 4 = 1\.3863/);
+    expect(stillAtChance(Math.log(4) * 1.015, 4, 1, o)).not.toBeNull();
+    expect(stillAtChance(Math.log(4) * 0.97, 4, 1, o)).toBeNull();
+    expect(stillAtChance(Math.log(2) * 1.03, 2, 1, o)).toBeNull();
+    expect(stillAtChance(NaN, 2, 1, o)).toBeNull();
   });
 });
 

@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { findCheckpoint } from '../train/checkpoint.js';
 import type { TaskMetrics } from '../tasks/metrics.js';
 import { TASK_TYPES, type TaskType } from '../tasks/transform.js';
-import { finetune, type FineTuneStepInfo } from '../train/finetune.js';
+import { FINETUNE_PRESETS, finetune, finetuneRecipe, type FineTunePreset, type FineTuneStepInfo } from '../train/finetune.js';
 import { HELP_OPTION, UsageError, choiceValue, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine as log } from './env.js';
 import { bar, formatDuration } from './progress.js';
@@ -34,10 +34,11 @@ export const FINETUNE_SPEC: CommandSpec = {
     out: { type: 'string', value: 'DIR', help: 'output folder (default ./ferrogpt-finetuned)' },
     labels: { type: 'string', value: 'A,B,..', help: 'class names in order (default: the training labels, sorted)' },
     regression: { type: 'boolean', help: 'similarity scored by a number (field "score"): one output, MSE (default when every example has a score)' },
+    preset: { type: 'string', value: 'NAME', help: "whose defaults the flags below take: default, or gpt1 (GPT-1's published recipe, lr 6.25e-5)" },
     lambda: { type: 'string', value: 'X', help: 'weight of the auxiliary LM loss, L3 = L2 + λ·L1; 0 turns it off (default 0.5)' },
     epochs: { type: 'string', value: 'N', help: 'passes over the training examples (default 3)' },
     batch: { type: 'string', value: 'N', help: 'examples per update (default 32)' },
-    lr: { type: 'string', value: 'X', help: 'peak learning rate, linear warmup then linear decay (default 6.25e-5)' },
+    lr: { type: 'string', value: 'X', help: 'peak learning rate, linear warmup then linear decay (default 6.25e-5 · 768 / the model\'s width; gpt1: 6.25e-5)' },
     warmup: { type: 'string', value: 'X', help: 'warmup: a fraction of the updates (< 1) or a count (default 0.002)' },
     dropout: { type: 'string', value: 'P', help: 'model dropout (default 0.1)' },
     'clf-dropout': { type: 'string', value: 'P', help: 'dropout before the head (default 0.1)' },
@@ -74,13 +75,15 @@ interface FinetuneSettings {
   labels: string[] | null;
   regression: boolean;
   maxLength: number | null;
-  lambda: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  warmup: number;
-  dropout: number;
-  clfDropout: number;
+  preset: FineTunePreset;
+  // The recipe: null where no flag was given, so the preset's default applies (finetuneRecipe).
+  lambda: number | null;
+  epochs: number | null;
+  batchSize: number | null;
+  lr: number | null;
+  warmup: number | null;
+  dropout: number | null;
+  clfDropout: number | null;
   seed: number;
   checkpointEvery: number;
 }
@@ -109,6 +112,12 @@ async function resolveSettings(values: Record<string, string | boolean | undefin
   const regression = values.regression === true || (values.regression === undefined && saved.regression === true);
   if (regression && task !== 'similarity') throw new UsageError('--regression is for --task similarity');
   const maxLength = values['max-length'] === undefined ? (saved.maxLength ?? null) : intValue(values, 'max-length', 0, 3);
+  const preset = choiceValue(values, 'preset', Object.keys(FINETUNE_PRESETS) as FineTunePreset[]) ?? saved.preset ?? 'default';
+  // A flag given, else run.json's value (null there too: the preset's default).
+  const num = (flag: string, key: keyof FinetuneSettings, min: number, max?: number): number | null =>
+    values[flag] === undefined ? ((saved[key] as number | null | undefined) ?? null) : numValue(values, flag, 0, min, max);
+  const int = (flag: string, key: keyof FinetuneSettings, min: number): number | null =>
+    values[flag] === undefined ? ((saved[key] as number | null | undefined) ?? null) : intValue(values, flag, 0, min);
   const settings: FinetuneSettings = {
     command: 'finetune',
     model: resolve(model),
@@ -118,13 +127,14 @@ async function resolveSettings(values: Record<string, string | boolean | undefin
     labels: labels ?? null,
     regression,
     maxLength,
-    lambda: numValue(values, 'lambda', saved.lambda ?? 0.5, 0),
-    epochs: intValue(values, 'epochs', saved.epochs ?? 3, 1),
-    batchSize: intValue(values, 'batch', saved.batchSize ?? 32, 1),
-    lr: numValue(values, 'lr', saved.lr ?? 6.25e-5, 0),
-    warmup: numValue(values, 'warmup', saved.warmup ?? 0.002, 0),
-    dropout: numValue(values, 'dropout', saved.dropout ?? 0.1, 0, 0.99),
-    clfDropout: numValue(values, 'clf-dropout', saved.clfDropout ?? 0.1, 0, 0.99),
+    preset,
+    lambda: num('lambda', 'lambda', 0),
+    epochs: int('epochs', 'epochs', 1),
+    batchSize: int('batch', 'batchSize', 1),
+    lr: num('lr', 'lr', 0),
+    warmup: num('warmup', 'warmup', 0),
+    dropout: num('dropout', 'dropout', 0, 0.99),
+    clfDropout: num('clf-dropout', 'clfDropout', 0, 0.99),
     seed: intValue(values, 'seed', saved.seed ?? 1337, 0),
     checkpointEvery: intValue(values, 'checkpoint-every', saved.checkpointEvery ?? 0, 0),
   };
@@ -155,20 +165,26 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
     if (!resume && found !== null) log(`note: starting afresh: the checkpoint in ${ckptDir} will be replaced (--resume continues it)`);
     await mkdir(out, { recursive: true });
     await writeFileAtomic(join(out, 'run.json'), JSON.stringify(s, null, 2) + '\n');
-    const settings = { lambda: s.lambda, epochs: s.epochs, batchSize: s.batchSize, lr: s.lr, warmup: s.warmup, dropout: s.dropout, clfDropout: s.clfDropout, seed: s.seed };
+    const given = { lambda: s.lambda, epochs: s.epochs, batchSize: s.batchSize, lr: s.lr, warmup: s.warmup, dropout: s.dropout, clfDropout: s.clfDropout };
+    const flags = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== null));
+    const settings = { ...finetuneRecipe(model.config.nEmbd, s.preset), ...flags }; // what finetune will use
     log(
-      `${resume ? 'resuming' : 'fine-tuning'} ${dir} on ${s.task} (${s.train}${s.valid ? `, validation ${s.valid}` : ''}), λ ${s.lambda}, ${s.epochs} epochs, batch ${s.batchSize}, lr ${s.lr}` +
+      `${resume ? 'resuming' : 'fine-tuning'} ${dir} on ${s.task} (${s.train}${s.valid ? `, validation ${s.valid}` : ''}), ` +
+        `${s.preset === 'default' ? '' : `preset ${s.preset}, `}λ ${settings.lambda}, ${settings.epochs} epochs, batch ${settings.batchSize}, lr ${+settings.lr.toPrecision(4)}` +
         (resume ? ` from ${found}` : ''),
     );
     const r = await finetune({
       model,
       tokenizer,
       task: { type: s.task, train: s.train, validation: s.valid ?? undefined, labels: s.labels ?? undefined, regression: s.regression ? true : undefined, maxLength: s.maxLength ?? undefined },
-      ...settings,
+      preset: s.preset,
+      ...flags,
+      seed: s.seed,
       checkpointDir: ckptDir,
       checkpointEvery: s.checkpointEvery,
       resume,
       onStep: (info) => progress.update(info),
+      onWarning: (message) => progress.note(message),
       signal: stop.signal,
     });
     progress.finish();
@@ -184,7 +200,7 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
       regression: r.model.task.regression,
       train: s.train,
       validation: s.valid,
-      settings: { ...settings, maxLength: r.model.task.maxLength },
+      settings: { preset: s.preset, ...r.settings, maxLength: r.model.task.maxLength },
       steps: r.steps,
       startStep: r.startStep,
       stopped: r.stopped,
@@ -253,6 +269,12 @@ class FinetuneProgress {
       const every = Math.max(1, Math.round(s.totalSteps / 20));
       if (s.step === 1 || s.step % every === 0 || s.validation || s.step === s.totalSteps) this.stream.write(`${stepText}  ${fields.join(' | ')}\n`);
     }
+  }
+
+  /** A message on a line of its own (the live line is redrawn after it). */
+  note(message: string): void {
+    this.finish();
+    this.stream.write(message + '\n');
   }
 
   finish(): void {

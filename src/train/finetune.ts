@@ -11,9 +11,19 @@
 //       every checkpointEvery updates: checkpoint
 //     evaluate on the validation examples; checkpoint
 //
-// Defaults are GPT-1's: lr 6.25e-5, batch 32, 3 epochs, warmup 0.2%, linear decay, λ 0.5,
-// dropout 0.1 (embeddings, attention, residual and classifier), AdamW β (0.9, 0.999),
-// ε 1e-8, weight decay 0.01 on tensors of rank >= 2, gradient clip 1.0.
+// Defaults (FINETUNE_PRESETS): GPT-1's published recipe — batch 32, 3 epochs, warmup 0.2%,
+// linear decay, λ 0.5, dropout 0.1 (embeddings, attention, residual and classifier), AdamW
+// β (0.9, 0.999), ε 1e-8, weight decay 0.01 on tensors of rank >= 2, gradient clip 1.0 —
+// with one change: the learning rate scales with the model's width, lr = 6.25e-5 · 768 /
+// nEmbd, so GPT-1's 6.25e-5 is what a 768-wide model gets and a 128-wide one gets 3.75e-4
+// (Adam's update size per weight is set by lr, and a narrower layer needs a larger one to
+// move its outputs as far; µP's rule for hidden weights). At 6.25e-5 a small pre-trained
+// model's L2 stays at chance for its first epoch on real-text pair tasks (see
+// bench/results/finetune.md). `preset: 'gpt1'` restores 6.25e-5 exactly.
+//
+// A run that has not started to learn says so: when an epoch's mean L2 is within 2% of
+// ln K (K classes or choices: what guessing uniformly gives), onWarning is called with
+// what to try.
 //
 // The model passed in is trained in place when it already has the task tokens and the
 // dropout asked for; otherwise a new GPT is built from it (rebuildGPT) and the one passed in
@@ -74,15 +84,52 @@ export interface FineTuneStepInfo {
   validation?: TaskMetrics;
 }
 
+/** Named recipes: their values are the defaults of every option below that is not given. */
+export type FineTunePreset = 'default' | 'gpt1';
+
+/** The options a preset fixes (see the top of this file); lr null: scaled with the width. */
+export const FINETUNE_PRESETS: Readonly<Record<FineTunePreset, Readonly<Omit<FineTuneRecipe, 'lr'> & { lr: number | null }>>> = Object.freeze({
+  default: Object.freeze({ epochs: 3, batchSize: 32, lr: null, warmup: 0.002, schedule: 'linear' as ScheduleKind, lambda: 0.5, dropout: 0.1, clfDropout: 0.1, weightDecay: 0.01, gradClip: 1.0 }),
+  gpt1: Object.freeze({ epochs: 3, batchSize: 32, lr: 6.25e-5, warmup: 0.002, schedule: 'linear' as ScheduleKind, lambda: 0.5, dropout: 0.1, clfDropout: 0.1, weightDecay: 0.01, gradClip: 1.0 }),
+});
+
+/** What a preset sets. */
+export interface FineTuneRecipe {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  schedule: ScheduleKind;
+  lambda: number;
+  dropout: number;
+  clfDropout: number;
+  weightDecay: number;
+  gradClip: number;
+}
+
+/** GPT-1's fine-tuning lr (at its width, 768), scaled as 1 / nEmbd for other widths. */
+export function widthScaledLr(nEmbd: number): number {
+  return (6.25e-5 * 768) / nEmbd;
+}
+
+/** A preset's values for a model of width nEmbd: the defaults finetune uses. */
+export function finetuneRecipe(nEmbd: number, preset: FineTunePreset = 'default'): FineTuneRecipe {
+  const p = FINETUNE_PRESETS[preset];
+  if (p === undefined) throw new Error(`finetune: preset must be ${Object.keys(FINETUNE_PRESETS).map((k) => `'${k}'`).join(' or ')}, got ${JSON.stringify(preset)}`);
+  return { ...p, lr: p.lr ?? widthScaledLr(nEmbd) };
+}
+
 export interface FineTuneOptions {
   model: GPT;
+  /** Whose defaults the options not given take: 'default' (see the top of this file) or 'gpt1' (GPT-1's, lr 6.25e-5). */
+  preset?: FineTunePreset;
   /** The model's tokenizer; the task tokens are added to a copy. */
   tokenizer: Tokenizer;
   task: FineTuneTask;
   epochs?: number;
   /** Examples per update. Default 32. */
   batchSize?: number;
-  /** Peak learning rate. Default 6.25e-5. */
+  /** Peak learning rate. Default 6.25e-5 · 768 / nEmbd (preset 'gpt1': 6.25e-5). */
   lr?: number;
   /** Warmup: a fraction of the updates (< 1; default 0.002 = 0.2%) or a number of updates (>= 1). */
   warmup?: number;
@@ -106,6 +153,8 @@ export interface FineTuneOptions {
   /** Examples per forward pass when evaluating. Default batchSize. */
   evalBatchSize?: number;
   onStep?: (info: FineTuneStepInfo) => void | Promise<void>;
+  /** Told when an epoch ends with L2 still at chance (and what to try). Default console.warn. */
+  onWarning?: (message: string) => void;
   /**
    * Checkpoints go here (one directory, replaced atomically; see checkpoint.ts): after every
    * epoch, every checkpointEvery updates, after the last and when stopped. It is also a
@@ -143,6 +192,10 @@ export interface FineTuneResult {
   addedTokens: string[];
   stopped: boolean;
   elapsedMs: number;
+  /** What onWarning was told, in order. */
+  warnings: string[];
+  /** The options this run used, defaults filled in. */
+  settings: FineTuneRecipe & { seed: number };
 }
 
 /** Fine-tunes `model` on a task; see FineTuneOptions and the top of this file. */
@@ -153,7 +206,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   if (model === null || typeof model !== 'object' || typeof model.trainForward !== 'function') throw new Error('finetune: model must be a GPT');
   if (tokenizer === null || typeof tokenizer !== 'object' || typeof tokenizer.encode !== 'function') throw new Error('finetune: tokenizer must be a Tokenizer');
   if (task === null || typeof task !== 'object') throw new Error('finetune: task must be { type, train, validation?, labels? }');
-  const o = resolve(options);
+  const o = resolve(options, model.config.nEmbd);
 
   const train = await examplesOf(task.train, task.type, 'task.train', true);
   const validation = task.validation === undefined ? null : await examplesOf(task.validation, task.type, 'task.validation', true);
@@ -186,6 +239,14 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   const adamModel = new AdamW(ft.model, { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
   const adamHead = new AdamW(ft.head, { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
   const losses: number[] = [];
+  const warnings: string[] = [];
+  const warn = (message: string): void => {
+    warnings.push(message);
+    (options.onWarning ?? console.warn)(message);
+  };
+  // Guessing uniformly among K classes or choices costs ln K; a regression has no such level.
+  const K = regression ? null : def.type === 'choice' ? (trainData.examples[0]?.seqs.length ?? 0) : ft.head.K;
+  let epochL2 = { sum: 0, updates: 0 };
   let history: FineTuneResult['history'] = [];
   let startStep = 0;
   let lastLoss: number | null = null;
@@ -245,6 +306,15 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
       onUpdate: async ({ step, lr, gradNorm, parts: { examples, ...parts }, ms, evaluation }) => {
         lastLoss = parts.loss;
         losses.push(parts.loss);
+        epochL2.sum += parts.l2;
+        epochL2.updates++;
+        if (endOfEpoch(step)) {
+          if (K !== null && K >= 2) {
+            const message = stillAtChance(epochL2.sum / epochL2.updates, K, epochOf(step - 1), o);
+            if (message !== null) warn(message);
+          }
+          epochL2 = { sum: 0, updates: 0 };
+        }
         const info: FineTuneStepInfo = { step, totalSteps, epoch: epochOf(step - 1), ...parts, lr, gradNorm, examplesPerSec: (examples * 1000) / Math.max(ms, 1e-3) };
         if (evaluation !== undefined) info.validation = evaluation;
         await onStep?.(info);
@@ -286,7 +356,24 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
     addedTokens: prepared.added,
     stopped: run.stopped,
     elapsedMs: performance.now() - t0,
+    warnings,
+    settings: { epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, warmup: o.warmup, schedule: o.schedule, lambda: o.lambda, dropout: o.dropout, clfDropout: o.clfDropout, weightDecay: o.weightDecay, gradClip: o.gradClip, seed: o.seed },
   };
+}
+
+/**
+ * The warning for an epoch whose mean L2 is within 2% of ln K (the loss of a uniform guess
+ * among K): the head has learned nothing the loss can see yet. Null when it has.
+ */
+export function stillAtChance(meanL2: number, K: number, epoch: number, o: { lr: number; batchSize: number; epochs: number; lambda: number }): string | null {
+  const chance = Math.log(K);
+  if (!(Math.abs(meanL2 - chance) <= 0.02 * chance)) return null;
+  return (
+    `finetune: after epoch ${epoch} the task loss L2 averages ${meanL2.toFixed(4)}, within 2% of ln ${K} = ${chance.toFixed(4)} ` +
+    `(what guessing among ${K} gives): the model has not started to learn the task. Try a higher lr (now ${o.lr}` +
+    `${o.lr > 0 ? `; e.g. ${+(o.lr * 4).toPrecision(3)}` : ''}), more epochs (now ${o.epochs}) or a smaller batch (now ${o.batchSize}) for more updates` +
+    `${o.lambda > 0 ? `, λ 0 (now ${o.lambda})` : ''}; and check that the labels follow from the inputs.`
+  );
 }
 
 function evaluateData(ft: FineTunedGPT, examples: TaskExample[], batchSize: number): TaskMetrics {
@@ -364,7 +451,7 @@ interface Resolved {
   checkpointEvery: number;
 }
 
-function resolve(o: FineTuneOptions): Resolved {
+function resolve(o: FineTuneOptions, nEmbd: number): Resolved {
   const int = (name: string, v: unknown, min: number): number => {
     if (!Number.isSafeInteger(v) || (v as number) < min) throw new Error(`finetune: ${name} must be an integer >= ${min}, got ${String(v)}`);
     return v as number;
@@ -373,26 +460,27 @@ function resolve(o: FineTuneOptions): Resolved {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new Error(`finetune: ${name} must be a number in [${min}, ${max}], got ${String(v)}`);
     return v;
   };
-  const schedule = o.schedule ?? 'linear';
+  const d = finetuneRecipe(nEmbd, o.preset ?? 'default');
+  const schedule = o.schedule ?? d.schedule;
   if (!['linear', 'cosine', 'constant'].includes(schedule)) throw new Error(`finetune: schedule must be 'linear', 'cosine' or 'constant', got ${JSON.stringify(schedule)}`);
-  const batchSize = int('batchSize', o.batchSize ?? 32, 1);
-  const dropout = num('dropout', o.dropout ?? 0.1, 0, 0.999);
-  const clfDropout = num('clfDropout', o.clfDropout ?? 0.1, 0, 0.999);
+  const batchSize = int('batchSize', o.batchSize ?? d.batchSize, 1);
+  const dropout = num('dropout', o.dropout ?? d.dropout, 0, 0.999);
+  const clfDropout = num('clfDropout', o.clfDropout ?? d.clfDropout, 0, 0.999);
   const seed = int('seed', o.seed ?? 1337, 0);
   if (seed > 0xffffffff) throw new Error(`finetune: seed must be below 2^32, got ${seed}`);
   return {
-    epochs: int('epochs', o.epochs ?? 3, 1),
+    epochs: int('epochs', o.epochs ?? d.epochs, 1),
     batchSize,
-    lr: num('lr', o.lr ?? 6.25e-5, 0),
-    warmup: num('warmup', o.warmup ?? 0.002, 0),
+    lr: num('lr', o.lr ?? d.lr, 0),
+    warmup: num('warmup', o.warmup ?? d.warmup, 0),
     schedule,
-    lambda: num('lambda', o.lambda ?? 0.5, 0),
+    lambda: num('lambda', o.lambda ?? d.lambda, 0),
     dropout,
     clfDropout,
-    weightDecay: num('weightDecay', o.weightDecay ?? 0.01, 0),
+    weightDecay: num('weightDecay', o.weightDecay ?? d.weightDecay, 0),
     betas: o.betas ?? [0.9, 0.999],
     eps: num('eps', o.eps ?? 1e-8, 0),
-    gradClip: num('gradClip', o.gradClip ?? 1.0, 0),
+    gradClip: num('gradClip', o.gradClip ?? d.gradClip, 0),
     seed,
     maxSteps: o.maxSteps === undefined ? undefined : int('maxSteps', o.maxSteps, 1),
     evalBatchSize: int('evalBatchSize', o.evalBatchSize ?? batchSize, 1),
