@@ -13,6 +13,9 @@
 # iteration and of the validation batches, the learning rate of every iteration (computed
 # by ferrogpt's schedule in Node, so both frameworks use the very same rates) and, when
 # given, the initial weights (float32, ferrogpt's parameter layout = nn.Linear's (OC, C)).
+#
+# bench/torch_finetune.py (fine-tuning parity, bench/finetune-parity.js) imports this file's
+# GPT (GPT.hidden: the states a task head reads), build_model and adamw: one PyTorch GPT.
 
 import json
 import math
@@ -71,13 +74,19 @@ class GPT(nn.Module):
             elif name.endswith('bias'):
                 nn.init.zeros_(p)
 
-    def forward(self, idx, targets=None):
+    def hidden(self, idx):
+        """The final hidden states (B, T, C), after ln_f: what the lm head and a task head read."""
         B, T = idx.shape
         x = self.wte(idx) + self.wpe(torch.arange(T, dtype=torch.long))
         for b in self.h:
             x = b(x)
-        x = self.ln_f(x)
-        logits = x @ self.wte.weight.t()  # tied lm head
+        return self.ln_f(x)
+
+    def lm_logits(self, x):
+        return x @ self.wte.weight.t()  # tied lm head
+
+    def forward(self, idx, targets=None):
+        logits = self.lm_logits(self.hidden(idx))
         if targets is None:
             return logits
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
@@ -91,7 +100,8 @@ class GPT(nn.Module):
         return out + [self.ln_f.weight, self.ln_f.bias]
 
 
-def build(job):
+def build_model(job):
+    """The GPT of job['model'], with ferrogpt's weights from job['initWeights'] when given."""
     m = job['model']
     torch.manual_seed(job.get('seed', 1337))
     model = GPT(m['vocabSize'], m['blockSize'], m['nLayer'], m['nHead'], m['nEmbd'])
@@ -102,17 +112,27 @@ def build(job):
             for p in model.ferro_order():
                 p.copy_(flat[off:off + p.numel()].view_as(p))
                 off += p.numel()
-    o = job.get('optim', {})
-    # Weight decay on tensors of rank >= 2 (wte, wpe, linear weights), as nanoGPT and ferrogpt.
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return model
+
+
+def adamw(params, o, default_wd=0.1, default_betas=(0.9, 0.99)):
+    """torch.optim.AdamW over `params` with weight decay on tensors of rank >= 2 (wte, wpe,
+    linear weights, a task head's weight) and not on biases and LayerNorm gains, as nanoGPT
+    and ferrogpt (src/train/optimizer.ts)."""
+    params = list(params)
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
     kw = {}
     if o.get('foreach') is not None:
         kw['foreach'] = o['foreach']
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': o.get('weightDecay', 0.1)},
-                             {'params': no_decay, 'weight_decay': 0.0}],
-                            lr=o.get('lr', 1e-3), betas=tuple(o.get('betas', [0.9, 0.99])), eps=o.get('eps', 1e-8), **kw)
-    return model, opt
+    return torch.optim.AdamW([{'params': decay, 'weight_decay': o.get('weightDecay', default_wd)},
+                              {'params': no_decay, 'weight_decay': 0.0}],
+                             lr=o.get('lr', 1e-3), betas=tuple(o.get('betas', default_betas)), eps=o.get('eps', 1e-8), **kw)
+
+
+def build(job):
+    model = build_model(job)
+    return model, adamw(model.parameters(), job.get('optim', {}))
 
 
 def train_step(model, opt, x, y, clip):

@@ -231,7 +231,8 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   const valData = validation === null ? null : ft.encode(validation, 'task.validation');
 
   const N = train.length;
-  const perEpoch = Math.ceil(N / o.batchSize);
+  const batches = batchSchedule(N, o.batchSize, o.seed);
+  const perEpoch = batches.perEpoch;
   const totalSteps = Math.min(o.maxSteps ?? Infinity, o.epochs * perEpoch);
   const warmupSteps = o.warmup < 1 ? Math.ceil(o.warmup * totalSteps) : Math.round(o.warmup);
   const schedule = makeSchedule({ kind: o.schedule, maxLr: o.lr, minLr: 0, warmupSteps, totalSteps: Math.max(totalSteps, warmupSteps) });
@@ -272,10 +273,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
       history = trainer.history;
     }
 
-    // The epoch order of the current update (update k is batch k mod perEpoch of epoch floor(k / perEpoch) + 1).
-    let order: Int32Array | null = null;
-    let orderEpoch = 0;
-    const epochOf = (step: number): number => Math.floor(step / perEpoch) + 1; // step: 0-based update
+    const epochOf = batches.epochOf;
     const endOfEpoch = (step: number): boolean => step % perEpoch === 0 || step === totalSteps; // step: updates done
     run = await runStepLoop<LossParts & { examples: number }, TaskMetrics>({
       verb: 'finetune',
@@ -287,13 +285,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
       gradClip: o.gradClip,
       lossHint: 'try a lower lr',
       micro: (step) => {
-        const epoch = epochOf(step);
-        if (order === null || orderEpoch !== epoch) {
-          order = permutation(N, o.seed, epoch);
-          orderEpoch = epoch;
-        }
-        const b = step % perEpoch;
-        const idx = order.subarray(b * o.batchSize, Math.min(N, (b + 1) * o.batchSize));
+        const idx = batches.indices(step);
         const { batch, gold } = ft.batch(trainData, idx);
         return { ...ft.lossBackward(batch, gold, o.lambda), examples: idx.length };
       },
@@ -395,6 +387,44 @@ function encodingDigest(data: EncodedTaskData): string {
   }
   h.update(bytes(data.gold.labels)).update(bytes(data.gold.scores));
   return h.digest('hex').slice(0, 16);
+}
+
+/** Which examples each update of `finetune` takes; see batchSchedule. */
+export interface BatchSchedule {
+  /** Updates per epoch: ceil(N / batchSize). */
+  perEpoch: number;
+  /** The 1-based epoch of update `step` (0-based). */
+  epochOf: (step: number) => number;
+  /**
+   * The example indices of update `step` (0-based): batch step mod perEpoch of the order
+   * permutation(N, seed, epochOf(step)). A view, valid until indices() is asked for an
+   * update of another epoch.
+   */
+  indices: (step: number) => Int32Array;
+}
+
+/**
+ * The batches of a fine-tuning run over N examples: finetune takes them from here, and so can
+ * anything that must see the very same batches (bench/finetune-parity.js).
+ */
+export function batchSchedule(N: number, batchSize: number, seed: number): BatchSchedule {
+  const perEpoch = Math.ceil(N / batchSize);
+  const epochOf = (step: number): number => Math.floor(step / perEpoch) + 1;
+  let order: Int32Array | null = null;
+  let orderEpoch = 0;
+  return {
+    perEpoch,
+    epochOf,
+    indices: (step) => {
+      const epoch = epochOf(step);
+      if (order === null || orderEpoch !== epoch) {
+        order = permutation(N, seed, epoch);
+        orderEpoch = epoch;
+      }
+      const b = step % perEpoch;
+      return order.subarray(b * batchSize, Math.min(N, (b + 1) * batchSize));
+    },
+  };
 }
 
 /** A permutation of 0..n-1 for (seed, epoch): Fisher–Yates on the counter RNG. */
