@@ -42,13 +42,12 @@
 // and bench/results/<out>.md (--render rewrites the .md from the .json). bench/README.md has
 // the details.
 
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { nextSentenceTask, sameSentenceTask } from './lib/corpus-tasks.js';
-import { PYTHON, baseEnv, ensurePyTorch, torchEnv } from './suites/train.js';
+import { baseEnv, ensurePyTorch, runPython } from './suites/train.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = process.env.FERROGPT_BENCH_ROOT ?? join(benchDir, '..');
@@ -186,21 +185,7 @@ function concat(parts) {
 }
 
 function runTorch(jobPath, threads, log) {
-  return new Promise((resolve) => {
-    const child = spawn(PYTHON, [TORCH_SCRIPT, jobPath], { env: torchEnv(threads), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => {
-      err += d;
-      log(`[torch] ${String(d).trimEnd()}`);
-    });
-    child.on('error', (e) => resolve({ error: e.message }));
-    child.on('close', (code) => {
-      if (code !== 0) resolve({ error: `python exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}` });
-      else resolve(JSON.parse(out.trim().split('\n').pop()));
-    });
-  });
+  return runPython([TORCH_SCRIPT, jobPath], threads, log);
 }
 
 // ---------------------------------------------------------------- main

@@ -199,11 +199,13 @@ export function torchRun(cmd, job, threads, timeoutS = 600) {
   }
 }
 
-/** As torchRun, in the background: a Promise of its JSON. `files` go into its job folder first. */
-export function torchRunAsync(cmd, job, threads, log = () => {}) {
+/**
+ * Runs python3 with `args` in the background, its stderr lines logged as [torch]: a Promise
+ * of the JSON of its last stdout line, or { error }.
+ */
+export function runPython(args, threads, log = () => {}) {
   return new Promise((resolve) => {
-    const { dir, file } = writeJob(job);
-    const child = spawn(PYTHON, [TORCH_SCRIPT, cmd, file], { env: torchEnv(threads), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(PYTHON, args, { env: torchEnv(threads), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -211,12 +213,22 @@ export function torchRunAsync(cmd, job, threads, log = () => {}) {
       err += d;
       log(`[torch] ${String(d).trimEnd()}`);
     });
+    child.on('error', (e) => resolve({ error: e.message }));
     child.on('close', (code) => {
-      rmSync(dir, { recursive: true, force: true });
       if (code !== 0) resolve({ error: `python exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}` });
       else resolve(JSON.parse(out.trim().split('\n').pop()));
     });
   });
+}
+
+/** As torchRun, in the background: a Promise of its JSON. */
+export async function torchRunAsync(cmd, job, threads, log = () => {}) {
+  const { dir, file } = writeJob(job);
+  try {
+    return await runPython([TORCH_SCRIPT, cmd, file], threads, log);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function torchVersion() {

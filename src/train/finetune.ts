@@ -462,19 +462,10 @@ async function examplesOf(x: TaskExample[] | string, type: TaskType, name: strin
   return x.map((e, i) => validateExample(type, e, `${name}[${i}]`, requireLabels));
 }
 
-interface Resolved {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  warmup: number;
-  schedule: ScheduleKind;
-  lambda: number;
-  dropout: number;
-  clfDropout: number;
-  weightDecay: number;
+/** A preset's recipe with every option given or defaulted. */
+interface Resolved extends FineTuneRecipe {
   betas: [number, number];
   eps: number;
-  gradClip: number;
   seed: number;
   maxSteps?: number;
   evalBatchSize: number;
