@@ -10,7 +10,7 @@
 import { KERNEL_NAMES, wasmName, type WasmKernels } from '../src/backend/kernels.js';
 
 /** ABI of crates/wasm this loader speaks; bumped with it. */
-export const WASM_ABI_VERSION = 3;
+export const WASM_ABI_VERSION = 4;
 
 export type WasmVariant = 'simd128' | 'scalar';
 

@@ -268,12 +268,13 @@ function instrument(backend, KERNELS) {
     });
   };
   for (const k of [...KERNELS, ...STORAGE]) {
-    // Nominal FLOPs: matmul 2·N·C·OC forward, twice that backward (dinp and dweight);
+    // Nominal FLOPs: matmul 2·N·C·OC forward, twice that backward (dinp and dweight; once
+    // for a frozen weight, whose dweight is null);
     // causal attention 2·B·NH·T²·HS forward (QKᵀ and PV over the lower triangle), 2.5×
     // that backward (scores recomputed from lse, then dP, dQ, dK, dV).
     const flops =
       k === 'matmulForward' ? (a) => 2 * a[4] * a[5] * a[6]
-      : k === 'matmulBackward' ? (a) => 4 * a[6] * a[7] * a[8]
+      : k === 'matmulBackward' ? (a) => (a[1] === null ? 2 : 4) * a[6] * a[7] * a[8]
       : k === 'attentionForward' ? (a) => 2 * a[3] * a[4] * a[4] * a[5]
       : k === 'attentionBackward' ? (a) => 5 * a[5] * a[6] * a[6] * a[7]
       : null;

@@ -107,15 +107,18 @@ export const KERNELS = {
     ],
   },
 
-  /** out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC); bias may be null. */
+  /** out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC); bias may be null; accumulate: out += it. */
   matmulForward: {
-    args: [out('out', 'N*OC'), inp('inp', 'N*C'), inp('weight', 'OC*C'), inpOrNull('bias', 'OC'), dim('N'), dim('C'), dim('OC')],
+    args: [out('out', 'N*OC'), inp('inp', 'N*C'), inp('weight', 'OC*C'), inpOrNull('bias', 'OC'), dim('N'), dim('C'), dim('OC'), flag('accumulate')],
     scratch: true,
   },
-  /** dinp (N,C) += dout (N,OC) · weight; dweight (OC,C) += doutᵀ · inp; dbias (OC, may be null) += Σ dout. overwriteDinp writes dinp. */
+  /**
+   * dinp (N,C) += dout (N,OC) · weight; dweight (OC,C) += doutᵀ · inp; dbias (OC) += Σ dout.
+   * dweight and dbias may be null (a frozen layer: no dW product). overwriteDinp writes dinp.
+   */
   matmulBackward: {
     args: [
-      out('dinp', 'N*C'), out('dweight', 'OC*C'), outOrNull('dbias', 'OC'),
+      out('dinp', 'N*C'), outOrNull('dweight', 'OC*C'), outOrNull('dbias', 'OC'),
       inp('dout', 'N*OC'), inp('inp', 'N*C'), inp('weight', 'OC*C'),
       dim('N'), dim('C'), dim('OC'), flag('overwriteDinp'),
     ],

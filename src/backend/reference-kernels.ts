@@ -140,15 +140,15 @@ export function layernormBackward(dinp: FloatArray, dweight: FloatArray, dbias: 
 // ---------------------------------------------------------------------------------------
 // Linear layer.
 
-/** out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC); bias may be null. */
-export function matmulForward(out: FloatArray, inp: FloatArray, weight: FloatArray, bias: FloatArray | null, N: number, C: number, OC: number): void {
+/** out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC); bias may be null. accumulate: out += it. */
+export function matmulForward(out: FloatArray, inp: FloatArray, weight: FloatArray, bias: FloatArray | null, N: number, C: number, OC: number, accumulate = false): void {
   for (let n = 0; n < N; n++) {
     const x = n * C;
     for (let o = 0; o < OC; o++) {
       const w = o * C;
       let acc = bias === null ? 0 : bias[o];
       for (let i = 0; i < C; i++) acc += inp[x + i] * weight[w + i];
-      out[n * OC + o] = acc;
+      out[n * OC + o] = accumulate ? out[n * OC + o] + acc : acc;
     }
   }
 }
@@ -156,10 +156,10 @@ export function matmulForward(out: FloatArray, inp: FloatArray, weight: FloatArr
 /**
  * dinp (N,C) += dout (N,OC) · weight (OC,C); dweight (OC,C) += doutᵀ · inp (N,C);
  * dbias (OC) += column sums of dout. Accumulates (dinp is overwritten when overwriteDinp).
- * Each sum is formed in a double and added once, so in f32 each gradient element is
- * rounded once.
+ * dweight and dbias may be null (a frozen layer). Each sum is formed in a double and added
+ * once, so in f32 each gradient element is rounded once.
  */
-export function matmulBackward(dinp: FloatArray, dweight: FloatArray, dbias: FloatArray | null, dout: FloatArray, inp: FloatArray, weight: FloatArray, N: number, C: number, OC: number, overwriteDinp = false): void {
+export function matmulBackward(dinp: FloatArray, dweight: FloatArray | null, dbias: FloatArray | null, dout: FloatArray, inp: FloatArray, weight: FloatArray, N: number, C: number, OC: number, overwriteDinp = false): void {
   if (overwriteDinp) dinp.fill(0, 0, N * C);
   const row = new Float64Array(C);
   for (let n = 0; n < N; n++) {
@@ -178,9 +178,9 @@ export function matmulBackward(dinp: FloatArray, dweight: FloatArray, dbias: Flo
       const d = dout[n * OC + o];
       const x = n * C;
       db += d;
-      for (let i = 0; i < C; i++) row[i] += d * inp[x + i];
+      if (dweight !== null) for (let i = 0; i < C; i++) row[i] += d * inp[x + i];
     }
-    for (let i = 0; i < C; i++) dweight[o * C + i] += row[i];
+    if (dweight !== null) for (let i = 0; i < C; i++) dweight[o * C + i] += row[i];
     if (dbias !== null) dbias[o] += db;
   }
 }

@@ -168,13 +168,16 @@ export function buildCases(): KernelCase[] {
     const buffers: Record<string, Data> = { out: randn(r, N * OC), inp, weight };
     if (withBias) buffers.bias = randn(r, OC);
     const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
-    cases.push({
-      kernel: 'matmulForward',
-      label: `matmulForward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}`,
-      buffers,
-      rtol: tol,
-      args: { N, C, OC },
-    });
+    // accumulate: out's starting values (random) must be kept and the product added.
+    for (const accumulate of [false, true]) {
+      cases.push({
+        kernel: 'matmulForward',
+        label: `matmulForward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`,
+        buffers,
+        rtol: tol,
+        args: { N, C, OC, accumulate },
+      });
+    }
     const bwd: Record<string, Data> = { dinp: randn(r, N * C), dweight: randn(r, OC * C), dout: randn(r, N * OC), inp, weight };
     if (withBias) bwd.dbias = randn(r, OC);
     // overwriteDinp: dinp's starting values must vanish; dweight and dbias still accumulate.
@@ -187,6 +190,15 @@ export function buildCases(): KernelCase[] {
         args: { N, C, OC, overwriteDinp: overwrite },
       });
     }
+    // A frozen weight (LoRA's base): no dweight, dinp (and dbias) as before.
+    const { dweight: _frozen, ...frozen } = bwd;
+    cases.push({
+      kernel: 'matmulBackward',
+      label: `matmulBackward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'} (no dweight)`,
+      buffers: frozen,
+      rtol: tol,
+      args: { N, C, OC, overwriteDinp: N % 2 === 1 },
+    });
   }
 
   // ---- attention ----

@@ -112,13 +112,13 @@ fn main() {
             if fwd {
                 sf = best_secs(|| {
                     r = (r + 1) % rotate;
-                    matmul_forward(par, &mut scratch, &mut out[r], &inp[r], &weight[r], Some(&bias), n, c, oc)
+                    matmul_forward(par, &mut scratch, &mut out[r], &inp[r], &weight[r], Some(&bias), n, c, oc, false)
                 });
             }
             if bwd {
                 sb = best_secs(|| {
                     r = (r + 1) % rotate;
-                    matmul_backward(par, &mut scratch, &mut dinp[r], &mut dweight[r], Some(&mut dbias), &out[r], &inp[r], &weight[r], n, c, oc, false)
+                    matmul_backward(par, &mut scratch, &mut dinp[r], Some(&mut dweight[r]), Some(&mut dbias), &out[r], &inp[r], &weight[r], n, c, oc, false)
                 });
             }
             rows.push((format!("{n},{c},{oc}"), t, sf, sb, flops));

@@ -18,17 +18,19 @@ pub fn matmul_scratch_len(n: usize, c: usize, oc: usize, threads: usize) -> usiz
     fwd.max(dinp).max(dweight)
 }
 
-/// out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC). Overwrites out.
+/// out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC). Overwrites out, unless
+/// `accumulate`: out += inp · weightᵀ + bias (a low-rank branch, LoRA's, adds its product
+/// to the base layer's output without a buffer of its own).
 /// `scratch` holds at least `matmul_scratch_len(n, c, oc, par.threads())` floats.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize) {
+pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize, accumulate: bool) {
     // The GEMM reads through raw pointers: these checks are what keeps it in bounds.
     assert!(out.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c, "matmul_forward: buffer too small");
     if let Some(b) = bias {
         assert!(b.len() >= oc, "matmul_forward: bias too small");
     }
     if n <= GEMV_ROWS && c > 0 {
-        gemv_forward(par, out, inp, weight, bias, n, c, oc);
+        gemv_forward(par, out, inp, weight, bias, n, c, oc, accumulate);
         return;
     }
     let p = Problem {
@@ -39,21 +41,31 @@ pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], 
         b: Mat { ptr: weight.as_ptr(), rs: 1, cs: c }, // weightᵀ: (C, OC) view of (OC, C)
         c: out.as_mut_ptr(),                           // (N, OC)
         ldc: oc,
-        accumulate: false,
-        bias: bias.map_or(core::ptr::null(), |b| b.as_ptr()), // (OC)
+        accumulate,
+        // The GEMM adds the bias only when it overwrites; accumulating, it is added below.
+        bias: if accumulate { core::ptr::null() } else { bias.map_or(core::ptr::null(), |b| b.as_ptr()) }, // (OC)
     };
     gemm::gemm(par, scratch, p);
+    if let (true, Some(b)) = (accumulate, bias) {
+        for row in out[..n * oc].chunks_exact_mut(oc) {
+            for (o, &x) in row.iter_mut().zip(&b[..oc]) {
+                *o += x;
+            }
+        }
+    }
 }
 
 /// dinp (N,C) += dout (N,OC) · weight (OC,C); dweight (OC,C) += doutᵀ · inp (N,C);
 /// dbias (OC) += column sums of dout. Accumulates, except that `overwrite_dinp` overwrites
 /// dinp (the same bits as zeroing it first): the caller's activation gradient often has no
 /// other contribution, and then neither zeroing it nor reading it back is needed.
+/// `dweight` and `dbias` may be None: a frozen layer (a LoRA base weight) then costs only
+/// the dinp product, a third of a trained layer's backward FLOPs less.
 /// `scratch` holds at least `matmul_scratch_len(n, c, oc, par.threads())` floats.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32], dweight: &mut [f32], dbias: Option<&mut [f32]>, dout: &[f32], inp: &[f32], weight: &[f32], n: usize, c: usize, oc: usize, overwrite_dinp: bool) {
+pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32], dweight: Option<&mut [f32]>, dbias: Option<&mut [f32]>, dout: &[f32], inp: &[f32], weight: &[f32], n: usize, c: usize, oc: usize, overwrite_dinp: bool) {
     assert!(
-        dinp.len() >= n * c && dweight.len() >= oc * c && dout.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c,
+        dinp.len() >= n * c && dout.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c,
         "matmul_backward: buffer too small"
     );
     let dinp_p = Problem {
@@ -68,18 +80,21 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
         bias: core::ptr::null(),
     };
     gemm::gemm(par, scratch, dinp_p);
-    let dweight_p = Problem {
-        m: oc,
-        n: c,
-        k: n,
-        a: Mat { ptr: dout.as_ptr(), rs: 1, cs: oc }, // doutᵀ: (OC, N) view of (N, OC)
-        b: Mat { ptr: inp.as_ptr(), rs: c, cs: 1 },   // inp (N, C)
-        c: dweight.as_mut_ptr(),                      // (OC, C)
-        ldc: c,
-        accumulate: true,
-        bias: core::ptr::null(),
-    };
-    gemm::gemm(par, scratch, dweight_p);
+    if let Some(dweight) = dweight {
+        assert!(dweight.len() >= oc * c, "matmul_backward: dweight too small");
+        let dweight_p = Problem {
+            m: oc,
+            n: c,
+            k: n,
+            a: Mat { ptr: dout.as_ptr(), rs: 1, cs: oc }, // doutᵀ: (OC, N) view of (N, OC)
+            b: Mat { ptr: inp.as_ptr(), rs: c, cs: 1 },   // inp (N, C)
+            c: dweight.as_mut_ptr(),                      // (OC, C)
+            ldc: c,
+            accumulate: true,
+            bias: core::ptr::null(),
+        };
+        gemm::gemm(par, scratch, dweight_p);
+    }
     if let Some(dbias) = dbias {
         assert!(dbias.len() >= oc, "matmul_backward: dbias too small");
         bias_backward(par, dbias, dout, n, oc);
@@ -94,9 +109,10 @@ const GEMV_ROWS: usize = 4;
 /// GPT-2 split into a dozen tasks, so two or more threads finish together.
 const GEMV_COLS: usize = 64;
 
-/// out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias for N <= GEMV_ROWS, split over columns.
+/// out (N,OC) = (or +=, `accumulate`) inp (N,C) · weight (OC,C)ᵀ + bias for N <= GEMV_ROWS,
+/// split over columns.
 #[allow(clippy::too_many_arguments)]
-fn gemv_forward(par: &dyn Parallel, out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize) {
+fn gemv_forward(par: &dyn Parallel, out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize, accumulate: bool) {
     let tasks = if n * c * oc < (1 << 17) { 1 } else { ceil_div(oc, GEMV_COLS) };
     let dst = SyncPtr(out.as_mut_ptr());
     let bias = bias.map_or(core::ptr::null(), |b| b.as_ptr());
@@ -105,20 +121,20 @@ fn gemv_forward(par: &dyn Parallel, out: &mut [f32], inp: &[f32], weight: &[f32]
         let (o0, o1) = (task * oc / tasks, (task + 1) * oc / tasks);
         // SAFETY: tasks write disjoint column ranges o0..o1 of out (N, OC); inp holds N*C,
         // weight OC*C and bias (when non-null) OC floats, as matmul_forward checked.
-        unsafe { gemv_cols(dst.get(), inp.as_ptr(), weight.as_ptr(), bias.get(), n, c, oc, o0, o1) }
+        unsafe { gemv_cols(dst.get(), inp.as_ptr(), weight.as_ptr(), bias.get(), n, c, oc, o0, o1, accumulate) }
     });
 }
 
 simd_kernel! {
-    /// out[.., o0..o1] for N <= GEMV_ROWS rows, dot products along C.
+    /// out[.., o0..o1] (= or +=, `accumulate`) for N <= GEMV_ROWS rows, dot products along C.
     /// Safety: out (N, OC), inp (N, C), weight (OC, C) and bias (OC, or null) are valid,
     /// o0 <= o1 <= OC, 1 <= N <= GEMV_ROWS, and no one else writes out[.., o0..o1].
-    unsafe fn gemv_cols(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize) => gemv_cols_impl
+    unsafe fn gemv_cols(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) => gemv_cols_impl
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize) {
+fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) {
     // Row by row within each weight row: the weight row (C floats) stays in L1 while the
     // N <= 4 input rows meet it, and every output is the same dot product whatever N is,
     // so a sequence decodes to the same bits alone or in a batch.
@@ -129,7 +145,9 @@ fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight
             let w = weight.add(o * c); // (C,) row o of weight
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
             for r in 0..n {
-                *out.add(r * oc + o) = dot_ptr::<V>(inp.add(r * c), w, c) + b;
+                let y = out.add(r * oc + o);
+                let x = dot_ptr::<V>(inp.add(r * c), w, c) + b;
+                *y = if accumulate { *y + x } else { x };
             }
         }
     }

@@ -118,21 +118,21 @@ macro_rules! for_each_kernel {
                 call: layernorm::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, n, c),
             }
 
-            // out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC, optional).
+            // out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC, optional); accumulate: out += it.
             "matmulForward" matmul_forward [node wasm] (
                 out: out[noc], inp: inp[nc], weight: inp[occ], bias: inp_opt[oc],
-                n: dim["N"], c: dim["C"], oc: dim["OC"],
+                n: dim["N"], c: dim["C"], oc: dim["OC"], accumulate: flag["accumulate"],
             ) {
                 lens: [noc = "N*OC" (n, oc), nc = "N*C" (n, c), occ = "OC*C" (oc, c)],
                 checks: [],
                 run: scratch(par, scratch = matmul::matmul_scratch_len(n, c, oc)),
-                call: matmul::matmul_forward(par, scratch, out, inp, weight, bias, n, c, oc),
+                call: matmul::matmul_forward(par, scratch, out, inp, weight, bias, n, c, oc, accumulate),
             }
 
-            // dinp (N,C) += dout·weight (overwriteDinp: =); dweight (OC,C) += doutᵀ·inp;
-            // dbias (OC, optional) += Σ dout.
+            // dinp (N,C) += dout·weight (overwriteDinp: =); dweight (OC,C, optional: a frozen
+            // weight) += doutᵀ·inp; dbias (OC, optional) += Σ dout.
             "matmulBackward" matmul_backward [node wasm] (
-                dinp: out[nc], dweight: out[occ], dbias: out_opt[oc], dout: inp[noc], inp: inp[nc], weight: inp[occ],
+                dinp: out[nc], dweight: out_opt[occ], dbias: out_opt[oc], dout: inp[noc], inp: inp[nc], weight: inp[occ],
                 n: dim["N"], c: dim["C"], oc: dim["OC"], overwrite_dinp: flag["overwriteDinp"],
             ) {
                 lens: [noc = "N*OC" (n, oc), nc = "N*C" (n, c), occ = "OC*C" (oc, c)],

@@ -62,19 +62,24 @@ fn scratch_for(n: usize, c: usize, oc: usize, threads: usize) -> Vec<f32> {
     vec![f32::NAN; matmul_scratch_len(n, c, oc, threads)]
 }
 
-fn check_forward(par: &dyn Parallel, n: usize, c: usize, oc: usize, with_bias: bool) {
+/// Without `accumulate`, out starts as NaN and must be overwritten; with it, out starts
+/// with values the product (and bias) must be added to.
+fn check_forward(par: &dyn Parallel, n: usize, c: usize, oc: usize, with_bias: bool, accumulate: bool) {
     let inp = fill(n * c, 1); // (N, C)
     let weight = fill(oc * c, 2); // (OC, C)
     let bias = fill(oc, 3); // (OC)
-    let mut out = vec![f32::NAN; n * oc]; // (N, OC): overwritten
+    let out0 = if accumulate { fill(n * oc, 10) } else { vec![f32::NAN; n * oc] }; // (N, OC)
+    let mut out = out0.clone();
     let mut scratch = scratch_for(n, c, oc, par.threads());
-    matmul_forward(par, &mut scratch, &mut out, &inp, &weight, if with_bias { Some(&bias) } else { None }, n, c, oc);
-    let (want, scale) = reference(n, oc, c, |_, o| if with_bias { bias[o] as f64 } else { 0.0 }, |i, o, k| inp[i * c + k] as f64 * weight[o * c + k] as f64);
-    check(&format!("forward out ({n},{c},{oc}) bias={with_bias} threads={}", par.threads()), &out, &want, &scale);
+    matmul_forward(par, &mut scratch, &mut out, &inp, &weight, if with_bias { Some(&bias) } else { None }, n, c, oc, accumulate);
+    let start = |i: usize, o: usize| (if with_bias { bias[o] as f64 } else { 0.0 }) + if accumulate { out0[i * oc + o] as f64 } else { 0.0 };
+    let (want, scale) = reference(n, oc, c, start, |i, o, k| inp[i * c + k] as f64 * weight[o * c + k] as f64);
+    check(&format!("forward out ({n},{c},{oc}) bias={with_bias} accumulate={accumulate} threads={}", par.threads()), &out, &want, &scale);
 }
 
 /// With `overwrite_dinp`, dinp starts as NaN and must come out as the product alone.
-fn check_backward(par: &dyn Parallel, n: usize, c: usize, oc: usize, overwrite_dinp: bool) {
+/// Without `with_dweight` (a frozen weight), only dinp and dbias are computed.
+fn check_backward(par: &dyn Parallel, n: usize, c: usize, oc: usize, overwrite_dinp: bool, with_dweight: bool) {
     let dout = fill(n * oc, 4); // (N, OC)
     let inp = fill(n * c, 5); // (N, C)
     let weight = fill(oc * c, 6); // (OC, C)
@@ -84,13 +89,18 @@ fn check_backward(par: &dyn Parallel, n: usize, c: usize, oc: usize, overwrite_d
     let dbias0 = fill(oc, 9); // (OC)
     let (mut dinp, mut dweight, mut dbias) = (dinp0.clone(), dweight0.clone(), dbias0.clone());
     let mut scratch = scratch_for(n, c, oc, par.threads());
-    matmul_backward(par, &mut scratch, &mut dinp, &mut dweight, Some(&mut dbias), &dout, &inp, &weight, n, c, oc, overwrite_dinp);
+    let dweight_arg = if with_dweight { Some(&mut dweight[..]) } else { None };
+    matmul_backward(par, &mut scratch, &mut dinp, dweight_arg, Some(&mut dbias), &dout, &inp, &weight, n, c, oc, overwrite_dinp);
 
-    let tag = format!("({n},{c},{oc}) threads={} overwrite_dinp={overwrite_dinp}", par.threads());
+    let tag = format!("({n},{c},{oc}) threads={} overwrite_dinp={overwrite_dinp} dweight={with_dweight}", par.threads());
     let (want, scale) = reference(n, c, oc, |i, k| if overwrite_dinp { 0.0 } else { dinp0[i * c + k] as f64 }, |i, k, o| dout[i * oc + o] as f64 * weight[o * c + k] as f64);
     check(&format!("backward dinp {tag}"), &dinp, &want, &scale);
-    let (want, scale) = reference(oc, c, n, |o, k| dweight0[o * c + k] as f64, |o, k, i| dout[i * oc + o] as f64 * inp[i * c + k] as f64);
-    check(&format!("backward dweight {tag}"), &dweight, &want, &scale);
+    if with_dweight {
+        let (want, scale) = reference(oc, c, n, |o, k| dweight0[o * c + k] as f64, |o, k, i| dout[i * oc + o] as f64 * inp[i * c + k] as f64);
+        check(&format!("backward dweight {tag}"), &dweight, &want, &scale);
+    } else {
+        assert_eq!(dweight, dweight0, "backward without dweight {tag}: the buffer it was not given changed");
+    }
     let (want, scale) = reference(oc, 1, n, |o, _| dbias0[o] as f64, |o, _, i| dout[i * oc + o] as f64);
     check(&format!("backward dbias {tag}"), &dbias, &want, &scale);
 }
@@ -117,16 +127,18 @@ fn shapes() -> Vec<(usize, usize, usize)> {
 #[test]
 fn forward_serial() {
     for (n, c, oc) in shapes() {
-        check_forward(&Serial, n, c, oc, true);
-        check_forward(&Serial, n, c, oc, false);
+        check_forward(&Serial, n, c, oc, true, false);
+        check_forward(&Serial, n, c, oc, false, false);
+        check_forward(&Serial, n, c, oc, (n + c) % 2 == 0, true);
     }
 }
 
 #[test]
 fn backward_serial() {
     for (n, c, oc) in shapes() {
-        check_backward(&Serial, n, c, oc, false);
-        check_backward(&Serial, n, c, oc, true);
+        check_backward(&Serial, n, c, oc, false, true);
+        check_backward(&Serial, n, c, oc, true, true);
+        check_backward(&Serial, n, c, oc, (n + oc) % 2 == 0, false);
     }
 }
 
@@ -135,8 +147,8 @@ fn forward_backward_scoped_threads() {
     for threads in [2, 3] {
         let par = Scoped(threads);
         for (n, c, oc) in shapes() {
-            check_forward(&par, n, c, oc, true);
-            check_backward(&par, n, c, oc, (n + c + oc) % 2 == 0);
+            check_forward(&par, n, c, oc, true, (n + c + oc) % 3 == 0);
+            check_backward(&par, n, c, oc, (n + c + oc) % 2 == 0, (n + c + oc) % 3 != 1);
         }
     }
 }
@@ -145,8 +157,8 @@ fn forward_backward_scoped_threads() {
 fn forward_backward_pool() {
     let par = pool::Pool::new(3);
     for (n, c, oc) in shapes() {
-        check_forward(&par, n, c, oc, true);
-        check_backward(&par, n, c, oc, (n + c + oc) % 2 == 1);
+        check_forward(&par, n, c, oc, true, (n + c + oc) % 3 == 1);
+        check_backward(&par, n, c, oc, (n + c + oc) % 2 == 1, (n + c + oc) % 3 != 2);
     }
 }
 
@@ -157,15 +169,21 @@ fn zero_depth_writes_bias() {
     let bias = fill(oc, 1);
     let mut out = vec![f32::NAN; n * oc];
     let mut scratch = scratch_for(n, c, oc, 1);
-    matmul_forward(&Serial, &mut scratch, &mut out, &[], &[], Some(&bias), n, c, oc);
+    matmul_forward(&Serial, &mut scratch, &mut out, &[], &[], Some(&bias), n, c, oc, false);
     for i in 0..n {
         assert_eq!(&out[i * oc..(i + 1) * oc], &bias[..]);
+    }
+    // Accumulating: the bias is added to what out holds.
+    matmul_forward(&Serial, &mut scratch, &mut out, &[], &[], Some(&bias), n, c, oc, true);
+    for i in 0..n {
+        let twice: Vec<f32> = bias.iter().map(|b| b + b).collect();
+        assert_eq!(&out[i * oc..(i + 1) * oc], &twice[..]);
     }
 }
 
 #[test]
 fn scratch_covers_more_threads_than_tasks() {
     // Many threads on a tiny problem: scratch is per thread, tasks fewer than threads.
-    check_forward(&Scoped(8), 5, 7, 3, true);
-    check_backward(&Scoped(8), 5, 7, 3, false);
+    check_forward(&Scoped(8), 5, 7, 3, true, false);
+    check_backward(&Scoped(8), 5, 7, 3, false, true);
 }

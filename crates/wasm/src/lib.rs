@@ -30,7 +30,7 @@ use ferrogpt_kernels::Serial;
 pub use ferrogpt_kernels as kernels;
 
 /// Bumped when an export changes; wasm.ts checks it.
-const ABI_VERSION: u32 = 3;
+const ABI_VERSION: u32 = 4;
 const ALIGN: usize = 16;
 
 /// The scratch buffer: one per module instance. wasm32-unknown-unknown (without the
