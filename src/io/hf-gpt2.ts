@@ -19,7 +19,7 @@
 //   of HF's GPT2ForSequenceClassification head); loading the transformer ignores them.
 
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { resolveConfig, type GPTConfig } from '../model/config.js';
 import { paramLayout } from '../model/params.js';
 import { writeFileAtomic } from './atomic.js';
@@ -186,10 +186,11 @@ export function gpt2FromContents(config: string | HFGPT2Config, bytes: Uint8Arra
 }
 
 /**
- * Reads a Hugging Face GPT-2 folder: its config, our parameters, and every tensor of
- * model.safetensors (a fine-tuned folder's head too). Errors name `fn`, the public caller.
+ * Reads a Hugging Face GPT-2 folder: its config, our parameters, every tensor of
+ * model.safetensors (a fine-tuned folder's head too) and the folder's absolute path. Errors
+ * name `fn`, the public caller.
  */
-export async function loadGPT(dir: string, fn = 'GPT.load'): Promise<{ config: GPTConfig; params: Map<string, Float32Array>; tensors: Map<string, LoadedTensor> }> {
+export async function loadGPT(dir: string, fn = 'GPT.load'): Promise<{ config: GPTConfig; params: Map<string, Float32Array>; tensors: Map<string, LoadedTensor>; path: string }> {
   let hf: HFGPT2Config;
   const configPath = join(dir, 'config.json');
   try {
@@ -199,7 +200,7 @@ export async function loadGPT(dir: string, fn = 'GPT.load'): Promise<{ config: G
   }
   const config = configFromHF(hf);
   const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
-  return { config, params: paramsFromHF(config, tensors, fn), tensors };
+  return { config, params: paramsFromHF(config, tensors, fn), tensors, path: resolve(dir) };
 }
 
 /**

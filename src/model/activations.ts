@@ -8,6 +8,13 @@
 
 import type { Backend, DType, Tensor } from '../backend/backend.js';
 import type { GPTConfig } from './config.js';
+import { siteFeatures, type LoraShape, type LoraSite } from './lora.js';
+
+/** A LoRA branch's buffers at one site (lora.ts): forward activations, or their gradients. */
+export interface LoraActs<T> {
+  u: T; // (B, T, r)  s · drop(x) Aᵀ
+  xDrop: T | null; // (B, T, C_in)  drop(x), only when the adapter has dropout
+}
 
 export interface LayerActs<T> {
   ln1: T; // (B, T, C)
@@ -27,6 +34,8 @@ export interface LayerActs<T> {
   fcproj: T; // (B, T, C)
   fcprojDrop: T | null; // (B, T, C)
   res3: T; // (B, T, C)  block output (pre-LN) / input of ln_2 (post-LN)
+  /** The LoRA branches' buffers by site, when an adapter is attached (every site any layer adapts). */
+  lora: Partial<Record<LoraSite, LoraActs<T>>> | null;
 }
 
 export interface Acts<T> {
@@ -40,8 +49,8 @@ export interface Acts<T> {
   losses: T; // (B, T)
 }
 
-/** Lays out the activations for (B, T); `take(n)` hands out the next n floats. */
-export function layoutActivations<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T): Acts<T> {
+/** Lays out the activations for (B, T) (and an attached adapter's branches); `take(n)` hands out the next n floats. */
+export function layoutActivations<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T, lora: LoraShape | null = null): Acts<T> {
   const { nLayer: L } = cfg;
   const N = B * T;
   const C = cfg.nEmbd;
@@ -49,12 +58,12 @@ export function layoutActivations<T>(cfg: GPTConfig, B: number, T: number, take:
   const encoded = take(N * C);
   const encodedDrop = drop ? take(N * C) : null;
   const layers: Array<LayerActs<T>> = [];
-  for (let l = 0; l < L; l++) layers.push(layoutLayerActs(cfg, B, T, take));
+  for (let l = 0; l < L; l++) layers.push(layoutLayerActs(cfg, B, T, take, lora));
   return { encoded, encodedDrop, layers, ...layoutTail(cfg, B, T, take) };
 }
 
-/** The buffers of one block for (B, T). */
-export function layoutLayerActs<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T): LayerActs<T> {
+/** The buffers of one block for (B, T), with an attached adapter's branches. */
+export function layoutLayerActs<T>(cfg: GPTConfig, B: number, T: number, take: (n: number) => T, lora: LoraShape | null = null): LayerActs<T> {
   const { nEmbd: C, nHead: NH } = cfg;
   const N = B * T;
   const drop = cfg.dropout > 0;
@@ -67,7 +76,14 @@ export function layoutLayerActs<T>(cfg: GPTConfig, B: number, T: number, take: (
     fch: take(N * 4 * C), fchGelu: take(N * 4 * C),
     fcproj: take(N * C), fcprojDrop: drop ? take(N * C) : null,
     res3: take(N * C),
+    lora: lora === null ? null : layoutLoraActs(lora, C, N, take),
   };
+}
+
+function layoutLoraActs<T>(lora: LoraShape, C: number, N: number, take: (n: number) => T): Partial<Record<LoraSite, LoraActs<T>>> {
+  const out: Partial<Record<LoraSite, LoraActs<T>>> = {};
+  for (const site of lora.sites) out[site] = { u: take(N * lora.rank), xDrop: lora.dropout ? take(N * siteFeatures(site, C).inF) : null };
+  return out;
 }
 
 /**
@@ -117,6 +133,7 @@ export class ActivationPlan {
   private fwd: { key: string; acts: Acts<Tensor>; ids: Tensor; targets: Tensor } | null = null;
   private bwd: { key: string; grads: Acts<Tensor> } | null = null;
   private passes = 0;
+  private lora: LoraShape | null = null;
 
   constructor(private readonly backend: Backend, private readonly config: Readonly<GPTConfig>) {
     this.actArena = new Arena(backend);
@@ -128,6 +145,17 @@ export class ActivationPlan {
   }
 
   /**
+   * Plans the buffers of an attached adapter's branches from now on (null: none). The
+   * memory is cut anew at the next pass, so a pass in progress is over (`generation`).
+   */
+  setLora(shape: LoraShape | null): void {
+    this.lora = shape;
+    this.fwd = null;
+    this.bwd = null;
+    this.passes++;
+  }
+
+  /**
    * The ids (B, T) and targets (B, T) tensors of a pass at (B, T), for the model to write
    * (and check) its inputs into before the pass starts. Re-planning for a new (B, T) ends
    * the current pass (`generation` changes): its memory is cut anew.
@@ -135,7 +163,7 @@ export class ActivationPlan {
   tokens(B: number, T: number): { ids: Tensor; targets: Tensor } {
     const key = `${B}x${T}`;
     if (this.fwd === null || this.fwd.key !== key) {
-      const acts = this.actArena.cut((take) => layoutActivations(this.config, B, T, take));
+      const acts = this.actArena.cut((take) => layoutActivations(this.config, B, T, take, this.lora));
       const [ids] = this.idsArena.cut((take) => [take(B * T)]);
       const [targets] = this.targetsArena.cut((take) => [take(B * T)]);
       this.fwd = { key, acts, ids, targets };
@@ -163,7 +191,7 @@ export class ActivationPlan {
   zeroedGrads(B: number, T: number): Acts<Tensor> {
     const key = `${B}x${T}`;
     if (this.bwd === null || this.bwd.key !== key) {
-      const shared = this.gradLayerArena.cut((take) => layoutLayerActs(this.config, B, T, take));
+      const shared = this.gradLayerArena.cut((take) => layoutLayerActs(this.config, B, T, take, this.lora));
       const [dlogits] = this.dlogitsArena.cut((take) => [take(B * T * this.config.vocabSize)]);
       this.bwd = { key, grads: this.gradArena.cut((take) => layoutGradActivations(this.config, B, T, shared, dlogits, take)) };
     }

@@ -26,6 +26,13 @@
 // counter RNG keyed by (seed, stream, element): seed = dropoutSeed(config.seed, training
 // step), stream = a fixed number per dropout site, so a run is reproducible on any backend.
 //
+// LoRA (lora.ts): attachAdapter gives the blocks an adapter, whose low-rank branches then
+// run beside the targeted linear layers in every pass (training, evaluation, KV-cached
+// decoding), and freezes the base: a training pass computes the adapter's gradients only
+// (no base gradient buffer, no dW products, no embedding backward), and the base's
+// parameterBuffers / zeroGrad refuse, so that no optimizer can touch the frozen weights.
+// mergeAdapter folds it into the weights and detaches it.
+//
 // Every public method checks its arguments once, at its entry, and names itself in its
 // errors (inputs.ts); the code behind the checks trusts them.
 
@@ -39,6 +46,7 @@ import { resolveConfig, type GPTConfig, type GPTConfigInput } from './config.js'
 import { dropoutSeed, initParameters } from './init.js';
 import { checkIds, checkTargets } from './inputs.js';
 import { Decoder, type KVCache } from './kv-cache.js';
+import { LORA_SITES, LoraAdapter, siteModule } from './lora.js';
 import { ParamTensors, paramLayout, type ParamSpec } from './params.js';
 
 export interface NamedParameter {
@@ -70,7 +78,7 @@ export interface TrainPass {
   readonly dhidden: Tensor;
   /** The model's training step this pass is (trainingSteps before it). */
   readonly step: number;
-  /** The seed of its dropout masks; null when the model has no dropout. */
+  /** The seed of its dropout masks; null when neither the model nor its adapter has dropout. */
   readonly dropoutSeed: number | null;
 }
 
@@ -98,6 +106,11 @@ class Pass implements TrainPass {
 export class GPT {
   readonly config: Readonly<GPTConfig>;
   readonly backend: Backend;
+  /**
+   * The folder the weights came from (GPT.load; kept by rebuildGPT), or null: what an
+   * adapter saved from this model names as its base (PEFT's base_model_name_or_path).
+   */
+  nameOrPath: string | null = null;
 
   private readonly layout: { specs: ParamSpec[]; total: number };
   private readonly weights: ParamTensors; // (P) every weight, back to back
@@ -152,8 +165,10 @@ export class GPT {
    * The format is src/io/hf-gpt2.ts's.
    */
   static async load(dir: string, backend: Backend = getBackend()): Promise<GPT> {
-    const { config, params } = await loadGPT(dir);
-    return GPT.fromParameters(config, params, backend);
+    const { config, params, path } = await loadGPT(dir);
+    const model = GPT.fromParameters(config, params, backend);
+    model.nameOrPath = path;
+    return model;
   }
 
   /**
@@ -237,15 +252,79 @@ export class GPT {
     this.trainSteps = n;
   }
 
-  /** The contiguous parameter and gradient buffers (allocates gradients if needed). */
+  /** The contiguous parameter and gradient buffers (allocates gradients if needed). Refused while the model is frozen (an adapter is attached). */
   parameterBuffers(): ParameterBuffers {
     this.alive();
+    this.notFrozen('parameterBuffers');
     return { backend: this.backend, params: this.weights.buffer, grads: this.ensureGrads().buffer, specs: this.layout.specs };
   }
 
   zeroGrad(): void {
     this.alive();
+    this.notFrozen('zeroGrad');
     this.backend.zero(this.ensureGrads().buffer);
+  }
+
+  // ---- LoRA adapters (lora.ts) ----
+
+  /** The attached LoRA adapter, or null. */
+  get adapter(): LoraAdapter | null {
+    return this.blocks.adapter;
+  }
+
+  /**
+   * Attaches a LoRA adapter (made for this model's shape, on its backend): every pass runs
+   * its branches from now on, and the base weights are frozen (see the top of this file).
+   * The model owns it from now on (dispose, mergeAdapter). A pass in progress is over.
+   */
+  attachAdapter(adapter: LoraAdapter): void {
+    this.alive();
+    if (!(adapter instanceof LoraAdapter) || adapter.isDisposed) throw new Error('attachAdapter: adapter must be a live LoraAdapter');
+    if (this.blocks.adapter !== null) throw new Error('attachAdapter: the model already has an adapter; detach or merge it first');
+    adapter.checkFits(this.config, this.backend, 'attachAdapter');
+    this.setAdapter(adapter);
+  }
+
+  /** Detaches the adapter and returns it (the caller owns it then); null when there is none. The base is trainable again. */
+  detachAdapter(): LoraAdapter | null {
+    this.alive();
+    const adapter = this.blocks.adapter;
+    if (adapter !== null) this.setAdapter(null);
+    return adapter;
+  }
+
+  /**
+   * Folds the attached adapter into the weights, W += (alpha / r) · B A for every adapted
+   * layer (on the host in float64, so the merged weights are the same on every backend),
+   * then detaches and disposes it: a plain GPT whose passes give what the adapted one gave
+   * (to float32 rounding). Returns this model.
+   */
+  mergeAdapter(): this {
+    this.alive();
+    const adapter = this.blocks.adapter;
+    if (adapter === null) throw new Error('mergeAdapter: the model has no adapter attached');
+    for (let l = 0; l < this.config.nLayer; l++) {
+      for (const site of LORA_SITES) {
+        const view = this.weights.views.get(`${siteModule(l, site)}.weight`)!;
+        const merged = adapter.merged(l, site, this.backend.read(view) as Float32Array);
+        if (merged !== null) this.backend.write(view, merged);
+      }
+    }
+    this.setAdapter(null);
+    adapter.dispose();
+    return this;
+  }
+
+  private setAdapter(adapter: LoraAdapter | null): void {
+    this.blocks.adapter = adapter;
+    this.plan.setLora(adapter?.shape ?? null);
+    this.decoder.setLora(adapter?.shape ?? null);
+  }
+
+  private notFrozen(fn: string): void {
+    if (this.blocks.adapter !== null) {
+      throw new Error(`${fn}: the model is frozen while a LoRA adapter is attached; train the adapter (model.adapter) instead, or merge / detach it first`);
+    }
   }
 
   // ---- forward ----
@@ -313,10 +392,12 @@ export class GPT {
   }
 
   private startPass(inputs: { idsT: Tensor; targetsT: Tensor }, B: number, T: number): Pass {
-    this.ensureGrads();
+    const adapter = this.blocks.adapter;
+    if (adapter === null) this.ensureGrads(); // frozen: only the adapter has gradients
     const step = this.trainSteps++;
-    const seed = this.config.dropout > 0 ? dropoutSeed(this.config.seed, step) : null;
-    const drop = seed === null ? NO_DROP : dropoutOf(this.config.dropout, seed);
+    const pLora = adapter?.config.dropout ?? 0;
+    const seed = this.config.dropout > 0 || pLora > 0 ? dropoutSeed(this.config.seed, step) : null;
+    const drop = seed === null ? NO_DROP : dropoutOf(this.config.dropout, seed, pLora);
     const { acts, idsT, targetsT, hidden } = this.trunk(inputs, B, T, drop);
     const ga = this.plan.zeroedGrads(B, T);
     return new Pass(this, this.plan.generation, B, T, step, seed, drop, acts, ga, idsT, targetsT, hidden, this.blocks.hiddenOf(ga));
@@ -359,7 +440,8 @@ export class GPT {
     const bufs = { logits: a.logits, targets: pass.targetsT, losses: a.losses };
     const loss = lmLossForward(be, bufs, targets, N, V, IGNORE_INDEX);
     lmLossBackward(be, { ...bufs, dlogits: ga.logits, dlosses: ga.losses }, targets, N, V, IGNORE_INDEX, weight, true);
-    be.matmulBackward(pass.dhidden, this.grads!.tree.wte, null, ga.logits, pass.hidden, this.weights.tree.wte, N, C, V);
+    const dwte = this.blocks.adapter === null ? this.grads!.tree.wte : null; // frozen: no dW of the tied head
+    be.matmulBackward(pass.dhidden, dwte, null, ga.logits, pass.hidden, this.weights.tree.wte, N, C, V);
     return loss;
   }
 
@@ -377,8 +459,12 @@ export class GPT {
     pass.backpropagated = true;
     const { B, T, drop, acts: a, grads: ga } = pass;
     const be = this.backend;
-    const g = this.grads!.tree;
     const C = this.config.nEmbd;
+    if (this.blocks.adapter !== null) {
+      this.blocks.backward(null, a, ga, B, T, drop); // frozen: the adapter's gradients only; the embeddings get none
+      return;
+    }
+    const g = this.grads!.tree;
     this.blocks.backward(g, a, ga, B, T, drop);
     if (drop.on) be.dropoutBackward(ga.encoded, ga.encodedDrop!, B * T * C, drop.at(STREAM_EMBED));
     be.encoderBackward(g.wte, g.wpe, ga.encoded, pass.idsT, B, T, C);
@@ -430,6 +516,8 @@ export class GPT {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.blocks.adapter?.dispose();
+    this.blocks.adapter = null;
     this.plan.dispose();
     this.decoder.dispose();
     this.blocks.dispose();

@@ -23,6 +23,14 @@ export function normal(seed: number, stream: number, index: number): number {
   return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
 }
 
+/**
+ * Uniform number `index` of (seed, stream) in (-bound, bound): PyTorch's kaiming_uniform_
+ * family (nn.Linear's default init, LoRA's A) on the counter RNG.
+ */
+export function uniformSymmetric(seed: number, stream: number, index: number, bound: number): number {
+  return bound * (2 * uniformOpen(seed, stream, index) - 1);
+}
+
 // Streams 0..INIT_STREAM_BASE-1 are left to dropout sites; parameter k draws from stream
 // INIT_STREAM_BASE + k.
 const INIT_STREAM_BASE = 0x10000;

@@ -24,6 +24,7 @@
 import type { Backend, Tensor } from '../backend/backend.js';
 import { ActivationPlan } from './activations.js';
 import { NO_DROP, type Blocks } from './blocks.js';
+import type { LoraShape } from './lora.js';
 import { checkTokens } from '../backend/base.js';
 
 export class KVCache {
@@ -188,6 +189,11 @@ export class Decoder {
 
   constructor(private readonly blocks: Blocks) {
     this.plan = new ActivationPlan(blocks.backend, blocks.config);
+  }
+
+  /** Plans an attached adapter's branch buffers (GPT.attachAdapter); the blocks run the branches. */
+  setLora(shape: LoraShape | null): void {
+    this.plan.setLora(shape);
   }
 
   /** GPT.createCache: a cache for `batch` sequences of up to `maxT` tokens. */

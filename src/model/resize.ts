@@ -30,6 +30,7 @@ const NEW_ROWS_STREAM = 0x7e5e0000;
  * its added tokens) and/or another dropout. Everything else is copied bit for bit.
  */
 export function rebuildGPT(model: GPT, options: RebuildOptions = {}): GPT {
+  if (model.adapter !== null) throw new Error('rebuildGPT: the model has a LoRA adapter attached; merge or detach it first');
   const cfg = model.config;
   const V0 = cfg.vocabSize;
   const V = options.vocabSize ?? V0;
@@ -55,6 +56,7 @@ export function rebuildGPT(model: GPT, options: RebuildOptions = {}): GPT {
     });
     out.loadParameters(params);
     out.trainingSteps = model.trainingSteps;
+    out.nameOrPath = model.nameOrPath;
     return out;
   } catch (err) {
     out.dispose();

@@ -34,6 +34,14 @@
 // from the model seed and model.trainingSteps (the head's from ft.headSteps), so a run is a
 // pure function of its inputs and backend.
 //
+// LoRA (`lora: { rank, alpha, dropout, targets }`, src/model/lora.ts): the prepared model
+// gets a LoRA adapter and is frozen; the adapter and the head are what the optimizers and
+// the gradient clip see (AdamW's state is theirs alone), at the LoRA default lr when none is
+// given. The three task-token rows of wte stay at their N(0, 0.02) init, frozen like the rest
+// of the embedding: a LoRA run trains no embedding row (PEFT's trainable_token_indices would;
+// see docs/ARCHITECTURE.md#lora); the adapter folder stores them, so base + adapter
+// reproduces the model exactly.
+//
 // Resume (checkpointDir + resume, as train's; the format is checkpoint.ts's): a checkpoint
 // holds the model and head weights, both AdamW states, the step and both dropout counters.
 // Update k (0-based) is batch k mod perEpoch of epoch floor(k / perEpoch) + 1, whose order
@@ -48,6 +56,7 @@ import { FineTunedGPT, type EncodedTaskData, type LossParts, type TaskDefinition
 import type { TaskMetrics } from '../tasks/metrics.js';
 import type { TaskExample, TaskType } from '../tasks/transform.js';
 import type { GPT } from '../model/gpt.js';
+import { LoraAdapter, resolveLoraConfig, targetedSites, type LoraConfig, type LoraOptions } from '../model/lora.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { AdamW } from './optimizer.js';
 import { uniformInt } from '../backend/rng.js';
@@ -130,7 +139,7 @@ export interface FineTuneOptions {
   epochs?: number;
   /** Examples per update. Default 32. */
   batchSize?: number;
-  /** Peak learning rate. Default 6.25e-5 · 768 / nEmbd (preset 'gpt1': 6.25e-5). */
+  /** Peak learning rate. Default 6.25e-5 · 768 / nEmbd (preset 'gpt1': 6.25e-5); with `lora`, LORA_LR whatever the preset. */
   lr?: number;
   /** Warmup: a fraction of the updates (< 1; default 0.002 = 0.2%) or a number of updates (>= 1). */
   warmup?: number;
@@ -173,7 +182,21 @@ export interface FineTuneOptions {
   resume?: boolean | 'auto' | string;
   /** Stops after the current update (with a checkpoint if checkpointDir is set). */
   signal?: AbortSignal;
+  /**
+   * LoRA instead of full fine-tuning: the model is frozen and a low-rank adapter (rank,
+   * alpha, dropout, targets: src/model/lora.ts, defaults LORA_DEFAULTS) is trained with the
+   * head. The result's model has the adapter attached (merge it with mergeAdapter).
+   */
+  lora?: LoraOptions;
 }
+
+/**
+ * The default peak learning rate of a LoRA run: 10× full fine-tuning's 6.25e-5, the ratio of
+ * the best learning rates measured on the synthetic tasks (full fine-tuning 1e-3, LoRA on
+ * c_attn 1e-2; docs/ARCHITECTURE.md#lora). B starts at zero and only the rank-r update
+ * moves, so a LoRA run takes larger steps than one that moves every weight.
+ */
+export const LORA_LR = 6.25e-4;
 
 export interface FineTuneResult {
   model: FineTunedGPT;
@@ -191,6 +214,8 @@ export interface FineTuneResult {
   truncated: { train: number; validation: number };
   /** Task tokens that were new to the tokenizer (and got fresh embedding rows). */
   addedTokens: string[];
+  /** Parameters the run trained: the model's and the head's, or (LoRA) the adapter's and the head's. */
+  trainableParameters: number;
   stopped: boolean;
   elapsedMs: number;
   /** What onWarning was told, in order. */
@@ -220,14 +245,19 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
     clfDropout: o.clfDropout,
   };
 
+  if (model.adapter !== null) throw new Error('finetune: the model has a LoRA adapter attached; merge it (model.mergeAdapter()) or detach it first');
   const prepared = prepareForTask(model, tokenizer, { dropout: o.dropout });
   let ft: FineTunedGPT;
   try {
+    if (o.lora !== null) prepared.model.attachAdapter(LoraAdapter.create(prepared.model.config, o.lora, o.seed, prepared.model.backend));
     ft = FineTunedGPT.create(prepared.model, prepared.tokenizer, def, { seed: o.seed });
   } catch (err) {
     if (prepared.rebuilt) prepared.model.dispose();
+    else prepared.model.detachAdapter()?.dispose();
     throw err;
   }
+  // What the optimizer and the clip see: the model, or (LoRA) its adapter, and the head.
+  const trained = ft.model.adapter ?? ft.model;
   const trainData = ft.encode(train, 'task.train');
   const valData = validation === null ? null : ft.encode(validation, 'task.validation');
 
@@ -238,7 +268,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   const warmupSteps = o.warmup < 1 ? Math.ceil(o.warmup * totalSteps) : Math.round(o.warmup);
   const schedule = makeSchedule({ kind: o.schedule, maxLr: o.lr, minLr: 0, warmupSteps, totalSteps: Math.max(totalSteps, warmupSteps) });
 
-  const adamModel = new AdamW(ft.model, { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
+  const adamModel = new AdamW(trained, { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
   const adamHead = new AdamW(ft.head, { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
   const losses: number[] = [];
   const warnings: string[] = [];
@@ -281,7 +311,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
       startStep,
       steps: totalSteps,
       schedule,
-      params: [ft.model, ft.head],
+      params: [trained, ft.head],
       optimizers: [adamModel, adamHead],
       gradClip: o.gradClip,
       lossHint: 'try a lower lr',
@@ -332,7 +362,10 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
     });
   } catch (err) {
     if (prepared.rebuilt) ft.dispose();
-    else ft.head.dispose();
+    else {
+      ft.head.dispose();
+      ft.model.detachAdapter()?.dispose();
+    }
     throw err;
   } finally {
     adamModel.dispose();
@@ -347,6 +380,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
     validation: history.at(-1)?.metrics ?? null,
     truncated: { train: trainData.truncated, validation: valData?.truncated ?? 0 },
     addedTokens: prepared.added,
+    trainableParameters: (ft.model.adapter?.numParameters() ?? ft.model.numParameters()) + ft.head.numParameters(),
     stopped: run.stopped,
     elapsedMs: performance.now() - t0,
     warnings,
@@ -477,6 +511,8 @@ interface Resolved extends FineTuneRecipe {
   maxSteps?: number;
   evalBatchSize: number;
   checkpointEvery: number;
+  /** The LoRA settings (resolved), or null for full fine-tuning. */
+  lora: LoraConfig | null;
 }
 
 function resolve(o: FineTuneOptions, nEmbd: number): Resolved {
@@ -496,10 +532,12 @@ function resolve(o: FineTuneOptions, nEmbd: number): Resolved {
   const clfDropout = num('clfDropout', o.clfDropout ?? d.clfDropout, 0, 0.999);
   const seed = int('seed', o.seed ?? 1337, 0);
   if (seed > 0xffffffff) throw new Error(`finetune: seed must be below 2^32, got ${seed}`);
+  const lora = o.lora === undefined ? null : resolveLoraConfig(o.lora, 'finetune: lora');
+  if (lora !== null) targetedSites(lora, o.model.config.nLayer, 'finetune: lora'); // a target that matches nothing: said before anything runs
   return {
     epochs: int('epochs', o.epochs ?? d.epochs, 1),
     batchSize,
-    lr: num('lr', o.lr ?? d.lr, 0),
+    lr: num('lr', o.lr ?? (lora === null ? d.lr : LORA_LR), 0),
     warmup: num('warmup', o.warmup ?? d.warmup, 0),
     schedule,
     lambda: num('lambda', o.lambda ?? d.lambda, 0),
@@ -513,5 +551,6 @@ function resolve(o: FineTuneOptions, nEmbd: number): Resolved {
     maxSteps: o.maxSteps === undefined ? undefined : int('maxSteps', o.maxSteps, 1),
     evalBatchSize: int('evalBatchSize', o.evalBatchSize ?? batchSize, 1),
     checkpointEvery: int('checkpointEvery', o.checkpointEvery ?? 0, 0),
+    lora,
   };
 }
