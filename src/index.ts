@@ -19,6 +19,8 @@ export { TaskHead } from './model/head.js';
 export type { Pool, HeadPass } from './model/head.js';
 export { rebuildGPT, resizeTokenEmbeddings } from './model/resize.js';
 export type { RebuildOptions } from './model/resize.js';
+export { LoraAdapter, LORA_DEFAULTS, LORA_SITES, ALL_LINEAR } from './model/lora.js';
+export type { LoraOptions, LoraConfig, LoraSite } from './model/lora.js';
 
 // ---- training (src/train) ----
 export {
@@ -38,6 +40,7 @@ export {
   loadCheckpoint,
   findCheckpoint,
   finetune,
+  LORA_LR_RATIO,
 } from './train/index.js';
 export type {
   AdamWOptions,

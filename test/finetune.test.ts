@@ -17,7 +17,7 @@ import { TASK_TOKENS, prepareForTask } from '../src/tasks/special.js';
 import type { TaskExample, TaskType } from '../src/tasks/transform.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { FINETUNE_PRESETS, finetune, finetuneRecipe, stillAtChance, widthScaledLr, type FineTuneStepInfo } from '../src/train/finetune.js';
-import { main } from '../src/cli/main.js';
+import { cli } from './helpers/cli-in-process.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { mulberry32 } from './helpers/random.js';
 import { choiceTask, classificationTask, entailmentTask, similarityTask } from './helpers/synthetic-tasks.js';
@@ -470,22 +470,6 @@ describe('ferrogpt finetune / eval / predict', () => {
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
   });
-
-  /** main(argv) in this process, its output captured (onStderr sees each write). */
-  async function cli(argv: string[], onStderr?: (text: string) => void): Promise<{ code: number; stdout: string; stderr: string }> {
-    const r = { code: -1, stdout: '', stderr: '' };
-    const out = process.stdout.write.bind(process.stdout);
-    const err = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((s: string) => ((r.stdout += s), true)) as typeof process.stdout.write;
-    process.stderr.write = ((s: string) => ((r.stderr += s), onStderr?.(s), true)) as typeof process.stderr.write;
-    try {
-      r.code = await main(argv);
-    } finally {
-      process.stdout.write = out;
-      process.stderr.write = err;
-    }
-    return r;
-  }
 
   it('fine-tunes a model folder, then evaluates and predicts with the result', async () => {
     const base = join(dir, 'base');

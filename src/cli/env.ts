@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BACKEND_NAMES, backendInfo, initBackend, setThreads, useBackend } from '../backend/index.js';
+import { BACKEND_NAMES, backendInfo, getBackend, initBackend, setThreads, useBackend } from '../backend/index.js';
 import type { BackendName } from '../backend/backend.js';
 import { GPT } from '../model/gpt.js';
 import { FineTunedGPT } from '../tasks/finetuned.js';
@@ -99,15 +99,17 @@ export async function loadModelFolder(
 
 /**
  * The --model folder of `eval` and `predict`: checks it was written by `ferrogpt finetune`
- * (it has task.json), sets up the backend, loads it. The caller disposes it.
+ * (it has task.json), sets up the backend, loads it (a LoRA folder onto `base`, or the base
+ * it names). The caller disposes it.
  */
 export async function loadFineTunedFolder(
   modelDir: string,
   choice: { backend?: BackendName; threads?: number },
   log: (line: string) => void,
+  base?: string,
 ): Promise<FineTunedGPT> {
   const dir = resolve(modelDir);
   if (!existsSync(join(dir, 'task.json'))) throw new Error(`${dir} has no task.json; --model takes a folder written by \`ferrogpt finetune\``);
   await setupBackend(choice, log);
-  return FineTunedGPT.load(dir);
+  return FineTunedGPT.load(dir, getBackend(), { base: base === undefined ? undefined : resolve(base) });
 }

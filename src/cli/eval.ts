@@ -13,7 +13,8 @@ export const EVAL_SPEC: CommandSpec = {
   usage: 'ferrogpt eval --model <dir> --data <file> [--batch N] [--json]',
   summary: 'Evaluate a fine-tuned model (from `ferrogpt finetune`) on a labeled dataset of its task.',
   options: {
-    model: { type: 'string', value: 'DIR', help: 'fine-tuned model folder (with task.json)' },
+    model: { type: 'string', value: 'DIR', help: 'fine-tuned model folder (with task.json), or a LoRA one (`finetune --lora`)' },
+    base: { type: 'string', value: 'DIR', help: 'the base model of a LoRA folder (default: the folder it names, finetune\'s --model)' },
     data: { type: 'string', value: 'FILE', help: 'labeled examples: .jsonl, .json, .csv or .tsv (fields: `ferrogpt finetune --help`)' },
     batch: { type: 'string', value: 'N', help: 'examples per forward pass (default 32)' },
     json: { type: 'boolean', help: 'print the metrics as JSON' },
@@ -32,7 +33,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (dataPath === undefined) throw new UsageError('--data is required (a labeled .jsonl, .json, .csv or .tsv file)');
   const batchSize = intValue(values, 'batch', 32, 1);
   const choice = backendChoice(values);
-  const ft = await loadFineTunedFolder(modelDir, choice, logLine);
+  const ft = await loadFineTunedFolder(modelDir, choice, logLine, stringValue(values, 'base'));
   try {
     const examples = await loadTaskData(resolve(dataPath), ft.task.type, { requireLabels: true });
     const { predictions: _p, truncated, ...metrics } = ft.evaluate(examples, { batchSize });

@@ -9,6 +9,10 @@
 //   checkpoint/   finetune()'s checkpoint (replaced atomically; after every epoch, every
 //                 --checkpoint-every updates, and on Ctrl-C): --resume continues from it,
 //                 bit for bit as if the run had not stopped
+// With --lora R the model stays frozen and a LoRA adapter of rank R trains with the head;
+// --out then holds PEFT's adapter folder (adapter_config.json, adapter_model.safetensors)
+// instead of config.json and model.safetensors, naming --model as its base, which `eval`
+// and `predict` load it onto (--merge saves the merged model instead).
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -17,7 +21,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { findCheckpoint } from '../train/checkpoint.js';
 import type { TaskMetrics } from '../tasks/metrics.js';
 import { TASK_TYPES, type TaskType } from '../tasks/transform.js';
-import { FINETUNE_PRESETS, finetune, finetuneRecipe, type FineTunePreset, type FineTuneStepInfo } from '../train/finetune.js';
+import { ALL_LINEAR, LORA_DEFAULTS, type LoraOptions } from '../model/lora.js';
+import { FINETUNE_PRESETS, LORA_LR_RATIO, finetune, finetuneRecipe, type FineTunePreset, type FineTuneStepInfo } from '../train/finetune.js';
 import { HELP_OPTION, UsageError, choiceValue, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine as log } from './env.js';
 import { bar, formatDuration } from './progress.js';
@@ -45,6 +50,11 @@ export const FINETUNE_SPEC: CommandSpec = {
     'max-length': { type: 'string', value: 'N', help: 'longest input in tokens; longer ones are cut (default: the model\'s block size)' },
     seed: { type: 'string', value: 'N', help: 'seed of the example order and the head (default 1337)' },
     'checkpoint-every': { type: 'string', value: 'N', help: 'also checkpoint every N updates (default 0: after every epoch only)' },
+    lora: { type: 'string', value: 'R', help: `LoRA of rank R instead of full fine-tuning: the model stays frozen, an adapter and the head train (lr default ${LORA_LR_RATIO}× full fine-tuning's); --out gets a PEFT adapter folder` },
+    'lora-alpha': { type: 'string', value: 'X', help: `LoRA alpha: the branches are scaled by alpha / R (default ${LORA_DEFAULTS.alpha})` },
+    'lora-dropout': { type: 'string', value: 'P', help: `dropout on the LoRA branches' inputs (default ${LORA_DEFAULTS.dropout})` },
+    'lora-targets': { type: 'string', value: 'A,B,..', help: `layers to adapt, PEFT module names: c_attn, c_proj, c_fc (or ${ALL_LINEAR}) (default ${(LORA_DEFAULTS.targets as string[]).join(',')})` },
+    merge: { type: 'boolean', help: 'with --lora: fold the adapter into the weights and save the plain fine-tuned model instead of the adapter folder' },
     resume: { type: 'boolean', help: 'continue the run in --out from its checkpoint (same settings unless given)' },
     ...BACKEND_OPTIONS,
     help: HELP_OPTION,
@@ -60,6 +70,7 @@ export const FINETUNE_SPEC: CommandSpec = {
     '  ferrogpt finetune --model runs/austen --task classification --train sst.jsonl --valid sst-dev.jsonl --out runs/sst',
     '  ferrogpt finetune --model runs/austen --task entailment --train nli.csv --lambda 0 --epochs 2 --out runs/nli',
     '  ferrogpt finetune --out runs/sst --resume          # after Ctrl-C: continues exactly',
+    '  ferrogpt finetune --model runs/austen --task classification --train sst.jsonl --lora 8 --out runs/sst-lora',
     '',
     'Ctrl-C stops after the current update and saves the model as it is, and a checkpoint that --resume continues.',
   ].join('\n'),
@@ -86,6 +97,9 @@ interface FinetuneSettings {
   clfDropout: number | null;
   seed: number;
   checkpointEvery: number;
+  /** LoRA settings, or null for full fine-tuning. */
+  lora: { rank: number; alpha: number; dropout: number; targets: string[] | typeof ALL_LINEAR } | null;
+  merge: boolean;
 }
 
 /** Flags → settings. With --resume, run.json in --out supplies every flag not given. */
@@ -118,6 +132,9 @@ async function resolveSettings(values: Record<string, string | boolean | undefin
     values[flag] === undefined ? ((saved[key] as number | null | undefined) ?? null) : numValue(values, flag, 0, min, max);
   const int = (flag: string, key: keyof FinetuneSettings, min: number): number | null =>
     values[flag] === undefined ? ((saved[key] as number | null | undefined) ?? null) : intValue(values, flag, 0, min);
+  const lora = loraSettings(values, saved.lora ?? null);
+  const merge = values.merge === true || (values.merge === undefined && saved.merge === true);
+  if (merge && lora === null) throw new UsageError('--merge is for --lora runs');
   const settings: FinetuneSettings = {
     command: 'finetune',
     model: resolve(model),
@@ -137,9 +154,33 @@ async function resolveSettings(values: Record<string, string | boolean | undefin
     clfDropout: num('clf-dropout', 'clfDropout', 0, 0.99),
     seed: intValue(values, 'seed', saved.seed ?? 1337, 0),
     checkpointEvery: intValue(values, 'checkpoint-every', saved.checkpointEvery ?? 0, 0),
+    lora,
+    merge,
   };
   if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
   return settings;
+}
+
+/** --lora R and its --lora-* flags → the run's LoRA settings (run.json's when resuming and not given), or null. */
+function loraSettings(values: Record<string, string | boolean | undefined>, saved: FinetuneSettings['lora']): FinetuneSettings['lora'] {
+  const given = (['lora-alpha', 'lora-dropout', 'lora-targets'] as const).filter((k) => values[k] !== undefined);
+  if (values.lora === undefined && saved === null) {
+    if (given.length > 0) throw new UsageError(`--${given[0]} needs --lora R (the rank)`);
+    return null;
+  }
+  const base = saved ?? { rank: 0, alpha: LORA_DEFAULTS.alpha, dropout: LORA_DEFAULTS.dropout, targets: [...(LORA_DEFAULTS.targets as string[])] };
+  const rank = intValue(values, 'lora', base.rank, 1);
+  const alpha = numValue(values, 'lora-alpha', base.alpha, 0);
+  if (!(alpha > 0)) throw new UsageError(`--lora-alpha must be a number > 0, got ${JSON.stringify(values['lora-alpha'])}`);
+  const dropout = numValue(values, 'lora-dropout', base.dropout, 0, 0.99);
+  const raw = stringValue(values, 'lora-targets');
+  let targets = base.targets;
+  if (raw !== undefined) {
+    const list = raw.split(',').map((t) => t.trim());
+    if (list.some((t) => t === '')) throw new UsageError(`--lora-targets takes comma-separated module names (c_attn, c_proj, c_fc) or ${ALL_LINEAR}, got ${JSON.stringify(raw)}`);
+    targets = list.length === 1 && list[0] === ALL_LINEAR ? ALL_LINEAR : list;
+  }
+  return { rank, alpha, dropout, targets };
 }
 
 export async function finetuneCommand(argv: string[]): Promise<number> {
@@ -167,10 +208,12 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
     await writeFileAtomic(join(out, 'run.json'), JSON.stringify(s, null, 2) + '\n');
     const given = { lambda: s.lambda, epochs: s.epochs, batchSize: s.batchSize, lr: s.lr, warmup: s.warmup, dropout: s.dropout, clfDropout: s.clfDropout };
     const flags = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== null));
-    const settings = { ...finetuneRecipe(model.config.nEmbd, s.preset), ...flags }; // what finetune will use
+    const settings = { ...finetuneRecipe(model.config.nEmbd, s.preset, s.lora !== null), ...flags }; // what finetune will use
+    const lora: LoraOptions | undefined = s.lora ?? undefined;
+    const loraText = s.lora === null ? '' : `, LoRA r ${s.lora.rank} alpha ${s.lora.alpha}${s.lora.dropout > 0 ? ` dropout ${s.lora.dropout}` : ''} on ${s.lora.targets === ALL_LINEAR ? ALL_LINEAR : s.lora.targets.join(',')}`;
     log(
       `${resume ? 'resuming' : 'fine-tuning'} ${dir} on ${s.task} (${s.train}${s.valid ? `, validation ${s.valid}` : ''}), ` +
-        `${s.preset === 'default' ? '' : `preset ${s.preset}, `}λ ${settings.lambda}, ${settings.epochs} epochs, batch ${settings.batchSize}, lr ${+settings.lr.toPrecision(4)}` +
+        `${s.preset === 'default' ? '' : `preset ${s.preset}, `}λ ${settings.lambda}, ${settings.epochs} epochs, batch ${settings.batchSize}, lr ${+settings.lr.toPrecision(4)}${loraText}` +
         (resume ? ` from ${found}` : ''),
     );
     const r = await finetune({
@@ -186,13 +229,15 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
       onStep: (info) => progress.update(info),
       onWarning: (message) => progress.note(message),
       signal: stop.signal,
+      lora,
     });
     progress.finish();
     if (r.addedTokens.length > 0) log(`added ${r.addedTokens.join(' ')} to the tokenizer and the embedding`);
     if (r.truncated.train + r.truncated.validation > 0) {
       log(`truncated to ${r.model.task.maxLength} tokens: ${r.truncated.train} training and ${r.truncated.validation} validation examples (the text segments are cut; the extract token is kept)`);
     }
-    await r.model.save(out);
+    if (s.merge) r.model.mergeAdapter();
+    await r.model.save(out); // with an adapter: the adapter folder, its base --model
     const summary = {
       model: dir,
       task: r.model.task.type,
@@ -200,7 +245,8 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
       regression: r.model.task.regression,
       train: s.train,
       validation: s.valid,
-      settings: { preset: s.preset, ...r.settings, maxLength: r.model.task.maxLength },
+      settings: { preset: s.preset, ...r.settings, maxLength: r.model.task.maxLength, lora: s.lora, merge: s.merge },
+      trainableParameters: r.trainableParameters,
       steps: r.steps,
       startStep: r.startStep,
       stopped: r.stopped,
@@ -212,7 +258,8 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
     };
     await writeFileAtomic(join(out, 'metrics.json'), JSON.stringify(summary, null, 2) + '\n');
     process.stdout.write(metricsTable(r.history.map((h) => ({ label: `epoch ${h.epoch} (step ${h.step})`, metrics: h.metrics }))));
-    log(`${r.stopped ? 'stopped; ' : ''}saved the fine-tuned model to ${out} (${formatDuration(r.elapsedMs / 1000)})`);
+    const what = r.model.model.adapter !== null ? `the LoRA adapter (${r.trainableParameters} trained parameters with the head; base ${dir})` : 'the fine-tuned model';
+    log(`${r.stopped ? 'stopped; ' : ''}saved ${what} to ${out} (${formatDuration(r.elapsedMs / 1000)})`);
     if (r.stopped) log(`resume: ferrogpt finetune --out ${out} --resume`);
     r.model.dispose();
     if (r.model.model !== model) model.dispose();

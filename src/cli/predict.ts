@@ -15,7 +15,8 @@ export const PREDICT_SPEC: CommandSpec = {
   usage: 'ferrogpt predict --model <dir> (--data <file> | --example <json> | --text <text>) [--batch N]',
   summary: 'Predict with a fine-tuned model: labels and probabilities as JSON lines.',
   options: {
-    model: { type: 'string', value: 'DIR', help: 'fine-tuned model folder (with task.json)' },
+    model: { type: 'string', value: 'DIR', help: 'fine-tuned model folder (with task.json), or a LoRA one (`finetune --lora`)' },
+    base: { type: 'string', value: 'DIR', help: 'the base model of a LoRA folder (default: the folder it names, finetune\'s --model)' },
     data: { type: 'string', value: 'FILE', help: 'examples (labels not needed): .jsonl, .json, .csv or .tsv' },
     example: { type: 'string', value: 'JSON', help: 'one example as JSON, e.g. \'{"premise": "...", "hypothesis": "..."}\'' },
     text: { type: 'string', value: 'TEXT', help: 'a text to classify (classification tasks)' },
@@ -40,7 +41,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   if (sources.length !== 1) throw new UsageError('give exactly one of --data, --example or --text');
   const batchSize = intValue(values, 'batch', 32, 1);
   const choice = backendChoice(values);
-  const ft = await loadFineTunedFolder(modelDir, choice, logLine);
+  const ft = await loadFineTunedFolder(modelDir, choice, logLine, stringValue(values, 'base'));
   try {
     const type = ft.task.type;
     let examples: TaskExample[];

@@ -39,6 +39,7 @@
 import type { Backend, Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { gpt2FromContents, loadGPT, saveGPT, type HFGPT2Config } from '../io/hf-gpt2.js';
+import { readAdapterFolder, writeAdapterFolder, type AdapterFolder } from '../io/peft.js';
 import { IGNORE_INDEX, lmLossBackward, lmLossForward } from '../objectives/lm.js';
 import { ActivationPlan, type Acts } from './activations.js';
 import { Blocks, NO_DROP, STREAM_EMBED, dropoutOf, type Dropout } from './blocks.js';
@@ -239,6 +240,19 @@ export class GPT {
     for (const [spec, data] of writes) this.backend.write(this.weights.buffer, data, spec.offset);
   }
 
+  /** Rows `ids` of the token embedding wte, (ids.length, C) row-major (a copy). */
+  embeddingRows(ids: readonly number[]): Float32Array {
+    this.alive();
+    const { nEmbd: C, vocabSize: V } = this.config;
+    const wte = this.weights.views.get('transformer.wte.weight')!;
+    const out = new Float32Array(ids.length * C);
+    ids.forEach((id, i) => {
+      if (!Number.isSafeInteger(id) || id < 0 || id >= V) throw new Error(`embeddingRows: id ${id} is out of range (must be in 0..${V - 1})`);
+      out.set(this.backend.read(wte, id * C, C) as Float32Array, i * C);
+    });
+    return out;
+  }
+
   /**
    * Training passes run so far; it keys the dropout masks, so a checkpoint that restores
    * it resumes with the same masks as an uninterrupted run.
@@ -313,6 +327,61 @@ export class GPT {
     this.setAdapter(null);
     adapter.dispose();
     return this;
+  }
+
+  /**
+   * Reads a PEFT LoRA adapter folder (src/io/peft.ts: adapter_config.json +
+   * adapter_model.safetensors, ours or PEFT's for GPT-2) and attaches it. Embedding rows the
+   * folder holds (trainable_token_indices: a fine-tuned model's task tokens) replace those
+   * rows of wte; a task head in it is FineTunedGPT.load's. Everything is checked before the
+   * model changes; an adapter made for another model shape is an error saying so.
+   */
+  async loadAdapter(dir: string): Promise<LoraAdapter> {
+    this.alive();
+    return this.applyAdapterFolder(await readAdapterFolder(dir, 'loadAdapter'), dir, 'loadAdapter');
+  }
+
+  /** @internal loadAdapter's work on a folder already read (FineTunedGPT.load reads its head from the same one). */
+  applyAdapterFolder(folder: AdapterFolder, dir: string, fn: string): LoraAdapter {
+    this.alive();
+    if (this.blocks.adapter !== null) throw new Error(`${fn}: the model already has an adapter; detach or merge it first`);
+    const { nEmbd: C, vocabSize: V } = this.config;
+    const tokens = folder.tokens;
+    if (tokens !== null) {
+      if (tokens.rows.shape[1] !== C) throw new Error(`${fn}: ${dir}: the adapter's embedding rows have ${tokens.rows.shape[1]} channels, the model ${C}: it was made for another model`);
+      const beyond = tokens.ids.filter((id) => id >= V);
+      if (beyond.length > 0) throw new Error(`${fn}: ${dir}: the adapter sets embedding rows ${beyond.join(', ')}, the model has ${V} (grow it first: resizeTokenEmbeddings, or FineTunedGPT.load for a fine-tuned folder)`);
+    }
+    let adapter: LoraAdapter;
+    try {
+      adapter = new LoraAdapter(this.backend, this.config, folder.config);
+    } catch (err) {
+      throw new Error(`${fn}: ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      adapter.loadParameters([...folder.lora].map(([name, t]) => [name, t.data] as const), `${fn}: ${dir}: the adapter does not fit this model (${this.config.nLayer} layers of ${C} channels)`);
+    } catch (err) {
+      adapter.dispose();
+      throw err;
+    }
+    if (tokens !== null) {
+      const wte = this.weights.views.get('transformer.wte.weight')!;
+      tokens.ids.forEach((id, i) => this.backend.write(wte, tokens.rows.data.subarray(i * C, (i + 1) * C), id * C));
+    }
+    this.setAdapter(adapter);
+    return adapter;
+  }
+
+  /**
+   * Writes the attached adapter as a PEFT LoRA folder (task_type CAUSAL_LM; its base is
+   * nameOrPath). A fine-tuned model's folder, with its head and task tokens, is
+   * FineTunedGPT.save's.
+   */
+  async saveAdapter(dir: string): Promise<void> {
+    this.alive();
+    const adapter = this.blocks.adapter;
+    if (adapter === null) throw new Error('saveAdapter: the model has no adapter attached');
+    await writeAdapterFolder(dir, { config: adapter.config, baseModel: this.nameOrPath, lora: adapter.namedParameters() });
   }
 
   private setAdapter(adapter: LoraAdapter | null): void {

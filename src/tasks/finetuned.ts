@@ -7,13 +7,23 @@
 //                                    GPT.load(dir) reads the folder too (without the head)
 //   tokenizer.json                   with <|start|>, <|delim|>, <|extract|>
 //   task.json                        the task definition (TaskSpec below)
+//
+// With a LoRA adapter attached (finetune({ lora })), save writes PEFT's adapter folder
+// instead of the weights, as PeftModel.save_pretrained does (src/io/peft.ts):
+// adapter_config.json and adapter_model.safetensors (A and B of every adapted layer, the
+// head as modules_to_save, the task tokens' wte rows as trainable_token_indices) next to
+// tokenizer.json and task.json: a few percent of the model's size. load reads it back onto
+// its base model (the folder the adapter names, or one given), and mergeAdapter turns the
+// result into a plain fine-tuned model whose save writes the layout above.
 
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backend, Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isAdapterFolder, readAdapterFolder, writeAdapterFolder } from '../io/peft.js';
 import { GPT } from '../model/gpt.js';
+import { rebuildGPT } from '../model/resize.js';
 import { HEAD_BIAS, HEAD_WEIGHT, TaskHead } from '../model/head.js';
 import { loadGPT, saveGPT } from '../io/hf-gpt2.js';
 import { dropoutSeed } from '../model/init.js';
@@ -135,23 +145,64 @@ export class FineTunedGPT {
     return new FineTunedGPT(model, tokenizer, head, spec);
   }
 
-  /** Loads a folder written by save(). */
-  static async load(dir: string, backend: Backend = getBackend()): Promise<FineTunedGPT> {
+  /**
+   * Loads a folder written by save(): a fine-tuned model, or a LoRA adapter folder on its
+   * base model (see the top of this file). The base is `options.base`, a model folder or a
+   * GPT (which is copied, not changed), else the folder the adapter names
+   * (base_model_name_or_path); it gets the tokenizer's rows if it lacks them, and the
+   * adapter's task-token rows.
+   */
+  static async load(dir: string, backend: Backend = getBackend(), options: { base?: string | GPT } = {}): Promise<FineTunedGPT> {
     const spec = checkTaskSpec(await readJson(join(dir, 'task.json')), join(dir, 'task.json'));
     const tokenizer = await Tokenizer.load(join(dir, 'tokenizer.json'));
+    if (await isAdapterFolder(dir)) return FineTunedGPT.loadAdapterFolder(dir, spec, tokenizer, backend, options.base);
     const { config, params, tensors } = await loadGPT(dir, 'FineTunedGPT.load');
     const w = tensors.get(HEAD_WEIGHT);
     const b = tensors.get(HEAD_BIAS);
-    const K = outputsOf(spec);
-    const C = config.nEmbd;
     if (w === undefined || b === undefined) throw new Error(`${dir}: model.safetensors has no task head (${HEAD_WEIGHT}, ${HEAD_BIAS}); is this a fine-tuned model folder?`);
-    if (w.shape.join() !== `${K},${C}` || b.shape.join() !== `${K}`) {
-      throw new Error(`${dir}: the task head has shapes [${w.shape}] and [${b.shape}], task.json needs [${K}, ${C}] and [${K}]`);
-    }
     const model = GPT.fromParameters(config, params, backend);
+    return FineTunedGPT.assemble(dir, model, tokenizer, spec, w, b);
+  }
+
+  private static async loadAdapterFolder(dir: string, spec: TaskSpec, tokenizer: Tokenizer, backend: Backend, base: string | GPT | undefined): Promise<FineTunedGPT> {
+    const fn = 'FineTunedGPT.load';
+    const folder = await readAdapterFolder(dir, fn);
+    if (folder.head === null) throw new Error(`${fn}: ${dir} is a LoRA adapter folder without a task head (modules_to_save "score"); load it onto a GPT with model.loadAdapter`);
+    const basePath = typeof base === 'string' ? base : folder.baseModel;
+    if (base === undefined && basePath === null) throw new Error(`${fn}: ${dir} is a LoRA adapter folder that names no base model (base_model_name_or_path); pass one: FineTunedGPT.load(dir, backend, { base })`);
+    const loaded = typeof base === 'object' ? null : await GPT.load(basePath!, backend).catch((err: Error) => {
+      throw new Error(`${fn}: ${dir}: cannot load its base model ${basePath}: ${err.message}`, { cause: err });
+    });
+    const baseModel = loaded ?? (base as GPT);
+    // Rows for every token the tokenizer has (the task tokens may be new to the base).
+    const V = Math.max(baseModel.config.vocabSize, tokenizer.vocabSize);
+    let model: GPT;
     try {
+      model = loaded !== null && V === loaded.config.vocabSize ? loaded : rebuildGPT(baseModel, { vocabSize: V });
+    } finally {
+      if (loaded !== null && model! !== loaded) loaded.dispose();
+    }
+    try {
+      model.applyAdapterFolder(folder, dir, fn);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    const C = model.config.nEmbd;
+    const K = outputsOf(spec);
+    const bias = folder.head.bias ?? { shape: [K], data: new Float32Array(K) }; // HF's score has no bias
+    return FineTunedGPT.assemble(dir, model, tokenizer, spec, folder.head.weight, bias, C);
+  }
+
+  /** The fine-tuned model from its parts; checks the head's shapes and the task against the model (disposing it on error). */
+  private static assemble(dir: string, model: GPT, tokenizer: Tokenizer, spec: TaskSpec, w: { shape: number[]; data: Float32Array }, b: { shape: number[]; data: Float32Array }, C = model.config.nEmbd): FineTunedGPT {
+    try {
+      const K = outputsOf(spec);
+      if (w.shape.join() !== `${K},${C}` || b.shape.join() !== `${K}`) {
+        throw new Error(`${dir}: the task head has shapes [${w.shape}] and [${b.shape}], task.json needs [${K}, ${C}] and [${K}]`);
+      }
       resolveTaskSpec(model, tokenizer, spec); // the ids and sizes fit together
-      const head = new TaskHead(backend, C, K);
+      const head = new TaskHead(model.backend, C, K);
       head.loadParameters(w.data, b.data);
       return new FineTunedGPT(model, tokenizer, head, spec);
     } catch (err) {
@@ -160,13 +211,35 @@ export class FineTunedGPT {
     }
   }
 
-  /** Writes the folder described at the top of this file. */
+  /**
+   * Writes the folder described at the top of this file: the fine-tuned model, or (with an
+   * adapter attached) the adapter folder, whose base is model.nameOrPath.
+   */
   async save(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
-    const params = this.model.namedParameters().map(([name, p]) => [name, p.data(), p.shape] as const);
-    await saveGPT(dir, this.model.config, params, this.head.namedParameters());
+    const adapter = this.model.adapter;
+    // The other layout's files, from an earlier save into the same folder, would be read instead.
+    const stale = adapter !== null ? ['config.json', 'model.safetensors'] : [ADAPTER_CONFIG, ADAPTER_WEIGHTS];
+    for (const f of stale) await rm(join(dir, f), { force: true });
+    if (adapter !== null) {
+      const ids = [this.ids.start, this.ids.delim, this.ids.extract];
+      const tokens = { ids, rows: this.model.embeddingRows(ids), C: this.model.config.nEmbd };
+      await writeAdapterFolder(dir, { config: adapter.config, baseModel: this.model.nameOrPath, lora: adapter.namedParameters(), head: this.head.namedParameters(), tokens });
+    } else {
+      const params = this.model.namedParameters().map(([name, p]) => [name, p.data(), p.shape] as const);
+      await saveGPT(dir, this.model.config, params, this.head.namedParameters());
+    }
     await this.tokenizer.save(join(dir, 'tokenizer.json'));
     await writeFileAtomic(join(dir, 'task.json'), JSON.stringify(this.task, null, 2) + '\n');
+  }
+
+  /**
+   * Folds the LoRA adapter into the model's weights (GPT.mergeAdapter): a plain fine-tuned
+   * model, whose save writes the full layout. Returns this.
+   */
+  mergeAdapter(): this {
+    this.model.mergeAdapter();
+    return this;
   }
 
   /** Head outputs per sequence or example: classes, 1 (a choice's score, a regression). */

@@ -22,6 +22,12 @@
 //                                    function of (seed, epoch), so `step` places it in them.
 //   tokenizer.json                   if the run was given a tokenizer (finetune: always)
 //
+// A LoRA fine-tuning checkpoint (finetune({ lora })) holds the adapter folder that
+// FineTunedGPT.save writes with an adapter attached (adapter_config.json,
+// adapter_model.safetensors: adapter, head, task-token rows) instead of config.json and
+// model.safetensors; its optimizer state is the adapter's, and trainer.json records a
+// digest of the frozen base weights, so a resume on another base is refused.
+//
 // Atomicity. Saving to `ckpt` never touches `ckpt` until a complete new one exists:
 //   1. write everything into `ckpt.tmp-<pid>/` (every file fsynced, then the directory)
 //   2. rename `ckpt` → `ckpt.old`               (fsync the parent directory)
@@ -39,6 +45,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { syncDirectory, writeFileAtomic } from '../io/atomic.js';
+import { isAdapterFolder, readAdapterFolder } from '../io/peft.js';
 import { expectTensors, readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
 import type { GPTConfig } from '../model/config.js';
 import { loadGPT } from '../io/hf-gpt2.js';
@@ -93,6 +100,8 @@ export interface FineTuneTrainerState {
   loss: number | null;
   /** Validation metrics after each epoch so far (the last ones are its last entry). */
   history: Array<{ epoch: number; step: number; metrics: TaskMetrics }>;
+  /** LoRA runs: a digest of the frozen base weights (a resumed run must start from the same). */
+  base?: string;
 }
 
 export interface CheckpointContents {
@@ -208,16 +217,14 @@ export async function loadCheckpoint(dir: string, options: { model?: GPT; backen
 /**
  * Reads a `finetune` checkpoint into `ft` (falling back to `dir.old`): checks the config, the
  * task (task.json against ft.task), the head's and the optimizers' shapes and trainer.json,
- * then loads the model's and the head's weights and their dropout counters
- * (model.trainingSteps, ft.headSteps). Returns both optimizer states and trainer.json.
+ * then loads the model's (a LoRA run's: its adapter's) and the head's weights and their
+ * dropout counters (model.trainingSteps, ft.headSteps). Returns both optimizer states and
+ * trainer.json.
  */
 export async function loadTaskCheckpoint(dir: string, ft: FineTunedGPT): Promise<LoadedTaskCheckpoint> {
   const { found, where, raw } = await openCheckpoint(dir, 'loadTaskCheckpoint');
   if ((raw as { verb?: unknown } | null)?.verb !== 'finetune') throw where('it is a train (pre-training) checkpoint, not a finetune one');
   const trainer = checkFineTuneState(raw, where);
-  const { config, params, tensors } = await readWeights(found, where);
-  const diffs = configDiff(config, ft.model.config);
-  if (diffs.length > 0) throw where(`it was written for a different model: ${diffs.join(', ')} (checkpoint vs model)`);
   const task = await readJson(join(found, 'task.json')).catch((err: Error) => {
     throw where(err.message);
   });
@@ -227,16 +234,43 @@ export async function loadTaskCheckpoint(dir: string, ft: FineTunedGPT): Promise
   if (taskDiffs.length > 0) throw where(`task.json differs from the task being fine-tuned in ${taskDiffs.join(', ')}`);
   const K = ft.head.K;
   const C = ft.model.config.nEmbd;
-  const w = tensors.get(HEAD_WEIGHT);
-  const b = tensors.get(HEAD_BIAS);
-  if (w === undefined || b === undefined || w.shape.join() !== `${K},${C}` || b.shape.join() !== `${K}`) {
-    throw where(`model.safetensors: the task head (${HEAD_WEIGHT}, ${HEAD_BIAS}) must have shapes [${K}, ${C}] and [${K}]`);
+  const headShapes = (w: { shape: number[] } | undefined, b: { shape: number[] } | undefined): void => {
+    if (w === undefined || b === undefined || w.shape.join() !== `${K},${C}` || b.shape.join() !== `${K}`) {
+      throw where(`the task head (${HEAD_WEIGHT}, ${HEAD_BIAS}) must have shapes [${K}, ${C}] and [${K}]`);
+    }
+  };
+  const adapter = ft.model.adapter;
+  const lora = await isAdapterFolder(found);
+  if (lora !== (adapter !== null)) {
+    throw where(lora ? 'it is a LoRA fine-tuning checkpoint: resume it with the same lora settings' : 'it is a full fine-tuning checkpoint: resume it without lora');
   }
+  if (adapter !== null) {
+    const folder = await readAdapterFolder(found, 'loadTaskCheckpoint');
+    const diffs = (['rank', 'alpha', 'dropout', 'targets'] as const).filter((k) => JSON.stringify(folder.config[k]) !== JSON.stringify(adapter.config[k]));
+    if (diffs.length > 0) throw where(`it was written for another LoRA adapter: ${diffs.map((k) => `${k} ${JSON.stringify(folder.config[k])} vs ${JSON.stringify(adapter.config[k])}`).join(', ')} (checkpoint vs run)`);
+    headShapes(folder.head?.weight, folder.head?.bias ?? undefined);
+    const ids = [ft.ids.start, ft.ids.delim, ft.ids.extract];
+    const rows = ft.model.embeddingRows(ids);
+    if (folder.tokens === null || folder.tokens.ids.join() !== ids.join() || !folder.tokens.rows.data.every((x, i) => x === rows[i])) {
+      throw where('its task-token rows differ from the model\'s: it was fine-tuned from another base model');
+    }
+    const { optimizer, headOptimizer } = await readOptimizer(found, where, adapter.numParameters(), ft.head.numParameters());
+    // Everything checked: only now touch the adapter and the head.
+    adapter.loadParameters([...folder.lora].map(([name, t]) => [name, t.data] as const), `loadTaskCheckpoint: ${found}`);
+    ft.head.loadParameters(folder.head!.weight.data, folder.head!.bias!.data);
+    ft.model.trainingSteps = trainer.trainingSteps;
+    ft.headSteps = trainer.headSteps;
+    return { dir: found, model: ft, optimizer, headOptimizer: headOptimizer!, trainer };
+  }
+  const { config, params, tensors } = await readWeights(found, where);
+  const diffs = configDiff(config, ft.model.config);
+  if (diffs.length > 0) throw where(`it was written for a different model: ${diffs.join(', ')} (checkpoint vs model)`);
+  headShapes(tensors.get(HEAD_WEIGHT), tensors.get(HEAD_BIAS));
   const { optimizer, headOptimizer } = await readOptimizer(found, where, ft.model.numParameters(), ft.head.numParameters());
 
   // Everything checked: only now touch the model and the head.
   ft.model.loadParameters(params);
-  ft.head.loadParameters(w.data, b.data);
+  ft.head.loadParameters(tensors.get(HEAD_WEIGHT)!.data, tensors.get(HEAD_BIAS)!.data);
   ft.model.trainingSteps = trainer.trainingSteps;
   ft.headSteps = trainer.headSteps;
   return { dir: found, model: ft, optimizer, headOptimizer: headOptimizer!, trainer };

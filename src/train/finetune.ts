@@ -123,10 +123,11 @@ export function widthScaledLr(nEmbd: number): number {
 }
 
 /** A preset's values for a model of width nEmbd: the defaults finetune uses. */
-export function finetuneRecipe(nEmbd: number, preset: FineTunePreset = 'default'): FineTuneRecipe {
+export function finetuneRecipe(nEmbd: number, preset: FineTunePreset = 'default', lora = false): FineTuneRecipe {
   const p = FINETUNE_PRESETS[preset];
   if (p === undefined) throw new Error(`finetune: preset must be ${Object.keys(FINETUNE_PRESETS).map((k) => `'${k}'`).join(' or ')}, got ${JSON.stringify(preset)}`);
-  return { ...p, lr: p.lr ?? widthScaledLr(nEmbd) };
+  const lr = p.lr ?? widthScaledLr(nEmbd);
+  return { ...p, lr: lora ? LORA_LR_RATIO * lr : lr };
 }
 
 export interface FineTuneOptions {
@@ -139,7 +140,7 @@ export interface FineTuneOptions {
   epochs?: number;
   /** Examples per update. Default 32. */
   batchSize?: number;
-  /** Peak learning rate. Default 6.25e-5 · 768 / nEmbd (preset 'gpt1': 6.25e-5); with `lora`, LORA_LR whatever the preset. */
+  /** Peak learning rate. Default 6.25e-5 · 768 / nEmbd (preset 'gpt1': 6.25e-5); with `lora`, LORA_LR_RATIO times that. */
   lr?: number;
   /** Warmup: a fraction of the updates (< 1; default 0.002 = 0.2%) or a number of updates (>= 1). */
   warmup?: number;
@@ -191,12 +192,12 @@ export interface FineTuneOptions {
 }
 
 /**
- * The default peak learning rate of a LoRA run: 10× full fine-tuning's 6.25e-5, the ratio of
- * the best learning rates measured on the synthetic tasks (full fine-tuning 1e-3, LoRA on
- * c_attn 1e-2; docs/ARCHITECTURE.md#lora). B starts at zero and only the rank-r update
- * moves, so a LoRA run takes larger steps than one that moves every weight.
+ * A LoRA run's default peak learning rate is this many times full fine-tuning's (same preset
+ * and width): the ratio of the best learning rates measured on the synthetic tasks (full
+ * fine-tuning 1e-3, LoRA on c_attn 1e-2; docs/ARCHITECTURE.md#lora). B starts at zero and only
+ * the rank-r update moves, so a LoRA run takes larger steps than one that moves every weight.
  */
-export const LORA_LR = 6.25e-4;
+export const LORA_LR_RATIO = 10;
 
 export interface FineTuneResult {
   model: FineTunedGPT;
@@ -285,7 +286,10 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   let run: { step: number; stopped: boolean };
   try {
     // ---- resume ----
-    const dataId = checkpointDir !== undefined || options.resume ? encodingDigest(trainData) : '';
+    const checkpointing = checkpointDir !== undefined || Boolean(options.resume);
+    const dataId = checkpointing ? encodingDigest(trainData) : '';
+    // LoRA: the frozen base is not in the checkpoint, so its digest is, to refuse another base.
+    const baseId = checkpointing && o.lora !== null ? weightsDigest(ft.model) : undefined;
     if (checkpointDir !== undefined) await repairCheckpoint(checkpointDir);
     const resumeFrom = await resumeSource('finetune', options.resume, checkpointDir);
     if (resumeFrom !== null) {
@@ -297,6 +301,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
       for (const k of ['batchSize', 'seed'] as const) {
         if (trainer.options[k] !== o[k]) throw new Error(`finetune: the checkpoint at ${ck.dir} was written with ${k} ${String(trainer.options[k])}, not ${o[k]}: the epoch orders would differ`);
       }
+      if (trainer.base !== baseId) throw new Error(`finetune: the checkpoint at ${ck.dir} was fine-tuned from another base model (weights digest ${String(trainer.base)}, this one's ${String(baseId)}); its LoRA adapter belongs to that one`);
       adamModel.loadState(ck.optimizer);
       adamHead.loadState(ck.headOptimizer);
       startStep = trainer.step;
@@ -355,6 +360,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
                 options: { ...o },
                 loss: lastLoss,
                 history,
+                ...(baseId === undefined ? {} : { base: baseId }),
               };
               await saveCheckpoint(checkpointDir, { model: ft, optimizer: adamModel.state(), headOptimizer: adamHead.state(), trainer });
             },
@@ -462,6 +468,16 @@ export function batchSchedule(N: number, batchSize: number, seed: number): Batch
   };
 }
 
+/** A digest of a model's weights (every parameter, in order): what a LoRA checkpoint records of its frozen base. */
+function weightsDigest(model: GPT): string {
+  const h = createHash('sha256');
+  for (const [, p] of model.namedParameters()) {
+    const d = p.data();
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
 /** A permutation of 0..n-1 for (seed, epoch): Fisher–Yates on the counter RNG. */
 export function permutation(n: number, seed: number, epoch: number): Int32Array {
   const p = new Int32Array(n);
@@ -524,7 +540,9 @@ function resolve(o: FineTuneOptions, nEmbd: number): Resolved {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new Error(`finetune: ${name} must be a number in [${min}, ${max}], got ${String(v)}`);
     return v;
   };
-  const d = finetuneRecipe(nEmbd, o.preset ?? 'default');
+  const lora = o.lora === undefined ? null : resolveLoraConfig(o.lora, 'finetune: lora');
+  if (lora !== null) targetedSites(lora, o.model.config.nLayer, 'finetune: lora'); // a target that matches nothing: said before anything runs
+  const d = finetuneRecipe(nEmbd, o.preset ?? 'default', lora !== null);
   const schedule = o.schedule ?? d.schedule;
   if (!['linear', 'cosine', 'constant'].includes(schedule)) throw new Error(`finetune: schedule must be 'linear', 'cosine' or 'constant', got ${JSON.stringify(schedule)}`);
   const batchSize = int('batchSize', o.batchSize ?? d.batchSize, 1);
@@ -532,12 +550,10 @@ function resolve(o: FineTuneOptions, nEmbd: number): Resolved {
   const clfDropout = num('clfDropout', o.clfDropout ?? d.clfDropout, 0, 0.999);
   const seed = int('seed', o.seed ?? 1337, 0);
   if (seed > 0xffffffff) throw new Error(`finetune: seed must be below 2^32, got ${seed}`);
-  const lora = o.lora === undefined ? null : resolveLoraConfig(o.lora, 'finetune: lora');
-  if (lora !== null) targetedSites(lora, o.model.config.nLayer, 'finetune: lora'); // a target that matches nothing: said before anything runs
   return {
     epochs: int('epochs', o.epochs ?? d.epochs, 1),
     batchSize,
-    lr: num('lr', o.lr ?? (lora === null ? d.lr : LORA_LR), 0),
+    lr: num('lr', o.lr ?? d.lr, 0),
     warmup: num('warmup', o.warmup ?? d.warmup, 0),
     schedule,
     lambda: num('lambda', o.lambda ?? d.lambda, 0),

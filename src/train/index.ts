@@ -19,5 +19,5 @@ export {
 export type { TokenFileMeta, TokenDType, PrepareDataOptions, PreparedData, DatasetOptions, Batch, SamplerState } from './data.js';
 export { saveCheckpoint, loadCheckpoint, loadTaskCheckpoint, findCheckpoint, configDiff, CHECKPOINT_FORMAT } from './checkpoint.js';
 export type { TrainerState, FineTuneTrainerState, CheckpointContents, LoadedCheckpoint, LoadedTaskCheckpoint } from './checkpoint.js';
-export { finetune, permutation, batchSchedule, inferLabels } from './finetune.js';
+export { finetune, permutation, batchSchedule, inferLabels, LORA_LR_RATIO } from './finetune.js';
 export type { BatchSchedule, FineTuneOptions, FineTuneResult, FineTuneStepInfo, FineTuneTask } from './finetune.js';
