@@ -414,13 +414,13 @@ describe('finetune: options, data files, prediction, save and load', () => {
 });
 
 describe('finetune: defaults, presets and the at-chance warning', () => {
-  it("the default lr is GPT-1's 6.25e-5 at GPT-1's width (768), scaled as 1 / nEmbd; preset 'gpt1' is GPT-1's recipe exactly", () => {
+  it("the default lr is GPT-1's 6.25e-5 at GPT-1's width (768), scaled as 1 / nEmbd, at batch 8; preset 'gpt1' is GPT-1's recipe exactly", () => {
     expect(widthScaledLr(768)).toBeCloseTo(6.25e-5, 12);
     expect(finetuneRecipe(128).lr).toBeCloseTo(3.75e-4, 12);
     expect(finetuneRecipe(128, 'gpt1')).toEqual({ epochs: 3, batchSize: 32, lr: 6.25e-5, warmup: 0.002, schedule: 'linear', lambda: 0.5, dropout: 0.1, clfDropout: 0.1, weightDecay: 0.01, gradClip: 1 });
     const { lr: _a, ...d } = finetuneRecipe(128);
     const { lr: _b, ...g } = FINETUNE_PRESETS.gpt1;
-    expect(d).toEqual(g); // the presets differ in the lr only
+    expect(d).toEqual({ ...g, batchSize: 8 }); // the presets differ in the lr and the batch only
     expect(() => finetuneRecipe(128, 'bert' as never)).toThrow(/preset must be 'default' or 'gpt1', got "bert"/);
   });
 
@@ -459,6 +459,8 @@ describe('finetune: defaults, presets and the at-chance warning', () => {
     expect(stillAtChance(Math.log(4) * 0.97, 4, 1, o)).toBeNull();
     expect(stillAtChance(Math.log(2) * 1.03, 2, 1, o)).toBeNull();
     expect(stillAtChance(NaN, 2, 1, o)).toBeNull();
+    // A hard task near ln K whose validation accuracy is above chance: both are said.
+    expect(stillAtChance(Math.log(2) * 1.01, 2, 1, o, 0.595)).toMatch(/learned little or nothing of the task so far \(validation accuracy 59\.5%; guessing gets 50\.0%\)/);
   });
 });
 

@@ -42,7 +42,7 @@ export const FINETUNE_SPEC: CommandSpec = {
     preset: { type: 'string', value: 'NAME', help: "whose defaults the flags below take: default, or gpt1 (GPT-1's published recipe, lr 6.25e-5)" },
     lambda: { type: 'string', value: 'X', help: 'weight of the auxiliary LM loss, L3 = L2 + λ·L1; 0 turns it off (default 0.5)' },
     epochs: { type: 'string', value: 'N', help: 'passes over the training examples (default 3)' },
-    batch: { type: 'string', value: 'N', help: 'examples per update (default 32)' },
+    batch: { type: 'string', value: 'N', help: 'examples per update (default 8; --preset gpt1: 32)' },
     lr: { type: 'string', value: 'X', help: 'peak learning rate, linear warmup then linear decay (default 6.25e-5 · 768 / the model\'s width; gpt1: 6.25e-5)' },
     warmup: { type: 'string', value: 'X', help: 'warmup: a fraction of the updates (< 1) or a count (default 0.002)' },
     dropout: { type: 'string', value: 'P', help: 'model dropout (default 0.1)' },
