@@ -22,10 +22,11 @@
 //      (d) pre-trained, LoRA rank 8 (adapters and head only), λ = 0.5
 //    Accuracy ± one standard error (binomial, sqrt(p(1-p)/n)), per epoch; trainable
 //    parameters, peak memory (the child's maxRSS) and the median time per update.
-// 4. Prompting the same pre-trained model on ending-choice, no gradient updates: zero-shot
-//    with the total log-likelihood, per token, and GPT-3's unconditional normalisation
-//    (answer context: the end-of-text token, and "Answer:"), and few-shot (3 demonstrations).
-//    The random-init model's zero-shot is the floor.
+// 4. Prompting the same models on ending-choice and sentiment, no gradient updates:
+//    zero-shot with the total log-likelihood, per token, and GPT-3's unconditional
+//    normalisation (ending-choice: answer context end-of-text and "Answer:"; sentiment: the
+//    template's "Sentiment:" cue), and few-shot (3 and 4 demonstrations, as many as fit in
+//    the block). The random-init model's figures are the floor.
 //
 // Writes bench/results/finetune.json (git-ignored) and bench/results/finetune.md. --quick
 // (a few steps each) checks the harness; --render rewrites the .md from the .json.
@@ -97,35 +98,55 @@ function sentimentReferences(train, valid) {
   ];
 }
 
-/** Zero-shot and few-shot on a choice task: each candidate scored as the context's continuation. */
-async function prompting(lib, model, tokenizer, task, quick) {
+/**
+ * Zero-shot and few-shot prompting of one model on a task, no gradient updates. ending-choice:
+ * each ending scored as the beginning's continuation. sentiment: the review in a template,
+ * "negative" / "positive" scored after its "Sentiment:" cue. Demonstrations are the first
+ * training examples (for sentiment, two of each class); fewShot drops those that do not fit
+ * in the block.
+ */
+async function prompting(lib, model, tokenizer, taskName, task, quick) {
   const valid = quick ? task.validation.slice(0, 24) : task.validation;
-  const demos = task.train.slice(0, 3).map((e) => ({ input: e.context, output: e.choices[e.label] }));
-  const template = { instruction: '', example: '{input} {output}', separator: '\n' };
-  const modes = [
-    { name: 'zero-shot, total log-likelihood', run: (e, c) => lib.score(model, tokenizer, e.context, c) },
-    { name: 'zero-shot, per token', run: (e, c) => lib.score(model, tokenizer, e.context, c, { normalize: 'token' }) },
-    { name: 'zero-shot, unconditional (answer context: end-of-text)', run: (e, c) => lib.score(model, tokenizer, e.context, c, { normalize: 'unconditional', answerContext: '' }) },
-    { name: 'zero-shot, unconditional (answer context "Answer:")', run: (e, c) => lib.score(model, tokenizer, e.context, c, { normalize: 'unconditional', answerContext: 'Answer:' }) },
-    { name: 'few-shot (3 demonstrations), total log-likelihood', few: 'none' },
-    { name: 'few-shot (3 demonstrations), unconditional (end-of-text)', few: 'unconditional' },
-  ];
   const rows = [];
-  for (const m of modes) {
+  const tally = async (name, predict, few = false) => {
     let right = 0;
     let shots = 0;
     for (const e of valid) {
-      let best;
-      if (m.few) {
-        const r = await lib.fewShot({ model, tokenizer, examples: demos, query: e.context, labels: e.choices, template, normalize: m.few, ...(m.few === 'unconditional' ? { answerContext: '' } : {}) });
-        best = r.index;
-        shots += r.demonstrations;
-      } else {
-        best = (await m.run(e, e.choices.map((c) => ' ' + c))).best;
-      }
-      if (best === e.label) right++;
+      const r = await predict(e);
+      if (r.index === gold(e)) right++;
+      shots += r.demonstrations ?? 0;
     }
-    rows.push({ name: m.name, accuracy: right / valid.length, n: valid.length, ...(m.few ? { meanDemonstrations: shots / valid.length } : {}) });
+    rows.push({ name, accuracy: right / valid.length, n: valid.length, ...(few ? { meanDemonstrations: shots / valid.length } : {}) });
+  };
+  let gold;
+  if (taskName === 'ending-choice') {
+    gold = (e) => e.label;
+    const cands = (e) => e.choices.map((c) => ' ' + c);
+    const byScore = (opts) => async (e) => ({ index: (await lib.score(model, tokenizer, e.context, cands(e), opts)).best });
+    await tally('zero-shot, total log-likelihood', byScore({}));
+    await tally('zero-shot, per token', byScore({ normalize: 'token' }));
+    await tally('zero-shot, unconditional (answer context: end-of-text)', byScore({ normalize: 'unconditional', answerContext: '' }));
+    await tally('zero-shot, unconditional (answer context "Answer:")', byScore({ normalize: 'unconditional', answerContext: 'Answer:' }));
+    const examples = task.train.slice(0, 3).map((e) => ({ input: e.context, output: e.choices[e.label] }));
+    const template = { instruction: '', example: '{input} {output}', separator: '\n' };
+    const few = (normalize, answerContext) => (e) => lib.fewShot({ model, tokenizer, examples, query: e.context, labels: e.choices, template, normalize, answerContext });
+    await tally('few-shot (3 demonstrations), total log-likelihood', few('none'), true);
+    await tally('few-shot (3 demonstrations), unconditional (end-of-text)', few('unconditional', ''), true);
+  } else if (taskName === 'sentiment') {
+    const labels = ['negative', 'positive'];
+    gold = (e) => Number(e.label);
+    const template = { instruction: '{instruction}', example: 'Review: {input}\nSentiment: {output}', separator: '\n\n' };
+    const instruction = 'Is each review positive or negative?';
+    const zero = (normalize) => (e) => lib.zeroShot({ model, tokenizer, instruction, input: e.text, labels, template, normalize });
+    await tally('zero-shot, total log-likelihood', zero('none'));
+    await tally('zero-shot, per token', zero('token'));
+    await tally('zero-shot, unconditional (answer context "Sentiment:")', zero('unconditional'));
+    const pos = task.train.filter((e) => e.label === '1').slice(0, 2);
+    const neg = task.train.filter((e) => e.label === '0').slice(0, 2);
+    const examples = [neg[0], pos[0], neg[1], pos[1]].map((e) => ({ input: e.text, output: labels[Number(e.label)] }));
+    const few = (normalize) => (e) => lib.fewShot({ model, tokenizer, instruction, examples, query: e.text, labels, template, normalize });
+    await tally('few-shot (4 demonstrations), total log-likelihood', few('none'), true);
+    await tally('few-shot (4 demonstrations), unconditional (answer context "Sentiment:")', few('unconditional'), true);
   }
   return rows;
 }
@@ -227,11 +248,13 @@ export async function main(argv) {
 
     // ---- prompting (no updates) ----
     const prompts = {};
-    if (tasks['ending-choice']) {
-      log('prompting ending-choice: zero-shot and few-shot');
-      prompts.pretrained = await prompting(lib, pretrained, tokenizer, tasks['ending-choice'], args.quick);
-      prompts.random = (await prompting(lib, random, tokenizer, tasks['ending-choice'], args.quick)).slice(0, 4);
-      for (const r of prompts.pretrained) log(`  ${r.name}: ${pct(r.accuracy)}`);
+    for (const name of ['ending-choice', 'sentiment']) {
+      if (!tasks[name]) continue;
+      log(`prompting ${name}: zero-shot and few-shot`);
+      const pre = await prompting(lib, pretrained, tokenizer, name, tasks[name], args.quick);
+      const rand = await prompting(lib, random, tokenizer, name, tasks[name], args.quick);
+      prompts[name] = pre.map((r, i) => ({ ...r, random: rand[i].accuracy }));
+      for (const r of pre) log(`  ${r.name}: ${pct(r.accuracy)}`);
     }
     pretrained.dispose();
     random.dispose();
@@ -324,10 +347,9 @@ function render(doc) {
     if (rs.every((r) => r === undefined)) continue;
     L.push(`| ${rs.find(Boolean).name} | ${rs.map((r) => (r ? pm(r.accuracy, r.n) : '')).join(' | ')} |`);
   }
-  const pre = prompts.pretrained ?? [];
-  if (pre.length) {
-    const best = pre.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
-    L.push(`| best prompting of the pre-trained model (no updates): ${best.name} | ${taskNames.map((t) => (t === 'ending-choice' ? pm(best.accuracy, best.n) : '')).join(' | ')} |`);
+  const bestPrompt = (t) => (prompts[t] ?? []).reduce((a, b) => (a === null || b.accuracy > a.accuracy ? b : a), null);
+  if (taskNames.some((t) => bestPrompt(t))) {
+    L.push(`| best prompting of the pre-trained model (no updates; method below) | ${taskNames.map((t) => (bestPrompt(t) ? pm(bestPrompt(t).accuracy, bestPrompt(t).n) : '')).join(' | ')} |`);
   }
   for (const ref of references.sentiment ?? []) L.push(`| ${ref.name} | ${taskNames.map((t) => (t === 'sentiment' ? pct(ref.accuracy) : '')).join(' | ')} |`);
   L.push('');
@@ -339,14 +361,13 @@ function render(doc) {
     L.push(`| ${r.task} | ${r.name} | ${r.history.map((h) => pct(h.accuracy)).join(', ')} | ${r.finalTrainLoss.toFixed(3)} | ${r.trainableParameters?.toLocaleString('en-US') ?? 'n/a'} | ${r.maxRssMiB.toFixed(0)} MiB | ${r.msPerStep?.toFixed(0) ?? 'n/a'} ms | ${r.warnings.length ? r.warnings.length : '—'} |`);
   }
   L.push('');
-  if (pre.length) {
-    L.push('## Prompting the same models on ending-choice (no gradient updates)');
+  for (const [t, rows] of Object.entries(prompts)) {
+    L.push(`## Prompting the same models on ${t} (no gradient updates)`);
     L.push('');
     L.push('| method | pre-trained | random init |');
     L.push('|---|--:|--:|');
-    for (const r of pre) {
-      const rand = (prompts.random ?? []).find((x) => x.name === r.name);
-      L.push(`| ${r.name}${r.meanDemonstrations !== undefined ? ` (${r.meanDemonstrations.toFixed(1)} demonstrations fit on average)` : ''} | ${pm(r.accuracy, r.n)} | ${rand ? pm(rand.accuracy, rand.n) : ''} |`);
+    for (const r of rows) {
+      L.push(`| ${r.name}${r.meanDemonstrations !== undefined ? ` (${r.meanDemonstrations.toFixed(1)} fit in the block on average)` : ''} | ${pm(r.accuracy, r.n)} | ${pm(r.random, r.n)} |`);
     }
     L.push('');
   }
@@ -368,17 +389,22 @@ function reading(doc) {
     if (!a || !c) continue;
     const diff = a.accuracy - c.accuracy;
     const both = Math.sqrt(se(a.accuracy, a.n) ** 2 + se(c.accuracy, c.n) ** 2);
-    const verdict = diff >= 0.05 || diff >= 2 * both ? 'pre-training helps' : Math.abs(diff) < 2 * both ? 'no difference beyond two standard errors' : 'pre-training hurt';
+    const verdict =
+      diff >= 2 * both ? 'pre-training helps, by more than two standard errors'
+      : diff >= 0.05 ? 'pre-training helps by 5 points or more, within two standard errors'
+      : diff > -2 * both ? 'no difference beyond two standard errors'
+      : 'pre-training hurt';
     let line = `**${t}**: (a) − (c) = ${pts(diff)} (standard error of the difference ${(100 * both).toFixed(1)}): ${verdict}.`;
     if (b) line += ` λ = 0.5 against λ = 0: ${pts(a.accuracy - b.accuracy)}.`;
     if (d) line += ` LoRA against full fine-tuning: ${pts(d.accuracy - a.accuracy)}, with ${((100 * d.trainableParameters) / a.trainableParameters).toFixed(1)}% of the trainable parameters.`;
     s.push(line);
   }
-  const pre = prompts.pretrained ?? [];
-  const a = at('ending-choice', 'a');
-  if (pre.length && a) {
-    const best = pre.reduce((x, y) => (y.accuracy > x.accuracy ? y : x));
-    s.push(`On ending-choice the best prompting figure is ${pct(best.accuracy)} (${best.name}); fine-tuning (a) reaches ${pct(a.accuracy)} (${pts(a.accuracy - best.accuracy)}).`);
+  for (const [t, rows] of Object.entries(prompts)) {
+    const a = at(t, 'a');
+    if (!a || rows.length === 0) continue;
+    const best = rows.reduce((x, y) => (y.accuracy > x.accuracy ? y : x));
+    const both = Math.sqrt(se(a.accuracy, a.n) ** 2 + se(best.accuracy, best.n) ** 2);
+    s.push(`On ${t} the best prompting figure of the pre-trained model is ${pct(best.accuracy)} (${best.name}); fine-tuned (a) reaches ${pct(a.accuracy)}: ${pts(a.accuracy - best.accuracy)} (standard error of the difference ${(100 * both).toFixed(1)}).`);
   }
   return s.join('\n\n');
 }
