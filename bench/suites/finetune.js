@@ -1,7 +1,7 @@
 // Fine-tuning on real text: GPT-1's Table 5 ablation in miniature, next to GPT-2/GPT-3
 // prompting of the same model and to LoRA.
 //
-//   node bench/benchmark.js finetune [--quick] [--pretrain-steps 1500] [--epochs 3]
+//   node bench/benchmark.js finetune [--quick] [--pretrain-steps 3000] [--epochs 3]
 //                                    [--tasks ending-choice,ending-pair,sentiment]
 //                                    [--threads N] [--seed 1337] [--render]
 //   (npm run bench:finetune)
@@ -20,6 +20,7 @@
 //      (a) pre-trained, L3 = L2 + 0.5·L1          (b) pre-trained, L2 only (λ = 0)
 //      (c) random init (the weights pre-training started from), L3 with λ = 0.5
 //      (d) pre-trained, LoRA rank 8 (adapters and head only), λ = 0.5
+//      (e) pre-trained, GPT-1's recipe as published (preset 'gpt1': lr 6.25e-5, batch 32)
 //    Accuracy ± one standard error (binomial, sqrt(p(1-p)/n)), per epoch; trainable
 //    parameters, peak memory (the child's maxRSS) and the median time per update.
 // 4. Prompting the same models on ending-choice and sentiment, no gradient updates:
@@ -52,10 +53,11 @@ const CONDITIONS = [
   { key: 'b', name: '(b) pre-trained, L2 only (λ = 0)', model: 'pretrained', options: { lambda: 0 } },
   { key: 'c', name: '(c) random init, L3 (λ = 0.5)', model: 'random', options: { lambda: 0.5 } },
   { key: 'd', name: '(d) pre-trained, LoRA r 8, L3 (λ = 0.5)', model: 'pretrained', options: { lambda: 0.5, lora: { rank: 8 } } },
+  { key: 'e', name: "(e) pre-trained, GPT-1's recipe (preset gpt1: lr 6.25e-5, batch 32)", model: 'pretrained', options: { preset: 'gpt1' } },
 ];
 
 function parseArgs(argv) {
-  const a = { render: false, quick: false, pretrainSteps: 1500, epochs: 3, tasks: TASKS, threads: null, seed: 1337 };
+  const a = { render: false, quick: false, pretrainSteps: 3000, epochs: 3, tasks: TASKS, threads: null, seed: 1337 };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === 'finetune') continue;
@@ -67,7 +69,7 @@ function parseArgs(argv) {
     else if (s === '--threads') a.threads = Number(argv[++i]);
     else if (s === '--seed') a.seed = Number(argv[++i]);
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js finetune [--quick] [--pretrain-steps 1500] [--epochs 3] [--tasks ending-choice,ending-pair,sentiment] [--threads N] [--seed 1337] [--render]');
+      console.log('usage: node bench/benchmark.js finetune [--quick] [--pretrain-steps 3000] [--epochs 3] [--tasks ending-choice,ending-pair,sentiment] [--threads N] [--seed 1337] [--render]');
       process.exit(0);
     } else throw new Error(`unknown option ${s}`);
   }
@@ -342,7 +344,7 @@ function render(doc) {
   const taskNames = Object.keys(doc.tasks);
   L.push(`| condition | ${taskNames.join(' | ')} |`);
   L.push(`|---|${taskNames.map(() => '--:').join('|')}|`);
-  for (const key of ['a', 'b', 'c', 'd']) {
+  for (const { key } of CONDITIONS) {
     const rs = taskNames.map((t) => runs.find((r) => r.task === t && r.condition === key));
     if (rs.every((r) => r === undefined)) continue;
     L.push(`| ${rs.find(Boolean).name} | ${rs.map((r) => (r ? pm(r.accuracy, r.n) : '')).join(' | ')} |`);
@@ -385,7 +387,7 @@ function reading(doc) {
   const at = (t, k) => runs.find((r) => r.task === t && r.condition === k);
   const pts = (x) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)} points`;
   for (const t of Object.keys(doc.tasks)) {
-    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((k) => at(t, k));
+    const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((k) => at(t, k));
     if (!a || !c) continue;
     const diff = a.accuracy - c.accuracy;
     const both = Math.sqrt(se(a.accuracy, a.n) ** 2 + se(c.accuracy, c.n) ** 2);
@@ -397,6 +399,7 @@ function reading(doc) {
     let line = `**${t}**: (a) − (c) = ${pts(diff)} (standard error of the difference ${(100 * both).toFixed(1)}): ${verdict}.`;
     if (b) line += ` λ = 0.5 against λ = 0: ${pts(a.accuracy - b.accuracy)}.`;
     if (d) line += ` LoRA against full fine-tuning: ${pts(d.accuracy - a.accuracy)}, with ${((100 * d.trainableParameters) / a.trainableParameters).toFixed(1)}% of the trainable parameters.`;
+    if (e) line += ` The defaults against GPT-1's recipe as published: ${pts(a.accuracy - e.accuracy)}.`;
     s.push(line);
   }
   for (const [t, rows] of Object.entries(prompts)) {
