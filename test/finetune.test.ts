@@ -5,10 +5,9 @@
 // The gradient and equality checks run on every backend (the head is built from the Backend
 // kernels only); the learning runs use the default backend (native when built).
 
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/backend.js';
 import { initBackend } from '../src/backend/index.js';
 import { GPT } from '../src/model/gpt.js';
@@ -18,6 +17,8 @@ import type { TaskExample, TaskType } from '../src/tasks/transform.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { FINETUNE_PRESETS, finetune, finetuneRecipe, stillAtChance, widthScaledLr, type FineTuneStepInfo } from '../src/train/finetune.js';
 import { cli } from './helpers/cli-in-process.js';
+import { centralDifference } from './helpers/compare.js';
+import { saveModelFolder, useScratchDir, writeJsonl } from './helpers/folders.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { mulberry32 } from './helpers/random.js';
 import { choiceTask, classificationTask, entailmentTask, similarityTask } from './helpers/synthetic-tasks.js';
@@ -215,14 +216,7 @@ describeEachBackend('fine-tuning passes', (backend: Backend) => {
 
     const rng = mulberry32(99);
     const checks: Array<{ what: string; analytic: number; numeric: number }> = [];
-    const central = (set: (delta: number) => void, h: number): number => {
-      set(h);
-      const plus = loss();
-      set(-h);
-      const minus = loss();
-      set(0);
-      return (plus - minus) / (2 * h);
-    };
+    const central = (set: (delta: number) => void, h: number): number => centralDifference(loss, set, h);
     // W_y and b_y (h = 1e-2: the loss is smooth in them, and f32 noise / 2h stays ~1e-5)
     for (let n = 0; n < 6; n++) {
       const i = Math.floor(rng() * W0.length);
@@ -313,27 +307,21 @@ describe('finetune: a small synthetic task of each type, learned from scratch', 
 });
 
 describe('finetune: options, data files, prediction, save and load', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ferrogpt-finetune-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = useScratchDir('ferrogpt-finetune-');
 
   it('reads JSONL files, counts truncated examples, follows the schedule, checkpoints, and round-trips', async () => {
     const train = classificationTask(40, 21);
     const valid = classificationTask(10, 22);
-    const trainPath = join(dir, 'train.jsonl');
-    const validPath = join(dir, 'valid.csv');
-    await writeFile(trainPath, train.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const trainPath = join(dir(), 'train.jsonl');
+    const validPath = join(dir(), 'valid.csv');
+    await writeJsonl(trainPath, train);
     await writeFile(validPath, 'text,label\n' + valid.map((e) => `${e.text},${e.label}`).join('\n') + '\n');
     const model = GPT.create({ vocabSize: tokenizer.vocabSize, blockSize: 32, nLayer: 1, nHead: 2, nEmbd: 16 });
     const steps: FineTuneStepInfo[] = [];
     const maxLength = 7; // S + 5 letters + X: texts of 6..10 letters are cut
     const r = await finetune({
       model, tokenizer, task: { type: 'classification', train: trainPath, validation: validPath, maxLength },
-      epochs: 2, batchSize: 8, lr: 1e-3, warmup: 2, checkpointDir: join(dir, 'ckpt'), onStep: (s) => void steps.push(s),
+      epochs: 2, batchSize: 8, lr: 1e-3, warmup: 2, checkpointDir: join(dir(), 'ckpt'), onStep: (s) => void steps.push(s),
     });
     expect(r.truncated.train).toBe(train.filter((e) => e.text.length > 5).length);
     expect(r.truncated.validation).toBe(valid.filter((e) => e.text.length > 5).length);
@@ -368,7 +356,7 @@ describe('finetune: options, data files, prediction, save and load', () => {
     expect(metrics.accuracy).toBeCloseTo(r.validation!.accuracy!, 12);
 
     // Save / load keeps the head and the task; GPT.load reads the same folder (without the head).
-    const out = join(dir, 'model');
+    const out = join(dir(), 'model');
     await r.model.save(out);
     const task = JSON.parse(await readFile(join(out, 'task.json'), 'utf8'));
     expect(task).toMatchObject({ format: 'ferrogpt-task', type: 'classification', labels: ['neg', 'pos'], maxLength });
@@ -382,7 +370,7 @@ describe('finetune: options, data files, prediction, save and load', () => {
     expect(gpt.config.vocabSize).toBe(tokenizer.vocabSize + 3);
     gpt.dispose();
     // the checkpoint holds the final model
-    const ck = await FineTunedGPT.load(join(dir, 'ckpt'));
+    const ck = await FineTunedGPT.load(join(dir(), 'ckpt'));
     expect(ck.predict(valid[0]).probabilities).toEqual(loaded.predict(valid[0]).probabilities);
     // A second fine-tuning of a fine-tuned model keeps its tokens (no new rows).
     const r2 = await finetune({ model: loaded.model, tokenizer: loaded.tokenizer, task: { type: 'classification', train, labels: ['neg', 'pos'] }, epochs: 1, batchSize: 40 });
@@ -393,7 +381,7 @@ describe('finetune: options, data files, prediction, save and load', () => {
     loaded.dispose();
     r.model.dispose();
     model.dispose();
-    await expect(FineTunedGPT.load(join(dir, 'nope'))).rejects.toThrow(/task\.json/);
+    await expect(FineTunedGPT.load(join(dir(), 'nope'))).rejects.toThrow(/task\.json/);
   });
 
   it('rejects bad options and unknown labels with the example that has them', async () => {
@@ -465,26 +453,15 @@ describe('finetune: defaults, presets and the at-chance warning', () => {
 });
 
 describe('ferrogpt finetune / eval / predict', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ferrogpt-finetune-cli-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = useScratchDir('ferrogpt-finetune-cli-');
 
   it('fine-tunes a model folder, then evaluates and predicts with the result', async () => {
-    const base = join(dir, 'base');
-    const model = GPT.create({ vocabSize: tokenizer.vocabSize, blockSize: 32, nLayer: 2, nHead: 2, nEmbd: 32, seed: 1 });
-    await model.save(base);
-    await tokenizer.save(join(base, 'tokenizer.json'));
-    model.dispose();
-    const jsonl = (xs: object[]) => xs.map((x) => JSON.stringify(x)).join('\n') + '\n';
-    await writeFile(join(dir, 'train.jsonl'), jsonl(classificationTask(600, 41)));
-    await writeFile(join(dir, 'valid.jsonl'), jsonl(classificationTask(100, 42)));
-    const out = join(dir, 'out');
+    const base = await saveModelFolder(join(dir(), 'base'), { vocabSize: tokenizer.vocabSize, blockSize: 32, nLayer: 2, nHead: 2, nEmbd: 32, seed: 1 }, tokenizer);
+    await writeJsonl(join(dir(), 'train.jsonl'), classificationTask(600, 41));
+    await writeJsonl(join(dir(), 'valid.jsonl'), classificationTask(100, 42));
+    const out = join(dir(), 'out');
     const ft = await cli([
-      'finetune', '--model', base, '--task', 'classification', '--train', join(dir, 'train.jsonl'), '--valid', join(dir, 'valid.jsonl'),
+      'finetune', '--model', base, '--task', 'classification', '--train', join(dir(), 'train.jsonl'), '--valid', join(dir(), 'valid.jsonl'),
       '--out', out, '--epochs', '6', '--batch', '16', '--lr', '3e-3', '--warmup', '0.05', '--dropout', '0', '--clf-dropout', '0',
     ]);
     expect(ft.code, ft.stderr).toBe(0);
@@ -494,7 +471,7 @@ describe('ferrogpt finetune / eval / predict', () => {
     const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'));
     expect(metrics.validationMetrics.accuracy).toBeGreaterThanOrEqual(0.9);
 
-    const ev = await cli(['eval', '--model', out, '--data', join(dir, 'valid.jsonl'), '--json']);
+    const ev = await cli(['eval', '--model', out, '--data', join(dir(), 'valid.jsonl'), '--json']);
     expect(ev.code, ev.stderr).toBe(0);
     expect(JSON.parse(ev.stdout).accuracy).toBeCloseTo(metrics.validationMetrics.accuracy, 12);
 
@@ -503,32 +480,27 @@ describe('ferrogpt finetune / eval / predict', () => {
     const p = JSON.parse(pr.stdout);
     expect(p.label).toBe('pos');
     expect(p.probabilities.neg + p.probabilities.pos).toBeCloseTo(1, 6);
-    const many = await cli(['predict', '--model', out, '--data', join(dir, 'valid.jsonl')]);
+    const many = await cli(['predict', '--model', out, '--data', join(dir(), 'valid.jsonl')]);
     expect(many.stdout.trim().split('\n')).toHaveLength(100);
 
     expect((await cli(['finetune', '--model', base, '--train', 'x.jsonl'])).code).toBe(2); // no --task
     expect((await cli(['predict', '--model', out])).stderr).toMatch(/exactly one of --data, --example or --text/);
-    const bad = await cli(['eval', '--model', out, '--data', join(dir, 'train.jsonl').replace('train', 'nope')]);
+    const bad = await cli(['eval', '--model', out, '--data', join(dir(), 'train.jsonl').replace('train', 'nope')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/cannot read .*nope\.jsonl/);
   });
 
   it('Ctrl-C saves a checkpoint; --resume continues it with run.json\'s settings, to the bytes of an uninterrupted run', async () => {
-    const base = join(dir, 'base-resume');
-    const model = GPT.create({ vocabSize: tokenizer.vocabSize, blockSize: 24, nLayer: 1, nHead: 2, nEmbd: 16, seed: 2 });
-    await model.save(base);
-    await tokenizer.save(join(base, 'tokenizer.json'));
-    model.dispose();
-    const jsonl = (xs: object[]) => xs.map((x) => JSON.stringify(x)).join('\n') + '\n';
-    await writeFile(join(dir, 'train-r.jsonl'), jsonl(classificationTask(48, 61)));
-    await writeFile(join(dir, 'valid-r.jsonl'), jsonl(classificationTask(16, 62)));
+    const base = await saveModelFolder(join(dir(), 'base-resume'), { vocabSize: tokenizer.vocabSize, blockSize: 24, nLayer: 1, nHead: 2, nEmbd: 16, seed: 2 }, tokenizer);
+    await writeJsonl(join(dir(), 'train-r.jsonl'), classificationTask(48, 61));
+    await writeJsonl(join(dir(), 'valid-r.jsonl'), classificationTask(16, 62));
     // 48 / 8 = 6 updates an epoch, 2 epochs; default dropout 0.1 and clf-dropout 0.1.
-    const flags = (out: string) => ['finetune', '--model', base, '--task', 'classification', '--train', join(dir, 'train-r.jsonl'), '--valid', join(dir, 'valid-r.jsonl'), '--out', out, '--epochs', '2', '--batch', '8', '--lr', '3e-3', '--warmup', '2'];
-    const whole = join(dir, 'whole');
+    const flags = (out: string) => ['finetune', '--model', base, '--task', 'classification', '--train', join(dir(), 'train-r.jsonl'), '--valid', join(dir(), 'valid-r.jsonl'), '--out', out, '--epochs', '2', '--batch', '8', '--lr', '3e-3', '--warmup', '2'];
+    const whole = join(dir(), 'whole');
     expect((await cli(flags(whole))).code).toBe(0);
 
     // Ctrl-C (the command's own SIGINT listener) once step 4 is logged: mid-epoch 1.
-    const split = join(dir, 'split');
+    const split = join(dir(), 'split');
     const before = process.listeners('SIGINT');
     let sent = false;
     const first = await cli(flags(split), (text) => {
@@ -554,7 +526,7 @@ describe('ferrogpt finetune / eval / predict', () => {
     expect(a.history).toEqual(b.history); // epoch 1's validation came from the checkpoint
     expect(a.finalLoss).toBe(b.finalLoss);
 
-    const none = await cli(['finetune', '--out', join(dir, 'no-run'), '--resume']);
+    const none = await cli(['finetune', '--out', join(dir(), 'no-run'), '--resume']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/--resume: .* holds no fine-tuning run to resume/);
   });

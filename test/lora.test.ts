@@ -7,10 +7,9 @@
 // The numeric checks run on every backend (the branches are made of Backend kernels only);
 // the learning runs use the default backend (native when built).
 
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/backend.js';
 import { getBackend, initBackend } from '../src/backend/index.js';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
@@ -23,6 +22,8 @@ import type { TaskExample, TaskType } from '../src/tasks/transform.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { LORA_LR_RATIO, finetune, type FineTuneOptions } from '../src/train/finetune.js';
 import { cli } from './helpers/cli-in-process.js';
+import { centralDifference } from './helpers/compare.js';
+import { saveModelFolder, useScratchDir, writeJsonl } from './helpers/folders.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { mulberry32 } from './helpers/random.js';
 import { choiceTask, classificationTask, entailmentTask, similarityTask } from './helpers/synthetic-tasks.js';
@@ -141,14 +142,7 @@ describeEachBackend('LoRA on a GPT', (backend: Backend) => {
     const [[, dW], [, db]] = ft.head.namedGradients();
     const params = adapter.namedParameters();
     const [[, W0], [, b0]] = ft.head.namedParameters();
-    const central = (set: (delta: number) => void, h: number): number => {
-      set(h);
-      const plus = loss();
-      set(-h);
-      const minus = loss();
-      set(0);
-      return (plus - minus) / (2 * h);
-    };
+    const central = (set: (delta: number) => void, h: number): number => centralDifference(loss, set, h);
     const rng = mulberry32(77);
     const checks: Array<{ what: string; analytic: number; numeric: number }> = [];
     for (const [name, data] of params) {
@@ -237,13 +231,7 @@ describe('LoRA: bad input', () => {
 });
 
 describe('finetune({ lora })', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ferrogpt-lora-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = useScratchDir('ferrogpt-lora-');
   const MODEL = { vocabSize: tokenizer.vocabSize, blockSize: 32, nLayer: 2, nHead: 2, nEmbd: 32, seed: 1 };
   const train = classificationTask(96, 51);
   const valid = classificationTask(32, 52);
@@ -251,20 +239,13 @@ describe('finetune({ lora })', () => {
   const settings = { epochs: 2, batchSize: 16, lr: 1e-2, warmup: 2, seed: 5 };
 
   /** A base model saved as a folder (with its tokenizer), so adapters can name it. */
-  async function baseFolder(name: string, cfg: object = {}): Promise<string> {
-    const path = join(dir, name);
-    const model = GPT.create({ ...MODEL, ...cfg });
-    await model.save(path);
-    await tokenizer.save(join(path, 'tokenizer.json'));
-    model.dispose();
-    return path;
-  }
+  const baseFolder = (name: string, cfg: object = {}): Promise<string> => saveModelFolder(join(dir(), name), { ...MODEL, ...cfg }, tokenizer);
 
   it('trains the adapter and the head only: AdamW state is theirs, the base stays bit for bit what it was', async () => {
     // A model that already has the task tokens and the run's dropout is trained in place.
     const p = prepareForTask(GPT.create(MODEL), tokenizer, { dropout: 0.1 });
     const before = p.model.namedParameters().map(([n, q]) => [n, q.data()] as const);
-    const ckpt = join(dir, 'ckpt-size');
+    const ckpt = join(dir(), 'ckpt-size');
     const r = await finetune({ model: p.model, tokenizer: p.tokenizer, task, ...settings, lora: { rank: 8 }, checkpointDir: ckpt });
     expect(r.model.model).toBe(p.model);
     const adapter = r.model.model.adapter!;
@@ -289,7 +270,7 @@ describe('finetune({ lora })', () => {
     const model = await GPT.load(basePath);
     const r = await finetune({ model, tokenizer, task, ...settings, lora: { rank: 4, alpha: 16, dropout: 0.1, targets: ['c_attn', 'mlp.c_proj'] } });
     model.dispose();
-    const out = join(dir, 'adapter');
+    const out = join(dir(), 'adapter');
     await r.model.save(out);
     const config = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8'));
     const V0 = tokenizer.vocabSize;
@@ -331,7 +312,7 @@ describe('finetune({ lora })', () => {
     // Merged: folded into the weights, saved in the full layout, loaded without the base.
     loaded.mergeAdapter();
     expect(loaded.model.adapter).toBeNull();
-    const mergedDir = join(dir, 'merged');
+    const mergedDir = join(dir(), 'merged');
     await loaded.save(mergedDir);
     await expect(readFile(join(mergedDir, 'adapter_config.json'))).rejects.toThrow(/ENOENT/);
     const merged = await FineTunedGPT.load(mergedDir);
@@ -345,7 +326,7 @@ describe('finetune({ lora })', () => {
     await expect(FineTunedGPT.load(out, getBackend(), { base: wide })).rejects.toThrow(/does not fit this model \(2 layers of 16 channels\)|made for another model/);
     const deep = await baseFolder('deep', { nLayer: 3 });
     await expect(FineTunedGPT.load(out, getBackend(), { base: deep })).rejects.toThrow(/the adapter does not fit this model \(3 layers of 32 channels\): missing transformer\.h\.2\.attn\.c_attn\.lora_A\.weight/);
-    const orphan = join(dir, 'orphan');
+    const orphan = join(dir(), 'orphan');
     await onGPT.save(orphan);
     const cfg = JSON.parse(await readFile(join(orphan, 'adapter_config.json'), 'utf8'));
     await writeFile(join(orphan, 'adapter_config.json'), JSON.stringify({ ...cfg, base_model_name_or_path: null }));
@@ -363,24 +344,24 @@ describe('finetune({ lora })', () => {
     const opts = async (checkpointDir: string, extra: Partial<FineTuneOptions> = {}): Promise<FineTuneOptions> => ({
       model: await GPT.load(basePath), tokenizer, task, ...settings, lora: { rank: 4, dropout: 0.1 }, checkpointDir, ...extra,
     });
-    const whole = await finetune(await opts(join(dir, 'whole')));
+    const whole = await finetune(await opts(join(dir(), 'whole')));
     const stop = new AbortController();
-    const first = await finetune({ ...(await opts(join(dir, 'split'))), signal: stop.signal, onStep: (s) => void (s.step === 3 && stop.abort()) });
+    const first = await finetune({ ...(await opts(join(dir(), 'split'))), signal: stop.signal, onStep: (s) => void (s.step === 3 && stop.abort()) });
     expect(first.stopped).toBe(true);
     expect(first.steps).toBe(3);
-    const resumed = await finetune({ ...(await opts(join(dir, 'split'))), resume: true });
+    const resumed = await finetune({ ...(await opts(join(dir(), 'split'))), resume: true });
     expect(resumed.startStep).toBe(3);
     expect([...first.losses, ...resumed.losses]).toEqual(whole.losses);
     expect(resumed.model.model.adapter!.namedParameters()).toEqual(whole.model.model.adapter!.namedParameters());
     expect(resumed.model.head.namedParameters()).toEqual(whole.model.head.namedParameters());
     // The checkpoint is an adapter folder too: it loads onto its base.
-    const ck = await FineTunedGPT.load(join(dir, 'split'));
+    const ck = await FineTunedGPT.load(join(dir(), 'split'));
     expect(ck.predict(valid[0]).probabilities).toEqual(resumed.model.predict(valid[0]).probabilities);
 
-    await expect(finetune(await opts(join(dir, 'split'), { lora: { rank: 8, dropout: 0.1 }, resume: true }))).rejects.toThrow(/another LoRA adapter: rank 4 vs 8 \(checkpoint vs run\)/);
-    await expect(finetune(await opts(join(dir, 'split'), { lora: undefined, resume: true }))).rejects.toThrow(/it is a LoRA fine-tuning checkpoint: resume it with the same lora settings/);
+    await expect(finetune(await opts(join(dir(), 'split'), { lora: { rank: 8, dropout: 0.1 }, resume: true }))).rejects.toThrow(/another LoRA adapter: rank 4 vs 8 \(checkpoint vs run\)/);
+    await expect(finetune(await opts(join(dir(), 'split'), { lora: undefined, resume: true }))).rejects.toThrow(/it is a LoRA fine-tuning checkpoint: resume it with the same lora settings/);
     const otherBase = await baseFolder('base-other', { seed: 2 });
-    await expect(finetune({ ...(await opts(join(dir, 'split'))), model: await GPT.load(otherBase), resume: true })).rejects.toThrow(/another base model/);
+    await expect(finetune({ ...(await opts(join(dir(), 'split'))), model: await GPT.load(otherBase), resume: true })).rejects.toThrow(/another base model/);
     for (const m of [whole.model, first.model, resumed.model, ck]) m.dispose();
   });
 });
@@ -418,28 +399,17 @@ describe('LoRA against full fine-tuning on the synthetic tasks', () => {
 });
 
 describe('ferrogpt finetune --lora', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ferrogpt-lora-cli-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = useScratchDir('ferrogpt-lora-cli-');
 
   it('saves an adapter folder that eval and predict load onto its base; --merge saves the merged model, which scores the same', async () => {
-    const base = join(dir, 'base');
-    const model = GPT.create({ vocabSize: tokenizer.vocabSize, blockSize: 32, nLayer: 2, nHead: 2, nEmbd: 32, seed: 1 });
-    await model.save(base);
-    await tokenizer.save(join(base, 'tokenizer.json'));
-    model.dispose();
-    const jsonl = (xs: object[]) => xs.map((x) => JSON.stringify(x)).join('\n') + '\n';
-    await writeFile(join(dir, 'train.jsonl'), jsonl(classificationTask(600, 41)));
-    await writeFile(join(dir, 'valid.jsonl'), jsonl(classificationTask(100, 42)));
+    const base = await saveModelFolder(join(dir(), 'base'), { vocabSize: tokenizer.vocabSize, blockSize: 32, nLayer: 2, nHead: 2, nEmbd: 32, seed: 1 }, tokenizer);
+    await writeJsonl(join(dir(), 'train.jsonl'), classificationTask(600, 41));
+    await writeJsonl(join(dir(), 'valid.jsonl'), classificationTask(100, 42));
     const flags = (out: string, ...extra: string[]) => [
-      'finetune', '--model', base, '--task', 'classification', '--train', join(dir, 'train.jsonl'), '--valid', join(dir, 'valid.jsonl'),
+      'finetune', '--model', base, '--task', 'classification', '--train', join(dir(), 'train.jsonl'), '--valid', join(dir(), 'valid.jsonl'),
       '--out', out, '--epochs', '3', '--batch', '16', '--lr', '3e-2', '--warmup', '0.05', '--dropout', '0', '--clf-dropout', '0', '--lora', '8', ...extra,
     ];
-    const adapterDir = join(dir, 'adapter');
+    const adapterDir = join(dir(), 'adapter');
     const ft = await cli(flags(adapterDir));
     expect(ft.code, ft.stderr).toBe(0);
     expect(ft.stderr).toMatch(/LoRA r 8 alpha 8 on c_attn/);
@@ -449,14 +419,14 @@ describe('ferrogpt finetune --lora', () => {
     const metrics = JSON.parse(await readFile(join(adapterDir, 'metrics.json'), 'utf8'));
     expect(metrics.trainableParameters).toBe(2 * 8 * (32 + 96) + 2 * 32 + 2);
     expect(metrics.validationMetrics.accuracy).toBeGreaterThanOrEqual(0.9);
-    const ev = await cli(['eval', '--model', adapterDir, '--data', join(dir, 'valid.jsonl'), '--json']);
+    const ev = await cli(['eval', '--model', adapterDir, '--data', join(dir(), 'valid.jsonl'), '--json']);
     expect(ev.code, ev.stderr).toBe(0);
     expect(JSON.parse(ev.stdout).accuracy).toBeCloseTo(metrics.validationMetrics.accuracy, 12);
     const pr = await cli(['predict', '--model', adapterDir, '--text', 'abxcd']);
     expect(pr.code, pr.stderr).toBe(0);
     const unmerged = JSON.parse(pr.stdout);
 
-    const mergedDir = join(dir, 'merged');
+    const mergedDir = join(dir(), 'merged');
     const m = await cli(flags(mergedDir, '--merge'));
     expect(m.code, m.stderr).toBe(0);
     expect(await readdir(mergedDir)).toContain('model.safetensors');
@@ -464,8 +434,8 @@ describe('ferrogpt finetune --lora', () => {
     expect(merged.label).toBe(unmerged.label);
     for (const label of Object.keys(unmerged.probabilities)) expect(Math.abs(merged.probabilities[label] - unmerged.probabilities[label])).toBeLessThan(1e-5);
 
-    expect((await cli(['finetune', '--model', base, '--task', 'classification', '--train', join(dir, 'train.jsonl'), '--lora-alpha', '16'])).stderr).toMatch(/--lora-alpha needs --lora R/);
-    expect((await cli(['finetune', '--model', base, '--task', 'classification', '--train', join(dir, 'train.jsonl'), '--merge'])).stderr).toMatch(/--merge is for --lora runs/);
-    expect((await cli([...flags(join(dir, 'bad')), '--lora-targets', 'q_proj'])).code).not.toBe(0);
+    expect((await cli(['finetune', '--model', base, '--task', 'classification', '--train', join(dir(), 'train.jsonl'), '--lora-alpha', '16'])).stderr).toMatch(/--lora-alpha needs --lora R/);
+    expect((await cli(['finetune', '--model', base, '--task', 'classification', '--train', join(dir(), 'train.jsonl'), '--merge'])).stderr).toMatch(/--merge is for --lora runs/);
+    expect((await cli([...flags(join(dir(), 'bad')), '--lora-targets', 'q_proj'])).code).not.toBe(0);
   });
 });

@@ -70,3 +70,16 @@ function logDiff(label: string, d: Diff, bound: number, kind = 'rel'): void {
   if (!file) return;
   appendFileSync(file, JSON.stringify({ label, kind, ...d, bound }) + '\n');
 }
+
+/**
+ * d loss / d x by central differences, (loss(x + h) − loss(x − h)) / 2h: `set(delta)` moves
+ * the one input by delta from where it started (set(0) puts it back, as this leaves it).
+ */
+export function centralDifference(loss: () => number, set: (delta: number) => void, h: number): number {
+  set(h);
+  const plus = loss();
+  set(-h);
+  const minus = loss();
+  set(0);
+  return (plus - minus) / (2 * h);
+}
