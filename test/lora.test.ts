@@ -197,7 +197,7 @@ describeEachBackend('LoRA on a GPT', (backend: Backend) => {
     adapter.dispose();
     model.dispose();
   });
-}, ['native', 'wasm', 'reference']);
+});
 
 describe('LoRA: bad input', () => {
   const model = GPT.create(TINY);
