@@ -139,14 +139,27 @@ async function prompting(lib, model, tokenizer, taskName, task, quick) {
     gold = (e) => Number(e.label);
     const template = { instruction: '{instruction}', example: 'Review: {input}\nSentiment: {output}', separator: '\n\n' };
     const instruction = 'Is each review positive or negative?';
-    const zero = (normalize) => (e) => lib.zeroShot({ model, tokenizer, instruction, input: e.text, labels, template, normalize });
+    // A review longer than the block leaves (fine-tuning truncates the same way) is cut to its
+    // first MAX_REVIEW tokens, so every query fits with the instruction and an answer.
+    const MAX_REVIEW = 80;
+    const fit = (text) => {
+      let ids = tokenizer.encode(text);
+      let cut = text;
+      // Decoding a cut can re-encode a token longer (a merge across the cut): cut again.
+      for (let keep = MAX_REVIEW; ids.length > MAX_REVIEW; keep--) {
+        cut = tokenizer.decode(tokenizer.encode(text).slice(0, keep));
+        ids = tokenizer.encode(cut);
+      }
+      return cut;
+    };
+    const zero = (normalize) => (e) => lib.zeroShot({ model, tokenizer, instruction, input: fit(e.text), labels, template, normalize });
     await tally('zero-shot, total log-likelihood', zero('none'));
     await tally('zero-shot, per token', zero('token'));
     await tally('zero-shot, unconditional (answer context "Sentiment:")', zero('unconditional'));
     const pos = task.train.filter((e) => e.label === '1').slice(0, 2);
     const neg = task.train.filter((e) => e.label === '0').slice(0, 2);
     const examples = [neg[0], pos[0], neg[1], pos[1]].map((e) => ({ input: e.text, output: labels[Number(e.label)] }));
-    const few = (normalize) => (e) => lib.fewShot({ model, tokenizer, instruction, examples, query: e.text, labels, template, normalize });
+    const few = (normalize) => (e) => lib.fewShot({ model, tokenizer, instruction, examples, query: fit(e.text), labels, template, normalize });
     await tally('few-shot (4 demonstrations), total log-likelihood', few('none'), true);
     await tally('few-shot (4 demonstrations), unconditional (answer context "Sentiment:")', few('unconditional'), true);
   }
