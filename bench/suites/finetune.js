@@ -6,6 +6,12 @@
 //                                    [--threads N] [--seed 1337] [--render]
 //   (npm run bench:finetune)
 //
+//   Other fine-tuning seeds on the same models (the spread of training):
+//   node bench/benchmark.js finetune --models DIR ...          pre-train once, keep the models in DIR
+//   node bench/benchmark.js finetune --models DIR --finetune-seed 1 --conditions a,c \
+//        --tasks ending-choice,ending-pair --no-prompting --name finetune.seed1
+//   node bench/benchmark.js finetune --render                  finetune.md with an "across seeds" section
+//
 // 1. Pre-training: a byte-level BPE of 1024 tokens and a 4-layer, 4-head, 128-dim GPT-2-style
 //    model (block 128, dropout 0.1) trained with L1 on the first 70% of data/corpus.txt
 //    (Jane Austen). The rest is held out: pre-training never sees it.
@@ -32,7 +38,7 @@
 // Writes bench/results/finetune.json (git-ignored) and bench/results/finetune.md. --quick
 // (a few steps each) checks the harness; --render rewrites the .md from the .json.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -57,7 +63,7 @@ const CONDITIONS = [
 ];
 
 function parseArgs(argv) {
-  const a = { render: false, quick: false, pretrainSteps: 3000, epochs: 3, tasks: TASKS, threads: null, seed: 1337 };
+  const a = { render: false, quick: false, pretrainSteps: 3000, epochs: 3, tasks: TASKS, threads: null, seed: 1337, finetuneSeed: null, models: null, conditions: CONDITIONS.map((c) => c.key), prompting: true, name: null };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === 'finetune') continue;
@@ -68,12 +74,19 @@ function parseArgs(argv) {
     else if (s === '--tasks') a.tasks = argv[++i].split(',');
     else if (s === '--threads') a.threads = Number(argv[++i]);
     else if (s === '--seed') a.seed = Number(argv[++i]);
+    else if (s === '--finetune-seed') a.finetuneSeed = Number(argv[++i]);
+    else if (s === '--models') a.models = argv[++i];
+    else if (s === '--conditions') a.conditions = argv[++i].split(',');
+    else if (s === '--no-prompting') a.prompting = false;
+    else if (s === '--name') a.name = argv[++i];
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js finetune [--quick] [--pretrain-steps 3000] [--epochs 3] [--tasks ending-choice,ending-pair,sentiment] [--threads N] [--seed 1337] [--render]');
+      console.log('usage: node bench/benchmark.js finetune [--quick] [--pretrain-steps 3000] [--epochs 3] [--tasks ending-choice,ending-pair,sentiment] [--threads N] [--seed 1337] [--finetune-seed N] [--models DIR] [--conditions a,c] [--no-prompting] [--name finetune.X] [--render]');
       process.exit(0);
     } else throw new Error(`unknown option ${s}`);
   }
   for (const t of a.tasks) if (!TASKS.includes(t)) throw new Error(`--tasks: unknown task ${t} (use ${TASKS.join(', ')})`);
+  for (const k of a.conditions) if (!CONDITIONS.some((c) => c.key === k)) throw new Error(`--conditions: unknown condition ${k} (use ${CONDITIONS.map((c) => c.key).join(',')})`);
+  if (a.name !== null && !/^finetune\.[a-z0-9-]+$/.test(a.name)) throw new Error('--name must look like finetune.<word> (e.g. finetune.seed1)');
   for (const k of ['pretrainSteps', 'epochs']) if (!(Number.isInteger(a[k]) && a[k] > 0)) throw new Error(`--${k} must be a positive integer`);
   return a;
 }
@@ -180,8 +193,14 @@ export async function main(argv) {
   const outDir = join(benchDir, 'results');
   if (args.render) {
     const doc = JSON.parse(readFileSync(join(outDir, 'finetune.json'), 'utf8'));
+    // Runs with other fine-tuning seeds (--finetune-seed N --models DIR --name finetune.seedN).
+    doc.seedRuns = readdirSync(outDir)
+      .filter((f) => /^finetune\.seed[a-z0-9-]+\.json$/.test(f))
+      .map((f) => JSON.parse(readFileSync(join(outDir, f), 'utf8')))
+      .filter((d) => d.pretraining.valLoss === doc.pretraining.valLoss) // the same pre-trained model only
+      .flatMap((d) => d.runs.map((r) => ({ ...r, seed: d.env.finetuneSeed })));
     writeFileSync(join(outDir, 'finetune.md'), render(doc));
-    log('rewrote bench/results/finetune.md from finetune.json');
+    log(`rewrote bench/results/finetune.md from finetune.json${doc.seedRuns.length ? ` and ${doc.seedRuns.length} runs with other seeds` : ''}`);
     return;
   }
   const started = Date.now();
@@ -199,6 +218,7 @@ export async function main(argv) {
     backend: info,
     quick: args.quick,
     seed: args.seed,
+    finetuneSeed: args.finetuneSeed ?? args.seed,
     epochs: args.quick ? 1 : args.epochs,
     loadAverageStart: os.loadavg().map((x) => +x.toFixed(2)),
   };
@@ -232,39 +252,52 @@ export async function main(argv) {
     const tokenizer = await lib.Tokenizer.train([preTrainPath], { type: 'bpe', vocabSize: VOCAB });
     const prepared = await lib.prepareData(preTrainPath, { tokenizer, out: join(tmp, 'pretrain.bin') });
     const config = { ...MODEL, vocabSize: tokenizer.vocabSize, seed: args.seed };
-    const pretrained = lib.GPT.create(config);
-    const random = lib.GPT.create(config); // the same initial weights: (c) starts where pre-training did
-    const dirs = { pretrained: join(tmp, 'pretrained'), random: join(tmp, 'random') };
-    await random.save(dirs.random);
-    await tokenizer.save(join(dirs.random, 'tokenizer.json'));
-    const pretrainSteps = args.quick ? 20 : args.pretrainSteps;
-    const t0 = performance.now();
-    log(`pre-training ${pretrained.numParameters()} parameters for ${pretrainSteps} steps (batch 16 × ${MODEL.blockSize} tokens) on the first 70% of data/corpus.txt (${prepared.meta.count} tokens)`);
-    const pre = await lib.train({
-      model: pretrained,
-      data: prepared.path,
-      steps: pretrainSteps,
-      batchSize: 16,
-      lr: 1e-3,
-      minLr: 1e-4,
-      warmup: Math.min(100, Math.floor(pretrainSteps / 10)),
-      schedule: 'cosine',
-      weightDecay: 0.1,
-      evalEvery: Math.max(1, Math.floor(pretrainSteps / 5)),
-      evalBatches: args.quick ? 2 : 10,
-      seed: args.seed,
-      onStep: (s) => {
-        if (s.valLoss !== undefined) log(`  step ${s.step}: train ${s.loss.toFixed(3)}, val ${s.valLoss.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-      },
-    });
-    await pretrained.save(dirs.pretrained);
-    await tokenizer.save(join(dirs.pretrained, 'tokenizer.json'));
-    const pretraining = { steps: pre.step, tokens: pre.step * 16 * MODEL.blockSize, corpusTokens: prepared.meta.count, finalLoss: pre.finalLoss, valLoss: pre.valLoss, seconds: (performance.now() - t0) / 1000 };
+    const dirs = args.models ? { pretrained: join(args.models, 'pretrained'), random: join(args.models, 'random') } : { pretrained: join(tmp, 'pretrained'), random: join(tmp, 'random') };
+    const statsPath = args.models ? join(args.models, 'pretraining.json') : null;
+    let pretraining;
+    let pretrained;
+    let random;
+    if (statsPath !== null && existsSync(statsPath)) {
+      // --models DIR from an earlier run: the same pre-trained and initial weights, not trained again.
+      pretraining = { ...JSON.parse(readFileSync(statsPath, 'utf8')), reusedFrom: args.models };
+      pretrained = await lib.GPT.load(dirs.pretrained);
+      random = await lib.GPT.load(dirs.random);
+      log(`pre-trained and random-init models from ${args.models} (${pretraining.steps} steps, validation loss ${pretraining.valLoss.toFixed(3)})`);
+    } else {
+      pretrained = lib.GPT.create(config);
+      random = lib.GPT.create(config); // the same initial weights: (c) starts where pre-training did
+      await random.save(dirs.random);
+      await tokenizer.save(join(dirs.random, 'tokenizer.json'));
+      const pretrainSteps = args.quick ? 20 : args.pretrainSteps;
+      const t0 = performance.now();
+      log(`pre-training ${pretrained.numParameters()} parameters for ${pretrainSteps} steps (batch 16 × ${MODEL.blockSize} tokens) on the first 70% of data/corpus.txt (${prepared.meta.count} tokens)`);
+      const pre = await lib.train({
+        model: pretrained,
+        data: prepared.path,
+        steps: pretrainSteps,
+        batchSize: 16,
+        lr: 1e-3,
+        minLr: 1e-4,
+        warmup: Math.min(100, Math.floor(pretrainSteps / 10)),
+        schedule: 'cosine',
+        weightDecay: 0.1,
+        evalEvery: Math.max(1, Math.floor(pretrainSteps / 5)),
+        evalBatches: args.quick ? 2 : 10,
+        seed: args.seed,
+        onStep: (s) => {
+          if (s.valLoss !== undefined) log(`  step ${s.step}: train ${s.loss.toFixed(3)}, val ${s.valLoss.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+        },
+      });
+      await pretrained.save(dirs.pretrained);
+      await tokenizer.save(join(dirs.pretrained, 'tokenizer.json'));
+      pretraining = { steps: pre.step, tokens: pre.step * 16 * MODEL.blockSize, corpusTokens: prepared.meta.count, finalLoss: pre.finalLoss, valLoss: pre.valLoss, seconds: (performance.now() - t0) / 1000 };
+      if (statsPath !== null) writeFileSync(statsPath, JSON.stringify(pretraining, null, 2) + '\n');
+    }
 
     // ---- prompting (no updates) ----
     const prompts = {};
     for (const name of ['ending-choice', 'sentiment']) {
-      if (!tasks[name]) continue;
+      if (!tasks[name] || !args.prompting) continue;
       log(`prompting ${name}: zero-shot and few-shot`);
       const pre = await prompting(lib, pretrained, tokenizer, name, tasks[name], args.quick);
       const rand = await prompting(lib, random, tokenizer, name, tasks[name], args.quick);
@@ -280,14 +313,14 @@ export async function main(argv) {
       const files = { train: join(tmp, `${name}.train.json`), validation: join(tmp, `${name}.valid.json`) };
       writeFileSync(files.train, JSON.stringify(t.train));
       writeFileSync(files.validation, JSON.stringify(t.validation));
-      for (const c of CONDITIONS) {
+      for (const c of CONDITIONS.filter((x) => args.conditions.includes(x.key))) {
         log(`fine-tuning ${name}: ${c.name}, ${env.epochs} epochs at the defaults`);
         const job = {
           root,
           model: dirs[c.model],
           threads: args.threads,
           task: { type: t.type, ...(t.labels ? { labels: t.labels } : {}), ...files },
-          options: { epochs: env.epochs, seed: args.seed, ...c.options },
+          options: { epochs: env.epochs, seed: env.finetuneSeed, ...c.options },
         };
         const r = runChild(job, tmp, `${name}-${c.key}`);
         runs.push({ task: name, condition: c.key, name: c.name, ...r });
@@ -309,7 +342,7 @@ export async function main(argv) {
       runs,
     };
     mkdirSync(outDir, { recursive: true });
-    const name = args.quick ? 'finetune.quick' : 'finetune';
+    const name = args.name ?? (args.quick ? 'finetune.quick' : 'finetune');
     writeFileSync(join(outDir, `${name}.json`), JSON.stringify(doc, null, 2) + '\n');
     const md = render(doc);
     writeFileSync(join(outDir, `${name}.md`), md);
@@ -350,7 +383,7 @@ function render(doc) {
   };
   for (const [k, t] of Object.entries(doc.tasks)) L.push(`| ${k} | ${about[k]} | ${t.train} | ${t.validation} | ${pct(t.chance)} |`);
   L.push('');
-  L.push(`Fine-tuning: \`finetune()\` at its defaults (only \`epochs: ${env.epochs}\`, \`lambda\` and \`lora\` given; see the README's fine-tuning section for what the defaults are), seed ${env.seed}; every run in a child process of its own. (c) starts from exactly the weights pre-training started from.`);
+  L.push(`Fine-tuning: \`finetune()\` at its defaults (only \`epochs: ${env.epochs}\`, \`lambda\`, \`lora\` and \`preset\` given; see the README's fine-tuning section for what the defaults are), seed ${env.finetuneSeed ?? env.seed}; every run in a child process of its own. (c) starts from exactly the weights pre-training started from.`);
   L.push('');
   L.push('## Validation accuracy after the last epoch (± one standard error)');
   L.push('');
@@ -386,11 +419,51 @@ function render(doc) {
     }
     L.push('');
   }
+  const seeds = acrossSeeds(doc);
+  if (seeds.length) {
+    L.push('## Across fine-tuning seeds');
+    L.push('');
+    L.push('The same pre-trained and random-init models, fine-tuned again with other seeds (the example order, the dropout masks and the new head and task-token rows change): the spread of training, which one run\'s standard error (the validation sample only) does not show.');
+    L.push('');
+    L.push('| task | condition | accuracy by seed | mean |');
+    L.push('|---|---|---|--:|');
+    for (const r of seeds) for (const c of r.conditions) L.push(`| ${r.task} | ${c.name} | ${c.bySeed.map(([sd, acc]) => `${sd}: ${pct(acc)}`).join(', ')} | ${pct(c.mean)} |`);
+    L.push('');
+    for (const r of seeds) if (r.diff) L.push(`${r.task}: (a) − (c) averages ${(100 * r.diff.mean).toFixed(1)} points over ${r.diff.n} seeds (per seed ${r.diff.each.map((x) => (100 * x).toFixed(1)).join(', ')}; standard error of the mean ${(100 * r.diff.se).toFixed(1)}).`);
+    L.push('');
+  }
   L.push('## Reading');
   L.push('');
   L.push(reading(doc));
   L.push('');
   return L.join('\n');
+}
+
+/** Per task, (a) and (c) over every fine-tuning seed run, and their difference seed by seed. */
+function acrossSeeds(doc) {
+  const extra = doc.seedRuns ?? [];
+  if (extra.length === 0) return [];
+  const all = [...doc.runs.map((r) => ({ ...r, seed: doc.env.finetuneSeed ?? doc.env.seed })), ...extra];
+  const out = [];
+  for (const task of Object.keys(doc.tasks)) {
+    const conditions = [];
+    for (const key of ['a', 'c']) {
+      const rs = all.filter((r) => r.task === task && r.condition === key);
+      if (rs.length < 2) continue;
+      conditions.push({ key, name: rs[0].name, bySeed: rs.map((r) => [r.seed, r.accuracy]), mean: rs.reduce((x, r) => x + r.accuracy, 0) / rs.length });
+    }
+    if (conditions.length === 0) continue;
+    const [a, c] = ['a', 'c'].map((k) => conditions.find((x) => x.key === k));
+    let diff = null;
+    if (a && c) {
+      const each = a.bySeed.filter(([sd]) => c.bySeed.some(([t]) => t === sd)).map(([sd, acc]) => acc - c.bySeed.find(([t]) => t === sd)[1]);
+      const mean = each.reduce((x, y) => x + y, 0) / each.length;
+      const sd = Math.sqrt(each.reduce((x, y) => x + (y - mean) ** 2, 0) / Math.max(1, each.length - 1));
+      diff = { n: each.length, each, mean, se: sd / Math.sqrt(each.length) };
+    }
+    out.push({ task, conditions, diff });
+  }
+  return out;
 }
 
 /** What the numbers say, computed from them (so it never goes stale). */
@@ -413,6 +486,8 @@ function reading(doc) {
     if (b) line += ` λ = 0.5 against λ = 0: ${pts(a.accuracy - b.accuracy)}.`;
     if (d) line += ` LoRA against full fine-tuning: ${pts(d.accuracy - a.accuracy)}, with ${((100 * d.trainableParameters) / a.trainableParameters).toFixed(1)}% of the trainable parameters.`;
     if (e) line += ` The defaults against GPT-1's recipe as published: ${pts(a.accuracy - e.accuracy)}.`;
+    const seeded = acrossSeeds(doc).find((r) => r.task === t)?.diff;
+    if (seeded) line += ` Over ${seeded.n} fine-tuning seeds (a) − (c) averages ${pts(seeded.mean)} (standard error of the mean ${(100 * seeded.se).toFixed(1)}).`;
     s.push(line);
   }
   for (const [t, rows] of Object.entries(prompts)) {
