@@ -423,7 +423,7 @@ function render(doc) {
   if (seeds.length) {
     L.push('## Across fine-tuning seeds');
     L.push('');
-    L.push('The same pre-trained and random-init models, fine-tuned again with other seeds (the example order, the dropout masks and the new head and task-token rows change): the spread of training, which one run\'s standard error (the validation sample only) does not show.');
+    L.push('The same pre-trained and random-init models, fine-tuned again with other seeds (the example order, the dropout masks and the head\'s init change; the task-token rows come from the model\'s seed and stay): the spread of training, which one run\'s standard error (the validation sample only) does not show.');
     L.push('');
     L.push('| task | condition | accuracy by seed | mean |');
     L.push('|---|---|---|--:|');
@@ -495,7 +495,9 @@ function reading(doc) {
     if (!a || rows.length === 0) continue;
     const best = rows.reduce((x, y) => (y.accuracy > x.accuracy ? y : x));
     const both = Math.sqrt(se(a.accuracy, a.n) ** 2 + se(best.accuracy, best.n) ** 2);
-    s.push(`On ${t} the best prompting figure of the pre-trained model is ${pct(best.accuracy)} (${best.name}); fine-tuned (a) reaches ${pct(a.accuracy)}: ${pts(a.accuracy - best.accuracy)} (standard error of the difference ${(100 * both).toFixed(1)}).`);
+    const seeded = acrossSeeds(doc).find((r) => r.task === t)?.conditions.find((c) => c.key === 'a');
+    const mean = seeded ? ` Over ${seeded.bySeed.length} fine-tuning seeds (a) averages ${pct(seeded.mean)}: ${pts(seeded.mean - best.accuracy)}.` : '';
+    s.push(`On ${t} the best prompting figure of the pre-trained model is ${pct(best.accuracy)} (${best.name}); fine-tuned (a) reaches ${pct(a.accuracy)}: ${pts(a.accuracy - best.accuracy)} (standard error of the difference ${(100 * both).toFixed(1)}).${mean}`);
   }
   return s.join('\n\n');
 }
