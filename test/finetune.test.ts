@@ -17,7 +17,7 @@ import type { TaskExample, TaskType } from '../src/tasks/transform.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { FINETUNE_PRESETS, finetune, finetuneRecipe, stillAtChance, widthScaledLr, type FineTuneStepInfo } from '../src/train/finetune.js';
 import { cli } from './helpers/cli-in-process.js';
-import { centralDifference } from './helpers/compare.js';
+import { centralDifference, nudgeEntry } from './helpers/compare.js';
 import { saveModelFolder, useScratchDir, writeJsonl } from './helpers/folders.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { mulberry32 } from './helpers/random.js';
@@ -220,19 +220,11 @@ describeEachBackend('fine-tuning passes', (backend: Backend) => {
     // W_y and b_y (h = 1e-2: the loss is smooth in them, and f32 noise / 2h stays ~1e-5)
     for (let n = 0; n < 6; n++) {
       const i = Math.floor(rng() * W0.length);
-      const numeric = central((d) => {
-        const W = W0.slice();
-        W[i] += d;
-        ft.head.loadParameters(W, b0);
-      }, 1e-2);
+      const numeric = central(nudgeEntry(W0, i, (W) => ft.head.loadParameters(W, b0)), 1e-2);
       checks.push({ what: `W[${i}]`, analytic: dW[i], numeric });
     }
     for (let k = 0; k < b0.length; k++) {
-      const numeric = central((d) => {
-        const b = b0.slice();
-        b[k] += d;
-        ft.head.loadParameters(W0, b);
-      }, 1e-2);
+      const numeric = central(nudgeEntry(b0, k, (b) => ft.head.loadParameters(W0, b)), 1e-2);
       checks.push({ what: `b[${k}]`, analytic: db[k], numeric });
     }
     // The gradient reaches the transformer: the extract token's embedding row, which every
@@ -240,11 +232,7 @@ describeEachBackend('fine-tuning passes', (backend: Backend) => {
     const wte = params[0][1];
     for (let n = 0; n < 3; n++) {
       const i = ft.ids.extract * C + Math.floor(rng() * C);
-      const numeric = central((d) => {
-        const w = wte.slice();
-        w[i] += d;
-        ft.model.loadParameters(params.map(([name, v]) => [name, name === params[0][0] ? w : v] as const));
-      }, 1e-2);
+      const numeric = central(nudgeEntry(wte, i, (w) => ft.model.loadParameters(params.map(([name, v]) => [name, name === params[0][0] ? w : v] as const))), 1e-2);
       checks.push({ what: `wte[${i}]`, analytic: wteGrad[i], numeric });
     }
     for (const { what, analytic, numeric } of checks) {

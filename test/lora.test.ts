@@ -22,7 +22,7 @@ import type { TaskExample, TaskType } from '../src/tasks/transform.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { LORA_LR_RATIO, finetune, type FineTuneOptions } from '../src/train/finetune.js';
 import { cli } from './helpers/cli-in-process.js';
-import { centralDifference } from './helpers/compare.js';
+import { centralDifference, nudgeEntry } from './helpers/compare.js';
 import { saveModelFolder, useScratchDir, writeJsonl } from './helpers/folders.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { mulberry32 } from './helpers/random.js';
@@ -149,21 +149,13 @@ describeEachBackend('LoRA on a GPT', (backend: Backend) => {
       // two entries of every A and B of every adapted layer
       for (let n = 0; n < 2; n++) {
         const i = Math.floor(rng() * data.length);
-        const numeric = central((d) => {
-          const v = data.slice();
-          v[i] += d;
-          adapter.loadParameters(params.map(([m, x]) => [m, m === name ? v : x] as const));
-        }, 1e-2);
+        const numeric = central(nudgeEntry(data, i, (v) => adapter.loadParameters(params.map(([m, x]) => [m, m === name ? v : x] as const))), 1e-2);
         checks.push({ what: `${name}[${i}]`, analytic: grads.get(name)![i], numeric });
       }
     }
     for (let n = 0; n < 3; n++) {
       const i = Math.floor(rng() * W0.length);
-      const numeric = central((d) => {
-        const W = W0.slice();
-        W[i] += d;
-        ft.head.loadParameters(W, b0);
-      }, 1e-2);
+      const numeric = central(nudgeEntry(W0, i, (W) => ft.head.loadParameters(W, b0)), 1e-2);
       checks.push({ what: `score.weight[${i}]`, analytic: dW[i], numeric });
     }
     checks.push({

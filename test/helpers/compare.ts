@@ -83,3 +83,12 @@ export function centralDifference(loss: () => number, set: (delta: number) => vo
   set(0);
   return (plus - minus) / (2 * h);
 }
+
+/** A `set` for centralDifference: entry i of `data` moved by delta, on a fresh copy, handed to `load`. */
+export function nudgeEntry(data: Float32Array, i: number, load: (moved: Float32Array) => void): (delta: number) => void {
+  return (delta) => {
+    const moved = data.slice();
+    moved[i] += delta;
+    load(moved);
+  };
+}
