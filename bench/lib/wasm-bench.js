@@ -1,0 +1,316 @@
+// The wasm measurements of the browser suite (bench/suites/browser.js), written once and run
+// in two places: in the Chromium page (bench/browser/page.js bundles this file) and in a
+// Node child (bench/lib/wasm-node-child.js, started with --experimental-wasm-relaxed-simd).
+// So both sides time the same calls the same way; no node: imports here.
+//
+// What it measures, for each ferrogpt wasm variant and thread count it is asked for:
+//   - matmul out (M,N) = x (M,K) · W (N,K)ᵀ on bench:kernels' shapes (bench/lib/matmul.js), in
+//     GFLOPS, and the same product on the peers the caller passes (onnxruntime-web,
+//     tfjs-backend-wasm in the page); every result is checked against float64 dot products
+//     at sampled entries (sampleError) and against ferrogpt's own output (max |Δ|), so a peer
+//     that computes nothing, or the wrong thing, shows;
+//   - the nanoGPT training step (bench/lib/train-step.js, bench:train's `nano` config: the
+//     full step, zeroGrad, forward + loss, backward, clip, AdamW) in ms;
+//   - greedy KV-cached decode at GPT-2 small's shape (bench/lib/decode.js, random weights,
+//     batch 1) in tokens/s.
+// A variant this build or this engine does not have, or one that cannot run the thread
+// count, gives rows with `error` (the reason) instead of numbers.
+//
+// Timing: `measure` makes warm-up calls, then times calls one by one until it has
+// minSamples and its time budget is spent; the median is reported (min and max kept).
+
+import { MATMUL_SHAPES, QUICK_SHAPES, sampleError } from './matmul.js';
+import { randomF32, mulberry32 } from './rng.js';
+import { CONFIGS, ferroStep, makeModel, randomBatches } from './train-step.js';
+import { GPT2, QUICK as QUICK_DECODE, timeDecode } from './decode.js';
+
+/** Best first: the first one available at a thread count is "ours" for the peer ratios. */
+export const VARIANTS = ['relaxed-simd-threads', 'simd128-threads', 'simd128', 'scalar'];
+export const BASELINE = 'simd128'; // one thread: what the wasm backend was before threads
+export const isThreaded = (v) => v.endsWith('-threads');
+
+export const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Times `fn` (sync or async): `warmup` calls, then one timed call at a time until there are
+ * minSamples (slowSamples when a warm-up call took over slowMs) and budgetS has passed, or
+ * maxSamples. Returns { median_ms, min_ms, max_ms, samples, warmup_ms }.
+ */
+export async function measure(fn, { warmup = 1, minSamples = 5, maxSamples = 40, budgetS = 1, slowMs = 500, slowSamples = 3 } = {}) {
+  const t0 = performance.now();
+  for (let i = 0; i < warmup; i++) await fn();
+  const warmupMs = (performance.now() - t0) / Math.max(1, warmup);
+  const need = warmupMs >= slowMs ? Math.min(minSamples, slowSamples) : minSamples;
+  const samples = [];
+  const start = performance.now();
+  while (samples.length < maxSamples && (samples.length < need || performance.now() - start < budgetS * 1e3)) {
+    const t = performance.now();
+    await fn();
+    samples.push(performance.now() - t);
+  }
+  return { median_ms: median(samples), min_ms: Math.min(...samples), max_ms: Math.max(...samples), samples: samples.length, warmup_ms: warmupMs };
+}
+
+export function maxAbsDiff(a, b) {
+  if (!a || !b || a.length !== b.length) return null;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = d; // NaN propagates
+  }
+  return m;
+}
+
+/**
+ * A backend of `variant` from `api.createWasmBackend`, or { error }. The new API takes
+ * { variant, threads }; a build from before it knows only { simd } and the variants
+ * 'simd128' | 'scalar', so 'scalar' falls back to { simd: false }, and a variant the build
+ * does not make is refused here (its b.variant says what came instead).
+ */
+export async function openVariant(api, variant, threads) {
+  const opts = isThreaded(variant) ? { variant, threads } : { variant };
+  let b;
+  try {
+    b = await api.createWasmBackend(opts);
+  } catch (e) {
+    return { error: `createWasmBackend(${JSON.stringify(opts)}) threw: ${errText(e)}` };
+  }
+  if (b.variant !== variant && variant === 'scalar') {
+    try {
+      b = await api.createWasmBackend({ simd: false });
+    } catch (e) {
+      return { error: `createWasmBackend({ simd: false }) threw: ${errText(e)}` };
+    }
+  }
+  if (b.variant !== variant) return { error: `this build has no ${variant} variant (createWasmBackend(${JSON.stringify(opts)}) gave ${b.variant})` };
+  return { backend: b, info: b.info() };
+}
+
+/** Puts `b` on n threads and waits for them; throws when it cannot. */
+export async function useThreads(b, variant, n) {
+  if (!isThreaded(variant)) {
+    if (n !== 1) throw new Error(`${variant} is single-threaded`);
+  } else {
+    if (typeof b.setThreads !== 'function') throw new Error(`${variant}: the backend has no setThreads`);
+    b.setThreads(n);
+    if (typeof b.ready === 'function') await b.ready();
+  }
+  const got = b.info().threads;
+  if (got !== n) throw new Error(`${variant}: info().threads is ${got}, not ${n}`);
+}
+
+/** A runnable matmul on a ferrogpt backend (tensors allocated and written outside the timing). */
+function ferroMatmul(b, M, K, N, x, W) {
+  const inp = b.alloc(M * K); // (M, K)
+  const w = b.alloc(N * K); // (N, K)
+  const out = b.alloc(M * N); // (M, N)
+  b.write(inp, x);
+  b.write(w, W);
+  return {
+    run: () => b.matmulForward(out, inp, w, null, M, K, N),
+    read: () => b.read(out),
+    dispose: () => {
+      for (const t of [inp, w, out]) b.free(t);
+    },
+  };
+}
+
+/**
+ * GPT-2-small-shaped weights without GPT.create's 8 s of normal draws: a seeded uniform of
+ * the same std (0.02; the residual projections' 0.02/√(2L) does not change the speed), ones
+ * and zeros where init.ts puts them. Decode speed does not depend on the values.
+ */
+export function fastParameters(api, cfg) {
+  const { specs, total } = api.paramLayout(api.resolveConfig(cfg));
+  const all = new Float32Array(total);
+  const r = mulberry32(7);
+  const a = 0.02 * Math.sqrt(3);
+  for (const s of specs) {
+    const v = all.subarray(s.offset, s.offset + s.length);
+    if (s.init === 'ones') v.fill(1);
+    else if (s.init !== 'zeros') for (let i = 0; i < v.length; i++) v[i] = (r() * 2 - 1) * a;
+  }
+  return specs.map((s) => [s.name, all.subarray(s.offset, s.offset + s.length)]);
+}
+
+/** What a run does: shapes, timing budgets, step counts, decode lengths. */
+export function plan(quick) {
+  const nano = CONFIGS.nano;
+  return quick
+    ? {
+        shapes: QUICK_SHAPES,
+        timing: { warmup: 1, minSamples: 3, maxSamples: 20, budgetS: 0.2 },
+        train: { cfg: nano, warmup: 1, steps: 3 },
+        decode: { cfg: QUICK_DECODE, prompt: 8, newTokens: 8, name: 'toy (2L 4H 128d, V 512)' },
+      }
+    : {
+        shapes: MATMUL_SHAPES,
+        timing: { warmup: 1, minSamples: 5, maxSamples: 40, budgetS: 1 },
+        train: { cfg: nano, warmup: 3, steps: 15 },
+        decode: { cfg: GPT2, prompt: 16, newTokens: 32, name: 'GPT-2 small (12L 12H 768d, V 50257)' },
+      };
+}
+
+/**
+ * Runs the measurements. ctx: { api, threads: [n, ...], variants, quick, parts: { matmul,
+ * train, decode }, peers: [{ name, threads, make(M, K, N, x, W) → { run, read, dispose } }],
+ * log }. api: { createWasmBackend, GPT, AdamW, clipGradNorm, paramLayout, resolveConfig }.
+ * Returns { variants, matmul, train, decode, plan } (plain JSON).
+ */
+export async function runWasmSuite(ctx) {
+  const { api, log = () => {} } = ctx;
+  const P = plan(ctx.quick);
+  const variants = ctx.variants ?? VARIANTS;
+  const threadsList = ctx.threads;
+  const parts = { matmul: true, train: true, decode: true, ...ctx.parts };
+  const peers = ctx.peers ?? [];
+  const out = { variants: {}, matmul: [], train: [], decode: [], plan: { shapes: P.shapes, timing: P.timing, train: { config: P.train.cfg.name, warmup: P.train.warmup, steps: P.train.steps }, decode: { config: P.decode.name, prompt: P.decode.prompt, newTokens: P.decode.newTokens } } };
+
+  // One backend per variant, made once and reused at every thread count.
+  const made = new Map();
+  const backendFor = async (variant) => {
+    if (!made.has(variant)) {
+      const r = await openVariant(api, variant, Math.max(...threadsList));
+      made.set(variant, r);
+      out.variants[variant] = r.error ? { error: r.error } : { info: r.info };
+      log(`  ${variant}: ${r.error ? `n/a (${r.error})` : JSON.stringify(r.info)}`);
+    }
+    return made.get(variant);
+  };
+  /** The backend of `variant` on n threads, or { error }. */
+  const ready = async (variant, n) => {
+    const r = await backendFor(variant);
+    if (r.error) return { error: r.error };
+    try {
+      await useThreads(r.backend, variant, n);
+      return { backend: r.backend };
+    } catch (e) {
+      return { error: errText(e) };
+    }
+  };
+  for (const v of variants) await backendFor(v);
+
+  if (parts.matmul) {
+    for (const [M, K, N] of P.shapes) {
+      const flop = 2 * M * K * N;
+      const x = randomF32(M * K, 1); // (M, K), the inputs bench:kernels uses
+      const W = randomF32(N * K, 2, 1 / Math.sqrt(K)); // (N, K)
+      const entry = { M, K, N, gflop: flop / 1e9, rows: {} };
+      log(`matmul ${M}x${K}x${N} (${(flop / 1e9).toFixed(2)} GFLOP)`);
+      for (const n of threadsList) {
+        let ours = null; // the output of the first ferrogpt row at this thread count
+        const record = async (label, base, make) => {
+          let h = null;
+          try {
+            h = await make();
+            const t = await measure(h.run, P.timing);
+            const got = await h.read();
+            const row = { ...base, gflops: flop / (t.median_ms / 1e3) / 1e9, ...t, maxAbsErr: sampleError(got, x, W, M, K, N) };
+            if (ours) {
+              row.maxAbsDiffVsOurs = maxAbsDiff(got, ours.out);
+              row.comparedWith = ours.label;
+            } else if (base.impl === 'ferrogpt') ours = { out: got instanceof Float32Array ? got : Float32Array.from(got), label };
+            entry.rows[label] = row;
+            log(`  ${label.padEnd(28)} ${row.gflops.toFixed(1).padStart(7)} GFLOPS  (median ${t.median_ms.toFixed(2)} ms of ${t.samples}; max |err| ${row.maxAbsErr.toExponential(1)}${row.maxAbsDiffVsOurs != null ? `, max |Δ| vs ${row.comparedWith} ${row.maxAbsDiffVsOurs.toExponential(1)}` : ''})`);
+          } catch (e) {
+            entry.rows[label] = { ...base, error: errText(e) };
+            log(`  ${label.padEnd(28)} error: ${errText(e)}`);
+          } finally {
+            if (h) await h.dispose();
+          }
+        };
+        for (const v of variants) {
+          const label = `${v} ${n}T`;
+          const r = await ready(v, n);
+          if (r.error) {
+            entry.rows[label] = { impl: 'ferrogpt', variant: v, threads: n, error: r.error };
+            continue;
+          }
+          await record(label, { impl: 'ferrogpt', variant: v, threads: n }, () => ferroMatmul(r.backend, M, K, N, x, W));
+        }
+        for (const p of peers.filter((q) => q.threads === n)) {
+          await record(`${p.name} ${n}T`, { impl: p.name, threads: n }, () => p.make(M, K, N, x, W));
+        }
+      }
+      out.matmul.push(entry);
+    }
+  }
+
+  if (parts.train) {
+    const { cfg, warmup, steps } = P.train;
+    const { batch: B } = cfg;
+    const { blockSize: T, vocabSize: V } = cfg.model;
+    const batches = randomBatches(Math.min(warmup + steps, 8), B, T, V, 1);
+    log(`training step: ${cfg.name}, ${warmup} warm-up + ${steps} timed steps`);
+    for (const n of threadsList) {
+      for (const v of variants) {
+        const row = { variant: v, threads: n };
+        const r = await ready(v, n);
+        if (r.error) {
+          out.train.push({ ...row, error: r.error });
+          continue;
+        }
+        let mo = null;
+        try {
+          const lib = { GPT: api.GPT, AdamW: api.AdamW, clipGradNorm: api.clipGradNorm, backend: r.backend };
+          mo = makeModel(lib, cfg);
+          const times = [];
+          let loss = NaN;
+          for (let i = 0; i < warmup + steps; i++) {
+            const { ids, targets } = batches[i % batches.length];
+            const t0 = performance.now();
+            loss = ferroStep(lib, mo.model, mo.opt, ids, targets, B, T);
+            const dt = performance.now() - t0;
+            if (i >= warmup) times.push(dt);
+          }
+          Object.assign(row, { median_ms: median(times), min_ms: Math.min(...times), max_ms: Math.max(...times), steps: times.length, tokensPerS: (B * T) / (median(times) / 1e3), lastLoss: loss });
+          log(`  ${`${v} ${n}T`.padEnd(28)} ${row.median_ms.toFixed(1).padStart(7)} ms/step (median of ${times.length}; ${row.tokensPerS.toFixed(0)} tok/s; loss ${loss.toFixed(3)})`);
+        } catch (e) {
+          row.error = errText(e);
+          log(`  ${`${v} ${n}T`.padEnd(28)} error: ${row.error}`);
+        } finally {
+          mo?.opt.dispose?.();
+          mo?.model.dispose();
+        }
+        out.train.push(row);
+      }
+    }
+  }
+
+  if (parts.decode) {
+    const { cfg, prompt, newTokens } = P.decode;
+    log(`decode: ${P.decode.name}, random weights, batch 1, greedy, ${prompt}-token prompt, ${newTokens} new tokens`);
+    let params = null;
+    for (const n of threadsList) {
+      for (const v of variants) {
+        const row = { variant: v, threads: n };
+        const r = await ready(v, n);
+        if (r.error) {
+          out.decode.push({ ...row, error: r.error });
+          continue;
+        }
+        let model = null;
+        try {
+          params ??= fastParameters(api, { ...cfg, seed: 1 });
+          model = api.GPT.fromParameters({ ...cfg, seed: 1 }, params, r.backend);
+          timeDecode(model, 4, 2); // warm-up: scratch, caches, the pool
+          Object.assign(row, timeDecode(model, prompt, newTokens));
+          log(`  ${`${v} ${n}T`.padEnd(28)} ${row.decodeTokPerS.toFixed(2).padStart(7)} tok/s (median step ${row.medianStepMs.toFixed(1)} ms; prompt ${row.promptMs.toFixed(0)} ms)`);
+        } catch (e) {
+          row.error = errText(e);
+          log(`  ${`${v} ${n}T`.padEnd(28)} error: ${row.error}`);
+        } finally {
+          model?.dispose();
+        }
+        out.decode.push(row);
+      }
+    }
+  }
+  return out;
+}

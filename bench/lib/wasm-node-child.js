@@ -1,0 +1,43 @@
+// Node's half of the browser suite: ferrogpt's wasm backend in Node, measured by the same
+// code as the page (bench/lib/wasm-bench.js). bench/suites/browser.js starts it as
+//   node --experimental-wasm-relaxed-simd bench/lib/wasm-node-child.js '<json>'
+// (Node 20's V8 has relaxed SIMD behind that flag; without it the relaxed-simd variant is
+// n/a). Progress goes to stderr; the last stdout line is the result as JSON.
+// The json: { root, threads: [1, 2], quick, parts }.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { runWasmSuite } from './wasm-bench.js';
+
+const args = JSON.parse(process.argv[2] ?? '{}');
+const root = args.root;
+const imp = (rel) => {
+  const file = join(root, 'dist', rel);
+  if (!existsSync(file)) throw new Error(`${join('dist', rel)} not found (run npm run build:ts)`);
+  return import(pathToFileURL(file).href);
+};
+
+const index = await imp('src/index.js');
+// createWasmBackend is exported from the entry point by the threaded build; before it, only
+// from the backend's module.
+const createWasmBackend = index.createWasmBackend ?? (await imp('src/backend/wasm.js')).createWasmBackend;
+const { paramLayout } = await imp('src/model/params.js');
+const { resolveConfig } = await imp('src/model/config.js');
+const api = { createWasmBackend, GPT: index.GPT, AdamW: index.AdamW, clipGradNorm: index.clipGradNorm, paramLayout, resolveConfig };
+
+const env = {
+  node: process.version,
+  execArgv: process.execArgv,
+  relaxedSimdValidates: (() => {
+    // i32x4.relaxed_trunc_f32x4_s (0xfd 0x101) in a function body: validates only with relaxed SIMD on.
+    try {
+      return WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 25, 1, 23, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 129, 2, 11]));
+    } catch {
+      return false;
+    }
+  })(),
+};
+const result = await runWasmSuite({ api, threads: args.threads, quick: args.quick, parts: args.parts, log: (s) => process.stderr.write(s + '\n') });
+process.stdout.write(JSON.stringify({ env, ...result }) + '\n');
+process.exit(0); // a worker pool may keep the loop alive
