@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 //                                      reason) instead of failing; CI leaves it unset.
 //   FERROGPT_TEST_BACKENDS=a,b         run the per-backend tests only on these (native, wasm,
 //                                      wasm-scalar, reference); default: all.
+//   FERROGPT_WASM_VARIANT=v            the wasm backend's build (src/backend/index.ts); default:
+//                                      the fastest this Node runs.
 //   FERROGPT_DIFF_LOG=<file>           append every measured max difference as a JSON line.
 //
 // The native addon picks its SIMD level once per process (best the CPU has; FERROGPT_SIMD
@@ -19,8 +21,26 @@ const nativeAt = (simd: 'avx2' | 'scalar') => ({
   },
 });
 
+// The wasm builds below the one the loader picks (relaxed SIMD + threads) get theirs too:
+// simd128 with threads, and simd128 on one thread (scalar runs in every process as
+// wasm-scalar, test/helpers/backends.ts).
+const wasmAt = (variant: 'simd128-threads' | 'simd128') => ({
+  extends: true as const,
+  test: {
+    name: `wasm-${variant}`,
+    include: ['test/kernels.test.ts', 'test/dropout-masks.test.ts', 'test/decode.test.ts', 'test/threads.test.ts'],
+    env: { FERROGPT_WASM_VARIANT: variant, FERROGPT_TEST_BACKENDS: 'wasm' },
+  },
+});
+
+// Node 20's V8 validates relaxed SIMD only behind a flag (Node >= 22 has it on), so the
+// relaxed-SIMD build is tested there with it.
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+const execArgv = nodeMajor < 22 ? ['--experimental-wasm-relaxed-simd'] : [];
+
 export default defineConfig({
   test: {
+    execArgv,
     // (include is per project: `extends: true` would concatenate a root include with theirs)
     testTimeout: 120_000,
     // Writes src/version.ts from package.json (generated, git-ignored; see the script).
@@ -28,6 +48,6 @@ export default defineConfig({
     // Native kernels use every core; running test files one at a time keeps the 2-core
     // machines from thrashing.
     fileParallelism: false,
-    projects: [{ extends: true, test: { name: 'all', include: ['test/**/*.test.ts'] } }, nativeAt('avx2'), nativeAt('scalar')],
+    projects: [{ extends: true, test: { name: 'all', include: ['test/**/*.test.ts'] } }, nativeAt('avx2'), nativeAt('scalar'), wasmAt('simd128-threads'), wasmAt('simd128')],
   },
 });

@@ -9,38 +9,108 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNative, NATIVE_REQUIRED, nativePlatform } from '../bindings/native.js';
-import { loadWasm, simdSupported, WASM_ABI_VERSION, WASM_REQUIRED } from '../bindings/wasm.js';
+import { loadWasm, relaxedSimdSupported, simdSupported, threadsUnavailableReason, WASM_ABI_VERSION, WASM_REQUIRED, WASM_VARIANTS } from '../bindings/wasm.js';
 import { KERNEL_NAMES, wasmName } from '../src/backend/kernels.js';
 
 const wasmDir = fileURLToPath(new URL('../bindings/wasm/', import.meta.url));
-const haveWasm = existsSync(`${wasmDir}ferrogpt-simd.wasm`) && existsSync(`${wasmDir}ferrogpt.wasm`);
+const WASM_FILES = ['ferrogpt-relaxed-threads.wasm', 'ferrogpt-simd-threads.wasm', 'ferrogpt-simd.wasm', 'ferrogpt.wasm'];
+const haveWasm = WASM_FILES.every((f) => existsSync(`${wasmDir}${f}`));
 const nativeFile = fileURLToPath(new URL(`../bindings/native/ferrogpt.${nativePlatform()}.node`, import.meta.url));
 const haveNative = existsSync(nativeFile);
+
+/** WebAssembly.validate refusing the probes whose bodies contain `opcode` (0xfd then its LEB128 bytes). */
+function refuseProbesWith(opcode: number[]) {
+  const validate = WebAssembly.validate;
+  vi.spyOn(WebAssembly, 'validate').mockImplementation((bytes) => {
+    const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes as ArrayBuffer);
+    const has = b.length < 128 && b.some((_, i) => opcode.every((x, j) => b[i + j] === x));
+    return has ? false : validate(bytes);
+  });
+}
+const RELAXED_MADD = [0xfd, 0x85, 0x02];
+const I8X16_POPCNT = [0xfd, 0x62];
 
 describe('wasm loader', () => {
   afterEach(() => vi.restoreAllMocks());
 
-  it.skipIf(!haveWasm)('picks simd128 when the engine validates a v128 module', async () => {
-    expect(simdSupported()).toBe(true); // Node 20 (V8) supports simd128
-    const w = await loadWasm();
-    expect(w.variant).toBe('simd128');
-    expect(w.source).toMatch(/ferrogpt-simd\.wasm$/);
-    expect(w.exports.simd_name()).toBe(1);
-    expect(w.exports.abi_version()).toBe(WASM_ABI_VERSION);
+  it('the variants are the four builds, fastest first, with the SIMD each reports', () => {
+    expect(WASM_VARIANTS).toEqual(['relaxed-simd-threads', 'simd128-threads', 'simd128', 'scalar']);
+  });
+
+  it.skipIf(!haveWasm)('picks relaxed SIMD + threads where relaxed SIMD validates and memory can be shared (vitest runs Node 20 with the flag)', async () => {
+    expect(simdSupported()).toBe(true);
+    expect(relaxedSimdSupported()).toBe(true);
+    expect(threadsUnavailableReason()).toBeNull();
+    const w = await loadWasm({ threads: 2 });
+    try {
+      expect(w.variant).toBe('relaxed-simd-threads');
+      expect(w.simd).toBe('relaxed-simd');
+      expect(w.skipped).toEqual([]);
+      expect(w.source).toMatch(/ferrogpt-relaxed-threads\.wasm$/);
+      expect(w.exports.simd_name()).toBe(2);
+      expect(w.exports.threaded()).toBe(1);
+      expect(w.exports.memory.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(w.exports.threads()).toBe(2);
+      expect(w.exports.abi_version()).toBe(WASM_ABI_VERSION);
+    } finally {
+      w.pool?.terminate();
+    }
+  });
+
+  it.skipIf(!haveWasm)('falls back to simd128 + threads when relaxed SIMD does not validate, saying why', async () => {
+    refuseProbesWith(RELAXED_MADD);
+    expect(relaxedSimdSupported()).toBe(false);
+    const w = await loadWasm({ threads: 2 });
+    try {
+      expect(w.variant).toBe('simd128-threads');
+      expect(w.simd).toBe('simd128');
+      expect(w.skipped).toEqual([expect.stringMatching(/^relaxed-simd-threads: relaxed SIMD does not validate/)]);
+      expect(w.exports.simd_name()).toBe(1);
+      expect(w.exports.threads()).toBe(2);
+    } finally {
+      w.pool?.terminate();
+    }
+    await expect(loadWasm({ variant: 'relaxed-simd-threads' })).rejects.toThrow(/relaxed-simd-threads WebAssembly build cannot run here: relaxed SIMD does not validate/);
   });
 
   it.skipIf(!haveWasm)('picks the scalar build when simd128 does not validate', async () => {
-    const validate = WebAssembly.validate;
-    vi.spyOn(WebAssembly, 'validate').mockImplementation((bytes) => {
-      const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes as ArrayBuffer);
-      return b.length < 64 ? false : validate(bytes); // the probe is tiny
-    });
+    refuseProbesWith(I8X16_POPCNT);
     expect(simdSupported()).toBe(false);
     const w = await loadWasm();
     expect(w.variant).toBe('scalar');
     expect(w.source).toMatch(/ferrogpt\.wasm$/);
     expect(w.exports.simd_name()).toBe(0);
-    await expect(loadWasm({ simd: true })).rejects.toThrow(/simd128 was requested/);
+    expect(w.pool).toBeNull();
+    await expect(loadWasm({ simd: true })).rejects.toThrow(/SIMD was requested/);
+  });
+
+  it.skipIf(!haveWasm)('loads each variant on request; the one-thread builds export their memory and stay at 1 thread', async () => {
+    for (const variant of WASM_VARIANTS) {
+      const w = await loadWasm({ variant, threads: 3 });
+      try {
+        expect(w.variant).toBe(variant);
+        const threaded = variant.endsWith('-threads');
+        expect(w.exports.threaded()).toBe(threaded ? 1 : 0);
+        expect(w.exports.threads()).toBe(threaded ? 3 : 1);
+        expect(w.exports.set_threads(5)).toBe(threaded ? 3 : 1); // capped at the workers started + 1
+        expect(w.exports.memory.buffer instanceof SharedArrayBuffer).toBe(threaded);
+      } finally {
+        w.pool?.terminate();
+      }
+    }
+    await expect(loadWasm({ variant: 'avx' as never })).rejects.toThrow(/unknown WebAssembly variant "avx"; expected one of relaxed-simd-threads, simd128-threads, simd128, scalar/);
+  });
+
+  it.skipIf(!haveWasm)('a module given as bytes says which variant it is', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const w = await loadWasm({ bytes: await readFile(`${wasmDir}ferrogpt-simd-threads.wasm`), threads: 2 });
+    try {
+      expect(w.variant).toBe('simd128-threads');
+      expect(w.source).toBe('bytes');
+      expect(w.exports.threads()).toBe(2);
+    } finally {
+      w.pool?.terminate();
+    }
   });
 
   it.skipIf(!haveWasm)('honours simd: false, and alloc is zero-filled and 16-byte aligned', async () => {
@@ -113,7 +183,7 @@ describe('exports derived from the kernel registry', () => {
   });
 
   it('the wasm loader requires every registry kernel under its snake_case name, not the FMA probes', () => {
-    expect(new Set(WASM_REQUIRED)).toEqual(new Set(['alloc', 'dealloc', 'simd_name', 'abi_version', ...KERNEL_NAMES.map(wasmName)]));
+    expect(new Set(WASM_REQUIRED)).toEqual(new Set(['alloc', 'dealloc', 'simd_name', 'abi_version', 'threaded', 'set_threads', 'threads', 'workers_started', ...KERNEL_NAMES.map(wasmName)]));
     expect(WASM_REQUIRED).toContain('encoder_forward');
     for (const probe of ['fma_work', 'fma_lanes', 'fma_work_count']) expect(WASM_REQUIRED).not.toContain(probe);
   });

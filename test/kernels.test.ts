@@ -2,7 +2,7 @@
 // in float64 on the same inputs. The maximum difference is asserted (see helpers/compare.ts
 // for the measure and helpers/cases.ts for the shapes and tolerances).
 
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { KERNEL_NAMES } from '../src/backend/kernels.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { buildCases, outputsOf, runOnBackend, runReference64 } from './helpers/cases.js';
@@ -44,26 +44,4 @@ describeEachBackend('kernels vs float64 reference', (backend) => {
   }
 });
 
-// The native kernels split work across a thread pool; an odd thread count (and a single
-// thread) exercises the uneven partitions. Only the kernels that run in parallel.
-for (const threads of [1, 3]) {
-  describeEachBackend(`native kernels with ${threads} thread(s)`, (backend) => {
-    const threaded = backend as typeof backend & { setThreads(n: number): void };
-    let before = 0;
-    beforeAll(() => {
-      before = backend.info().threads;
-      threaded.setThreads(threads);
-    });
-    afterAll(() => threaded.setThreads(before));
-    for (const c of cases.filter((x) => /^(matmul|attention|crossentropy)/.test(x.kernel))) {
-      it(c.label, () => {
-        expect(backend.info().threads).toBe(threads);
-        const want = expectation(c.label);
-        const got = runOnBackend(backend, c);
-        for (const name of outputsOf(c)) {
-          expectClose(got.outputs[name], want.outputs[name], c.rtol, `native x${threads} ${c.label}: ${name}`);
-        }
-      });
-    }
-  }, ['native']);
-}
+// At other thread counts, and bit for bit across them: threads.test.ts.

@@ -60,7 +60,7 @@ worker.onmessage = (e: MessageEvent<Reply>) => {
     case 'backend': {
       demo.backend = r.info;
       const el = $<HTMLSpanElement>('backend');
-      el.textContent = `backend: ${r.info.name} · ${r.info.simd} · v${r.info.version}`;
+      el.textContent = `backend: ${r.info.name} · ${r.info.simd} · ${r.info.threads} thread${r.info.threads === 1 ? '' : 's'} · v${r.info.version}`;
       el.className = 'ok';
       break;
     }

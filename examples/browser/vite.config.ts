@@ -3,8 +3,17 @@
 // clone without `npm run build:ts`; an app that installed the package imports the same name
 // from node_modules instead (and lists it in optimizeDeps.exclude, so that the package's
 // `new URL('…/ferrogpt-simd.wasm', import.meta.url)` still points at the file in dev).
+//
+// Both servers send COOP/COEP (CROSS_ORIGIN_ISOLATION): a cross-origin isolated page may
+// share memory with Workers, which the threaded WebAssembly kernels need. Without them the
+// kernels run on one thread and say so once in the console.
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+
+export const CROSS_ORIGIN_ISOLATION = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
 
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
@@ -14,7 +23,7 @@ export default defineConfig({
       { find: /^ferrogpt$/, replacement: fileURLToPath(new URL('../../src/index.ts', import.meta.url)) },
       // What package.json's "browser" field does for the built package, for the sources:
       // Node's modules become src/io/browser-node.ts (file I/O throws, sha256 works).
-      { find: /^node:(fs|fs\/promises|path|crypto|os|url|module)$/, replacement: fileURLToPath(new URL('../../src/io/browser-node.ts', import.meta.url)) },
+      { find: /^node:(fs|fs\/promises|path|crypto|os|url|module|worker_threads)$/, replacement: fileURLToPath(new URL('../../src/io/browser-node.ts', import.meta.url)) },
     ],
   },
   optimizeDeps: { exclude: ['ferrogpt'] },
@@ -22,6 +31,6 @@ export default defineConfig({
   // default 'iife' worker format cannot hold.
   worker: { format: 'es' },
   build: { target: 'es2022', outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 2048 },
-  server: { host: '127.0.0.1' },
-  preview: { host: '127.0.0.1' },
+  server: { host: '127.0.0.1', headers: CROSS_ORIGIN_ISOLATION },
+  preview: { host: '127.0.0.1', headers: CROSS_ORIGIN_ISOLATION },
 });

@@ -39,7 +39,7 @@ export interface Tensor {
 
 export interface BackendInfo {
   name: BackendName;
-  /** Instruction set the kernels run with: 'avx512', 'avx2', 'neon', 'simd128', 'scalar', or 'none' (reference). */
+  /** Instruction set the kernels run with: 'avx512', 'avx2', 'neon', 'relaxed-simd' (wasm with fused multiply-add), 'simd128', 'scalar', or 'none' (reference). */
   simd: string;
   threads: number;
   version: string;

@@ -17,6 +17,7 @@
 
 import type { Backend, BackendInfo, BackendName } from './backend.js';
 import { createReferenceBackend } from './reference.js';
+import type { WasmVariant } from '../../bindings/wasm.js';
 
 export const BACKEND_NAMES: readonly BackendName[] = Object.freeze(['native', 'wasm', 'reference'] as const);
 
@@ -25,7 +26,7 @@ export type BackendAvailability =
   | { name: BackendName; available: true; backend: Backend }
   | { name: BackendName; available: false; reason: string };
 
-/** A backend that can change its thread count (the native one). */
+/** A backend that can change its thread count (native, wasm). */
 interface Threaded {
   setThreads(n: number): void;
 }
@@ -36,7 +37,9 @@ interface Threaded {
 const loaders: Record<BackendName, () => Promise<Backend>> = {
   // The async variant works on every Node >= 20 (the sync one needs process.getBuiltinModule).
   native: async () => (await import('./native.js')).createNativeBackendAsync(),
-  wasm: async () => (await import('./wasm.js')).createWasmBackend(),
+  // FERROGPT_WASM_VARIANT=simd128 (etc.) picks one build, as FERROGPT_SIMD lowers native's
+  // level: for tests and comparisons; loadWasm refuses an unknown or unsupported one.
+  wasm: async () => (await import('./wasm.js')).createWasmBackend({ variant: env('FERROGPT_WASM_VARIANT') as WasmVariant | undefined }),
   reference: async () => createReferenceBackend(),
 };
 
@@ -134,9 +137,11 @@ export function backendInfo(): BackendInfo {
 }
 
 /**
- * Sets the number of threads the native backend uses (an integer >= 1) and returns the
- * thread count now in effect. The wasm and reference backends are single-threaded: there
- * it changes nothing and returns 1.
+ * Sets the number of threads the current backend uses (an integer >= 1, default: the cores
+ * the runtime reports) and returns the thread count now in effect. Native: its thread
+ * pool, process-wide. Wasm: the workers of a threaded variant; where fewer have started,
+ * the rest start in the background and `await getBackend().ready()` says when they run
+ * (one-thread variants stay at 1). Reference: always 1.
  */
 export function setThreads(n: number): number {
   if (!Number.isInteger(n) || n < 1) throw new Error(`setThreads: n must be an integer >= 1, got ${n}`);

@@ -1,4 +1,5 @@
-// The WebAssembly backend: kernels in crates/wasm, storage in the module's linear memory.
+// The WebAssembly backend: kernels in crates/wasm, storage in the module's linear memory
+// (shared with the workers of a threaded variant: bindings/wasm-pool.ts).
 // A tensor's storage is a pointer from the module's `alloc` (zero-filled, 16-byte
 // aligned); kernels get pointers. Views of memory.buffer are re-derived on every access,
 // because alloc and the kernels that use scratch memory can grow the memory (which
@@ -9,6 +10,7 @@
 // boundary: sizes must fit a u32 byte count.
 
 import { loadWasm, type LoadedWasm, type LoadWasmOptions, type WasmExports, type WasmVariant } from '../../bindings/wasm.js';
+import type { WasmPool } from '../../bindings/wasm-pool.js';
 import type { BackendInfo, DType, DropoutSpec } from './backend.js';
 import { NO_DROPOUT } from './backend.js';
 import { BaseBackend } from './base.js';
@@ -29,7 +31,7 @@ export class WasmBackend extends BaseBackend<number, number> {
   constructor(private readonly loaded: LoadedWasm) {
     super();
     this.x = loaded.exports;
-    this.kernels = wasmKernels(this.x);
+    this.kernels = wasmKernels(this.x, () => loaded.pool?.failure ?? null);
   }
 
   get variant(): WasmVariant {
@@ -42,7 +44,32 @@ export class WasmBackend extends BaseBackend<number, number> {
   }
 
   info(): BackendInfo {
-    return { name: 'wasm', simd: this.loaded.variant, threads: 1, version: VERSION };
+    return { name: 'wasm', simd: this.loaded.simd, threads: this.x.threads(), version: VERSION };
+  }
+
+  /** Why the faster variants were not loaded (empty when this is the fastest). */
+  get skipped(): readonly string[] {
+    return this.loaded.skipped;
+  }
+
+  /**
+   * Uses `n` threads (an integer >= 1, the caller included) in the threaded variants; the
+   * one-thread variants stay at 1. Immediate where enough workers run; otherwise the
+   * missing ones start and `await ready()` says when they are in use.
+   */
+  setThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`setThreads: n must be an integer >= 1, got ${n}`);
+    this.loaded.pool?.setThreads(n);
+  }
+
+  /** Resolves with the thread count once the last setThreads has taken effect. */
+  async ready(): Promise<number> {
+    return this.loaded.pool ? this.loaded.pool.ready() : 1;
+  }
+
+  /** The worker pool of a threaded variant (null for the one-thread variants). */
+  get pool(): WasmPool | null {
+    return this.loaded.pool;
   }
 
   /**
@@ -117,13 +144,15 @@ function guard<R>(fn: string, f: () => R): R {
   try {
     return f();
   } catch (e) {
-    throw trapped(fn, e);
+    throw trapped(fn, e, null);
   }
 }
 
-/** A trap as an Error naming the kernel; anything else as it is. */
-function trapped(fn: string, e: unknown): unknown {
-  return e instanceof WebAssembly.RuntimeError ? new Error(`${fn}: WebAssembly kernel trapped (${e.message})`, { cause: e }) : e;
+/** A trap as an Error naming the kernel (and the worker that failed, if one did); anything else as it is. */
+function trapped(fn: string, e: unknown, workerFailure: string | null): unknown {
+  if (!(e instanceof WebAssembly.RuntimeError)) return e;
+  const why = workerFailure ? `; a thread-pool worker failed: ${workerFailure}` : '';
+  return new Error(`${fn}: WebAssembly kernel trapped (${e.message}${why})`, { cause: e });
 }
 
 function scratchOk(fn: string, status: number): void {
@@ -150,13 +179,13 @@ function lowering(a: ArgDef): number {
  * uses scratch memory returns a status (0, or 1 when memory could not grow), turned into
  * an Error; a trap (a kernel panic) becomes an Error naming the kernel.
  */
-function wasmKernels(x: WasmExports): Kernels<number> {
+function wasmKernels(x: WasmExports, workerFailure: () => string | null): Kernels<number> {
   const kernels: Record<string, (...args: unknown[]) => unknown> = {};
-  for (const name of KERNEL_NAMES) kernels[name] = wasmKernel(name, KERNELS[name], x);
+  for (const name of KERNEL_NAMES) kernels[name] = wasmKernel(name, KERNELS[name], x, workerFailure);
   return kernels as unknown as Kernels<number>;
 }
 
-function wasmKernel(fn: string, def: KernelDef, x: WasmExports): (...args: unknown[]) => unknown {
+function wasmKernel(fn: string, def: KernelDef, x: WasmExports, workerFailure: () => string | null): (...args: unknown[]) => unknown {
   const f = (x as unknown as Record<string, (...a: unknown[]) => unknown>)[wasmName(fn)];
   const ops = def.args.map(lowering);
   const d = ops.indexOf(DROPOUT);
@@ -194,14 +223,18 @@ function wasmKernel(fn: string, def: KernelDef, x: WasmExports): (...args: unkno
     try {
       r = f.apply(x, lowered);
     } catch (e) {
-      throw trapped(fn, e);
+      throw trapped(fn, e, workerFailure());
     }
     if (scratch) scratchOk(fn, r as number);
     return r; // BaseBackend keeps it only for a kernel that returns a number
   };
 }
 
-/** Loads the kernels (simd128 when the engine supports it, unless opts.simd says otherwise). */
-export async function createWasmBackend(opts: { simd?: boolean } & Omit<LoadWasmOptions, 'simd'> = {}): Promise<WasmBackend> {
+/**
+ * Loads the kernels: the fastest variant this engine runs (relaxed SIMD + threads, simd128 +
+ * threads, simd128, scalar) unless `opts.variant` (or `simd`) says otherwise, with
+ * `opts.threads` threads (default: the cores the runtime reports).
+ */
+export async function createWasmBackend(opts: LoadWasmOptions = {}): Promise<WasmBackend> {
   return new WasmBackend(await loadWasm(opts));
 }

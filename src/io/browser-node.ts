@@ -54,6 +54,8 @@ export const pathToFileURL = stub('url', 'pathToFileURL');
 export const createRequire = stub('module', 'createRequire');
 // node:os
 export const endianness = (): 'LE' | 'BE' => 'LE';
+// node:worker_threads: bindings/wasm-pool.ts starts browser Workers instead.
+export const Worker = stub('worker_threads', 'Worker');
 // node:crypto
 export const randomBytes = stub('crypto', 'randomBytes');
 

@@ -15,7 +15,7 @@
 //! - Kernels do not validate arguments beyond debug assertions: the bindings
 //!   (crates/node, the TS wasm backend) check lengths, shapes and ids first.
 //! - Multi-threading goes through the `Parallel` trait, so this crate has no threads of
-//!   its own and builds for wasm32 with Rust 1.63 and no dependencies.
+//!   its own; the wasm binding (crates/wasm) runs it on a pool of Web Workers.
 //! - registry.rs lists every kernel the bindings export (`for_each_kernel!`): crates/node
 //!   and crates/wasm generate their exports from that one list.
 //! - Feature `bench` (off by default): the benchmark probes `peak` and

@@ -57,9 +57,8 @@ fn measure(iters: u64) -> f64 {
     // Warm up: the wide units run slower for a few µs after being idle.
     fma_work((iters / 8).max(1));
     // A volatile read: a constant `iters` (as in the benchmarks) must not make the seed
-    // a compile-time constant (std::hint::black_box is newer than Rust 1.63).
-    // SAFETY: reads a live local.
-    let iters = unsafe { core::ptr::read_volatile(&iters) };
+    // a compile-time constant.
+    let iters = std::hint::black_box(iters);
     let start = std::time::Instant::now();
     let sink = fma_work(iters);
     let secs = start.elapsed().as_secs_f64();

@@ -12,9 +12,8 @@
 //! side one entry in src/backend/kernels.ts and its reference function (CONTRIBUTING.md,
 //! "Adding a kernel"). Nothing per kernel is written by hand in either binding crate.
 //!
-//! Why a macro in this crate: both binding crates depend on it, the wasm one is built with
-//! Debian's rustc 1.63 and no crates.io dependencies (so no proc macros, no build
-//! scripts), and a macro_rules list costs this crate nothing (it expands only where it is
+//! Why a macro in this crate: both binding crates depend on it, the kernels crate has no
+//! dependencies (so no proc macros), and a macro_rules list costs this crate nothing (it expands only where it is
 //! used). Paths in `call:` and `scratch(..)` are relative to this crate's root (the
 //! consumers call them as `k::module::f`, with `use ferrogpt_kernels as k`). Names bound
 //! by an entry (`par`, `scratch`, `v`, the arguments) come from the entry's own tokens, so

@@ -1,6 +1,8 @@
 //! Raw `extern "C"` exports of the ferrogpt kernels for wasm32-unknown-unknown: no
-//! wasm-bindgen, no crates.io dependencies, builds with Rust 1.63 (see
-//! scripts/build-wasm.mjs, which calls rustc directly).
+//! wasm-bindgen, no crates.io dependencies. scripts/build-wasm.mjs builds four variants:
+//! relaxed-SIMD + threads, simd128 + threads, simd128 and scalar. The threaded ones
+//! (`+atomics`) import one shared memory and run the kernels on a pool of workers
+//! (pool.rs); the others export their memory and run on the calling thread.
 //!
 //! The JS side (src/backend/wasm.ts) owns the contract:
 //! - Tensors live in linear memory, allocated with `alloc` (zero-filled, 16-byte aligned)
@@ -17,34 +19,39 @@
 //!   0 on success and 1 if the scratch memory could not be allocated. `alloc`, and those
 //!   kernels, may grow the memory: JS re-derives its views of `memory.buffer` after them.
 //! - Built with panic=abort: a kernel panic is a wasm trap (a JS RuntimeError).
+//! - Only one thread calls the exports (the one that owns the backend); pool workers only
+//!   run tasks inside a kernel call.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(target_feature = "atomics", feature(stdarch_wasm_atomic_wait))]
+
+#[cfg(target_feature = "atomics")]
+mod pool;
 
 use std::alloc::{alloc_zeroed, dealloc as std_dealloc, Layout};
 use std::cell::UnsafeCell;
 
 use ferrogpt_kernels as k;
 use ferrogpt_kernels::rng::Dropout;
-use ferrogpt_kernels::Serial;
+use ferrogpt_kernels::Parallel;
 
 pub use ferrogpt_kernels as kernels;
 
 /// Bumped when an export changes; wasm.ts checks it.
-const ABI_VERSION: u32 = 4;
+const ABI_VERSION: u32 = 5;
 const ALIGN: usize = 16;
 
-/// The scratch buffer: one per module instance. wasm32-unknown-unknown (without the
-/// atomics feature) runs on one thread, and no export re-enters another.
+/// The scratch buffer: one per module instance. Only the calling thread touches it (pool
+/// workers see the slices the kernel hands them), and no export re-enters another.
 struct Scratch(UnsafeCell<Vec<f32>>);
-// SAFETY: this target is single-threaded (no shared memory, no threads), so the cell is
-// never accessed from two threads.
+// SAFETY: only the one thread that calls the exports accesses the cell (see above).
 unsafe impl Sync for Scratch {}
 static SCRATCH: Scratch = Scratch(UnsafeCell::new(Vec::new()));
 
 /// The first `len` floats of the scratch buffer, grown if needed; None if out of memory.
 ///
 /// # Safety
-/// Single-threaded, not re-entrant: the caller holds the returned slice only for the
+/// Called only by the thread that calls the exports, not re-entrant: the caller holds the returned slice only for the
 /// duration of one export call.
 unsafe fn scratch_buf<'a>(len: usize) -> Option<&'a mut [f32]> {
     // SAFETY: per this function's contract, no other reference to the Vec is alive.
@@ -122,14 +129,83 @@ pub unsafe extern "C" fn dealloc(ptr: *mut u8, nbytes: usize) {
 
 // ---- info ----
 
-/// 1 if the kernels were compiled with simd128, 0 for scalar.
+/// 2 if the kernels were compiled with relaxed SIMD, 1 with simd128, 0 for scalar.
 #[no_mangle]
 pub extern "C" fn simd_name() -> u32 {
-    if k::simd::simd_name() == "simd128" {
+    match k::simd::simd_name() {
+        "relaxed-simd" => 2,
+        "simd128" => 1,
+        _ => 0,
+    }
+}
+
+// ---- threads (the threaded builds: pool.rs) ----
+
+/// The kernels' `Parallel`: the worker pool in the threaded builds, else the caller alone.
+fn pool() -> &'static dyn Parallel {
+    #[cfg(target_feature = "atomics")]
+    {
+        &pool::Pool
+    }
+    #[cfg(not(target_feature = "atomics"))]
+    {
+        &k::Serial
+    }
+}
+
+/// 1 if this build runs on a worker pool over shared memory, 0 if on the caller alone.
+#[no_mangle]
+pub extern "C" fn threaded() -> u32 {
+    cfg!(target_feature = "atomics") as u32
+}
+
+/// Sets the threads a kernel may use (the caller included) to `n`, capped at the
+/// workers that have started + 1; returns the count set (1 in an unthreaded build).
+#[no_mangle]
+pub extern "C" fn set_threads(n: u32) -> u32 {
+    #[cfg(target_feature = "atomics")]
+    {
+        pool::set_threads(n)
+    }
+    #[cfg(not(target_feature = "atomics"))]
+    {
+        let _ = n;
         1
-    } else {
+    }
+}
+
+/// Threads a kernel uses now.
+#[no_mangle]
+pub extern "C" fn threads() -> u32 {
+    pool().threads() as u32
+}
+
+/// Workers that have entered `worker_main` (0 in an unthreaded build).
+#[no_mangle]
+pub extern "C" fn workers_started() -> u32 {
+    #[cfg(target_feature = "atomics")]
+    {
+        pool::registered()
+    }
+    #[cfg(not(target_feature = "atomics"))]
+    {
         0
     }
+}
+
+/// A worker's loop (threaded builds); bindings/wasm-worker.ts calls it once its instance
+/// has its own stack and TLS block. Never returns.
+#[cfg(target_feature = "atomics")]
+#[no_mangle]
+pub extern "C" fn worker_main(id: u32) {
+    pool::worker_main(id)
+}
+
+/// Called by a worker whose `worker_main` trapped: the caller stops waiting for it.
+#[cfg(target_feature = "atomics")]
+#[no_mangle]
+pub extern "C" fn worker_failed() {
+    pool::fail()
 }
 
 #[no_mangle]
@@ -171,7 +247,7 @@ fn rows_used(ids: &[i32]) -> usize {
 
 /// Expands the registry (`for_each_kernel!`) into `extern "C"` exports over pointers:
 /// each turns its pointers into slices of the lengths the registry gives (no checks: see
-/// the module docs), then calls the kernel on `Serial`.
+/// the module docs), then calls the kernel on `pool()`.
 macro_rules! wasm_kernels {
     ($( $js:tt $name:ident [$($to:ident)*] ( $($args:tt)* ) { $($body:tt)* } )*) => {
         $( wasm_kernel! { @for [$($to)*] [$name ( $($args)* ) { $($body)* }] } )*
@@ -274,16 +350,16 @@ macro_rules! wasm_arg {
     ($pass:ident $a:ident $role:ident $s:tt) => {};
 }
 
-/// The kernel call, on `Serial`, with the module's scratch buffer if it needs one.
+/// The kernel call, on `pool()`, with the module's scratch buffer if it needs one.
 macro_rules! wasm_run {
     (serial; $call:tt) => { $call };
     (pool($par:ident); $call:tt) => {{
-        let $par = &Serial;
+        let $par = pool();
         $call
     }};
     (scratch($par:ident, $scratch:ident = $sm:ident :: $sf:ident ( $($sa:expr),* )); $call:tt) => {{
-        let $par = &Serial;
-        let $scratch = match scratch_buf(k::$sm::$sf($($sa,)* 1)) {
+        let $par = pool();
+        let $scratch = match scratch_buf(k::$sm::$sf($($sa,)* $par.threads())) {
             Some(x) => x,
             None => return 1,
         };

@@ -127,11 +127,8 @@ mod x86_math {
         }
     }
 
-    // AVX-512 intrinsics need Rust 1.89; this module is x86_64-only and never built by
-    // the wasm32 toolchain (1.63), like simd/x86.rs.
     // SAFETY (whole impl): only reached from the avx512f copies `simd_kernel!` generates
     // after runtime detection.
-    #[allow(clippy::incompatible_msrv)]
     impl VecMath for Avx512 {
         #[inline(always)]
         fn exp(self) -> Self {

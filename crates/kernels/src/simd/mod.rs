@@ -1,6 +1,7 @@
 //! A small SIMD vocabulary that kernels are written against once, generically, and then
 //! compiled per instruction set. Implementations: AVX-512F and AVX2+FMA (x86_64, picked at
-//! run time), NEON (aarch64), simd128 (wasm32 built with +simd128), and `Scalar`.
+//! run time), NEON (aarch64), simd128 (wasm32 built with +simd128, fused with
+//! +relaxed-simd), and `Scalar`.
 //!
 //! How a kernel uses it:
 //! ```ignore
@@ -83,7 +84,11 @@ pub fn simd_name() -> &'static str {
     {
         return "neon";
     }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        return "relaxed-simd";
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
     {
         return "simd128";
     }

@@ -1,4 +1,8 @@
-//! simd128 vectors for wasm32 built with `-C target-feature=+simd128` (Rust 1.63 compatible).
+//! simd128 vectors for wasm32 built with `-C target-feature=+simd128`. With
+//! `+relaxed-simd` as well, `mul_add` is `f32x4.relaxed_madd`: a fused multiply-add on
+//! hardware that has one (x86 FMA3, Arm), which engines may also lower to a multiply and an
+//! add. Either way one engine on one machine gives the same bits every time, which is all
+//! the kernels' determinism needs (the reference tests allow for the rounding either way).
 
 use super::F32Vec;
 use core::arch::wasm32::*;
@@ -37,10 +41,16 @@ impl F32Vec for Simd128 {
     fn mul(self, o: Self) -> Self {
         Simd128(f32x4_mul(self.0, o.0))
     }
-    /// No fused multiply-add in baseline simd128: multiply then add.
+    /// Baseline simd128 has no fused multiply-add: multiply then add.
+    #[cfg(not(target_feature = "relaxed-simd"))]
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         Simd128(f32x4_add(f32x4_mul(self.0, b.0), c.0))
+    }
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        Simd128(f32x4_relaxed_madd(self.0, b.0, c.0))
     }
     #[inline(always)]
     fn max(self, o: Self) -> Self {

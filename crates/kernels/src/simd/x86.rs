@@ -1,6 +1,5 @@
 //! AVX-512F and AVX2+FMA vectors. Which one runs is decided once at run time.
-//! AVX-512 intrinsics are stable since Rust 1.89; this file is compiled only on x86_64,
-//! never by the wasm32 build with Rust 1.63.
+//! AVX-512 intrinsics are stable since Rust 1.89 (the crate's rust-version).
 
 use super::F32Vec;
 use std::arch::x86_64::*;
