@@ -169,7 +169,7 @@ function checks(side) {
   for (const e of side.matmul) {
     for (const [label, row] of Object.entries(e.rows)) {
       if (row.maxAbsErr != null) worstErr = Math.max(worstErr, row.maxAbsErr);
-      if (row.maxAbsDiffVsOurs != null) (vs[label.replace(/ \d+T$/, '')] ??= []).push(`${e.M}×${e.K}×${e.N} ${e1(row.maxAbsDiffVsOurs)}`);
+      if (row.maxAbsDiffVsOurs != null) (vs[label.replace(/ \d+T$/, '')] ??= []).push(`${e.M}×${e.K}×${e.N} ${row.threads}T ${e1(row.maxAbsDiffVsOurs)}`);
     }
   }
   return { worstErr, vs };
