@@ -196,6 +196,11 @@ export function renderBrowser(doc) {
   const pt = pages.map((p) => p.peers?.tfjs).filter(Boolean);
   L.push(`| Peers | onnxruntime-web ${env.peers.onnxruntimeWeb ?? 'n/a'} (wasm EP; per page env.wasm.numThreads → workers started: ${pages.map((p) => (p.peers?.ort ? (p.peers.ort.error ? `${p.threads}T error` : `${p.peers.ort.numThreads} → ${p.peers.ort.workersStarted}`) : `${p.threads}T not run`)).join(', ')}); @tensorflow/tfjs-backend-wasm ${env.peers.tfjsBackendWasm ?? 'n/a'} (per page setThreadsCount → getThreadsCount(), WASM_HAS_MULTITHREAD_SUPPORT, SIMD, workers started: ${pages.map((p) => (p.peers?.tfjs ? (p.peers.tfjs.error ? `${p.threads}T error` : `${p.peers.tfjs.requestedThreads} → ${p.peers.tfjs.threads}, ${p.peers.tfjs.multithread}, ${p.peers.tfjs.simd}, ${p.peers.tfjs.workersStarted}`) : `${p.threads}T not run`)).join('; ')}) |`);
   L.push(`| Load average | ${env.loadAverageStart.join(' ')} at start, ${env.loadAverageAfterBrowser?.join(' ')} after the browser, ${env.loadAverageEnd?.join(' ')} at end |`);
+  const cm = env.cpuMonitor;
+  if (cm?.available) {
+    const waited = [...b.pages.map((p) => p.waitedForIdle), nd.waitedForIdle].filter((w) => w && w.waitedS > 0);
+    L.push(`| Other processes' CPU | ${Object.entries(cm.phases).map(([k, p]) => `${k}: ${p.othersCores} cores on average, up to ${p.othersMaxCores} (ours ${p.oursCores}) over ${p.seconds} s`).join('; ')} (/proc, every second)${waited.length ? `; waited ${waited.map((w) => `${w.waitedS} s${w.idle ? '' : ' (still busy)'}`).join(', ')} for idle cores first` : ''} |`);
+  }
   const plan = b.plan ?? nd.plan;
   if (plan) L.push(`| Timing | performance.now() around each call; ${plan.timing.warmup} warm-up call, then calls until ≥ ${plan.timing.minSamples} samples (3 when a call takes over 0.5 s) and ${plan.timing.budgetS} s; the median. Whole run ${env.wallSeconds} s |`);
   if (ua) L.push(`| User agent | ${ua} |`);

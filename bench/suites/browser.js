@@ -3,7 +3,7 @@
 // next to onnxruntime-web (wasm EP, SIMD + threads) and tfjs-backend-wasm (threaded SIMD
 // build) in the same page; and the same ferrogpt figures in Node, in the same invocation.
 //
-//   node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install]
+//   node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle S]
 //   (npm run bench:browser)
 //
 // How:
@@ -19,6 +19,10 @@
 //      (Node 20 has relaxed SIMD behind that flag), after the browser is closed, so the two
 //      never share the cores.
 // The measurements themselves are bench/lib/wasm-bench.js, the same code on both sides.
+// Before each page and the Node child it waits (up to --wait-idle S, default 120; 0 with
+// --quick) until other processes leave the cores alone, and it records how much CPU they
+// took during each phase (bench/lib/cpu-monitor.js): on a shared 2-core machine one busy
+// neighbour halves a 2-thread figure, and the report has to say when that happened.
 //
 // Writes bench/results/browser.json (git-ignored) and bench/results/browser.md; a --quick
 // run writes browser.partial.json only.
@@ -31,6 +35,7 @@ import os from 'node:os';
 import { dirname, extname, join, normalize, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderBrowser } from '../lib/report.js';
+import { startCpuMonitor, waitIdle } from '../lib/cpu-monitor.js';
 import { chromiumFacts, missingChromiumMessage } from '../../scripts/chromium.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,7 +49,7 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgro
 const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
 
 function parse(argv) {
-  const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true };
+  const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true, waitIdleS: null };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === 'browser') continue;
@@ -53,11 +58,13 @@ function parse(argv) {
     else if (s === '--no-node') a.node = false;
     else if (s === '--no-peers') a.peers = false;
     else if (s === '--no-install') a.install = false;
+    else if (s === '--wait-idle') a.waitIdleS = Number(argv[++i]);
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install]');
+      console.log('usage: node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle SECONDS]');
       process.exit(0);
     } else throw new Error(`unknown option ${s}`);
   }
+  a.waitIdleS ??= a.quick ? 0 : 120;
   if (!a.threads.length || a.threads.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--threads: a list of positive integers, got ${a.threads.join(',')}`);
   return a;
 }
@@ -135,7 +142,7 @@ function chromiumVersion(path) {
 }
 
 /** One page per thread count; returns { pages: [...], chromium, errors }. */
-async function runBrowser(args, log) {
+async function runBrowser(args, log, mon) {
   const out = { pages: [], errors: [] };
   const facts = chromiumFacts(root);
   if (!facts.installed) {
@@ -166,6 +173,8 @@ async function runBrowser(args, log) {
     });
     const perPageS = args.quick ? 240 : 600;
     for (const n of args.threads) {
+      const w = await waitIdle(mon, { maxS: args.waitIdleS, log });
+      mon.phase(`Chromium ${n}T page`);
       const page = await context.newPage();
       const problems = [];
       page.on('console', (m) => (m.type() === 'error' || m.type() === 'warning' ? problems.push(`${m.type()}: ${m.text()}`) : log(`[page ${n}T] ${m.text()}`)));
@@ -178,7 +187,7 @@ async function runBrowser(args, log) {
           page.evaluate((c) => window.bench.run(c), cfg),
           new Promise((_, rej) => setTimeout(() => rej(new Error(`the ${n}-thread page did not finish in ${perPageS} s`)), perPageS * 1e3)),
         ]);
-        out.pages.push({ threads: n, ...r, consoleProblems: problems });
+        out.pages.push({ threads: n, ...r, consoleProblems: problems, waitedForIdle: w });
       } catch (e) {
         out.errors.push(`${n}-thread page: ${errText(e)}${problems.length ? ` (console: ${problems.slice(0, 3).join(' | ')})` : ''}`);
         log(`${n}-thread page failed: ${errText(e)}`);
@@ -186,6 +195,7 @@ async function runBrowser(args, log) {
       } finally {
         for (const p of problems) log(`[page ${n}T] ${p}`);
         await page.close();
+        mon.phase(null);
       }
     }
     out.http404 = [...new Set(srv.requests.filter((q) => q.status === 404).map((q) => q.path))];
@@ -326,10 +336,18 @@ export async function main(argv) {
   log(`bench:browser: ${env.cpu}, ${env.cores} cores, node ${env.node}, ferrogpt ${env.ferrogpt} (${env.commit ?? 'no git'}), threads ${args.threads.join(',')}${args.quick ? ', --quick' : ''}; load ${env.loadAverageStart.join(' ')}`);
   log(`peers: onnxruntime-web ${env.peers.onnxruntimeWeb ?? 'n/a'}, tfjs-backend-wasm ${env.peers.tfjsBackendWasm ?? 'n/a'}${args.peers ? '' : ' (--no-peers: not run)'}`);
 
-  const browser = await runBrowser(args, log);
+  const mon = startCpuMonitor();
+  const browser = await runBrowser(args, log, mon);
   env.chromium = browser.chromium ?? null;
   env.loadAverageAfterBrowser = os.loadavg().map((x) => +x.toFixed(2));
-  const node = args.node ? await runNode(args, log) : { skipped: '--no-node' };
+  let node = { skipped: '--no-node' };
+  if (args.node) {
+    const w = await waitIdle(mon, { maxS: args.waitIdleS, log });
+    mon.phase('Node child');
+    node = { ...(await runNode(args, log)), waitedForIdle: w };
+    mon.phase(null);
+  }
+  env.cpuMonitor = mon.stop();
   env.loadAverageEnd = os.loadavg().map((x) => +x.toFixed(2));
   env.wallSeconds = +((Date.now() - started) / 1e3).toFixed(1);
 
@@ -338,13 +356,16 @@ export async function main(argv) {
     suite: 'browser',
     env,
     variants: VARIANTS,
-    browser: { ...merged, pages: browser.pages.map((p) => ({ threads: p.threads, error: p.error, env: p.env, peers: p.peers, consoleProblems: p.consoleProblems })), errors: browser.errors, http404: browser.http404 ?? [] },
-    node: node.error || node.skipped ? node : { env: node.env, flags: node.flags, variants: node.variants, matmul: node.matmul, train: node.train, decode: node.decode, plan: node.plan },
+    browser: { ...merged, pages: browser.pages.map((p) => ({ threads: p.threads, error: p.error, env: p.env, peers: p.peers, consoleProblems: p.consoleProblems, waitedForIdle: p.waitedForIdle })), errors: browser.errors, http404: browser.http404 ?? [] },
+    node: node.error || node.skipped ? node : { env: node.env, flags: node.flags, variants: node.variants, matmul: node.matmul, train: node.train, decode: node.decode, plan: node.plan, waitedForIdle: node.waitedForIdle },
     notes: [],
   };
   doc.ratios = { browser: ratios(doc.browser, VARIANTS, args.threads) };
   if (doc.node.matmul) doc.ratios.node = ratios(doc.node, VARIANTS, args.threads);
-  if (env.loadAverageStart[0] > env.cores * 0.5) doc.notes.push(`The load average was ${env.loadAverageStart[0]} on ${env.cores} cores at the start: other processes shared the cores, so absolute numbers are low and ratios noisy (2-thread rows most of all). Rerun on an idle machine.`);
+  for (const [phase, p] of Object.entries(env.cpuMonitor.phases)) {
+    if (p.othersCores >= 0.1) doc.notes.push(`**During the ${phase} other processes used ${p.othersCores} cores on average (up to ${p.othersMaxCores}) of ${env.cores}**: its figures are likely low, 2-thread ones most of all (a pool that waits on a barrier loses a whole step when one of its threads loses its core). Rerun on an idle machine.`);
+  }
+  if (!env.cpuMonitor.available && env.loadAverageStart[0] > env.cores * 0.5) doc.notes.push(`The load average was ${env.loadAverageStart[0]} on ${env.cores} cores at the start: other processes may have shared the cores. Rerun on an idle machine.`);
 
   const md = renderBrowser(doc);
   log('\n' + md);
