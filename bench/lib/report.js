@@ -113,7 +113,7 @@ const e1 = (x) => (x == null || !Number.isFinite(x) ? 'n/a' : x.toExponential(1)
 function browserColumns(doc, side, peers) {
   const cols = [];
   for (const v of doc.variants) for (const n of doc.env.threads) if (n === 1 || v.endsWith('-threads')) cols.push(`${v} ${n}T`);
-  if (peers) for (const p of ['ort-web', 'tfjs-wasm']) for (const n of doc.env.threads) cols.push(`${p} ${n}T`);
+  if (peers && doc.env.peersRun !== false) for (const p of ['ort-web', 'tfjs-wasm']) for (const n of doc.env.threads) cols.push(`${p} ${n}T`);
   return cols;
 }
 
@@ -225,7 +225,8 @@ export function renderBrowser(doc) {
   L.push('');
   L.push('### Chromium page');
   L.push('');
-  ratioTable(L, doc, doc.ratios.browser, true);
+  ratioTable(L, doc, doc.ratios.browser, doc.env.peersRun !== false);
+  if (doc.env.peersRun === false) L.push('(Peers not run: --no-peers.)', '');
   if (doc.ratios.node) {
     L.push('### Node');
     L.push('');

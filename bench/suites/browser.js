@@ -331,6 +331,7 @@ export async function main(argv) {
     vite: pkgVersion(join(root, 'node_modules/vite')),
     threads: args.threads,
     quick: args.quick,
+    peersRun: args.peers,
     loadAverageStart: os.loadavg().map((x) => +x.toFixed(2)),
   };
   log(`bench:browser: ${env.cpu}, ${env.cores} cores, node ${env.node}, ferrogpt ${env.ferrogpt} (${env.commit ?? 'no git'}), threads ${args.threads.join(',')}${args.quick ? ', --quick' : ''}; load ${env.loadAverageStart.join(' ')}`);
