@@ -49,9 +49,11 @@ function start(m) {
 if (node) port.once('message', start); else self.onmessage = (e) => { self.onmessage = null; start(e.data); };
 `;
 
-/** The cores this runtime reports. */
+/** FERROGPT_THREADS in Node (as for the native addon: an integer in 1..256, else ignored), else the cores this runtime reports. */
 export async function defaultThreads(): Promise<number> {
   if (isNode()) {
+    const fromEnv = Number(process.env.FERROGPT_THREADS?.trim() || NaN);
+    if (Number.isInteger(fromEnv) && fromEnv >= 1 && fromEnv <= MAX_WORKERS + 1) return fromEnv;
     const os = await import('node:os');
     return Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
   }

@@ -11,7 +11,14 @@
 //   - train a tiny model live with the loss going down, drawn in the chart, while the page
 //     keeps drawing frames (the work runs in a Web Worker);
 // and a screenshot of the page (streamed text + loss chart) goes to
-// test-artifacts/browser-example.png.
+// test-artifacts/browser-example.png. The site is served cross-origin isolated
+// (COOP/COEP, as `npm run example:browser` serves it), so the page gets the relaxed-SIMD
+// build on every core; served without those headers, the same page runs simd128 on one
+// thread and says so once in the console.
+//
+// Then the kernel cases of kernels.test.ts run in Chromium on each of the four wasm builds
+// (test/browser/kernels-page.ts), their maximum differences from the float64 reference
+// asserted here as in Node.
 //
 // No Chromium → the test FAILS with the exact command to install it (`apt-get install -y
 // chromium`, or with sudo; npm install runs it as root on Debian, see scripts/chromium.mjs),
@@ -31,6 +38,10 @@ import { TokenDataset } from '../src/train/data.js';
 import { train } from '../src/train/train.js';
 import { generate } from '../src/prompt/generate.js';
 import { chromiumFacts, missingChromiumMessage } from '../scripts/chromium.mjs';
+import { CROSS_ORIGIN_ISOLATION } from '../examples/browser/vite.config.js';
+import { WASM_VARIANTS } from '../bindings/wasm.js';
+import { buildCases, outputsOf, runReference64 } from './helpers/cases.js';
+import { expectClose } from './helpers/compare.js';
 
 const root = resolve(import.meta.dirname, '..');
 const browserFacts = chromiumFacts(root);
@@ -52,7 +63,7 @@ const GEN = { prompt: 'The ', maxNewTokens: 60, seed: 42, temperature: 0.8, topK
 const TRAIN_STEPS = 40;
 
 interface DemoState {
-  backend: { name: string; simd: string } | null;
+  backend: { name: string; simd: string; threads: number } | null;
   model: { params: number } | null;
   busy: boolean;
   generations: Array<{ prompt: string; text: string; tokens: number[]; finishReason: string }>;
@@ -80,6 +91,8 @@ if (browserMissing && ALLOW_MISSING) {
   describe('browser example (examples/browser in Chromium)', () => {
     let work = '';
     let server: Server | undefined;
+    let plainServer: Server | undefined;
+    let kernelServer: Server | undefined;
     let context: BrowserContext | undefined;
     let page: Page;
     let expected: { text: string; tokens: number[] };
@@ -114,8 +127,8 @@ if (browserMissing && ALLOW_MISSING) {
       expected = { text: r.text, tokens: r.tokens };
       loaded.dispose();
 
-      // 4. A static server for the built site, on a random port.
-      server = await serve(site);
+      // 4. A static server for the built site, on a random port, cross-origin isolated.
+      server = await serve(site, true);
       const { port } = server.address() as { port: number };
 
       // 5. Chromium, with a fresh profile.
@@ -147,14 +160,16 @@ if (browserMissing && ALLOW_MISSING) {
 
     afterAll(async () => {
       await context?.close();
-      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      for (const s of [server, plainServer, kernelServer]) await new Promise<void>((r) => (s ? s.close(() => r()) : r()));
       if (work) await rm(work, { recursive: true, force: true });
     });
 
-    it('loads the wasm backend with simd128', async () => {
+    it('loads the relaxed-SIMD wasm build on every core (2 here) in its Worker', async () => {
       const d = await demo();
-      expect(d.backend).toMatchObject({ name: 'wasm', simd: 'simd128' });
-      expect(await page.textContent('#backend')).toContain('wasm · simd128');
+      const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      expect(cores).toBeGreaterThanOrEqual(2);
+      expect(d.backend).toMatchObject({ name: 'wasm', simd: 'relaxed-simd', threads: cores });
+      expect(await page.textContent('#backend')).toContain(`wasm · relaxed-simd · ${cores} threads`);
       expect(d.model?.params).toBeGreaterThan(0);
     });
 
@@ -201,6 +216,76 @@ if (browserMissing && ALLOW_MISSING) {
       expect((await stat(SCREENSHOT)).size).toBeGreaterThan(10_000);
       expect(pageErrors).toEqual([]);
     });
+
+    it('served without COOP/COEP, the page runs simd128 on one thread and says why, once, in the console', async () => {
+      plainServer = await serve(join(work, 'site'), false);
+      const plain = await context!.newPage();
+      const notices: string[] = [];
+      const errors: string[] = [];
+      plain.on('console', (m) => {
+        if (m.text().includes('cross-origin isolated')) notices.push(m.text());
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      plain.on('pageerror', (e) => errors.push(e.message));
+      await plain.goto(`http://127.0.0.1:${(plainServer.address() as { port: number }).port}/index.html`);
+      await plain.waitForFunction(() => (window as unknown as { demo?: DemoState }).demo?.model != null, undefined, { timeout: 30_000 });
+      const d = await plain.evaluate(() => (window as unknown as { demo: DemoState }).demo);
+      expect(await plain.evaluate(() => crossOriginIsolated)).toBe(false);
+      expect(d.backend).toMatchObject({ name: 'wasm', simd: 'simd128', threads: 1 });
+      expect(await plain.textContent('#backend')).toContain('wasm · simd128 · 1 thread ·');
+      expect(notices).toHaveLength(1);
+      expect(notices[0]).toMatch(/runs? on one thread.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
+      expect(errors).toEqual([]);
+      await plain.close();
+    });
+
+    describe('kernel cases in Chromium, on every wasm build', () => {
+      let kernels: Page;
+      const cases = buildCases().filter((c) => c.kernel !== 'attentionDecode');
+      const expected = new Map<string, ReturnType<typeof runReference64>>();
+      const expectation = (c: (typeof cases)[number]) => expected.get(c.label) ?? expected.set(c.label, runReference64(c)).get(c.label)!;
+      beforeAll(async () => {
+        const { build } = await import('vite');
+        const site = join(work, 'kernels');
+        await build({
+          configFile: false,
+          logLevel: 'error',
+          root: join(root, 'test/browser'),
+          base: './',
+          resolve: { alias: [{ find: /^node:(fs|fs\/promises|path|crypto|os|url|module|worker_threads)$/, replacement: join(root, 'src/io/browser-node.ts') }] },
+          build: { outDir: site, emptyOutDir: true, target: 'es2022', rollupOptions: { input: join(root, 'test/browser/kernels.html') } },
+        });
+        kernelServer = await serve(site, true);
+        kernels = await context!.newPage();
+        kernels.on('pageerror', (e) => pageErrors.push(`kernels pageerror: ${e.message}`));
+        await kernels.goto(`http://127.0.0.1:${(kernelServer.address() as { port: number }).port}/kernels.html`);
+        await kernels.waitForFunction(() => (window as unknown as { pageReady?: boolean }).pageReady === true, undefined, { timeout: 30_000 });
+      }, 120_000);
+
+      it('the default load there is relaxed SIMD + threads, nothing skipped', async () => {
+        const r = await kernels.evaluate(() => (window as unknown as { loadInfo(): Promise<{ variant: string; skipped: string[] }> }).loadInfo());
+        expect(r.variant).toBe('relaxed-simd-threads');
+        expect(r.skipped).toEqual([]);
+      });
+
+      for (const variant of WASM_VARIANTS) {
+        const threads = variant.endsWith('-threads') ? 2 : 1;
+        it(`${variant} at ${threads} thread(s): every kernel case within its tolerance of float64`, async () => {
+          const labels = cases.map((c) => c.label);
+          const got = await kernels.evaluate(
+            ([v, n, l]) => (window as unknown as { runCases(v: string, n: number, l: string[]): Promise<{ info: { simd: string; threads: number }; outputs: Record<string, Record<string, number[]>>; results: Record<string, number> }> }).runCases(v, n, l),
+            [variant, threads, labels] as const,
+          );
+          expect(got.info.threads).toBe(threads);
+          expect(got.info.simd).toBe(variant.startsWith('relaxed') ? 'relaxed-simd' : variant.startsWith('simd128') ? 'simd128' : 'scalar');
+          for (const c of cases) {
+            const want = expectation(c);
+            for (const name of outputsOf(c)) expectClose(got.outputs[c.label][name], want.outputs[name], c.rtolFor?.[name] ?? c.rtol, `chromium ${variant} ${c.label}: ${name}`);
+            if (typeof want.result === 'number') expectClose([got.results[c.label]], [want.result], c.rtol, `chromium ${variant} ${c.label}: result`);
+          }
+        }, 60_000);
+      }
+    });
   });
 }
 
@@ -214,14 +299,14 @@ const MIME: Record<string, string> = {
   '.safetensors': 'application/octet-stream',
 };
 
-/** A static file server for `dir` on 127.0.0.1 and a random free port. */
-async function serve(dir: string): Promise<Server> {
+/** A static file server for `dir` on 127.0.0.1 and a random free port; `isolated`: with COOP/COEP. */
+async function serve(dir: string, isolated: boolean): Promise<Server> {
   const server = createServer(async (req, res) => {
     try {
       const path = normalize(join(dir, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
       if (!path.startsWith(dir + sep)) throw new Error('outside');
       const body = await readFile(path);
-      res.writeHead(200, { 'content-type': MIME[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.writeHead(200, { 'content-type': MIME[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-store', ...(isolated ? CROSS_ORIGIN_ISOLATION : {}) });
       res.end(body);
     } catch {
       res.writeHead(404).end('not found');

@@ -10,15 +10,19 @@
 //! thread) takes part as thread 0.
 //!
 //! A job is published with one atomic word, `(generation << 8) | helpers`: workers
-//! 0..helpers take part, the others go back to sleep. Tasks are claimed from one atomic
-//! counter. Each helper acknowledges the job when it has run out of tasks, and the caller
-//! returns only when every helper has, so no worker ever holds a closure past its job.
+//! 0..helpers may take part, the others go back to sleep. Tasks are claimed from one atomic
+//! counter. A helper joins a job (ACTIVE + 1) and then checks that it is still open; the
+//! caller, once every task is claimed, closes the job and waits only for the helpers that
+//! joined it (ACTIVE back to 0). So a worker that was asleep never delays a job: if it
+//! wakes too late, the caller has run its share.
 //!
-//! Waiting: idle workers spin for a while, then sleep in `memory.atomic.wait32`. The
-//! caller never sleeps: browsers forbid `Atomics.wait` on a page's main thread, so it
-//! spins until the helpers acknowledge (it has run tasks itself until none were left, so
-//! the spin lasts about one task). A helper that traps (a kernel panic) marks the pool
-//! failed, and the spinning caller traps too: an Error on the JS side, never a hang.
+//! Waiting: idle workers spin for a while (about as long as the native pool's 200 µs),
+//! then sleep in `memory.atomic.wait32`; the caller wakes sleepers only when there are
+//! some. The caller never sleeps: browsers forbid `Atomics.wait` on a page's main thread,
+//! so it spins until the helpers that joined are done (it has run tasks itself until none
+//! were left, so the spin lasts about one task). A helper that traps (a kernel panic) marks
+//! the pool failed, and the spinning caller traps too: an Error on the JS side, never a
+//! hang.
 
 use core::arch::wasm32;
 use core::cell::{Cell, UnsafeCell};
@@ -31,16 +35,25 @@ type TaskFn<'a> = dyn Fn(usize, usize) + Sync + 'a;
 /// Helpers a job can have: the low byte of `WORD`.
 pub const MAX_HELPERS: u32 = 255;
 
-/// Spins of an idle worker on `WORD` before it sleeps (about 50 µs in V8): kernels of one
-/// training step follow each other faster than a wake-up from `atomic.wait`.
-const IDLE_SPINS: u32 = 1 << 14;
+/// Spins of an idle worker on `WORD` before it sleeps (a few hundred µs in V8): kernels of
+/// one training step follow each other faster than a wake-up from `atomic.wait`.
+const IDLE_SPINS: u32 = 1 << 18;
+
+/// A value on a cache line of its own: the spinning workers read WORD all the time, so
+/// the counters the caller and the helpers write must not share its line.
+#[repr(align(64))]
+struct Line<T>(T);
 
 /// `(generation << 8) | helpers` of the latest job.
-static WORD: AtomicU32 = AtomicU32::new(0);
+static WORD: Line<AtomicU32> = Line(AtomicU32::new(0));
+/// The generation of the job helpers may still join; 0 once its caller closed it.
+static OPEN: Line<AtomicU32> = Line(AtomicU32::new(0));
+/// Helpers inside a job (joined, not yet left).
+static ACTIVE: Line<AtomicU32> = Line(AtomicU32::new(0));
+/// Workers asleep in `memory.atomic.wait32` (or about to be).
+static SLEEPING: Line<AtomicU32> = Line(AtomicU32::new(0));
 /// Next unclaimed task of the current job.
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-/// Helpers done with the current job.
-static ACKS: AtomicU32 = AtomicU32::new(0);
+static NEXT: Line<AtomicUsize> = Line(AtomicUsize::new(0));
 /// Workers that have entered `worker_main`.
 static REGISTERED: AtomicU32 = AtomicU32::new(0);
 /// Threads a job may use, the caller included (`set_threads`).
@@ -49,11 +62,11 @@ static THREADS: AtomicU32 = AtomicU32::new(1);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 
 /// The current job's closure (lifetime erased) and task count. Written by the caller only
-/// between jobs (after every helper of the previous one acknowledged), read by helpers
-/// only after they saw its `WORD`.
+/// between jobs (no helper inside one: ACTIVE is 0 and the job closed), read by a helper
+/// only after it joined and saw the job open.
 struct JobCell(UnsafeCell<Option<(&'static TaskFn<'static>, usize)>>);
-// SAFETY: see JobCell: the WORD release/acquire pair orders every write before the reads,
-// and ACKS orders the reads before the next write.
+// SAFETY: see JobCell: the OPEN store/load pair orders every write before the reads, and
+// ACTIVE orders the reads before the next write (all SeqCst).
 unsafe impl Sync for JobCell {}
 static JOB: JobCell = JobCell(UnsafeCell::new(None));
 
@@ -83,28 +96,33 @@ impl Parallel for Pool {
             run_inline(tasks, f);
             return;
         }
-        // SAFETY: the closure outlives the job: this function returns only after every
-        // helper has acknowledged it, and then clears JOB.
+        // SAFETY: the closure outlives the job: this function returns only after closing
+        // it and seeing every helper that joined it leave, and then clears JOB.
         let f_static: &'static TaskFn<'static> = unsafe { core::mem::transmute::<&TaskFn<'_>, &'static TaskFn<'static>>(f) };
         // SAFETY: between jobs no helper reads JOB (see JobCell).
         unsafe { *JOB.0.get() = Some((f_static, tasks)) };
-        NEXT.store(0, Ordering::Relaxed);
-        ACKS.store(0, Ordering::Relaxed);
-        let generation = (WORD.load(Ordering::Relaxed) >> 8).wrapping_add(1) & 0x00ff_ffff;
-        WORD.store((generation << 8) | helpers, Ordering::Release);
-        // SAFETY: WORD is a live, aligned u32 in this module's memory.
-        unsafe { wasm32::memory_atomic_notify(WORD.as_ptr() as *mut i32, u32::MAX) };
+        NEXT.0.store(0, Ordering::Relaxed);
+        // Generations run 1..=2^24-1: OPEN = 0 means closed.
+        let generation = ((WORD.0.load(Ordering::Relaxed) >> 8) % 0x00ff_ffff) + 1;
+        OPEN.0.store(generation, Ordering::SeqCst);
+        WORD.0.store((generation << 8) | helpers, Ordering::SeqCst);
+        if SLEEPING.0.load(Ordering::SeqCst) > 0 {
+            // SAFETY: WORD is a live, aligned u32 in this module's memory.
+            unsafe { wasm32::memory_atomic_notify(WORD.0.as_ptr() as *mut i32, u32::MAX) };
+        }
 
         CURRENT.with(|c| c.set(Some(0)));
         run_tasks(f, 0, tasks);
         CURRENT.with(|c| c.set(None));
-        while ACKS.load(Ordering::Acquire) < helpers {
+        // Every task is claimed: no helper may join from now on; wait for those inside.
+        OPEN.0.store(0, Ordering::SeqCst);
+        while ACTIVE.0.load(Ordering::SeqCst) != 0 {
             if FAILED.load(Ordering::Relaxed) != 0 {
                 core::arch::wasm32::unreachable();
             }
             core::hint::spin_loop();
         }
-        // SAFETY: every helper has acknowledged: none reads JOB now.
+        // SAFETY: the job is closed and no helper is inside it: none reads JOB now.
         unsafe { *JOB.0.get() = None };
     }
 }
@@ -120,7 +138,7 @@ fn run_inline(tasks: usize, f: &TaskFn<'_>) {
 /// Claims and runs tasks of the current job until none are left.
 fn run_tasks(f: &TaskFn<'_>, thread: usize, tasks: usize) {
     loop {
-        let task = NEXT.fetch_add(1, Ordering::Relaxed);
+        let task = NEXT.0.fetch_add(1, Ordering::Relaxed);
         if task >= tasks {
             return;
         }
@@ -145,16 +163,15 @@ pub fn fail() {
     FAILED.store(1, Ordering::SeqCst);
 }
 
-/// A worker's loop: wait for a job that includes it, run tasks as thread `id + 1`,
-/// acknowledge, repeat. Never returns.
+/// A worker's loop: wait for a job that includes it, join it while it is open, run tasks
+/// as thread `id + 1`, leave, repeat. Never returns.
 pub fn worker_main(id: u32) -> ! {
-    let mut seen = WORD.load(Ordering::SeqCst);
-    // After `seen` is read: a job published once this worker counts has another WORD.
+    let mut seen = WORD.0.load(Ordering::SeqCst);
     REGISTERED.fetch_add(1, Ordering::SeqCst);
     loop {
         let mut spins = 0;
         let word = loop {
-            let w = WORD.load(Ordering::Acquire);
+            let w = WORD.0.load(Ordering::SeqCst);
             if w != seen {
                 break w;
             }
@@ -162,22 +179,27 @@ pub fn worker_main(id: u32) -> ! {
                 spins += 1;
                 core::hint::spin_loop();
             } else {
+                SLEEPING.0.fetch_add(1, Ordering::SeqCst);
                 // SAFETY: WORD is a live, aligned u32 in this module's memory; this is a
                 // worker, where waiting is allowed. Returns at once if WORD moved on.
-                unsafe { wasm32::memory_atomic_wait32(WORD.as_ptr() as *mut i32, w as i32, -1) };
+                unsafe { wasm32::memory_atomic_wait32(WORD.0.as_ptr() as *mut i32, w as i32, -1) };
+                SLEEPING.0.fetch_sub(1, Ordering::SeqCst);
             }
         };
         seen = word;
         if id >= word & 0xff {
             continue;
         }
-        // SAFETY: this worker is a helper of the job `word` published, so the caller keeps
-        // JOB as it is until this worker acknowledges.
-        if let Some((f, tasks)) = unsafe { *JOB.0.get() } {
-            CURRENT.with(|c| c.set(Some(id as usize + 1)));
-            run_tasks(f, id as usize + 1, tasks);
-            CURRENT.with(|c| c.set(None));
+        ACTIVE.0.fetch_add(1, Ordering::SeqCst);
+        if OPEN.0.load(Ordering::SeqCst) == word >> 8 {
+            // SAFETY: this worker joined the job while it was open, so its caller keeps
+            // JOB as it is until this worker leaves (ACTIVE - 1).
+            if let Some((f, tasks)) = unsafe { *JOB.0.get() } {
+                CURRENT.with(|c| c.set(Some(id as usize + 1)));
+                run_tasks(f, id as usize + 1, tasks);
+                CURRENT.with(|c| c.set(None));
+            }
         }
-        ACKS.fetch_add(1, Ordering::Release);
+        ACTIVE.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
