@@ -178,7 +178,10 @@ window.bench = {
     const { peers, info } = await initPeers(n, cfg.peers ?? {});
     for (const [k, v] of Object.entries(info)) log(`  peer ${k}: ${JSON.stringify(v)}`);
     const w0 = workers();
-    const result = await runWasmSuite({ api, threads: [n], quick: cfg.quick, parts: cfg.parts, peers, log });
+    // The suite's CPU monitor, exposed by playwright (page.exposeFunction): other processes' cores.
+    const contention = typeof window.__othersBetween === 'function' ? (t0, t1) => window.__othersBetween(t0, t1) : null;
+    const waitIdle = typeof window.__waitIdle === 'function' ? (maxS) => window.__waitIdle(maxS) : null;
+    const result = await runWasmSuite({ api, threads: [n], quick: cfg.quick, parts: cfg.parts, peers, log, contention, waitIdle });
     env.workersStartedDuringRun = workers() - w0; // by ferrogpt (the peers start theirs in initPeers)
     env.workers = window.__workers ?? null;
     env.filesLoaded = wasmFilesLoaded();

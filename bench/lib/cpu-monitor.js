@@ -6,7 +6,9 @@
 //
 //   const mon = startCpuMonitor();  mon.phase('page 1T');  …  mon.phase(null);  mon.stop()
 //   → { available, phases: { 'page 1T': { seconds, oursCores, othersCores, othersMaxCores } } }
-// waitIdle(mon, { maxS, belowCores }) waits until others use less than belowCores for 3 s.
+// mon.othersBetween(t0, t1): others' cores on average between two Date.now() times, so a
+// measurement can be told that it shared the machine (and be taken again).
+// waitIdle(mon, { maxS, belowCores }) waits until others use less than belowCores for 3 samples.
 
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -33,14 +35,16 @@ function readProcs() {
   return out;
 }
 
-export function startCpuMonitor(periodMs = 1000) {
+export function startCpuMonitor(periodMs = 500) {
   const me = process.pid;
   let last = readProcs();
   const available = last !== null;
   const phases = {};
   let current = null;
   let recent = []; // others' cores over the last samples (for waitIdle)
+  const history = []; // { from, to (Date.now() ms), others (cores) }, the last 30 minutes
   let lastT = performance.now();
+  let lastWall = Date.now();
   const sample = () => {
     const now = readProcs();
     const t = performance.now();
@@ -60,11 +64,16 @@ export function startCpuMonitor(periodMs = 1000) {
       else x += d;
     }
     const s = (t - lastT) / 1e3;
+    if (s <= 0) return;
     last = now;
     lastT = t;
+    const wall = Date.now();
     const oc = o / TICK / s;
     const xc = x / TICK / s;
     recent = [...recent.slice(-9), xc];
+    history.push({ from: lastWall, to: wall, others: xc });
+    lastWall = wall;
+    while (history.length && history[0].to < wall - 30 * 60e3) history.shift();
     if (current) {
       const ph = (phases[current] ??= { seconds: 0, oursCoreS: 0, othersCoreS: 0, othersMaxCores: 0 });
       ph.seconds += s;
@@ -80,6 +89,22 @@ export function startCpuMonitor(periodMs = 1000) {
     phase(name) {
       if (available) sample();
       current = name;
+    },
+    /** Others' cores on average over [t0, t1] (Date.now() ms), null when unknown. */
+    othersBetween(t0, t1) {
+      if (!available) return null;
+      sample(); // closes the interval that is still open
+      let w = 0;
+      let sum = 0;
+      for (const h of history) {
+        const o = Math.min(h.to, t1) - Math.max(h.from, t0);
+        if (o > 0) (w += o), (sum += o * h.others);
+      }
+      if (w === 0) {
+        const h = history.find((x) => x.to >= t1) ?? history[history.length - 1];
+        return h ? +h.others.toFixed(2) : null;
+      }
+      return +(sum / w).toFixed(2);
     },
     /** Others' cores in the last n samples. */
     recent: (n) => recent.slice(-n),

@@ -106,6 +106,8 @@ export function renderKernels(doc) {
 
 // ---------------------------------------------------------------- bench:browser
 
+const CONTENDED = 0.15; // as bench/lib/wasm-bench.js
+const dag = (row) => (row && row.othersCores != null && row.othersCores >= CONTENDED ? '†' : '');
 const x2 = (r) => (r == null || !Number.isFinite(r) ? 'n/a' : `${r.toFixed(2)}×`);
 const e1 = (x) => (x == null || !Number.isFinite(x) ? 'n/a' : x.toExponential(1));
 
@@ -136,7 +138,7 @@ function matmulTable(L, doc, side, peers) {
   const cols = browserColumns(doc, side, peers);
   L.push(`| shape M×K×N | ${cols.join(' | ')} |`);
   L.push(`|---|${cols.map(() => '--:').join('|')}|`);
-  for (const e of side.matmul) L.push(`| ${e.M}×${e.K}×${e.N} | ${cols.map((c) => f1(e.rows[c]?.gflops)).join(' | ')} |`);
+  for (const e of side.matmul) L.push(`| ${e.M}×${e.K}×${e.N} | ${cols.map((c) => f1(e.rows[c]?.gflops) + dag(e.rows[c])).join(' | ')} |`);
   L.push('');
   return cols;
 }
@@ -250,13 +252,21 @@ export function renderBrowser(doc) {
       }
       const rt = r.train.find((x) => x.variant === t.variant && x.threads === t.threads);
       const rd = r.decode.find((x) => x.variant === t.variant && x.threads === t.threads);
-      L.push(`| ${name} | ${t.variant} | ${t.threads} | ${t.error ? `n/a: ${t.error}` : f1(t.median_ms)} | ${t.tokensPerS != null ? t.tokensPerS.toFixed(0) : ''} | ${x2(rt?.speedupVsSimd128_1T)} | ${d.error ? `n/a: ${d.error}` : f2(d.decodeTokPerS)} | ${f1(d.medianStepMs)} | ${d.promptMs != null ? d.promptMs.toFixed(0) : 'n/a'} | ${x2(rd?.vsSimd128_1T)} |`);
+      L.push(`| ${name} | ${t.variant} | ${t.threads} | ${t.error ? `n/a: ${t.error}` : f1(t.median_ms) + dag(t)} | ${t.tokensPerS != null ? t.tokensPerS.toFixed(0) : ''} | ${x2(rt?.speedupVsSimd128_1T)} | ${d.error ? `n/a: ${d.error}` : f2(d.decodeTokPerS) + dag(d)} | ${f1(d.medianStepMs)} | ${d.promptMs != null ? d.promptMs.toFixed(0) : 'n/a'} | ${x2(rd?.vsSimd128_1T)} |`);
     }
   }
   L.push('');
 
   L.push('## Checks and what was not measured');
   L.push('');
+  {
+    const all = [...[b, ...(nd.matmul ? [nd] : [])].flatMap((side) => [...side.matmul.flatMap((e) => Object.values(e.rows)), ...(side.train ?? []), ...(side.decode ?? [])])].filter((r) => r.othersCores != null);
+    if (all.length) {
+      const marked = all.filter((r) => dag(r)).length;
+      const again = all.filter((r) => r.attempts > 1).length;
+      L.push(`- Contention: while each figure was measured, the suite's monitor (/proc) recorded the cores other processes took; ${again} measurement(s) were taken again after waiting for idle cores, and ${marked ? `**${marked} figure(s) marked † still shared the machine** (other processes ≥ ${CONTENDED} cores): read them as lower bounds` : `none of the figures shared the machine with other processes (all under ${CONTENDED} cores)`}.`);
+    }
+  }
   for (const [name, side] of [['Chromium', b], ...(nd.matmul ? [['Node', nd]] : [])]) {
     const c = checks(side);
     L.push(`- ${name}: every matmul result was checked against float64 dot products at 64 sampled entries: largest |error| ${e1(c.worstErr)}. Max |Δ| against ferrogpt's own output (the first ferrogpt row, same page, same inputs): ${Object.entries(c.vs).map(([k, v]) => `**${k}** ${v.join(', ')}`).join('; ') || 'n/a'}.`);

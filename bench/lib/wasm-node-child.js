@@ -3,12 +3,15 @@
 //   node --experimental-wasm-relaxed-simd bench/lib/wasm-node-child.js '<json>'
 // (Node 20's V8 has relaxed SIMD behind that flag; without it the relaxed-simd variant is
 // n/a). Progress goes to stderr; the last stdout line is the result as JSON.
-// The json: { root, threads: [1, 2], quick, parts }.
+// The json: { root, threads: [1, 2], quick, parts, waitIdle }. Its own CPU monitor (the suite
+// that started it is idle meanwhile) tells each measurement whether other processes took
+// cores while it ran, as the suite's does for the page.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runWasmSuite } from './wasm-bench.js';
+import { startCpuMonitor, waitIdle } from './cpu-monitor.js';
 
 const args = JSON.parse(process.argv[2] ?? '{}');
 const root = args.root;
@@ -38,6 +41,17 @@ const env = {
     }
   })(),
 };
-const result = await runWasmSuite({ api, threads: args.threads, quick: args.quick, parts: args.parts, log: (s) => process.stderr.write(s + '\n') });
+const log = (s) => process.stderr.write(s + '\n');
+const mon = startCpuMonitor();
+const result = await runWasmSuite({
+  api,
+  threads: args.threads,
+  quick: args.quick,
+  parts: args.parts,
+  log,
+  contention: mon.available ? (t0, t1) => mon.othersBetween(t0, t1) : null,
+  waitIdle: async (maxS) => (await waitIdle(mon, { maxS: args.waitIdle ? maxS : 0, log })).idle,
+});
+mon.stop();
 process.stdout.write(JSON.stringify({ env, ...result }) + '\n');
 process.exit(0); // a worker pool may keep the loop alive

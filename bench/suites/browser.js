@@ -176,6 +176,8 @@ async function runBrowser(args, log, mon) {
       const w = await waitIdle(mon, { maxS: args.waitIdleS, log });
       mon.phase(`Chromium ${n}T page`);
       const page = await context.newPage();
+      await page.exposeFunction('__othersBetween', (t0, t1) => mon.othersBetween(t0, t1));
+      await page.exposeFunction('__waitIdle', async (maxS) => (await waitIdle(mon, { maxS: args.waitIdleS > 0 ? maxS : 0, log })).idle);
       const problems = [];
       page.on('console', (m) => (m.type() === 'error' || m.type() === 'warning' ? problems.push(`${m.type()}: ${m.text()}`) : log(`[page ${n}T] ${m.text()}`)));
       page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -215,7 +217,7 @@ function runNode(args, log) {
   const file = join(benchDir, 'lib/wasm-node-child.js');
   const flags = ['--experimental-wasm-relaxed-simd'];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...flags, file, JSON.stringify({ root, threads: args.threads, quick: args.quick })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...flags, file, JSON.stringify({ root, threads: args.threads, quick: args.quick, waitIdle: args.waitIdleS > 0 })], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
