@@ -1,8 +1,8 @@
-// How much CPU other processes take while a benchmark runs (Linux: /proc). Every second it
+// How much CPU other processes take while a benchmark runs (Linux: /proc). Every 0.5 s it
 // reads utime + stime of every process and splits them into ours (this process and its
-// descendants: Chromium, the Node child) and everyone else's, so a result measured while
-// another process held a core says so. The load average cannot tell: it counts our own
-// threads too.
+// descendants: Chromium, the Node child) and everyone else's, and adds the steal time of
+// /proc/stat (a VM's CPU given to other machines), so a result measured while something
+// else held a core says so. The load average cannot tell: it counts our own threads too.
 //
 //   const mon = startCpuMonitor();  mon.phase('page 1T');  …  mon.phase(null);  mon.stop()
 //   → { available, phases: { 'page 1T': { seconds, oursCores, othersCores, othersMaxCores } } }
@@ -13,6 +13,16 @@
 import { readFileSync, readdirSync } from 'node:fs';
 
 const TICK = 100; // USER_HZ on Linux
+
+/** Steal ticks (time the hypervisor gave this VM's CPUs to others) from /proc/stat, or null. */
+function readSteal() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    return Number(f[8] ?? 0);
+  } catch {
+    return null;
+  }
+}
 
 function readProcs() {
   const out = new Map();
@@ -45,6 +55,7 @@ export function startCpuMonitor(periodMs = 500) {
   const history = []; // { from, to (Date.now() ms), others (cores) }, the last 30 minutes
   let lastT = performance.now();
   let lastWall = Date.now();
+  let lastSteal = readSteal();
   const sample = () => {
     const now = readProcs();
     const t = performance.now();
@@ -69,13 +80,19 @@ export function startCpuMonitor(periodMs = 500) {
     lastT = t;
     const wall = Date.now();
     const oc = o / TICK / s;
-    const xc = x / TICK / s;
+    const steal = readSteal();
+    const sc = steal != null && lastSteal != null ? (steal - lastSteal) / TICK / s : 0;
+    lastSteal = steal;
+    // Other processes, plus CPU time the hypervisor gave to other machines (steal): both
+    // take a core away from the benchmark.
+    const xc = x / TICK / s + sc;
     recent = [...recent.slice(-9), xc];
     history.push({ from: lastWall, to: wall, others: xc });
     lastWall = wall;
     while (history.length && history[0].to < wall - 30 * 60e3) history.shift();
     if (current) {
-      const ph = (phases[current] ??= { seconds: 0, oursCoreS: 0, othersCoreS: 0, othersMaxCores: 0 });
+      const ph = (phases[current] ??= { seconds: 0, oursCoreS: 0, othersCoreS: 0, othersMaxCores: 0, stealCoreS: 0 });
+      ph.stealCoreS += sc * s;
       ph.seconds += s;
       ph.oursCoreS += oc * s;
       ph.othersCoreS += xc * s;
@@ -112,7 +129,7 @@ export function startCpuMonitor(periodMs = 500) {
       if (timer) clearInterval(timer);
       const out = {};
       for (const [k, p] of Object.entries(phases)) {
-        out[k] = { seconds: +p.seconds.toFixed(1), oursCores: +(p.oursCoreS / p.seconds).toFixed(2), othersCores: +(p.othersCoreS / p.seconds).toFixed(2), othersMaxCores: +p.othersMaxCores.toFixed(2) };
+        out[k] = { seconds: +p.seconds.toFixed(1), oursCores: +(p.oursCoreS / p.seconds).toFixed(2), othersCores: +(p.othersCoreS / p.seconds).toFixed(2), othersMaxCores: +p.othersMaxCores.toFixed(2), stealCores: +(p.stealCoreS / p.seconds).toFixed(2) };
       }
       return { available, phases: out };
     },

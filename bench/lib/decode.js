@@ -30,5 +30,5 @@ export function timeDecode(model, promptLen, newTokens) {
   cache.dispose();
   const total = steps.reduce((x, y) => x + y, 0);
   const sorted = [...steps].sort((x, y) => x - y);
-  return { promptMs, promptTokPerS: promptLen / (promptMs / 1e3), decodeTokPerS: newTokens / (total / 1e3), medianStepMs: sorted[sorted.length >> 1], newTokens, promptLen };
+  return { promptMs, promptTokPerS: promptLen / (promptMs / 1e3), decodeTokPerS: newTokens / (total / 1e3), medianStepMs: sorted[sorted.length >> 1], newTokens, promptLen, stepsMs: steps };
 }

@@ -201,10 +201,10 @@ export function renderBrowser(doc) {
   const cm = env.cpuMonitor;
   if (cm?.available) {
     const waited = [...b.pages.map((p) => p.waitedForIdle), nd.waitedForIdle].filter((w) => w && w.waitedS > 0);
-    L.push(`| Other processes' CPU | ${Object.entries(cm.phases).map(([k, p]) => `${k}: ${p.othersCores} cores on average, up to ${p.othersMaxCores} (ours ${p.oursCores}) over ${p.seconds} s`).join('; ')} (/proc, every second)${waited.length ? `; waited ${waited.map((w) => `${w.waitedS} s${w.idle ? '' : ' (still busy)'}`).join(', ')} for idle cores first` : ''} |`);
+    L.push(`| Other processes' CPU | ${Object.entries(cm.phases).map(([k, p]) => `${k}: ${p.othersCores} cores on average, up to ${p.othersMaxCores}${p.stealCores ? ` (of which steal ${p.stealCores})` : ""} (ours ${p.oursCores}) over ${p.seconds} s`).join('; ')} (/proc: other processes and steal time, every 0.5 s)${waited.length ? `; waited ${waited.map((w) => `${w.waitedS} s${w.idle ? '' : ' (still busy)'}`).join(', ')} for idle cores first` : ''} |`);
   }
   const plan = b.plan ?? nd.plan;
-  if (plan) L.push(`| Timing | performance.now() around each call; ${plan.timing.warmup} warm-up call, then calls until ≥ ${plan.timing.minSamples} samples (3 when a call takes over 0.5 s) and ${plan.timing.budgetS} s; the median. Whole run ${env.wallSeconds} s |`);
+  if (plan) L.push(`| Timing | performance.now() around each call; ${plan.timing.warmup} warm-up call, then ${plan.rounds ?? 1} round(s) in which the rows compared with each other take turns, each timing calls until it has ${Math.ceil(plan.timing.minSamples / (plan.rounds ?? 1))} samples (1 when a call takes over 0.5 s) and ${+(plan.timing.budgetS / (plan.rounds ?? 1)).toFixed(2)} s; the median over all rounds. Whole run ${env.wallSeconds} s |`);
   if (ua) L.push(`| User agent | ${ua} |`);
   L.push('');
 
@@ -237,7 +237,7 @@ export function renderBrowser(doc) {
 
   L.push('## nanoGPT training step and GPT-2-small decode');
   L.push('');
-  L.push(plan ? `Training: ${plan.train.config}, the full step (zeroGrad, forward + loss, backward, clip 1.0, AdamW), median of ${plan.train.steps} steps after ${plan.train.warmup} warm-up. Decode: ${plan.decode.config}, random weights, batch 1, greedy, KV cache, ${plan.decode.prompt}-token prompt then ${plan.decode.newTokens} new tokens. "vs simd128 1T": against ferrogpt's simd128 variant on one thread in the same runtime (training: its step time / this one; decode: this tok/s / its tok/s).` : '');
+  L.push(plan ? `Training: ${plan.train.config}, the full step (zeroGrad, forward + loss, backward, clip 1.0, AdamW), median of ${plan.train.steps} steps (in ${plan.rounds ?? 1} rounds, the variants taking turns) after ${plan.train.warmup} warm-up. Decode: ${plan.decode.config}, random weights, batch 1, greedy, KV cache, ${plan.decode.prompt}-token prompt then ${plan.decode.newTokens} new tokens (in ${plan.rounds ?? 1} rounds, the variants taking turns; tok/s = tokens / their total time, prompt ms the median). "vs simd128 1T": against ferrogpt's simd128 variant on one thread in the same runtime (training: its step time / this one; decode: this tok/s / its tok/s).` : '');
   L.push('');
   L.push('| runtime | variant | threads | step ms | step tok/s | vs simd128 1T | decode tok/s | median token ms | prompt ms | vs simd128 1T |');
   L.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|');
@@ -263,7 +263,7 @@ export function renderBrowser(doc) {
     const all = [...[b, ...(nd.matmul ? [nd] : [])].flatMap((side) => [...side.matmul.flatMap((e) => Object.values(e.rows)), ...(side.train ?? []), ...(side.decode ?? [])])].filter((r) => r.othersCores != null);
     if (all.length) {
       const marked = all.filter((r) => dag(r)).length;
-      const again = all.filter((r) => r.attempts > 1).length;
+      const again = all.filter((r) => r.attempts > (r.rounds ?? 1)).length;
       L.push(`- Contention: while each figure was measured, the suite's monitor (/proc) recorded the cores other processes took; ${again} measurement(s) were taken again after waiting for idle cores, and ${marked ? `**${marked} figure(s) marked † still shared the machine** (other processes ≥ ${CONTENDED} cores): read them as lower bounds` : `none of the figures shared the machine with other processes (all under ${CONTENDED} cores)`}.`);
     }
   }

@@ -16,8 +16,10 @@
 // A variant this build or this engine does not have, or one that cannot run the thread
 // count, gives rows with `error` (the reason) instead of numbers.
 //
-// Timing: `measure` makes warm-up calls, then times calls one by one until it has
-// minSamples and its time budget is spent; the median is reported (min and max kept).
+// Timing: each row is warmed up, then timed in rounds (3 in a full run) in which the rows
+// compared with each other take turns; in a round `measure` times calls one by one until it
+// has its share of minSamples and of the time budget. The median over all rounds' samples
+// is reported (min and max kept).
 // Contention: when the caller gives ctx.contention(t0, t1) (the cores other processes took
 // between two Date.now() times, bench/lib/cpu-monitor.js), a measurement during which they
 // took CONTENDED cores or more is taken again after ctx.waitIdle(), up to ctx.retries times;
@@ -46,7 +48,7 @@ export function median(xs) {
 /**
  * Times `fn` (sync or async): `warmup` calls, then one timed call at a time until there are
  * minSamples (slowSamples when a warm-up call took over slowMs) and budgetS has passed, or
- * maxSamples. Returns { median_ms, min_ms, max_ms, samples, warmup_ms }.
+ * maxSamples. Returns { median_ms, min_ms, max_ms, samples, warmup_ms, times }.
  */
 export async function measure(fn, { warmup = 1, minSamples = 5, maxSamples = 40, budgetS = 1, slowMs = 500, slowSamples = 3 } = {}) {
   const t0 = performance.now();
@@ -60,7 +62,7 @@ export async function measure(fn, { warmup = 1, minSamples = 5, maxSamples = 40,
     await fn();
     samples.push(performance.now() - t);
   }
-  return { median_ms: median(samples), min_ms: Math.min(...samples), max_ms: Math.max(...samples), samples: samples.length, warmup_ms: warmupMs };
+  return { median_ms: median(samples), min_ms: Math.min(...samples), max_ms: Math.max(...samples), samples: samples.length, warmup_ms: warmupMs, times: samples };
 }
 
 export function maxAbsDiff(a, b) {
@@ -145,42 +147,62 @@ export function fastParameters(api, cfg) {
   return specs.map((s) => [s.name, all.subarray(s.offset, s.offset + s.length)]);
 }
 
-const contendedNote = (r) => (r.othersCores == null ? '' : `; others ${r.othersCores.toFixed(2)} cores${r.attempts > 1 ? `, attempt ${r.attempts}` : ''}`);
+const contendedNote = (r) => (r.othersCores == null ? '' : `; others ${r.othersCores.toFixed(2)} cores${r.attempts > (r.rounds ?? 1) ? `, ${r.attempts - (r.rounds ?? 1)} round(s) taken again` : ''}`);
 
-/** What a run does: shapes, timing budgets, step counts, decode lengths. */
+/** What a run does: shapes, timing budgets, step counts, decode lengths, rounds. */
 export function plan(quick) {
   const nano = CONFIGS.nano;
   return quick
     ? {
+        rounds: 1,
         shapes: QUICK_SHAPES,
         timing: { warmup: 1, minSamples: 3, maxSamples: 20, budgetS: 0.2 },
         train: { cfg: nano, warmup: 1, steps: 3 },
         decode: { cfg: QUICK_DECODE, prompt: 8, newTokens: 8, name: 'toy (2L 4H 128d, V 512)' },
       }
     : {
+        rounds: 3,
         shapes: MATMUL_SHAPES,
-        timing: { warmup: 1, minSamples: 5, maxSamples: 40, budgetS: 1 },
+        timing: { warmup: 1, minSamples: 6, maxSamples: 45, budgetS: 1.2 },
         train: { cfg: nano, warmup: 3, steps: 15 },
-        decode: { cfg: GPT2, prompt: 16, newTokens: 32, name: 'GPT-2 small (12L 12H 768d, V 50257)' },
+        decode: { cfg: GPT2, prompt: 16, newTokens: 30, name: 'GPT-2 small (12L 12H 768d, V 50257)' },
       };
+}
+
+/** The timing of one round: its share of the samples and of the time budget, no warm-up (done before the rounds). */
+const roundTiming = (t, rounds) => ({ warmup: 0, minSamples: Math.max(1, Math.ceil(t.minSamples / rounds)), maxSamples: Math.max(1, Math.ceil(t.maxSamples / rounds)), budgetS: t.budgetS / rounds, slowMs: t.slowMs ?? 500, slowSamples: 1 });
+
+/** Summary of the samples of every round of one row. */
+function pooled(times, rounds) {
+  return { median_ms: median(times), min_ms: Math.min(...times), max_ms: Math.max(...times), samples: times.length, rounds };
 }
 
 /**
  * Runs the measurements. ctx: { api, threads: [n, ...], variants, quick, parts: { matmul,
  * train, decode }, peers: [{ name, threads, make(M, K, N, x, W) → { run, read, dispose } }],
- * log, contention?(t0, t1) → cores, waitIdle?(maxS), retries?, retryBudgetS? }. api: { createWasmBackend, GPT, AdamW, clipGradNorm, paramLayout, resolveConfig }.
+ * log, contention?(t0, t1) → cores, waitIdle?(maxS), retries?, retryBudgetS? }.
+ * api: { createWasmBackend, GPT, AdamW, clipGradNorm, paramLayout, resolveConfig }.
  * Returns { variants, matmul, train, decode, plan } (plain JSON).
+ *
+ * Every row is measured in P.rounds rounds, and the rows that are compared with each other
+ * (the variants and peers of a shape at a thread count; the variants' training steps; their
+ * decodes) take turns round by round, so a slow spell of the machine lands on all of them
+ * instead of on whichever ran during it. The median is over the samples of all rounds.
  */
 export async function runWasmSuite(ctx) {
   const { api, log = () => {} } = ctx;
   const P = plan(ctx.quick);
+  const R = P.rounds;
   const variants = ctx.variants ?? VARIANTS;
   const threadsList = ctx.threads;
   const parts = { matmul: true, train: true, decode: true, ...ctx.parts };
   const peers = ctx.peers ?? [];
   const retries = ctx.retries ?? (ctx.quick ? 0 : 2);
   let retryBudgetMs = (ctx.retryBudgetS ?? 180) * 1e3; // for the whole run: waits and measuring again
-  /** Runs `once` (→ a row's numbers) until other processes left the cores alone, or retries (or their time budget) run out. */
+  /**
+   * Runs `once` (→ { times, ... }) until other processes left the cores alone, or retries (or
+   * their time budget) run out; returns its result with othersCores and attempts.
+   */
   const clean = async (label, once) => {
     for (let attempt = 1; ; attempt++) {
       const t0 = Date.now();
@@ -196,7 +218,18 @@ export async function runWasmSuite(ctx) {
       retryBudgetMs -= Date.now() - w0;
     }
   };
-  const out = { variants: {}, matmul: [], train: [], decode: [], plan: { shapes: P.shapes, timing: P.timing, train: { config: P.train.cfg.name, warmup: P.train.warmup, steps: P.train.steps }, decode: { config: P.decode.name, prompt: P.decode.prompt, newTokens: P.decode.newTokens } } };
+  /** Folds one round's contention into a row: the worst round counts. */
+  const addRound = (row, r) => {
+    row.othersCores = r.othersCores == null ? (row.othersCores ?? null) : Math.max(row.othersCores ?? 0, r.othersCores);
+    row.attempts = (row.attempts ?? 0) + r.attempts;
+  };
+  const out = {
+    variants: {},
+    matmul: [],
+    train: [],
+    decode: [],
+    plan: { rounds: R, shapes: P.shapes, timing: P.timing, train: { config: P.train.cfg.name, warmup: P.train.warmup, steps: P.train.steps }, decode: { config: P.decode.name, prompt: P.decode.prompt, newTokens: P.decode.newTokens } },
+  };
 
   // One backend per variant, made once and reused at every thread count.
   const made = new Map();
@@ -221,8 +254,10 @@ export async function runWasmSuite(ctx) {
     }
   };
   for (const v of variants) await backendFor(v);
+  const tag = (v, n) => `${v} ${n}T`.padEnd(28);
 
   if (parts.matmul) {
+    const rt = roundTiming(P.timing, R);
     for (const [M, K, N] of P.shapes) {
       const flop = 2 * M * K * N;
       const x = randomF32(M * K, 1); // (M, K), the inputs bench:kernels uses
@@ -230,38 +265,74 @@ export async function runWasmSuite(ctx) {
       const entry = { M, K, N, gflop: flop / 1e9, rows: {} };
       log(`matmul ${M}x${K}x${N} (${(flop / 1e9).toFixed(2)} GFLOP)`);
       for (const n of threadsList) {
-        let ours = null; // the output of the first ferrogpt row at this thread count
-        const record = async (label, base, make) => {
-          let h = null;
-          try {
-            h = await make();
-            const t = await clean(label, () => measure(h.run, P.timing));
-            const got = await h.read();
-            const row = { ...base, gflops: flop / (t.median_ms / 1e3) / 1e9, ...t, maxAbsErr: sampleError(got, x, W, M, K, N) };
-            if (ours) {
-              row.maxAbsDiffVsOurs = maxAbsDiff(got, ours.out);
-              row.comparedWith = ours.label;
-            } else if (base.impl === 'ferrogpt') ours = { out: got instanceof Float32Array ? got : Float32Array.from(got), label };
-            entry.rows[label] = row;
-            log(`  ${label.padEnd(28)} ${row.gflops.toFixed(1).padStart(7)} GFLOPS  (median ${t.median_ms.toFixed(2)} ms of ${t.samples}; max |err| ${row.maxAbsErr.toExponential(1)}${row.maxAbsDiffVsOurs != null ? `, max |Δ| vs ${row.comparedWith} ${row.maxAbsDiffVsOurs.toExponential(1)}` : ''}${contendedNote(row)})`);
-          } catch (e) {
-            entry.rows[label] = { ...base, error: errText(e) };
-            log(`  ${label.padEnd(28)} error: ${errText(e)}`);
-          } finally {
-            if (h) await h.dispose();
-          }
+        // Every row of this shape and thread count: made, warmed up, then timed in turns.
+        const live = [];
+        const fail = (label, base, e) => {
+          entry.rows[label] = { ...base, error: errText(e) };
+          log(`  ${label.padEnd(28)} error: ${errText(e)}`);
         };
-        for (const v of variants) {
-          const label = `${v} ${n}T`;
-          const r = await ready(v, n);
-          if (r.error) {
-            entry.rows[label] = { impl: 'ferrogpt', variant: v, threads: n, error: r.error };
-            continue;
+        const candidates = [];
+        for (const v of variants) candidates.push({ label: `${v} ${n}T`, base: { impl: 'ferrogpt', variant: v, threads: n }, variant: v });
+        for (const p of peers.filter((q) => q.threads === n)) candidates.push({ label: `${p.name} ${n}T`, base: { impl: p.name, threads: n }, peer: p });
+        for (const c of candidates) {
+          try {
+            if (c.variant) {
+              const r = await ready(c.variant, n);
+              if (r.error) {
+                entry.rows[c.label] = { ...c.base, error: r.error };
+                continue;
+              }
+              c.h = ferroMatmul(r.backend, M, K, N, x, W);
+            } else c.h = await c.peer.make(M, K, N, x, W);
+            const t0 = performance.now();
+            for (let i = 0; i < P.timing.warmup; i++) await c.h.run();
+            c.warmup_ms = (performance.now() - t0) / Math.max(1, P.timing.warmup);
+            c.times = [];
+            c.row = { ...c.base };
+            live.push(c);
+          } catch (e) {
+            fail(c.label, c.base, e);
+            if (c.h) await c.h.dispose();
           }
-          await record(label, { impl: 'ferrogpt', variant: v, threads: n }, () => ferroMatmul(r.backend, M, K, N, x, W));
         }
-        for (const p of peers.filter((q) => q.threads === n)) {
-          await record(`${p.name} ${n}T`, { impl: p.name, threads: n }, () => p.make(M, K, N, x, W));
+        let ours = null; // the output of the first ferrogpt row at this thread count
+        try {
+          for (let round = 0; round < R; round++) {
+            for (const c of live) {
+              if (c.failed) continue;
+              try {
+                // A call slower than slowMs gets one sample per round (warm-up time decides).
+                const timing = c.warmup_ms >= rt.slowMs ? { ...rt, minSamples: 1, maxSamples: 1 } : rt;
+                const r = await clean(c.label, async () => {
+                  const m = await measure(c.h.run, timing);
+                  return { times: m.times };
+                });
+                c.times.push(...r.times);
+                addRound(c.row, r);
+              } catch (e) {
+                c.failed = true;
+                fail(c.label, c.base, e);
+              }
+            }
+          }
+          for (const c of live) {
+            if (c.failed) continue;
+            try {
+              const got = await c.h.read();
+              const t = pooled(c.times, R);
+              const row = Object.assign(c.row, { gflops: flop / (t.median_ms / 1e3) / 1e9, ...t, warmup_ms: c.warmup_ms, maxAbsErr: sampleError(got, x, W, M, K, N) });
+              if (ours) {
+                row.maxAbsDiffVsOurs = maxAbsDiff(got, ours.out);
+                row.comparedWith = ours.label;
+              } else if (c.base.impl === 'ferrogpt') ours = { out: got instanceof Float32Array ? got : Float32Array.from(got), label: c.label };
+              entry.rows[c.label] = row;
+              log(`  ${c.label.padEnd(28)} ${row.gflops.toFixed(1).padStart(7)} GFLOPS  (median ${t.median_ms.toFixed(2)} ms of ${t.samples} in ${R} rounds; max |err| ${row.maxAbsErr.toExponential(1)}${row.maxAbsDiffVsOurs != null ? `, max |Δ| vs ${row.comparedWith} ${row.maxAbsDiffVsOurs.toExponential(1)}` : ''}${contendedNote(row)})`);
+            } catch (e) {
+              fail(c.label, c.base, e);
+            }
+          }
+        } finally {
+          for (const c of live) await c.h.dispose();
         }
       }
       out.matmul.push(entry);
@@ -273,73 +344,110 @@ export async function runWasmSuite(ctx) {
     const { batch: B } = cfg;
     const { blockSize: T, vocabSize: V } = cfg.model;
     const batches = randomBatches(Math.min(warmup + steps, 8), B, T, V, 1);
-    log(`training step: ${cfg.name}, ${warmup} warm-up + ${steps} timed steps`);
+    const per = Math.ceil(steps / R);
+    log(`training step: ${cfg.name}, ${warmup} warm-up + ${per * R} timed steps in ${R} rounds`);
     for (const n of threadsList) {
+      const live = [];
       for (const v of variants) {
         const row = { variant: v, threads: n };
+        out.train.push(row);
         const r = await ready(v, n);
         if (r.error) {
-          out.train.push({ ...row, error: r.error });
+          row.error = r.error;
           continue;
         }
-        let mo = null;
         try {
           const lib = { GPT: api.GPT, AdamW: api.AdamW, clipGradNorm: api.clipGradNorm, backend: r.backend };
-          mo = makeModel(lib, cfg);
-          const m = mo;
-          const r2 = await clean(`${v} ${n}T`, async () => {
-            const times = [];
-            let loss = NaN;
-            for (let i = 0; i < warmup + steps; i++) {
-              const { ids, targets } = batches[i % batches.length];
-              const t0 = performance.now();
-              loss = ferroStep(lib, m.model, m.opt, ids, targets, B, T);
-              const dt = performance.now() - t0;
-              if (i >= warmup) times.push(dt);
-            }
-            return { median_ms: median(times), min_ms: Math.min(...times), max_ms: Math.max(...times), steps: times.length, tokensPerS: (B * T) / (median(times) / 1e3), lastLoss: loss };
-          });
-          Object.assign(row, r2);
-          log(`  ${`${v} ${n}T`.padEnd(28)} ${row.median_ms.toFixed(1).padStart(7)} ms/step (median of ${row.steps}; ${row.tokensPerS.toFixed(0)} tok/s; loss ${row.lastLoss.toFixed(3)}${contendedNote(row)})`);
+          const mo = makeModel(lib, cfg);
+          live.push({ v, row, lib, mo, times: [], step: 0, loss: NaN });
         } catch (e) {
           row.error = errText(e);
-          log(`  ${`${v} ${n}T`.padEnd(28)} error: ${row.error}`);
-        } finally {
-          mo?.opt.dispose?.();
-          mo?.model.dispose();
         }
-        out.train.push(row);
+      }
+      const stepOnce = (c) => {
+        const { ids, targets } = batches[c.step++ % batches.length];
+        const t0 = performance.now();
+        c.loss = ferroStep(c.lib, c.mo.model, c.mo.opt, ids, targets, B, T);
+        return performance.now() - t0;
+      };
+      try {
+        for (const c of live) for (let i = 0; i < warmup; i++) stepOnce(c);
+        for (let round = 0; round < R; round++) {
+          for (const c of live) {
+            if (c.row.error) continue;
+            try {
+              const r = await clean(`${c.v} ${n}T`, async () => ({ times: Array.from({ length: per }, () => stepOnce(c)) }));
+              c.times.push(...r.times);
+              addRound(c.row, r);
+            } catch (e) {
+              c.row.error = errText(e);
+            }
+          }
+        }
+        for (const c of live) {
+          if (c.row.error) {
+            log(`  ${tag(c.v, n)} error: ${c.row.error}`);
+            continue;
+          }
+          const t = pooled(c.times, R);
+          Object.assign(c.row, { ...t, steps: t.samples, tokensPerS: (B * T) / (t.median_ms / 1e3), lastLoss: c.loss });
+          log(`  ${tag(c.v, n)} ${c.row.median_ms.toFixed(1).padStart(7)} ms/step (median of ${c.row.steps}; ${c.row.tokensPerS.toFixed(0)} tok/s; loss ${c.loss.toFixed(3)}${contendedNote(c.row)})`);
+        }
+      } finally {
+        for (const c of live) {
+          c.mo.opt.dispose?.();
+          c.mo.model.dispose();
+        }
       }
     }
   }
 
   if (parts.decode) {
     const { cfg, prompt, newTokens } = P.decode;
-    log(`decode: ${P.decode.name}, random weights, batch 1, greedy, ${prompt}-token prompt, ${newTokens} new tokens`);
+    const per = Math.ceil(newTokens / R);
+    log(`decode: ${P.decode.name}, random weights, batch 1, greedy, ${prompt}-token prompt, ${per} new tokens per round, ${R} rounds`);
     let params = null;
     for (const n of threadsList) {
+      const rows = [];
       for (const v of variants) {
         const row = { variant: v, threads: n };
+        out.decode.push(row);
         const r = await ready(v, n);
-        if (r.error) {
-          out.decode.push({ ...row, error: r.error });
+        if (r.error) row.error = r.error;
+        else rows.push({ v, row, backend: r.backend, steps: [], prompts: [] });
+      }
+      // A GPT-2-small model per variant would not fit next to the others: each round builds
+      // it from the same weights (fromParameters: a copy into the backend, no init), decodes
+      // and frees it.
+      for (let round = 0; round < R; round++) {
+        for (const c of rows) {
+          if (c.row.error) continue;
+          let model = null;
+          try {
+            params ??= fastParameters(api, { ...cfg, seed: 1 });
+            model = api.GPT.fromParameters({ ...cfg, seed: 1 }, params, c.backend);
+            const md = model;
+            timeDecode(md, 4, 2); // warm-up: scratch, caches, the pool
+            const r = await clean(`${c.v} ${n}T`, async () => timeDecode(md, prompt, per));
+            c.steps.push(...r.stepsMs);
+            c.prompts.push(r.promptMs);
+            addRound(c.row, r);
+          } catch (e) {
+            c.row.error = errText(e);
+          } finally {
+            model?.dispose();
+          }
+        }
+      }
+      for (const c of rows) {
+        if (c.row.error) {
+          log(`  ${tag(c.v, n)} error: ${c.row.error}`);
           continue;
         }
-        let model = null;
-        try {
-          params ??= fastParameters(api, { ...cfg, seed: 1 });
-          model = api.GPT.fromParameters({ ...cfg, seed: 1 }, params, r.backend);
-          const md = model;
-          timeDecode(md, 4, 2); // warm-up: scratch, caches, the pool
-          Object.assign(row, await clean(`${v} ${n}T`, async () => timeDecode(md, prompt, newTokens)));
-          log(`  ${`${v} ${n}T`.padEnd(28)} ${row.decodeTokPerS.toFixed(2).padStart(7)} tok/s (median step ${row.medianStepMs.toFixed(1)} ms; prompt ${row.promptMs.toFixed(0)} ms${contendedNote(row)})`);
-        } catch (e) {
-          row.error = errText(e);
-          log(`  ${`${v} ${n}T`.padEnd(28)} error: ${row.error}`);
-        } finally {
-          model?.dispose();
-        }
-        out.decode.push(row);
+        const total = c.steps.reduce((a, b) => a + b, 0);
+        const promptMs = median(c.prompts);
+        Object.assign(c.row, { promptLen: prompt, newTokens: c.steps.length, rounds: R, promptMs, promptTokPerS: prompt / (promptMs / 1e3), decodeTokPerS: c.steps.length / (total / 1e3), medianStepMs: median(c.steps) });
+        log(`  ${tag(c.v, n)} ${c.row.decodeTokPerS.toFixed(2).padStart(7)} tok/s (median step ${c.row.medianStepMs.toFixed(1)} ms; prompt ${promptMs.toFixed(0)} ms${contendedNote(c.row)})`);
       }
     }
   }
