@@ -164,17 +164,22 @@ function ratioTable(L, doc, r, withPeers) {
   L.push('');
 }
 
-/** Checks of each matmul row: float64 spot check, and max |Δ| against ferrogpt's own output in the same page. */
+/** Checks of each matmul row: float64 spot check, and the largest max |Δ| against ferrogpt's own output in the same page, per implementation. */
 function checks(side) {
   let worstErr = 0;
   const vs = {};
   for (const e of side.matmul) {
     for (const [label, row] of Object.entries(e.rows)) {
       if (row.maxAbsErr != null) worstErr = Math.max(worstErr, row.maxAbsErr);
-      if (row.maxAbsDiffVsOurs != null) (vs[label.replace(/ \d+T$/, '')] ??= []).push(`${e.M}×${e.K}×${e.N} ${row.threads}T ${e1(row.maxAbsDiffVsOurs)}`);
+      if (row.maxAbsDiffVsOurs != null) {
+        const k = label.replace(/ \d+T$/, '');
+        const v = (vs[k] ??= { max: 0, n: 0 });
+        v.max = Math.max(v.max, row.maxAbsDiffVsOurs);
+        v.n++;
+      }
     }
   }
-  return { worstErr, vs };
+  return { worstErr, vs: Object.fromEntries(Object.entries(vs).map(([k, v]) => [k, [`≤ ${e1(v.max)} (${v.n} results)`]])) };
 }
 
 export function renderBrowser(doc) {
@@ -215,6 +220,21 @@ export function renderBrowser(doc) {
   L.push('Columns: ferrogpt\'s wasm variants at each thread count they run, then the peers. One fresh page per thread count; in it ferrogpt and both peers run on the same inputs, one after the other.');
   L.push('');
   const bcols = matmulTable(L, doc, b, true);
+  const al = doc.browserAlone;
+  if (al?.matmul?.length) {
+    L.push('### Chromium page, ferrogpt alone');
+    L.push('');
+    L.push('The same, in fresh pages where no peer was loaded (matmul only), and each figure as a fraction of the one above from the page shared with the peers (> 1: faster alone).');
+    L.push('');
+    const cols = browserColumns(doc, al, false);
+    L.push(`| shape M×K×N | ${cols.join(' | ')} |`);
+    L.push(`|---|${cols.map(() => '--:').join('|')}|`);
+    for (const e of al.matmul) {
+      const shared = b.matmul.find((x) => x.M === e.M && x.K === e.K && x.N === e.N)?.rows ?? {};
+      L.push(`| ${e.M}×${e.K}×${e.N} | ${cols.map((c) => `${f1(e.rows[c]?.gflops)}${dag(e.rows[c])}${e.rows[c]?.gflops != null && shared[c]?.gflops ? ` (${x2(e.rows[c].gflops / shared[c].gflops)})` : ''}`).join(' | ')} |`);
+    }
+    L.push('');
+  }
   if (nd.matmul) {
     L.push('### Node');
     L.push('');
@@ -260,7 +280,7 @@ export function renderBrowser(doc) {
   L.push('## Checks and what was not measured');
   L.push('');
   {
-    const all = [...[b, ...(nd.matmul ? [nd] : [])].flatMap((side) => [...side.matmul.flatMap((e) => Object.values(e.rows)), ...(side.train ?? []), ...(side.decode ?? [])])].filter((r) => r.othersCores != null);
+    const all = [...[b, ...(al?.matmul ? [al] : []), ...(nd.matmul ? [nd] : [])].flatMap((side) => [...side.matmul.flatMap((e) => Object.values(e.rows)), ...(side.train ?? []), ...(side.decode ?? [])])].filter((r) => r.othersCores != null);
     if (all.length) {
       const marked = all.filter((r) => dag(r)).length;
       const again = all.filter((r) => r.attempts > (r.rounds ?? 1)).length;
@@ -269,7 +289,7 @@ export function renderBrowser(doc) {
   }
   for (const [name, side] of [['Chromium', b], ...(nd.matmul ? [['Node', nd]] : [])]) {
     const c = checks(side);
-    L.push(`- ${name}: every matmul result was checked against float64 dot products at 64 sampled entries: largest |error| ${e1(c.worstErr)}. Max |Δ| against ferrogpt's own output (the first ferrogpt row, same page, same inputs): ${Object.entries(c.vs).map(([k, v]) => `**${k}** ${v.join(', ')}`).join('; ') || 'n/a'}.`);
+    L.push(`- ${name}: every matmul result was checked against float64 dot products at 64 sampled entries: largest |error| ${e1(c.worstErr)}. Largest max |Δ| against ferrogpt's own output (the first ferrogpt row of the same shape and thread count, same page, same inputs), over every shape and thread count: ${Object.entries(c.vs).map(([k, v]) => `**${k}** ${v.join(', ')}`).join('; ') || 'n/a'}.`);
   }
   for (const p of pages) {
     const ws = p.env.workers ?? [];

@@ -65,6 +65,8 @@ export async function measure(fn, { warmup = 1, minSamples = 5, maxSamples = 40,
   return { median_ms: median(samples), min_ms: Math.min(...samples), max_ms: Math.max(...samples), samples: samples.length, warmup_ms: warmupMs, times: samples };
 }
 
+const sleep = (ms) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+
 export function maxAbsDiff(a, b) {
   if (!a || !b || a.length !== b.length) return null;
   let m = 0;
@@ -149,12 +151,18 @@ export function fastParameters(api, cfg) {
 
 const contendedNote = (r) => (r.othersCores == null ? '' : `; others ${r.othersCores.toFixed(2)} cores${r.attempts > (r.rounds ?? 1) ? `, ${r.attempts - (r.rounds ?? 1)} round(s) taken again` : ''}`);
 
-/** What a run does: shapes, timing budgets, step counts, decode lengths, rounds. */
-export function plan(quick) {
+/**
+ * What a run does: shapes, timing budgets, step counts, decode lengths, rounds. settleMs
+ * (--settle MS): a pause before each matmul turn. 0 by default: with 300 ms, the threaded
+ * variants at 2 threads ran whole rounds at the 1-thread rate (31 against 66 GFLOPS), in
+ * Chromium and in Node; kept as an option to reproduce that.
+ */
+export function plan(quick, settleMs = 0) {
   const nano = CONFIGS.nano;
   return quick
     ? {
         rounds: 1,
+        settleMs,
         shapes: QUICK_SHAPES,
         timing: { warmup: 1, minSamples: 3, maxSamples: 20, budgetS: 0.2 },
         train: { cfg: nano, warmup: 1, steps: 3 },
@@ -162,6 +170,7 @@ export function plan(quick) {
       }
     : {
         rounds: 3,
+        settleMs,
         shapes: MATMUL_SHAPES,
         timing: { warmup: 1, minSamples: 6, maxSamples: 45, budgetS: 1.2 },
         train: { cfg: nano, warmup: 3, steps: 15 },
@@ -180,7 +189,7 @@ function pooled(times, rounds) {
 /**
  * Runs the measurements. ctx: { api, threads: [n, ...], variants, quick, parts: { matmul,
  * train, decode }, peers: [{ name, threads, make(M, K, N, x, W) → { run, read, dispose } }],
- * log, contention?(t0, t1) → cores, waitIdle?(maxS), retries?, retryBudgetS? }.
+ * log, contention?(t0, t1) → cores, waitIdle?(maxS), retries?, retryBudgetS?, settleMs? }.
  * api: { createWasmBackend, GPT, AdamW, clipGradNorm, paramLayout, resolveConfig }.
  * Returns { variants, matmul, train, decode, plan } (plain JSON).
  *
@@ -191,7 +200,7 @@ function pooled(times, rounds) {
  */
 export async function runWasmSuite(ctx) {
   const { api, log = () => {} } = ctx;
-  const P = plan(ctx.quick);
+  const P = plan(ctx.quick, ctx.settleMs ?? 0);
   const R = P.rounds;
   const variants = ctx.variants ?? VARIANTS;
   const threadsList = ctx.threads;
@@ -228,7 +237,7 @@ export async function runWasmSuite(ctx) {
     matmul: [],
     train: [],
     decode: [],
-    plan: { rounds: R, shapes: P.shapes, timing: P.timing, train: { config: P.train.cfg.name, warmup: P.train.warmup, steps: P.train.steps }, decode: { config: P.decode.name, prompt: P.decode.prompt, newTokens: P.decode.newTokens } },
+    plan: { rounds: R, settleMs: P.settleMs, shapes: P.shapes, timing: P.timing, train: { config: P.train.cfg.name, warmup: P.train.warmup, steps: P.train.steps }, decode: { config: P.decode.name, prompt: P.decode.prompt, newTokens: P.decode.newTokens } },
   };
 
   // One backend per variant, made once and reused at every thread count.
@@ -284,9 +293,6 @@ export async function runWasmSuite(ctx) {
               }
               c.h = ferroMatmul(r.backend, M, K, N, x, W);
             } else c.h = await c.peer.make(M, K, N, x, W);
-            const t0 = performance.now();
-            for (let i = 0; i < P.timing.warmup; i++) await c.h.run();
-            c.warmup_ms = (performance.now() - t0) / Math.max(1, P.timing.warmup);
             c.times = [];
             c.row = { ...c.base };
             live.push(c);
@@ -297,21 +303,38 @@ export async function runWasmSuite(ctx) {
         }
         let ours = null; // the output of the first ferrogpt row at this thread count
         try {
-          for (let round = 0; round < R; round++) {
-            for (const c of live) {
-              if (c.failed) continue;
+          // ferrogpt's variants take turns with each other, then the peers with each other:
+          // a peer's thread pool that keeps spinning after its calls (onnxruntime's does)
+          // would otherwise take a core from the ferrogpt row after it, in the same process
+          // where the CPU monitor cannot see it.
+          for (const group of [live.filter((c) => c.base.impl === 'ferrogpt'), live.filter((c) => c.base.impl !== 'ferrogpt')]) {
+            for (const c of group) {
               try {
-                // A call slower than slowMs gets one sample per round (warm-up time decides).
-                const timing = c.warmup_ms >= rt.slowMs ? { ...rt, minSamples: 1, maxSamples: 1 } : rt;
-                const r = await clean(c.label, async () => {
-                  const m = await measure(c.h.run, timing);
-                  return { times: m.times };
-                });
-                c.times.push(...r.times);
-                addRound(c.row, r);
+                const t0 = performance.now();
+                for (let i = 0; i < P.timing.warmup; i++) await c.h.run();
+                c.warmup_ms = (performance.now() - t0) / Math.max(1, P.timing.warmup);
               } catch (e) {
                 c.failed = true;
                 fail(c.label, c.base, e);
+              }
+            }
+            for (let round = 0; round < R; round++) {
+              for (const c of group) {
+                if (c.failed) continue;
+                try {
+                  // A call slower than slowMs gets one sample per round (warm-up time decides).
+                  const timing = c.warmup_ms >= rt.slowMs ? { ...rt, minSamples: 1, maxSamples: 1 } : rt;
+                  await sleep(P.settleMs); // 0 unless --settle: see plan()
+                  const r = await clean(c.label, async () => {
+                    const m = await measure(c.h.run, timing);
+                    return { times: m.times };
+                  });
+                  c.times.push(...r.times);
+                  addRound(c.row, r);
+                } catch (e) {
+                  c.failed = true;
+                  fail(c.label, c.base, e);
+                }
               }
             }
           }

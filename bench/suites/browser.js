@@ -3,7 +3,7 @@
 // next to onnxruntime-web (wasm EP, SIMD + threads) and tfjs-backend-wasm (threaded SIMD
 // build) in the same page; and the same ferrogpt figures in Node, in the same invocation.
 //
-//   node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle S]
+//   node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle S] [--settle MS]
 //   (npm run bench:browser)
 //
 // How:
@@ -49,7 +49,7 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgro
 const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
 
 function parse(argv) {
-  const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true, waitIdleS: null };
+  const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true, waitIdleS: null, settleMs: 0 };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === 'browser') continue;
@@ -59,8 +59,9 @@ function parse(argv) {
     else if (s === '--no-peers') a.peers = false;
     else if (s === '--no-install') a.install = false;
     else if (s === '--wait-idle') a.waitIdleS = Number(argv[++i]);
+    else if (s === '--settle') a.settleMs = Number(argv[++i]);
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle SECONDS]');
+      console.log('usage: node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle SECONDS] [--settle MS]');
       process.exit(0);
     } else throw new Error(`unknown option ${s}`);
   }
@@ -143,7 +144,7 @@ function chromiumVersion(path) {
 
 /** One page per thread count; returns { pages: [...], chromium, errors }. */
 async function runBrowser(args, log, mon) {
-  const out = { pages: [], errors: [] };
+  const out = { pages: [], alonePages: [], errors: [] };
   const facts = chromiumFacts(root);
   if (!facts.installed) {
     out.errors.push(missingChromiumMessage(facts));
@@ -172,30 +173,39 @@ async function runBrowser(args, log, mon) {
       };
     });
     const perPageS = args.quick ? 240 : 600;
-    for (const n of args.threads) {
+    // The pages: each thread count with the peers (the comparison), then, when the peers
+    // ran, each thread count with ferrogpt alone and matmul only: in a page where the peers'
+    // thread pools also live, ferrogpt's 2-thread matmul has come out at its 1-thread rate on
+    // some shapes, so the report shows both.
+    const plans = args.threads.map((n) => ({ n, alone: false }));
+    if (args.peers && !args.quick) plans.push(...args.threads.map((n) => ({ n, alone: true })));
+    for (const { n, alone } of plans) {
+      const name = `Chromium ${n}T page${alone ? ' (ferrogpt alone)' : ''}`;
       const w = await waitIdle(mon, { maxS: args.waitIdleS, log });
-      mon.phase(`Chromium ${n}T page`);
+      mon.phase(name);
       const page = await context.newPage();
       await page.exposeFunction('__othersBetween', (t0, t1) => mon.othersBetween(t0, t1));
       await page.exposeFunction('__waitIdle', async (maxS) => (await waitIdle(mon, { maxS: args.waitIdleS > 0 ? maxS : 0, log })).idle);
       const problems = [];
-      page.on('console', (m) => (m.type() === 'error' || m.type() === 'warning' ? problems.push(`${m.type()}: ${m.text()}`) : log(`[page ${n}T] ${m.text()}`)));
+      const tagP = `[page ${n}T${alone ? ' alone' : ''}]`;
+      page.on('console', (m) => (m.type() === 'error' || m.type() === 'warning' ? problems.push(`${m.type()}: ${m.text()}`) : log(`${tagP} ${m.text()}`)));
       page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
       try {
         await page.goto(`http://127.0.0.1:${srv.port}/index.html`);
         await page.waitForFunction(() => window.benchReady === true, undefined, { timeout: 60_000 });
-        const cfg = { threads: n, quick: args.quick, peers: { ort: args.peers, tfjs: args.peers } };
+        const peersOn = args.peers && !alone;
+        const cfg = { threads: n, quick: args.quick, settleMs: args.settleMs, peers: { ort: peersOn, tfjs: peersOn }, parts: alone ? { train: false, decode: false } : undefined };
         const r = await Promise.race([
           page.evaluate((c) => window.bench.run(c), cfg),
-          new Promise((_, rej) => setTimeout(() => rej(new Error(`the ${n}-thread page did not finish in ${perPageS} s`)), perPageS * 1e3)),
+          new Promise((_, rej) => setTimeout(() => rej(new Error(`the ${name} did not finish in ${perPageS} s`)), perPageS * 1e3)),
         ]);
-        out.pages.push({ threads: n, ...r, consoleProblems: problems, waitedForIdle: w });
+        (alone ? out.alonePages : out.pages).push({ threads: n, ...r, consoleProblems: problems, waitedForIdle: w });
       } catch (e) {
-        out.errors.push(`${n}-thread page: ${errText(e)}${problems.length ? ` (console: ${problems.slice(0, 3).join(' | ')})` : ''}`);
-        log(`${n}-thread page failed: ${errText(e)}`);
-        out.pages.push({ threads: n, error: errText(e), consoleProblems: problems });
+        out.errors.push(`${name}: ${errText(e)}${problems.length ? ` (console: ${problems.slice(0, 3).join(' | ')})` : ''}`);
+        log(`${name} failed: ${errText(e)}`);
+        (alone ? out.alonePages : out.pages).push({ threads: n, error: errText(e), consoleProblems: problems });
       } finally {
-        for (const p of problems) log(`[page ${n}T] ${p}`);
+        for (const p of problems) log(`${tagP} ${p}`);
         await page.close();
         mon.phase(null);
       }
@@ -217,7 +227,7 @@ function runNode(args, log) {
   const file = join(benchDir, 'lib/wasm-node-child.js');
   const flags = ['--experimental-wasm-relaxed-simd'];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...flags, file, JSON.stringify({ root, threads: args.threads, quick: args.quick, waitIdle: args.waitIdleS > 0 })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...flags, file, JSON.stringify({ root, threads: args.threads, quick: args.quick, waitIdle: args.waitIdleS > 0, settleMs: args.settleMs })], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -360,6 +370,7 @@ export async function main(argv) {
     env,
     variants: VARIANTS,
     browser: { ...merged, pages: browser.pages.map((p) => ({ threads: p.threads, error: p.error, env: p.env, peers: p.peers, consoleProblems: p.consoleProblems, waitedForIdle: p.waitedForIdle })), errors: browser.errors, http404: browser.http404 ?? [] },
+    browserAlone: browser.alonePages.length ? { matmul: mergePages(browser.alonePages).matmul, pages: browser.alonePages.map((p) => ({ threads: p.threads, error: p.error, waitedForIdle: p.waitedForIdle })) } : null,
     node: node.error || node.skipped ? node : { env: node.env, flags: node.flags, variants: node.variants, matmul: node.matmul, train: node.train, decode: node.decode, plan: node.plan, waitedForIdle: node.waitedForIdle },
     notes: [],
   };
