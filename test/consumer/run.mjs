@@ -11,7 +11,7 @@
 //      native addon, as ESM with FERROGPT_BACKEND=wasm, and as CommonJS (require) on the
 //      native addon and on wasm; the losses must be close across backends, the tokens of a
 //      seeded generation equal, and ESM and CommonJS identical;
-//   3b. a small browser app (web/) bundles it with vite: both .wasm files become assets and
+//   3b. a small browser app (web/) bundles it with vite: the four .wasm files become assets and
 //      Node's modules are mapped by the package's "browser" field, not stubbed;
 //   4. the ESM and CommonJS type declarations type-check (tsc --module nodenext);
 //   5. the loader order: the platform package (npm/<platform>, packed with the addon) is
@@ -54,7 +54,7 @@ function lastJson(stdout, what) {
 
 // ---- 0. what the build must have left ----
 const nodeFiles = existsSync(join(root, 'bindings/native')) ? readdirSync(join(root, 'bindings/native')).filter((f) => f.endsWith('.node')) : [];
-const required = ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/cjs/src/index.js', 'dist/cjs/src/index.d.ts', 'dist/cjs/package.json', 'dist/bindings/wasm/ferrogpt-simd.wasm', 'dist/bindings/wasm/ferrogpt.wasm'];
+const required = ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/cjs/src/index.js', 'dist/cjs/src/index.d.ts', 'dist/cjs/package.json', 'dist/bindings/wasm/ferrogpt-relaxed-threads.wasm', 'dist/bindings/wasm/ferrogpt-simd-threads.wasm', 'dist/bindings/wasm/ferrogpt-simd.wasm', 'dist/bindings/wasm/ferrogpt.wasm'];
 const missing = required.filter((f) => !existsSync(join(root, f)));
 if (nodeFiles.length === 0) missing.push('bindings/native/ferrogpt.<platform>.node');
 if (missing.length > 0) fail(`missing build outputs (run npm run build): ${missing.join(', ')}`);
@@ -78,13 +78,13 @@ const allowed = [
   /^LICENSE(\.md|\.txt)?$/i,
   /^data\/(corpus\.txt|README\.md)$/,
   /^bindings\/native\/ferrogpt\.[a-z0-9-]+\.node$/,
-  /^dist\/bindings\/wasm\/ferrogpt(-simd)?\.wasm$/,
+  /^dist\/bindings\/wasm\/ferrogpt(-simd|-simd-threads|-relaxed-threads)?\.wasm$/,
   /^dist\/(cjs\/)?(src|bindings)\/.+\.(js|d\.ts)$/,
   /^dist\/cjs\/package\.json$/,
 ];
 const stray = files.filter((f) => !allowed.some((re) => re.test(f)));
 if (stray.length > 0) fail(`the tarball holds files it should not: ${stray.join(', ')}`);
-for (const need of ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/cjs/src/index.js', 'dist/cjs/src/index.d.ts', 'dist/src/cli/index.js', 'dist/bindings/wasm.js', 'dist/bindings/wasm/ferrogpt-simd.wasm', 'dist/bindings/wasm/ferrogpt.wasm', 'data/corpus.txt', `bindings/native/${nodeFiles[0]}`]) {
+for (const need of ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/cjs/src/index.js', 'dist/cjs/src/index.d.ts', 'dist/src/cli/index.js', 'dist/bindings/wasm.js', 'dist/bindings/wasm-pool.js', 'dist/bindings/wasm/ferrogpt-relaxed-threads.wasm', 'dist/bindings/wasm/ferrogpt-simd-threads.wasm', 'dist/bindings/wasm/ferrogpt-simd.wasm', 'dist/bindings/wasm/ferrogpt.wasm', 'data/corpus.txt', `bindings/native/${nodeFiles[0]}`]) {
   if (!files.includes(need)) fail(`the tarball lacks ${need}`);
 }
 log(`packed ${info.filename}: ${files.length} files, ${(info.size / 1e6).toFixed(2)} MB`);
@@ -119,7 +119,9 @@ const cjsWasm = lastJson(node('consumer.cjs', { FERROGPT_BACKEND: 'wasm' }).stdo
 for (const r of [esmNative, esmWasm, cjsNative, cjsWasm]) log(`${r.moduleSystem} on ${r.backend} (${r.simd}): losses ${r.losses[0].toFixed(4)} → ${r.losses.at(-1).toFixed(4)}, generated ${JSON.stringify(r.text)}`);
 
 if (esmNative.backend !== 'native') fail(`the default backend is ${esmNative.backend}, expected native (the tarball ships the addon for ${platform})`);
-if (esmWasm.backend !== 'wasm' || esmWasm.simd !== 'simd128') fail(`FERROGPT_BACKEND=wasm gave ${esmWasm.backend} (${esmWasm.simd}), expected wasm (simd128)`);
+// Node 20 without --experimental-wasm-relaxed-simd: simd128 with threads (Node >= 22: relaxed SIMD).
+const wantSimd = Number(process.versions.node.split('.')[0]) >= 22 ? 'relaxed-simd' : 'simd128';
+if (esmWasm.backend !== 'wasm' || esmWasm.simd !== wantSimd) fail(`FERROGPT_BACKEND=wasm gave ${esmWasm.backend} (${esmWasm.simd}), expected wasm (${wantSimd})`);
 if (cjsNative.moduleSystem !== 'cjs' || cjsNative.backend !== 'native') fail(`the CommonJS run reported ${cjsNative.moduleSystem} on ${cjsNative.backend}`);
 // (The CommonJS twin of the wasm loader once read its own constants through a local named
 // `exports`: wasm did not load from require('ferrogpt').)
@@ -154,10 +156,10 @@ const vite = join(root, 'node_modules', 'vite', 'bin', 'vite.js');
 const bundled = run(join(bin, 'node'), [vite, 'build', 'web', '--outDir', '../web-dist', '--emptyOutDir', '--logLevel', 'warn'], { cwd: app, env });
 if (/externalized for browser compatibility|doesn't exist at build time/.test(bundled.stdout + bundled.stderr)) fail(`vite warned while bundling the package:\n${bundled.stdout}${bundled.stderr}`);
 const assets = readdirSync(join(app, 'web-dist', 'assets'));
-for (const re of [/^ferrogpt-simd-.*\.wasm$/, /^ferrogpt-[^s].*\.wasm$/]) if (!assets.some((a) => re.test(a))) fail(`the vite bundle lacks a wasm asset matching ${re}: ${assets.join(', ')}`);
+for (const re of [/^ferrogpt-relaxed-threads-.*\.wasm$/, /^ferrogpt-simd-threads-.*\.wasm$/, /^ferrogpt-simd-[^t].*\.wasm$/, /^ferrogpt-[^rs].*\.wasm$/]) if (!assets.some((a) => re.test(a))) fail(`the vite bundle lacks a wasm asset matching ${re}: ${assets.join(', ')}`);
 const js = assets.filter((a) => a.endsWith('.js')).map((a) => readFileSync(join(app, 'web-dist', 'assets', a), 'utf8')).join('\n');
 if (js.includes('__vite-browser-external')) fail('the vite bundle holds __vite-browser-external stubs');
-log(`a vite app bundles it for browsers: ${assets.length} assets, both wasm files, Node modules mapped to dist/src/io/browser-node.js`);
+log(`a vite app bundles it for browsers: ${assets.length} assets, the four wasm files, Node modules mapped to dist/src/io/browser-node.js`);
 
 // ---- 4. types, for both module systems (the root's TypeScript) ----
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
