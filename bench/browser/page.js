@@ -21,6 +21,9 @@ import { paramLayout } from '../../dist/src/model/params.js';
 import { resolveConfig } from '../../dist/src/model/config.js';
 import { errText, runWasmSuite } from '../lib/wasm-bench.js';
 import { matmulModel, transpose } from '../lib/onnx.js';
+// "Today's" build (bench/lib/baseline.js) or nothing: the suite aliases this name to a module
+// it writes, which re-exports that checkout's dist/ or exports `today = null`.
+import { today } from 'ferrogpt-today';
 
 const api = {
   // The threaded build exports it from the entry point; before it, only the backend module.
@@ -31,6 +34,8 @@ const api = {
   paramLayout,
   resolveConfig,
 };
+
+const todayApi = today ? { createWasmBackend: today.wasm.createWasmBackend, GPT: today.index.GPT, AdamW: today.index.AdamW, clipGradNorm: today.index.clipGradNorm } : null;
 
 const here = (path) => new URL(path, location.href).href;
 const workers = () => (window.__workers ?? []).length;
@@ -181,7 +186,7 @@ window.bench = {
     // The suite's CPU monitor, exposed by playwright (page.exposeFunction): other processes' cores.
     const contention = typeof window.__othersBetween === 'function' ? (t0, t1) => window.__othersBetween(t0, t1) : null;
     const waitIdle = typeof window.__waitIdle === 'function' ? (maxS) => window.__waitIdle(maxS) : null;
-    const result = await runWasmSuite({ api, threads: [n], quick: cfg.quick, parts: cfg.parts, peers, log, contention, waitIdle, settleMs: cfg.settleMs });
+    const result = await runWasmSuite({ api, todayApi: cfg.today ? todayApi : null, threads: [n], quick: cfg.quick, parts: cfg.parts, peers, log, contention, waitIdle, settleMs: cfg.settleMs });
     env.workersStartedDuringRun = workers() - w0; // by ferrogpt (the peers start theirs in initPeers)
     env.workers = window.__workers ?? null;
     env.filesLoaded = wasmFilesLoaded();

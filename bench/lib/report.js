@@ -146,7 +146,9 @@ function matmulTable(L, doc, side, peers) {
 function ratioTable(L, doc, r, withPeers) {
   const th = doc.env.threads;
   const [lo, hi] = [Math.min(...th), Math.max(...th)];
+  const today = r.shapes.some((x) => x.relaxedVsToday_1T != null || x.bestHiVsToday_1T != null);
   const head = ['shape', 'relaxed 1T / simd128 1T'];
+  if (today) head.push('relaxed 1T / today 1T', `best ${hi}T / today 1T`);
   if (withPeers) head.push('relaxed 1T / tfjs-wasm 1T');
   if (th.length > 1) head.push(`relaxed ${hi}T / ${lo}T`, `simd128-threads ${hi}T / ${lo}T`, ...(withPeers ? [`ort-web ${hi}T / ${lo}T`, `tfjs-wasm ${hi}T / ${lo}T`] : []));
   if (withPeers) for (const n of th) head.push(`ours / ort-web ${n}T`);
@@ -154,13 +156,15 @@ function ratioTable(L, doc, r, withPeers) {
   L.push(`|---|${head.slice(1).map(() => '--:').join('|')}|`);
   for (const s of r.shapes) {
     const c = [s.shape, x2(s.relaxedVsSimd128_1T)];
+    if (today) c.push(x2(s.relaxedVsToday_1T), s.bestHiVsToday_1T != null ? `${x2(s.bestHiVsToday_1T)} (${s.bestHi.replace(/ \d+T$/, '')})` : 'n/a');
     if (withPeers) c.push(x2(s.relaxedVsTfjs_1T));
     if (th.length > 1) c.push(x2(s.scaling['relaxed-simd-threads']), x2(s.scaling['simd128-threads']), ...(withPeers ? [x2(s.scaling['ort-web']), x2(s.scaling['tfjs-wasm'])] : []));
     if (withPeers) for (const n of th) c.push(s.vsOrt[n]?.ratio != null ? `${x2(s.vsOrt[n].ratio)} (${s.vsOrt[n].ours.replace(/ \d+T$/, '')})` : 'n/a');
     L.push(`| ${c.join(' | ')} |`);
   }
   const sm = r.summary;
-  L.push(`| **1024-row shapes, geometric mean** | ${x2(sm.relaxedVsSimd128_1T_geomean1024)} |${withPeers ? ` ${x2(sm.relaxedVsTfjs_1T_geomean1024)} |` : ''}${head.slice(withPeers ? 3 : 2).map(() => ' |').join('')}`);
+  const gm = [x2(sm.relaxedVsSimd128_1T_geomean1024), ...(today ? [x2(sm.relaxedVsToday_1T_geomean1024), x2(sm.bestHiVsToday_1T_geomean1024)] : []), ...(withPeers ? [x2(sm.relaxedVsTfjs_1T_geomean1024)] : [])];
+  L.push(`| **1024-row shapes, geometric mean** | ${gm.join(' | ')} |${head.slice(1 + gm.length).map(() => ' |').join('')}`);
   L.push('');
 }
 
@@ -199,6 +203,7 @@ export function renderBrowser(doc) {
   L.push(`| Chromium | ${env.chromium?.version ?? 'n/a'} (headless, playwright-core ${env.playwrightCore}); page crossOriginIsolated: ${pages.map((p) => `${p.threads}T ${p.env.crossOriginIsolated}`).join(', ') || 'n/a'}; navigator.hardwareConcurrency ${pages[0]?.env.hardwareConcurrency ?? 'n/a'} |`);
   L.push(`| Node | ${env.node}${nd.flags ? ` (child with ${nd.flags.join(' ')}; relaxed SIMD validates: ${nd.env?.relaxedSimdValidates})` : nd.skipped ? ` (Node side not run: ${nd.skipped})` : ''} |`);
   L.push(`| ferrogpt | ${env.ferrogpt} (${env.commit ?? 'n/a'}); dist/bindings/wasm: ${env.wasmFiles.join(', ') || 'none'}; page bundled with vite ${env.vite} |`);
+  L.push(`| Today's build | ${env.today?.ref ? `\`today-simd128\`: the library at ${env.today.ref} (its TypeScript and its simd128 module, built as it shipped by Debian's rustc 1.63: bench/lib/baseline.js), one thread, in the same pages and Node child` : `n/a (${env.today?.error ?? 'not run'})`} |`);
   const po = pages.map((p) => p.peers?.ort).filter(Boolean);
   const pt = pages.map((p) => p.peers?.tfjs).filter(Boolean);
   L.push(`| Peers | onnxruntime-web ${env.peers.onnxruntimeWeb ?? 'n/a'} (wasm EP; per page env.wasm.numThreads → workers started: ${pages.map((p) => (p.peers?.ort ? (p.peers.ort.error ? `${p.threads}T error` : `${p.peers.ort.numThreads} → ${p.peers.ort.workersStarted}`) : `${p.threads}T not run`)).join(', ')}); @tensorflow/tfjs-backend-wasm ${env.peers.tfjsBackendWasm ?? 'n/a'} (per page setThreadsCount → getThreadsCount(), WASM_HAS_MULTITHREAD_SUPPORT, SIMD, workers started: ${pages.map((p) => (p.peers?.tfjs ? (p.peers.tfjs.error ? `${p.threads}T error` : `${p.peers.tfjs.requestedThreads} → ${p.peers.tfjs.threads}, ${p.peers.tfjs.multithread}, ${p.peers.tfjs.simd}, ${p.peers.tfjs.workersStarted}`) : `${p.threads}T not run`)).join('; ')}) |`);
@@ -226,7 +231,7 @@ export function renderBrowser(doc) {
     L.push('');
     L.push('The same, in fresh pages where no peer was loaded (matmul only), and each figure as a fraction of the one above from the page shared with the peers (> 1: faster alone).');
     L.push('');
-    const cols = browserColumns(doc, al, false);
+    const cols = browserColumns(doc, al, false).filter((c) => al.matmul.some((e) => e.rows[c]));
     L.push(`| shape M×K×N | ${cols.join(' | ')} |`);
     L.push(`|---|${cols.map(() => '--:').join('|')}|`);
     for (const e of al.matmul) {
@@ -243,7 +248,7 @@ export function renderBrowser(doc) {
 
   L.push('## Ratios (> 1: the first is faster)');
   L.push('');
-  L.push('"relaxed" = relaxed-simd-threads; "ours / ort-web" uses the best ferrogpt variant that ran at that thread count (named in brackets), in the same page as onnxruntime-web.');
+  L.push(`"relaxed" = relaxed-simd-threads; "today" = today-simd128, the library at ${doc.env.today?.ref ?? 'the baseline commit'} with its simd128 module built as it shipped (bench/lib/baseline.js), one thread; "best" = the first of relaxed-simd-threads, simd128-threads that ran; "ours / ort-web" uses the best ferrogpt variant that ran at that thread count (named in brackets), in the same page as onnxruntime-web.`);
   L.push('');
   L.push('### Chromium page');
   L.push('');
@@ -259,8 +264,9 @@ export function renderBrowser(doc) {
   L.push('');
   L.push(plan ? `Training: ${plan.train.config}, the full step (zeroGrad, forward + loss, backward, clip 1.0, AdamW), median of ${plan.train.steps} steps (in ${plan.rounds ?? 1} rounds, the variants taking turns) after ${plan.train.warmup} warm-up. Decode: ${plan.decode.config}, random weights, batch 1, greedy, KV cache, ${plan.decode.prompt}-token prompt then ${plan.decode.newTokens} new tokens (in ${plan.rounds ?? 1} rounds, the variants taking turns; tok/s = tokens / their total time, prompt ms the median). "vs simd128 1T": against ferrogpt's simd128 variant on one thread in the same runtime (training: its step time / this one; decode: this tok/s / its tok/s).` : '');
   L.push('');
-  L.push('| runtime | variant | threads | step ms | step tok/s | vs simd128 1T | decode tok/s | median token ms | prompt ms | vs simd128 1T |');
-  L.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+  const hasToday = doc.variants.includes('today-simd128');
+  L.push(`| runtime | variant | threads | step ms | step tok/s | vs simd128 1T |${hasToday ? ' vs today 1T |' : ''} decode tok/s | median token ms | prompt ms | vs simd128 1T |${hasToday ? ' vs today 1T |' : ''}`);
+  L.push(`|---|---|--:|--:|--:|--:|${hasToday ? '--:|' : ''}--:|--:|--:|--:|${hasToday ? '--:|' : ''}`);
   const sides = [['Chromium', b, doc.ratios.browser], ...(nd.train ? [['Node', nd, doc.ratios.node]] : [])];
   const na = [];
   for (const [name, side, r] of sides) {
@@ -272,7 +278,7 @@ export function renderBrowser(doc) {
       }
       const rt = r.train.find((x) => x.variant === t.variant && x.threads === t.threads);
       const rd = r.decode.find((x) => x.variant === t.variant && x.threads === t.threads);
-      L.push(`| ${name} | ${t.variant} | ${t.threads} | ${t.error ? `n/a: ${t.error}` : f1(t.median_ms) + dag(t)} | ${t.tokensPerS != null ? t.tokensPerS.toFixed(0) : ''} | ${x2(rt?.speedupVsSimd128_1T)} | ${d.error ? `n/a: ${d.error}` : f2(d.decodeTokPerS) + dag(d)} | ${f1(d.medianStepMs)} | ${d.promptMs != null ? d.promptMs.toFixed(0) : 'n/a'} | ${x2(rd?.vsSimd128_1T)} |`);
+      L.push(`| ${name} | ${t.variant} | ${t.threads} | ${t.error ? `n/a: ${t.error}` : f1(t.median_ms) + dag(t)} | ${t.tokensPerS != null ? t.tokensPerS.toFixed(0) : ''} | ${x2(rt?.speedupVsSimd128_1T)} |${hasToday ? ` ${x2(rt?.speedupVsToday_1T)} |` : ''} ${d.error ? `n/a: ${d.error}` : f2(d.decodeTokPerS) + dag(d)} | ${f1(d.medianStepMs)} | ${d.promptMs != null ? d.promptMs.toFixed(0) : 'n/a'} | ${x2(rd?.vsSimd128_1T)} |${hasToday ? ` ${x2(rd?.vsToday_1T)} |` : ''}`);
     }
   }
   L.push('');

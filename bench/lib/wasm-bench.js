@@ -33,6 +33,12 @@ import { GPT2, QUICK as QUICK_DECODE, timeDecode } from './decode.js';
 
 /** Best first: the first one available at a thread count is "ours" for the peer ratios. */
 export const VARIANTS = ['relaxed-simd-threads', 'simd128-threads', 'simd128', 'scalar'];
+/**
+ * "Today's" build (bench/lib/baseline.js: the library at the commit before the threaded and
+ * relaxed-SIMD builds, its simd128 module built as it shipped), when the caller gives
+ * ctx.todayApi: measured like a variant, with its own GPT, AdamW and kernels.
+ */
+export const TODAY = 'today-simd128';
 export const BASELINE = 'simd128'; // one thread: what the wasm backend was before threads
 export const isThreaded = (v) => v.endsWith('-threads');
 export const CONTENDED = 0.15; // cores of other processes that make a measurement suspect
@@ -84,6 +90,15 @@ export function maxAbsDiff(a, b) {
  * does not make is refused here (its b.variant says what came instead).
  */
 export async function openVariant(api, variant, threads) {
+  if (variant === TODAY) {
+    try {
+      const b = await api.createWasmBackend({ simd: true });
+      if (b.variant !== 'simd128') return { error: `today's build gave ${b.variant}, not simd128` };
+      return { backend: b, info: b.info() };
+    } catch (e) {
+      return { error: `today's build: createWasmBackend({ simd: true }) threw: ${errText(e)}` };
+    }
+  }
   const opts = isThreaded(variant) ? { variant, threads } : { variant };
   let b;
   try {
@@ -202,7 +217,8 @@ export async function runWasmSuite(ctx) {
   const { api, log = () => {} } = ctx;
   const P = plan(ctx.quick, ctx.settleMs ?? 0);
   const R = P.rounds;
-  const variants = ctx.variants ?? VARIANTS;
+  const variants = [...(ctx.variants ?? VARIANTS), ...(ctx.todayApi ? [TODAY] : [])];
+  const apiFor = (v) => (v === TODAY ? ctx.todayApi : api);
   const threadsList = ctx.threads;
   const parts = { matmul: true, train: true, decode: true, ...ctx.parts };
   const peers = ctx.peers ?? [];
@@ -244,7 +260,7 @@ export async function runWasmSuite(ctx) {
   const made = new Map();
   const backendFor = async (variant) => {
     if (!made.has(variant)) {
-      const r = await openVariant(api, variant, Math.max(...threadsList));
+      const r = await openVariant(apiFor(variant), variant, Math.max(...threadsList));
       made.set(variant, r);
       out.variants[variant] = r.error ? { error: r.error } : { info: r.info };
       log(`  ${variant}: ${r.error ? `n/a (${r.error})` : JSON.stringify(r.info)}`);
@@ -380,7 +396,8 @@ export async function runWasmSuite(ctx) {
           continue;
         }
         try {
-          const lib = { GPT: api.GPT, AdamW: api.AdamW, clipGradNorm: api.clipGradNorm, backend: r.backend };
+          const A = apiFor(v);
+          const lib = { GPT: A.GPT, AdamW: A.AdamW, clipGradNorm: A.clipGradNorm, backend: r.backend };
           const mo = makeModel(lib, cfg);
           live.push({ v, row, lib, mo, times: [], step: 0, loss: NaN });
         } catch (e) {
@@ -448,7 +465,13 @@ export async function runWasmSuite(ctx) {
           let model = null;
           try {
             params ??= fastParameters(api, { ...cfg, seed: 1 });
-            model = api.GPT.fromParameters({ ...cfg, seed: 1 }, params, c.backend);
+            const A = apiFor(c.v);
+            if (typeof A.GPT.fromParameters === 'function') model = A.GPT.fromParameters({ ...cfg, seed: 1 }, params, c.backend);
+            else {
+              // An older build without fromParameters: create (its init runs) and load the same weights.
+              model = A.GPT.create({ ...cfg, seed: 1 }, c.backend);
+              model.loadParameters(params);
+            }
             const md = model;
             timeDecode(md, 4, 2); // warm-up: scratch, caches, the pool
             const r = await clean(`${c.v} ${n}T`, async () => timeDecode(md, prompt, per));

@@ -3,7 +3,7 @@
 //   node --experimental-wasm-relaxed-simd bench/lib/wasm-node-child.js '<json>'
 // (Node 20's V8 has relaxed SIMD behind that flag; without it the relaxed-simd variant is
 // n/a). Progress goes to stderr; the last stdout line is the result as JSON.
-// The json: { root, threads: [1, 2], quick, parts, waitIdle, settleMs }. Its own CPU monitor (the suite
+// The json: { root, threads: [1, 2], quick, parts, waitIdle, settleMs, todayRoot }. Its own CPU monitor (the suite
 // that started it is idle meanwhile) tells each measurement whether other processes took
 // cores while it ran, as the suite's does for the page.
 
@@ -29,6 +29,14 @@ const { paramLayout } = await imp('src/model/params.js');
 const { resolveConfig } = await imp('src/model/config.js');
 const api = { createWasmBackend, GPT: index.GPT, AdamW: index.AdamW, clipGradNorm: index.clipGradNorm, paramLayout, resolveConfig };
 
+// "Today's" build (bench/lib/baseline.js), when the suite found one: its own library, whole.
+let todayApi = null;
+if (args.todayRoot) {
+  const timp = (rel) => import(pathToFileURL(join(args.todayRoot, 'dist', rel)).href);
+  const tIndex = await timp('src/index.js');
+  todayApi = { createWasmBackend: (await timp('src/backend/wasm.js')).createWasmBackend, GPT: tIndex.GPT, AdamW: tIndex.AdamW, clipGradNorm: tIndex.clipGradNorm };
+}
+
 const env = {
   node: process.version,
   execArgv: process.execArgv,
@@ -51,6 +59,7 @@ const result = await runWasmSuite({
   log,
   contention: mon.available ? (t0, t1) => mon.othersBetween(t0, t1) : null,
   settleMs: args.settleMs ?? 0,
+  todayApi,
   waitIdle: async (maxS) => (await waitIdle(mon, { maxS: args.waitIdle ? maxS : 0, log })).idle,
 });
 mon.stop();

@@ -3,7 +3,7 @@
 // next to onnxruntime-web (wasm EP, SIMD + threads) and tfjs-backend-wasm (threaded SIMD
 // build) in the same page; and the same ferrogpt figures in Node, in the same invocation.
 //
-//   node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle S] [--settle MS]
+//   node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle S] [--settle MS] [--today DIR | --no-today]
 //   (npm run bench:browser)
 //
 // How:
@@ -36,6 +36,7 @@ import { dirname, extname, join, normalize, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderBrowser } from '../lib/report.js';
 import { startCpuMonitor, waitIdle } from '../lib/cpu-monitor.js';
+import { BASELINE_REF, ensureBaseline } from '../lib/baseline.js';
 import { chromiumFacts, missingChromiumMessage } from '../../scripts/chromium.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -49,7 +50,7 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgro
 const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
 
 function parse(argv) {
-  const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true, waitIdleS: null, settleMs: 0 };
+  const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true, waitIdleS: null, settleMs: 0, today: true, todayRoot: null };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === 'browser') continue;
@@ -60,8 +61,10 @@ function parse(argv) {
     else if (s === '--no-install') a.install = false;
     else if (s === '--wait-idle') a.waitIdleS = Number(argv[++i]);
     else if (s === '--settle') a.settleMs = Number(argv[++i]);
+    else if (s === '--no-today') a.today = false;
+    else if (s === '--today') a.todayRoot = argv[++i];
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle SECONDS] [--settle MS]');
+      console.log('usage: node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle SECONDS] [--settle MS] [--today DIR | --no-today]');
       process.exit(0);
     } else throw new Error(`unknown option ${s}`);
   }
@@ -86,16 +89,27 @@ const pkgVersion = (dir) => {
   }
 };
 
-/** Bundles bench/browser/ with vite into `outDir` (ferrogpt from dist/, node: modules → the browser stand-ins). */
-async function buildPage(outDir) {
+/**
+ * Bundles bench/browser/ with vite into `outDir` (ferrogpt from dist/, node: modules → the
+ * browser stand-ins; 'ferrogpt-today' → today's build's dist/ when there is one).
+ */
+async function buildPage(outDir, todayRoot) {
   const { build } = await import('vite');
   const standIn = join(root, 'dist/src/io/browser-node.js');
+  const todayEntry = join(dirname(outDir), 'ferrogpt-today.js');
+  const t = (rel) => JSON.stringify(join(todayRoot ?? '', 'dist', rel));
+  writeFileSync(
+    todayEntry,
+    todayRoot
+      ? `import * as index from ${t('src/index.js')};\nimport * as wasm from ${t('src/backend/wasm.js')};\nexport const today = { index, wasm };\n`
+      : 'export const today = null;\n',
+  );
   await build({
     configFile: false,
     root: join(benchDir, 'browser'),
     base: './',
     logLevel: 'error', // rolldown's chunking notes about dist/ are not ours to fix here
-    resolve: { alias: [{ find: /^node:(fs|fs\/promises|path|crypto|os|url|module|worker_threads)$/, replacement: standIn }] },
+    resolve: { alias: [{ find: /^node:(fs|fs\/promises|path|crypto|os|url|module|worker_threads)$/, replacement: standIn }, { find: /^ferrogpt-today$/, replacement: todayEntry }] },
     worker: { format: 'es' },
     build: { target: 'es2022', outDir, emptyOutDir: true, chunkSizeWarningLimit: 4096, reportCompressedSize: false },
   });
@@ -156,7 +170,7 @@ async function runBrowser(args, log, mon) {
   let context = null;
   try {
     const t0 = Date.now();
-    await buildPage(join(work, 'site'));
+    await buildPage(join(work, 'site'), args.todayRoot);
     log(`page bundled with vite in ${((Date.now() - t0) / 1e3).toFixed(1)} s`);
     srv = await serve(join(work, 'site'));
     const { chromium } = await import('playwright-core');
@@ -194,7 +208,7 @@ async function runBrowser(args, log, mon) {
         await page.goto(`http://127.0.0.1:${srv.port}/index.html`);
         await page.waitForFunction(() => window.benchReady === true, undefined, { timeout: 60_000 });
         const peersOn = args.peers && !alone;
-        const cfg = { threads: n, quick: args.quick, settleMs: args.settleMs, peers: { ort: peersOn, tfjs: peersOn }, parts: alone ? { train: false, decode: false } : undefined };
+        const cfg = { threads: n, quick: args.quick, settleMs: args.settleMs, today: !alone && n === 1, peers: { ort: peersOn, tfjs: peersOn }, parts: alone ? { train: false, decode: false } : undefined };
         const r = await Promise.race([
           page.evaluate((c) => window.bench.run(c), cfg),
           new Promise((_, rej) => setTimeout(() => rej(new Error(`the ${name} did not finish in ${perPageS} s`)), perPageS * 1e3)),
@@ -227,7 +241,7 @@ function runNode(args, log) {
   const file = join(benchDir, 'lib/wasm-node-child.js');
   const flags = ['--experimental-wasm-relaxed-simd'];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...flags, file, JSON.stringify({ root, threads: args.threads, quick: args.quick, waitIdle: args.waitIdleS > 0, settleMs: args.settleMs })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...flags, file, JSON.stringify({ root, threads: args.threads, quick: args.quick, waitIdle: args.waitIdleS > 0, settleMs: args.settleMs, todayRoot: args.todayRoot })], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -285,7 +299,19 @@ export function ratios(side, VARIANTS, threads) {
   const best = (rows, n) => VARIANTS.map((v) => `${v} ${n}T`).find((l) => gf(rows, l) != null) ?? null;
   const shapes = side.matmul.map((e) => {
     const r = e.rows;
-    const o = { shape: `${e.M}×${e.K}×${e.N}`, M: e.M, relaxedVsSimd128_1T: div(gf(r, 'relaxed-simd-threads 1T'), gf(r, 'simd128 1T')), relaxedVsTfjs_1T: div(gf(r, 'relaxed-simd-threads 1T'), gf(r, 'tfjs-wasm 1T')), scaling: {}, vsOrt: {} };
+    const hiT = Math.max(...threads);
+    const bestHi = best(r, hiT);
+    const o = {
+      shape: `${e.M}×${e.K}×${e.N}`,
+      M: e.M,
+      relaxedVsSimd128_1T: div(gf(r, 'relaxed-simd-threads 1T'), gf(r, 'simd128 1T')),
+      relaxedVsTfjs_1T: div(gf(r, 'relaxed-simd-threads 1T'), gf(r, 'tfjs-wasm 1T')),
+      relaxedVsToday_1T: div(gf(r, 'relaxed-simd-threads 1T'), gf(r, 'today-simd128 1T')),
+      bestHiVsToday_1T: bestHi ? div(gf(r, bestHi), gf(r, 'today-simd128 1T')) : null,
+      bestHi,
+      scaling: {},
+      vsOrt: {},
+    };
     if (threads.length > 1) {
       const [lo, hi] = [Math.min(...threads), Math.max(...threads)];
       for (const name of ['relaxed-simd-threads', 'simd128-threads', 'ort-web', 'tfjs-wasm']) o.scaling[name] = div(gf(r, `${name} ${hi}T`), gf(r, `${name} ${lo}T`));
@@ -301,12 +327,16 @@ export function ratios(side, VARIANTS, threads) {
   const summary = {
     relaxedVsSimd128_1T_geomean1024: geomean(rows1024.map((s) => s.relaxedVsSimd128_1T)),
     relaxedVsTfjs_1T_geomean1024: geomean(rows1024.map((s) => s.relaxedVsTfjs_1T)),
+    relaxedVsToday_1T_geomean1024: geomean(rows1024.map((s) => s.relaxedVsToday_1T)),
+    bestHiVsToday_1T_geomean1024: geomean(rows1024.map((s) => s.bestHiVsToday_1T)),
   };
-  const base = (list, key) => list.find((x) => x.variant === 'simd128' && x.threads === 1 && x[key] != null)?.[key] ?? null;
+  const base = (list, key, v = 'simd128') => list.find((x) => x.variant === v && x.threads === 1 && x[key] != null)?.[key] ?? null;
   const trainBase = base(side.train, 'median_ms');
   const decodeBase = base(side.decode, 'decodeTokPerS');
-  const train = side.train.map((t) => ({ variant: t.variant, threads: t.threads, speedupVsSimd128_1T: div(trainBase, t.median_ms) }));
-  const decode = side.decode.map((t) => ({ variant: t.variant, threads: t.threads, vsSimd128_1T: div(t.decodeTokPerS, decodeBase) }));
+  const trainToday = base(side.train, 'median_ms', 'today-simd128');
+  const decodeToday = base(side.decode, 'decodeTokPerS', 'today-simd128');
+  const train = side.train.map((t) => ({ variant: t.variant, threads: t.threads, speedupVsSimd128_1T: div(trainBase, t.median_ms), speedupVsToday_1T: div(trainToday, t.median_ms) }));
+  const decode = side.decode.map((t) => ({ variant: t.variant, threads: t.threads, vsSimd128_1T: div(t.decodeTokPerS, decodeBase), vsToday_1T: div(t.decodeTokPerS, decodeToday) }));
   return { shapes, summary, train, decode };
 }
 
@@ -323,7 +353,19 @@ export async function main(argv) {
   const started = Date.now();
   if (!existsSync(join(root, 'dist/src/index.js'))) throw new Error('dist/src/index.js not found: run npm run build:ts (the bench loads the compiled library)');
   if (args.peers) ensurePeers(args.install, log);
-  const { VARIANTS } = await import('../lib/wasm-bench.js');
+  // "Today's" build: the library at BASELINE_REF with its simd128 module as it shipped
+  // (bench/lib/baseline.js builds it once under bench/.baseline/), or --today DIR.
+  let todayError = null;
+  if (args.today && !args.todayRoot) {
+    try {
+      args.todayRoot = ensureBaseline(log);
+    } catch (e) {
+      todayError = errText(e);
+      log(`today's build: n/a (${todayError})`);
+    }
+  }
+  if (!args.today) todayError = '--no-today';
+  const { VARIANTS: NEW_VARIANTS, TODAY } = await import('../lib/wasm-bench.js');
   const env = {
     date: new Date().toISOString(),
     cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -344,6 +386,7 @@ export async function main(argv) {
     threads: args.threads,
     quick: args.quick,
     peersRun: args.peers,
+    today: args.todayRoot ? { ref: BASELINE_REF, root: args.todayRoot } : { error: todayError },
     loadAverageStart: os.loadavg().map((x) => +x.toFixed(2)),
   };
   log(`bench:browser: ${env.cpu}, ${env.cores} cores, node ${env.node}, ferrogpt ${env.ferrogpt} (${env.commit ?? 'no git'}), threads ${args.threads.join(',')}${args.quick ? ', --quick' : ''}; load ${env.loadAverageStart.join(' ')}`);
@@ -364,11 +407,12 @@ export async function main(argv) {
   env.loadAverageEnd = os.loadavg().map((x) => +x.toFixed(2));
   env.wallSeconds = +((Date.now() - started) / 1e3).toFixed(1);
 
+  const VARIANTS = NEW_VARIANTS; // "ours": the best of these at a thread count
   const merged = mergePages(browser.pages);
   const doc = {
     suite: 'browser',
     env,
-    variants: VARIANTS,
+    variants: args.todayRoot ? [...VARIANTS, TODAY] : VARIANTS,
     browser: { ...merged, pages: browser.pages.map((p) => ({ threads: p.threads, error: p.error, env: p.env, peers: p.peers, consoleProblems: p.consoleProblems, waitedForIdle: p.waitedForIdle })), errors: browser.errors, http404: browser.http404 ?? [] },
     browserAlone: browser.alonePages.length ? { matmul: mergePages(browser.alonePages).matmul, pages: browser.alonePages.map((p) => ({ threads: p.threads, error: p.error, waitedForIdle: p.waitedForIdle })) } : null,
     node: node.error || node.skipped ? node : { env: node.env, flags: node.flags, variants: node.variants, matmul: node.matmul, train: node.train, decode: node.decode, plan: node.plan, waitedForIdle: node.waitedForIdle },
