@@ -286,6 +286,25 @@ export function renderBrowser(doc) {
   L.push('## Checks and what was not measured');
   L.push('');
   {
+    // Per-round medians (ms per call / step / token) of each row: a row slow in every round
+    // is slow for a reason of its own; one slow in one round met a slow spell of the machine.
+    const spread = [];
+    const sides = [['Chromium', b], ...(al?.matmul ? [['Chromium alone', al]] : []), ...(nd.matmul ? [['Node', nd]] : [])];
+    for (const [name, side] of sides) {
+      const rows = [...side.matmul.flatMap((e) => Object.entries(e.rows).map(([k, r]) => [`${k} @ ${e.M}×${e.K}×${e.N}`, r])), ...(side.train ?? []).map((r) => [`${r.variant} ${r.threads}T training`, r]), ...(side.decode ?? []).map((r) => [`${r.variant} ${r.threads}T decode`, r])];
+      for (const [label, r] of rows) {
+        const m = r.roundMedians;
+        if (!m || m.length < 2) continue;
+        spread.push({ label: `${name} ${label}`, ratio: Math.max(...m) / Math.min(...m) });
+      }
+    }
+    if (spread.length) {
+      spread.sort((x, y) => y.ratio - x.ratio);
+      const wide = spread.filter((x) => x.ratio > 1.3);
+      L.push(`- Repeatability: the slowest round's median over the fastest's, per row: ${wide.length ? `over 1.3 for ${wide.length} of ${spread.length} rows (${wide.slice(0, 8).map((x) => `${x.label} ${x.ratio.toFixed(2)}`).join('; ')}${wide.length > 8 ? '; …' : ''})` : `at most ${spread[0].ratio.toFixed(2)} (${spread[0].label}) over ${spread.length} rows`}; a row far below its neighbours with a narrow spread was slow in every round.`);
+    }
+  }
+  {
     const all = [...[b, ...(al?.matmul ? [al] : []), ...(nd.matmul ? [nd] : [])].flatMap((side) => [...side.matmul.flatMap((e) => Object.values(e.rows)), ...(side.train ?? []), ...(side.decode ?? [])])].filter((r) => r.othersCores != null);
     if (all.length) {
       const marked = all.filter((r) => dag(r)).length;

@@ -244,7 +244,8 @@ export async function runWasmSuite(ctx) {
     }
   };
   /** Folds one round's contention into a row: the worst round counts. */
-  const addRound = (row, r) => {
+  const addRound = (row, r, value) => {
+    if (value != null) (row.roundMedians ??= []).push(+value.toFixed(3));
     row.othersCores = r.othersCores == null ? (row.othersCores ?? null) : Math.max(row.othersCores ?? 0, r.othersCores);
     row.attempts = (row.attempts ?? 0) + r.attempts;
   };
@@ -346,7 +347,7 @@ export async function runWasmSuite(ctx) {
                     return { times: m.times };
                   });
                   c.times.push(...r.times);
-                  addRound(c.row, r);
+                  addRound(c.row, r, median(r.times));
                 } catch (e) {
                   c.failed = true;
                   fail(c.label, c.base, e);
@@ -418,7 +419,7 @@ export async function runWasmSuite(ctx) {
             try {
               const r = await clean(`${c.v} ${n}T`, async () => ({ times: Array.from({ length: per }, () => stepOnce(c)) }));
               c.times.push(...r.times);
-              addRound(c.row, r);
+              addRound(c.row, r, median(r.times));
             } catch (e) {
               c.row.error = errText(e);
             }
@@ -477,7 +478,7 @@ export async function runWasmSuite(ctx) {
             const r = await clean(`${c.v} ${n}T`, async () => timeDecode(md, prompt, per));
             c.steps.push(...r.stepsMs);
             c.prompts.push(r.promptMs);
-            addRound(c.row, r);
+            addRound(c.row, r, median(r.stepsMs));
           } catch (e) {
             c.row.error = errText(e);
           } finally {
