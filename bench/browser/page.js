@@ -186,7 +186,7 @@ window.bench = {
     // The suite's CPU monitor, exposed by playwright (page.exposeFunction): other processes' cores.
     const contention = typeof window.__othersBetween === 'function' ? (t0, t1) => window.__othersBetween(t0, t1) : null;
     const waitIdle = typeof window.__waitIdle === 'function' ? (maxS) => window.__waitIdle(maxS) : null;
-    const result = await runWasmSuite({ api, todayApi: cfg.today ? todayApi : null, threads: [n], quick: cfg.quick, parts: cfg.parts, peers, log, contention, waitIdle, settleMs: cfg.settleMs });
+    const result = await runWasmSuite({ api, todayApi: cfg.today ? todayApi : null, threads: [n], quick: cfg.quick, parts: cfg.parts, peers, log, contention, waitIdle, settleMs: cfg.settleMs, shapes: cfg.shapes });
     env.workersStartedDuringRun = workers() - w0; // by ferrogpt (the peers start theirs in initPeers)
     env.workers = window.__workers ?? null;
     env.filesLoaded = wasmFilesLoaded();

@@ -204,7 +204,7 @@ function pooled(times, rounds) {
 /**
  * Runs the measurements. ctx: { api, threads: [n, ...], variants, quick, parts: { matmul,
  * train, decode }, peers: [{ name, threads, make(M, K, N, x, W) → { run, read, dispose } }],
- * log, contention?(t0, t1) → cores, waitIdle?(maxS), retries?, retryBudgetS?, settleMs? }.
+ * log, contention?(t0, t1) → cores, waitIdle?(maxS), retries?, retryBudgetS?, settleMs?, shapes? }.
  * api: { createWasmBackend, GPT, AdamW, clipGradNorm, paramLayout, resolveConfig }.
  * Returns { variants, matmul, train, decode, plan } (plain JSON).
  *
@@ -216,6 +216,7 @@ function pooled(times, rounds) {
 export async function runWasmSuite(ctx) {
   const { api, log = () => {} } = ctx;
   const P = plan(ctx.quick, ctx.settleMs ?? 0);
+  if (ctx.shapes) P.shapes = ctx.shapes;
   const R = P.rounds;
   const variants = [...(ctx.variants ?? VARIANTS), ...(ctx.todayApi ? [TODAY] : [])];
   const apiFor = (v) => (v === TODAY ? ctx.todayApi : api);

@@ -3,7 +3,7 @@
 //   node --experimental-wasm-relaxed-simd bench/lib/wasm-node-child.js '<json>'
 // (Node 20's V8 has relaxed SIMD behind that flag; without it the relaxed-simd variant is
 // n/a). Progress goes to stderr; the last stdout line is the result as JSON.
-// The json: { root, threads: [1, 2], quick, parts, waitIdle, settleMs, todayRoot }. Its own CPU monitor (the suite
+// The json: { root, threads: [1, 2], quick, parts, waitIdle, settleMs, todayRoot, shapes }. Its own CPU monitor (the suite
 // that started it is idle meanwhile) tells each measurement whether other processes took
 // cores while it ran, as the suite's does for the page.
 
@@ -59,6 +59,7 @@ const result = await runWasmSuite({
   log,
   contention: mon.available ? (t0, t1) => mon.othersBetween(t0, t1) : null,
   settleMs: args.settleMs ?? 0,
+  shapes: args.shapes,
   todayApi,
   waitIdle: async (maxS) => (await waitIdle(mon, { maxS: args.waitIdle ? maxS : 0, log })).idle,
 });

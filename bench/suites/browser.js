@@ -3,7 +3,7 @@
 // next to onnxruntime-web (wasm EP, SIMD + threads) and tfjs-backend-wasm (threaded SIMD
 // build) in the same page; and the same ferrogpt figures in Node, in the same invocation.
 //
-//   node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle S] [--settle MS] [--today DIR | --no-today]
+//   node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle S] [--settle MS] [--today DIR | --no-today] [--shapes MxKxN,...] [--only matmul|train|decode]
 //   (npm run bench:browser)
 //
 // How:
@@ -50,7 +50,7 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgro
 const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
 
 function parse(argv) {
-  const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true, waitIdleS: null, settleMs: 0, today: true, todayRoot: null };
+  const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true, waitIdleS: null, settleMs: 0, today: true, todayRoot: null, shapes: null, only: null };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === 'browser') continue;
@@ -62,13 +62,18 @@ function parse(argv) {
     else if (s === '--wait-idle') a.waitIdleS = Number(argv[++i]);
     else if (s === '--settle') a.settleMs = Number(argv[++i]);
     else if (s === '--no-today') a.today = false;
+    else if (s === '--shapes') a.shapes = String(argv[++i]).split(',').map((x) => x.split('x').map(Number));
+    else if (s === '--only') a.only = argv[++i];
     else if (s === '--today') a.todayRoot = argv[++i];
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle SECONDS] [--settle MS] [--today DIR | --no-today]');
+      console.log('usage: node bench/benchmark.js browser [--quick] [--threads 1,2] [--no-node] [--no-peers] [--no-install] [--wait-idle SECONDS] [--settle MS] [--today DIR | --no-today] [--shapes MxKxN,...] [--only matmul|train|decode]');
       process.exit(0);
     } else throw new Error(`unknown option ${s}`);
   }
   a.waitIdleS ??= a.quick ? 0 : 120;
+  if (a.shapes && a.shapes.some((sh) => sh.length !== 3 || sh.some((d) => !Number.isInteger(d) || d < 1))) throw new Error('--shapes: MxKxN[,MxKxN...]');
+  if (a.only && !['matmul', 'train', 'decode'].includes(a.only)) throw new Error('--only: matmul, train or decode');
+  a.parts = a.only ? { matmul: a.only === 'matmul', train: a.only === 'train', decode: a.only === 'decode' } : undefined;
   if (!a.threads.length || a.threads.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--threads: a list of positive integers, got ${a.threads.join(',')}`);
   return a;
 }
@@ -208,7 +213,7 @@ async function runBrowser(args, log, mon) {
         await page.goto(`http://127.0.0.1:${srv.port}/index.html`);
         await page.waitForFunction(() => window.benchReady === true, undefined, { timeout: 60_000 });
         const peersOn = args.peers && !alone;
-        const cfg = { threads: n, quick: args.quick, settleMs: args.settleMs, today: !alone && n === 1, peers: { ort: peersOn, tfjs: peersOn }, parts: alone ? { train: false, decode: false } : undefined };
+        const cfg = { threads: n, quick: args.quick, settleMs: args.settleMs, today: !alone && n === 1, peers: { ort: peersOn, tfjs: peersOn }, parts: alone ? { ...args.parts, train: false, decode: false } : args.parts, shapes: args.shapes };
         const r = await Promise.race([
           page.evaluate((c) => window.bench.run(c), cfg),
           new Promise((_, rej) => setTimeout(() => rej(new Error(`the ${name} did not finish in ${perPageS} s`)), perPageS * 1e3)),
@@ -241,7 +246,7 @@ function runNode(args, log) {
   const file = join(benchDir, 'lib/wasm-node-child.js');
   const flags = ['--experimental-wasm-relaxed-simd'];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...flags, file, JSON.stringify({ root, threads: args.threads, quick: args.quick, waitIdle: args.waitIdleS > 0, settleMs: args.settleMs, todayRoot: args.todayRoot })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...flags, file, JSON.stringify({ root, threads: args.threads, quick: args.quick, waitIdle: args.waitIdleS > 0, settleMs: args.settleMs, todayRoot: args.todayRoot, shapes: args.shapes, parts: args.parts })], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -429,10 +434,11 @@ export async function main(argv) {
   log('\n' + md);
   const outDir = join(benchDir, 'results');
   mkdirSync(outDir, { recursive: true });
-  // A --quick run must not replace the committed table.
-  const jsonPath = join(outDir, args.quick ? 'browser.partial.json' : 'browser.json');
+  // A --quick, --shapes or --only run must not replace the committed table.
+  const partial = args.quick || args.shapes || args.only;
+  const jsonPath = join(outDir, partial ? 'browser.partial.json' : 'browser.json');
   writeFileSync(jsonPath, JSON.stringify(doc, null, 2) + '\n');
-  if (!args.quick) writeFileSync(join(outDir, 'browser.md'), md);
-  log(`wrote ${relative(process.cwd(), jsonPath)}${args.quick ? ' (--quick: browser.md left as it was)' : ` and ${relative(process.cwd(), join(outDir, 'browser.md'))}`} in ${env.wallSeconds} s`);
+  if (!partial) writeFileSync(join(outDir, 'browser.md'), md);
+  log(`wrote ${relative(process.cwd(), jsonPath)}${partial ? ' (partial run: browser.md left as it was)' : ` and ${relative(process.cwd(), join(outDir, 'browser.md'))}`} in ${env.wallSeconds} s`);
   process.exit(0);
 }
