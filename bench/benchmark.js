@@ -5,6 +5,7 @@
 //   node bench/benchmark.js train|quality ...   → bench/suites/train.js main(argv) (npm run bench:train / bench:quality)
 //   node bench/benchmark.js finetune ...        → bench/suites/finetune.js main(argv) (npm run bench:finetune)
 //   node bench/benchmark.js generate|prompting ... → bench/suites/<name>.js main(argv) (npm run bench:generate / bench:prompting)
+//   node bench/benchmark.js browser ...         → bench/suites/browser.js main(argv) (npm run bench:browser)
 // Prints as it goes and writes bench/results/<suite>.json (git-ignored) and <suite>.md.
 //
 // ferrogpt is loaded from the compiled library (dist/, `npm run build:ts`) and the prebuilt
@@ -107,8 +108,10 @@ async function main() {
     return (await import('./suites/generate.js')).main(process.argv.slice(2).filter((s) => s !== '--no-install'));
   }
   if (process.argv[2] === 'prompting') return (await import('./suites/prompting.js')).main(process.argv.slice(2));
+  // The wasm backend in Chromium and in Node, next to onnxruntime-web and tfjs-wasm (bench/suites/browser.js).
+  if (process.argv[2] === 'browser') return (await import('./suites/browser.js')).main(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
-  if (args.suite !== 'kernels') throw new Error(`unknown suite "${args.suite}" (available: kernels, train, quality, finetune)`);
+  if (args.suite !== 'kernels') throw new Error(`unknown suite "${args.suite}" (available: kernels, train, quality, finetune, generate, prompting, browser)`);
   const log = (s) => console.log(s);
   const started = Date.now();
   const nThreads = args.threads ?? (os.availableParallelism?.() ?? os.cpus().length);

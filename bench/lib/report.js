@@ -103,3 +103,244 @@ export function renderKernels(doc) {
   L.push('');
   return L.join('\n');
 }
+
+// ---------------------------------------------------------------- bench:browser
+
+const CONTENDED = 0.15; // as bench/lib/wasm-bench.js
+const dag = (row) => (row && row.othersCores != null && row.othersCores >= CONTENDED ? '†' : '');
+const x2 = (r) => (r == null || !Number.isFinite(r) ? 'n/a' : `${r.toFixed(2)}×`);
+const e1 = (x) => (x == null || !Number.isFinite(x) ? 'n/a' : x.toExponential(1));
+
+/** The matmul columns of one side: each variant at each thread count it can run, then the peers. */
+function browserColumns(doc, side, peers) {
+  const cols = [];
+  for (const v of doc.variants) for (const n of doc.env.threads) if (n === 1 || v.endsWith('-threads')) cols.push(`${v} ${n}T`);
+  if (peers && doc.env.peersRun !== false) for (const p of ['ort-web', 'tfjs-wasm']) for (const n of doc.env.threads) cols.push(`${p} ${n}T`);
+  return cols;
+}
+
+/** Why columns have no numbers: the first error of their rows, one line per variant or peer. */
+function columnReasons(side, cols) {
+  const groups = new Map();
+  for (const c of cols) {
+    const errs = side.matmul.map((e) => e.rows[c]?.error).filter(Boolean);
+    if (!errs.length) continue;
+    const name = c.replace(/ \d+T$/, '');
+    const some = errs.length < side.matmul.length ? ' on some shapes' : '';
+    const key = `${name}\u0000${errs[0].replace(/"threads":\d+/, '"threads":n')}${some}`;
+    if (!groups.has(key)) groups.set(key, { name, threads: [], reason: errs[0] + some });
+    groups.get(key).threads.push(c.match(/(\d+T)$/)[1]);
+  }
+  return [...groups.values()].map((g) => `\`${g.name}\` (${g.threads.join(', ')}): ${g.reason}`);
+}
+
+function matmulTable(L, doc, side, peers) {
+  const cols = browserColumns(doc, side, peers);
+  L.push(`| shape M×K×N | ${cols.join(' | ')} |`);
+  L.push(`|---|${cols.map(() => '--:').join('|')}|`);
+  for (const e of side.matmul) L.push(`| ${e.M}×${e.K}×${e.N} | ${cols.map((c) => f1(e.rows[c]?.gflops) + dag(e.rows[c])).join(' | ')} |`);
+  L.push('');
+  return cols;
+}
+
+function ratioTable(L, doc, r, withPeers) {
+  const th = doc.env.threads;
+  const [lo, hi] = [Math.min(...th), Math.max(...th)];
+  const today = r.shapes.some((x) => x.relaxedVsToday_1T != null || x.bestHiVsToday_1T != null);
+  const head = ['shape', 'relaxed 1T / simd128 1T'];
+  if (today) head.push('relaxed 1T / today 1T', `best ${hi}T / today 1T`);
+  if (withPeers) head.push('relaxed 1T / tfjs-wasm 1T');
+  if (th.length > 1) head.push(`relaxed ${hi}T / ${lo}T`, `simd128-threads ${hi}T / ${lo}T`, ...(withPeers ? [`ort-web ${hi}T / ${lo}T`, `tfjs-wasm ${hi}T / ${lo}T`] : []));
+  if (withPeers) for (const n of th) head.push(`ours / ort-web ${n}T`);
+  L.push(`| ${head.join(' | ')} |`);
+  L.push(`|---|${head.slice(1).map(() => '--:').join('|')}|`);
+  for (const s of r.shapes) {
+    const c = [s.shape, x2(s.relaxedVsSimd128_1T)];
+    if (today) c.push(x2(s.relaxedVsToday_1T), s.bestHiVsToday_1T != null ? `${x2(s.bestHiVsToday_1T)} (${s.bestHi.replace(/ \d+T$/, '')})` : 'n/a');
+    if (withPeers) c.push(x2(s.relaxedVsTfjs_1T));
+    if (th.length > 1) c.push(x2(s.scaling['relaxed-simd-threads']), x2(s.scaling['simd128-threads']), ...(withPeers ? [x2(s.scaling['ort-web']), x2(s.scaling['tfjs-wasm'])] : []));
+    if (withPeers) for (const n of th) c.push(s.vsOrt[n]?.ratio != null ? `${x2(s.vsOrt[n].ratio)} (${s.vsOrt[n].ours.replace(/ \d+T$/, '')})` : 'n/a');
+    L.push(`| ${c.join(' | ')} |`);
+  }
+  const sm = r.summary;
+  const gm = [x2(sm.relaxedVsSimd128_1T_geomean1024), ...(today ? [x2(sm.relaxedVsToday_1T_geomean1024), x2(sm.bestHiVsToday_1T_geomean1024)] : []), ...(withPeers ? [x2(sm.relaxedVsTfjs_1T_geomean1024)] : [])];
+  L.push(`| **1024-row shapes, geometric mean** | ${gm.join(' | ')} |${head.slice(1 + gm.length).map(() => ' |').join('')}`);
+  L.push('');
+}
+
+/** Checks of each matmul row: float64 spot check, and the largest max |Δ| against ferrogpt's own output in the same page, per implementation. */
+function checks(side) {
+  let worstErr = 0;
+  const vs = {};
+  for (const e of side.matmul) {
+    for (const [label, row] of Object.entries(e.rows)) {
+      if (row.maxAbsErr != null) worstErr = Math.max(worstErr, row.maxAbsErr);
+      if (row.maxAbsDiffVsOurs != null) {
+        const k = label.replace(/ \d+T$/, '');
+        const v = (vs[k] ??= { max: 0, n: 0 });
+        v.max = Math.max(v.max, row.maxAbsDiffVsOurs);
+        v.n++;
+      }
+    }
+  }
+  return { worstErr, vs: Object.fromEntries(Object.entries(vs).map(([k, v]) => [k, [`≤ ${e1(v.max)} (${v.n} results)`]])) };
+}
+
+export function renderBrowser(doc) {
+  const { env } = doc;
+  const b = doc.browser;
+  const nd = doc.node;
+  const L = [];
+  const pages = b.pages.filter((p) => p.env);
+  const ua = pages[0]?.env.userAgent ?? null;
+  L.push('# ferrogpt wasm in the browser (and in Node)');
+  L.push('');
+  L.push(`Generated by \`npm run bench:browser\` (bench/suites/browser.js) on ${env.date}${env.quick ? ' — **--quick run: toy shapes, not comparable**' : ''}.`);
+  L.push('');
+  L.push('| | |');
+  L.push('|---|---|');
+  L.push(`| CPU | ${env.cpu}, ${env.cores} cores (${env.platform}, ${env.memoryGiB} GiB) |`);
+  L.push(`| Chromium | ${env.chromium?.version ?? 'n/a'} (headless, playwright-core ${env.playwrightCore}); page crossOriginIsolated: ${pages.map((p) => `${p.threads}T ${p.env.crossOriginIsolated}`).join(', ') || 'n/a'}; navigator.hardwareConcurrency ${pages[0]?.env.hardwareConcurrency ?? 'n/a'} |`);
+  L.push(`| Node | ${env.node}${nd.flags ? ` (child with ${nd.flags.join(' ')}; relaxed SIMD validates: ${nd.env?.relaxedSimdValidates})` : nd.skipped ? ` (Node side not run: ${nd.skipped})` : ''} |`);
+  L.push(`| ferrogpt | ${env.ferrogpt} (${env.commit ?? 'n/a'}); dist/bindings/wasm: ${env.wasmFiles.join(', ') || 'none'}; page bundled with vite ${env.vite} |`);
+  L.push(`| Today's build | ${env.today?.ref ? `\`today-simd128\`: the library at ${env.today.ref} (its TypeScript and its simd128 module, built as it shipped by Debian's rustc 1.63: bench/lib/baseline.js), one thread, in the same pages and Node child` : `n/a (${env.today?.error ?? 'not run'})`} |`);
+  const po = pages.map((p) => p.peers?.ort).filter(Boolean);
+  const pt = pages.map((p) => p.peers?.tfjs).filter(Boolean);
+  L.push(`| Peers | onnxruntime-web ${env.peers.onnxruntimeWeb ?? 'n/a'} (wasm EP; per page env.wasm.numThreads → workers started: ${pages.map((p) => (p.peers?.ort ? (p.peers.ort.error ? `${p.threads}T error` : `${p.peers.ort.numThreads} → ${p.peers.ort.workersStarted}`) : `${p.threads}T not run`)).join(', ')}); @tensorflow/tfjs-backend-wasm ${env.peers.tfjsBackendWasm ?? 'n/a'} (per page setThreadsCount → getThreadsCount(), WASM_HAS_MULTITHREAD_SUPPORT, SIMD, workers started: ${pages.map((p) => (p.peers?.tfjs ? (p.peers.tfjs.error ? `${p.threads}T error` : `${p.peers.tfjs.requestedThreads} → ${p.peers.tfjs.threads}, ${p.peers.tfjs.multithread}, ${p.peers.tfjs.simd}, ${p.peers.tfjs.workersStarted}`) : `${p.threads}T not run`)).join('; ')}) |`);
+  L.push(`| Load average | ${env.loadAverageStart.join(' ')} at start, ${env.loadAverageAfterBrowser?.join(' ')} after the browser, ${env.loadAverageEnd?.join(' ')} at end |`);
+  const cm = env.cpuMonitor;
+  if (cm?.available) {
+    const waited = [...b.pages.map((p) => p.waitedForIdle), nd.waitedForIdle].filter((w) => w && w.waitedS > 0);
+    L.push(`| Other processes' CPU | ${Object.entries(cm.phases).map(([k, p]) => `${k}: ${p.othersCores} cores on average, up to ${p.othersMaxCores}${p.stealCores ? ` (of which steal ${p.stealCores})` : ""} (ours ${p.oursCores}) over ${p.seconds} s`).join('; ')} (/proc: other processes and steal time, every 0.5 s)${waited.length ? `; waited ${waited.map((w) => `${w.waitedS} s${w.idle ? '' : ' (still busy)'}`).join(', ')} for idle cores first` : ''} |`);
+  }
+  const plan = b.plan ?? nd.plan;
+  if (plan) L.push(`| Timing | performance.now() around each call; ${plan.timing.warmup} warm-up call, then ${plan.rounds ?? 1} round(s) in which the rows compared with each other take turns, each timing calls until it has ${Math.ceil(plan.timing.minSamples / (plan.rounds ?? 1))} samples (1 when a call takes over 0.5 s) and ${+(plan.timing.budgetS / (plan.rounds ?? 1)).toFixed(2)} s; the median over all rounds. Whole run ${env.wallSeconds} s |`);
+  if (ua) L.push(`| User agent | ${ua} |`);
+  L.push('');
+
+  L.push('## Matmul: out (M,N) = x (M,K) · W (N,K)ᵀ, GFLOPS = 2·M·K·N / s');
+  L.push('');
+  L.push('### Chromium page');
+  L.push('');
+  L.push('Columns: ferrogpt\'s wasm variants at each thread count they run, then the peers. One fresh page per thread count; in it ferrogpt and both peers run on the same inputs, one after the other.');
+  L.push('');
+  const bcols = matmulTable(L, doc, b, true);
+  const al = doc.browserAlone;
+  if (al?.matmul?.length) {
+    L.push('### Chromium page, ferrogpt alone');
+    L.push('');
+    L.push('The same, in fresh pages where no peer was loaded (matmul only), and each figure as a fraction of the one above from the page shared with the peers (> 1: faster alone).');
+    L.push('');
+    const cols = browserColumns(doc, al, false).filter((c) => al.matmul.some((e) => e.rows[c]));
+    L.push(`| shape M×K×N | ${cols.join(' | ')} |`);
+    L.push(`|---|${cols.map(() => '--:').join('|')}|`);
+    for (const e of al.matmul) {
+      const shared = b.matmul.find((x) => x.M === e.M && x.K === e.K && x.N === e.N)?.rows ?? {};
+      L.push(`| ${e.M}×${e.K}×${e.N} | ${cols.map((c) => `${f1(e.rows[c]?.gflops)}${dag(e.rows[c])}${e.rows[c]?.gflops != null && shared[c]?.gflops ? ` (${x2(e.rows[c].gflops / shared[c].gflops)})` : ''}`).join(' | ')} |`);
+    }
+    L.push('');
+  }
+  if (nd.matmul) {
+    L.push('### Node');
+    L.push('');
+    matmulTable(L, doc, nd, false);
+  }
+
+  L.push('## Ratios (> 1: the first is faster)');
+  L.push('');
+  L.push(`"relaxed" = relaxed-simd-threads; "today" = today-simd128, the library at ${doc.env.today?.ref ?? 'the baseline commit'} with its simd128 module built as it shipped (bench/lib/baseline.js), one thread; "best" = the first of relaxed-simd-threads, simd128-threads that ran; "ours / ort-web" uses the best ferrogpt variant that ran at that thread count (named in brackets), in the same page as onnxruntime-web.`);
+  L.push('');
+  L.push('### Chromium page');
+  L.push('');
+  ratioTable(L, doc, doc.ratios.browser, doc.env.peersRun !== false);
+  if (doc.env.peersRun === false) L.push('(Peers not run: --no-peers.)', '');
+  if (doc.ratios.node) {
+    L.push('### Node');
+    L.push('');
+    ratioTable(L, doc, doc.ratios.node, false);
+  }
+
+  L.push('## nanoGPT training step and GPT-2-small decode');
+  L.push('');
+  L.push(plan ? `Training: ${plan.train.config}, the full step (zeroGrad, forward + loss, backward, clip 1.0, AdamW), median of ${plan.train.steps} steps (in ${plan.rounds ?? 1} rounds, the variants taking turns) after ${plan.train.warmup} warm-up. Decode: ${plan.decode.config}, random weights, batch 1, greedy, KV cache, ${plan.decode.prompt}-token prompt then ${plan.decode.newTokens} new tokens (in ${plan.rounds ?? 1} rounds, the variants taking turns; tok/s = tokens / their total time, prompt ms the median). "vs simd128 1T": against ferrogpt's simd128 variant on one thread in the same runtime (training: its step time / this one; decode: this tok/s / its tok/s).` : '');
+  L.push('');
+  const hasToday = doc.variants.includes('today-simd128');
+  L.push(`| runtime | variant | threads | step ms | step tok/s | vs simd128 1T |${hasToday ? ' vs today 1T |' : ''} decode tok/s | median token ms | prompt ms | vs simd128 1T |${hasToday ? ' vs today 1T |' : ''}`);
+  L.push(`|---|---|--:|--:|--:|--:|${hasToday ? '--:|' : ''}--:|--:|--:|--:|${hasToday ? '--:|' : ''}`);
+  const sides = [['Chromium', b, doc.ratios.browser], ...(nd.train ? [['Node', nd, doc.ratios.node]] : [])];
+  const na = [];
+  for (const [name, side, r] of sides) {
+    for (const t of side.train) {
+      const d = side.decode.find((x) => x.variant === t.variant && x.threads === t.threads) ?? {};
+      if (t.error && d.error) {
+        if (!/single-threaded/.test(t.error)) na.push({ side: name, variant: t.variant, text: `${name} ${t.variant} ${t.threads}T (training, decode): ${t.error}`, reason: t.error });
+        continue;
+      }
+      const rt = r.train.find((x) => x.variant === t.variant && x.threads === t.threads);
+      const rd = r.decode.find((x) => x.variant === t.variant && x.threads === t.threads);
+      L.push(`| ${name} | ${t.variant} | ${t.threads} | ${t.error ? `n/a: ${t.error}` : f1(t.median_ms) + dag(t)} | ${t.tokensPerS != null ? t.tokensPerS.toFixed(0) : ''} | ${x2(rt?.speedupVsSimd128_1T)} |${hasToday ? ` ${x2(rt?.speedupVsToday_1T)} |` : ''} ${d.error ? `n/a: ${d.error}` : f2(d.decodeTokPerS) + dag(d)} | ${f1(d.medianStepMs)} | ${d.promptMs != null ? d.promptMs.toFixed(0) : 'n/a'} | ${x2(rd?.vsSimd128_1T)} |${hasToday ? ` ${x2(rd?.vsToday_1T)} |` : ''}`);
+    }
+  }
+  L.push('');
+
+  L.push('## Checks and what was not measured');
+  L.push('');
+  {
+    // Per-round medians (ms per call / step / token) of each row: a row slow in every round
+    // is slow for a reason of its own; one slow in one round met a slow spell of the machine.
+    const spread = [];
+    const sides = [['Chromium', b], ...(al?.matmul ? [['Chromium alone', al]] : []), ...(nd.matmul ? [['Node', nd]] : [])];
+    for (const [name, side] of sides) {
+      const rows = [...side.matmul.flatMap((e) => Object.entries(e.rows).map(([k, r]) => [`${k} @ ${e.M}×${e.K}×${e.N}`, r])), ...(side.train ?? []).map((r) => [`${r.variant} ${r.threads}T training`, r]), ...(side.decode ?? []).map((r) => [`${r.variant} ${r.threads}T decode`, r])];
+      for (const [label, r] of rows) {
+        const m = r.roundMedians;
+        if (!m || m.length < 2) continue;
+        spread.push({ label: `${name} ${label}`, ratio: Math.max(...m) / Math.min(...m) });
+      }
+    }
+    if (spread.length) {
+      spread.sort((x, y) => y.ratio - x.ratio);
+      const wide = spread.filter((x) => x.ratio > 1.3);
+      L.push(`- Repeatability: the slowest round's median over the fastest's, per row: ${wide.length ? `over 1.3 for ${wide.length} of ${spread.length} rows (${wide.slice(0, 8).map((x) => `${x.label} ${x.ratio.toFixed(2)}`).join('; ')}${wide.length > 8 ? '; …' : ''})` : `at most ${spread[0].ratio.toFixed(2)} (${spread[0].label}) over ${spread.length} rows`}; a row far below its neighbours with a narrow spread was slow in every round.`);
+    }
+  }
+  {
+    const all = [...[b, ...(al?.matmul ? [al] : []), ...(nd.matmul ? [nd] : [])].flatMap((side) => [...side.matmul.flatMap((e) => Object.values(e.rows)), ...(side.train ?? []), ...(side.decode ?? [])])].filter((r) => r.othersCores != null);
+    if (all.length) {
+      const marked = all.filter((r) => dag(r)).length;
+      const again = all.filter((r) => r.attempts > (r.rounds ?? 1)).length;
+      L.push(`- Contention: while each figure was measured, the suite's monitor (/proc) recorded the cores other processes took; ${again} measurement(s) were taken again after waiting for idle cores, and ${marked ? `**${marked} figure(s) marked † still shared the machine** (other processes ≥ ${CONTENDED} cores): read them as lower bounds` : `none of the figures shared the machine with other processes (all under ${CONTENDED} cores)`}.`);
+    }
+  }
+  for (const [name, side] of [['Chromium', b], ...(nd.matmul ? [['Node', nd]] : [])]) {
+    const c = checks(side);
+    L.push(`- ${name}: every matmul result was checked against float64 dot products at 64 sampled entries: largest |error| ${e1(c.worstErr)}. Largest max |Δ| against ferrogpt's own output (the first ferrogpt row of the same shape and thread count, same page, same inputs), over every shape and thread count: ${Object.entries(c.vs).map(([k, v]) => `**${k}** ${v.join(', ')}`).join('; ') || 'n/a'}.`);
+  }
+  for (const p of pages) {
+    const ws = p.env.workers ?? [];
+    L.push(`- Chromium ${p.threads}T page: ${ws.length} Worker(s) started (${[...new Set(ws.map((w) => w.url.replace(/^blob:.*$/, 'blob:').replace(/^https?:\/\/[^/]+/, '')))].join(', ') || 'none'}), ${p.env.workersStartedDuringRun} of them after the peers were set up (ferrogpt's); wasm/mjs files fetched: ${p.env.filesLoaded.join(', ')}.`);
+  }
+  const ortPre = [...new Set(pages.map((p) => p.peers?.ort?.preallocation).filter(Boolean))];
+  if (ortPre.length) L.push(`- onnxruntime-web: ${ortPre.join('; ')} (checked on the first shape of each page).`);
+  const tj = pages.filter((p) => p.peers?.tfjs?.hardwareConcurrencyShownAtInit != null && p.peers.tfjs.hardwareConcurrencyShownAtInit !== p.env.hardwareConcurrency);
+  if (tj.length) L.push(`- tfjs-backend-wasm caps its thread pool at navigator.hardwareConcurrency / 2 (its cc/backend.cc), 1 here whatever setThreadsCount says; so that setThreadsCount(n) takes effect, the page reported ${tj.map((p) => `${p.peers.tfjs.hardwareConcurrencyShownAtInit} (${p.threads}T page)`).join(', ')} instead of ${tj[0].env.hardwareConcurrency} while tfjs initialised, and getThreadsCount() then said ${tj.map((p) => p.peers.tfjs.threads).join(', ')}.`);
+  const reasons = [...columnReasons(b, bcols).map((s) => `Chromium ${s}`), ...(nd.matmul ? columnReasons(nd, browserColumns(doc, nd, false)).map((s) => `Node ${s}`) : [])];
+  // Training and decode rows that are n/a for a reason the matmul lines already give are not repeated.
+  const norm = (x) => x.replace(/"threads":\d+/g, '"threads":n');
+  const said = reasons.map(norm);
+  const extra = na.filter((x) => !said.some((r) => r.startsWith(`${x.side} \`${x.variant}\``) && r.includes(norm(x.reason)))).map((x) => x.text);
+  for (const s of [...reasons, ...extra]) L.push(`- n/a: ${s}`);
+  for (const p of b.pages.filter((q) => q.error)) L.push(`- n/a: the Chromium ${p.threads}-thread page failed: ${p.error}`);
+  for (const e of b.errors ?? []) if (!b.pages.some((p) => p.error && e.includes(p.error))) L.push(`- Chromium: ${e}`);
+  if (nd.error) L.push(`- n/a: Node side: ${nd.error}`);
+  for (const p of pages) for (const s of (p.consoleProblems ?? []).slice(0, 5)) L.push(`- Chromium ${p.threads}T console: ${s.slice(0, 300)}`);
+  if (b.http404?.length) L.push(`- HTTP 404 (files a runtime looked for and the server does not have): ${b.http404.join(', ')}`);
+  if (doc.notes?.length) {
+    L.push('');
+    L.push('## Notes');
+    L.push('');
+    for (const s of doc.notes) L.push(`- ${s}`);
+  }
+  L.push('');
+  return L.join('\n');
+}

@@ -19,13 +19,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { GPT2, QUICK, argmax, timeDecode } from '../lib/decode.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = process.env.FERROGPT_BENCH_ROOT ?? join(here, '..', '..');
 const imp = (rel) => import(pathToFileURL(join(root, 'dist', rel)).href);
 
-const GPT2 = { vocabSize: 50257, blockSize: 1024, nLayer: 12, nHead: 12, nEmbd: 768 };
-const QUICK = { vocabSize: 512, blockSize: 256, nLayer: 2, nHead: 4, nEmbd: 128 };
 
 function parse(argv) {
   const a = { quick: false, prompt: 64, newTokens: 128, refTokens: 3, refPrompt: 8, wasm: true, ref: true };
@@ -44,33 +43,6 @@ function parse(argv) {
     a.prompt = 16;
   }
   return a;
-}
-
-const argmax = (row) => {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-};
-
-/** Prompt time and decode tokens/s of greedy KV-cached decoding, timed around forwardCached. */
-function timeDecode(model, promptLen, newTokens) {
-  const V = model.config.vocabSize;
-  const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
-  const cache = model.createCache(1, promptLen + newTokens + 1);
-  const t0 = performance.now();
-  let logits = model.forwardCached([prompt], cache);
-  const promptMs = performance.now() - t0;
-  const steps = [];
-  for (let k = 0; k < newTokens; k++) {
-    const next = argmax(logits);
-    const s = performance.now();
-    logits = model.forwardCached([[next]], cache);
-    steps.push(performance.now() - s);
-  }
-  cache.dispose();
-  const total = steps.reduce((x, y) => x + y, 0);
-  const sorted = [...steps].sort((x, y) => x - y);
-  return { promptMs, promptTokPerS: promptLen / (promptMs / 1e3), decodeTokPerS: newTokens / (total / 1e3), medianStepMs: sorted[sorted.length >> 1], newTokens, promptLen };
 }
 
 /** Times every backend call of a few decode steps (per kernel name). */

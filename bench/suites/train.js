@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { mulberry32 } from '../lib/rng.js';
+import { CONFIGS, ferroStep, randomBatches, makeModel } from '../lib/train-step.js';
 import { aptCommand, aptInstall, canAptInstall } from '../../scripts/apt.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,25 +26,7 @@ export const root = process.env.FERROGPT_BENCH_ROOT ?? join(benchDir, '..');
 export const PYTHON = process.env.FERROGPT_TORCH_PYTHON ?? '/usr/bin/python3';
 const TORCH_SCRIPT = join(benchDir, 'torch_train.py');
 
-/** The two shapes of the acceptance criteria. */
-export const CONFIGS = {
-  nano: {
-    name: 'nanoGPT CPU (4L 4H 128d, T 64, B 12, V 65)',
-    model: { vocabSize: 65, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 },
-    batch: 12,
-    warmup: 5,
-    steps: 40,
-    target: 2.0,
-  },
-  gpt2: {
-    name: 'GPT-2 small (12L 12H 768d, T 256, B 4, V 50304)',
-    model: { vocabSize: 50304, blockSize: 256, nLayer: 12, nHead: 12, nEmbd: 768 },
-    batch: 4,
-    warmup: 1,
-    steps: 5, // a PyTorch step varies by ±20% on this shared machine: 3 made a noisy median
-    target: 1.5,
-  },
-};
+export { CONFIGS, ferroStep, randomBatches, makeModel } from '../lib/train-step.js';
 
 // ---------------------------------------------------------------- ferrogpt side
 
@@ -61,37 +43,6 @@ export async function loadLib(from = root) {
   const { KERNEL_NAMES } = await imp('src/backend/kernels.js').catch(() => ({ KERNEL_NAMES: null }));
   const backend = await native.createNativeBackendAsync();
   return { GPT, AdamW, clipGradNorm, learningRate, backend, KERNEL_NAMES };
-}
-
-/** One full training step; returns the loss. */
-export function ferroStep(lib, model, opt, ids, targets, B, T, clip = 1.0) {
-  model.zeroGrad();
-  const loss = model.forwardBackward(ids, targets, B, T);
-  if (clip) lib.clipGradNorm(model, clip);
-  opt.step();
-  return loss;
-}
-
-/** `count` random (ids, targets) batches, seeded. */
-export function randomBatches(count, B, T, V, seed) {
-  const r = mulberry32(seed);
-  const out = [];
-  for (let i = 0; i < count; i++) {
-    const ids = new Int32Array(B * T);
-    const targets = new Int32Array(B * T);
-    for (let j = 0; j < B * T; j++) {
-      ids[j] = Math.floor(r() * V);
-      targets[j] = Math.floor(r() * V);
-    }
-    out.push({ ids, targets });
-  }
-  return out;
-}
-
-export function makeModel(lib, cfg) {
-  const model = lib.GPT.create({ ...cfg.model, dropout: 0, seed: 1337 }, lib.backend);
-  const opt = new lib.AdamW(model, { lr: 1e-3, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.1 });
-  return { model, opt };
 }
 
 function ferroBench(lib, cfg, model, opt, threads, warmup, steps) {
