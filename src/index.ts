@@ -2,8 +2,9 @@
 // re-exported here; the implementation lives in the folders named in docs/ARCHITECTURE.md#layout.
 
 // ---- backends (src/backend) ----
-export { useBackend, initBackend, getBackend, backendInfo, setThreads, availableBackends, BACKEND_NAMES } from './backend/index.js';
+export { useBackend, initBackend, getBackend, backendInfo, setThreads, availableBackends, createWasmBackend, BACKEND_NAMES } from './backend/index.js';
 export type { BackendAvailability } from './backend/index.js';
+export type { LoadWasmOptions, WasmVariant } from '../bindings/wasm.js';
 export { NO_DROPOUT } from './backend/backend.js';
 export { KERNELS, KERNEL_NAMES } from './backend/kernels.js';
 export type { KernelName, KernelDef, ArgDef } from './backend/kernels.js';

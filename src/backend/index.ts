@@ -17,7 +17,7 @@
 
 import type { Backend, BackendInfo, BackendName } from './backend.js';
 import { createReferenceBackend } from './reference.js';
-import type { WasmVariant } from '../../bindings/wasm.js';
+import type { LoadWasmOptions, WasmVariant } from '../../bindings/wasm.js';
 
 export const BACKEND_NAMES: readonly BackendName[] = Object.freeze(['native', 'wasm', 'reference'] as const);
 
@@ -129,6 +129,16 @@ export function getBackend(): Backend {
     throw new Error("ferrogpt: no backend initialised: call `await initBackend()` (the default) or `await useBackend('native' | 'wasm' | 'reference')` first");
   }
   return current;
+}
+
+/**
+ * A wasm backend of its own, outside the registry: a chosen build (`variant`:
+ * 'relaxed-simd-threads' | 'simd128-threads' | 'simd128' | 'scalar'; default: the fastest
+ * this engine runs) and thread count (default: the cores the runtime reports). Pass it to
+ * GPT.create / GPT.load, or call `useBackend('wasm')` for the shared default one.
+ */
+export async function createWasmBackend(opts: LoadWasmOptions = {}): Promise<Backend & { setThreads(n: number): void; ready(): Promise<number> }> {
+  return (await import('./wasm.js')).createWasmBackend(opts);
 }
 
 /** { name, simd, threads, version } of the current backend (see getBackend). */
