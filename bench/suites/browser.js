@@ -19,6 +19,8 @@
 //      (Node 20 has relaxed SIMD behind that flag), after the browser is closed, so the two
 //      never share the cores.
 // The measurements themselves are bench/lib/wasm-bench.js, the same code on both sides.
+// FERROGPT_JS_FLAGS=<V8 flags> is passed to Chromium as --js-flags, for diagnosis (e.g.
+// --no-liftoff, which removes the slow 1-thread rows of the threaded builds; bench/README.md).
 // Before each page and the Node child it waits (up to --wait-idle S, default 120; 0 with
 // --quick) until other processes leave the cores alone, and it records how much CPU they
 // took during each phase (bench/lib/cpu-monitor.js): on a shared 2-core machine one busy
@@ -45,7 +47,7 @@ const root = process.env.FERROGPT_BENCH_ROOT ?? join(benchDir, '..');
 const peersDir = join(benchDir, 'peers');
 const PEERS = ['onnxruntime-web', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm'];
 // test/browser.test.ts's flags.
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'];
+const FLAGS = [...(process.env.FERROGPT_JS_FLAGS ? [`--js-flags=${process.env.FERROGPT_JS_FLAGS}`] : []), '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'];
 
 const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
 
