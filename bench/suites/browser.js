@@ -19,8 +19,8 @@
 //      (Node 20 has relaxed SIMD behind that flag), after the browser is closed, so the two
 //      never share the cores.
 // The measurements themselves are bench/lib/wasm-bench.js, the same code on both sides.
-// FERROGPT_JS_FLAGS=<V8 flags> is passed to Chromium as --js-flags, for diagnosis (e.g.
-// --no-liftoff, which removes the slow 1-thread rows of the threaded builds; bench/README.md).
+// FERROGPT_JS_FLAGS=<V8 flags> is passed to Chromium as --js-flags, for diagnosis (the
+// threaded builds' occasional slow 1-thread rows: bench/README.md).
 // Before each page and the Node child it waits (up to --wait-idle S, default 120; 0 with
 // --quick) until other processes leave the cores alone, and it records how much CPU they
 // took during each phase (bench/lib/cpu-monitor.js): on a shared 2-core machine one busy
