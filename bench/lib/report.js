@@ -94,14 +94,7 @@ export function renderKernels(doc) {
   if (diffs.length) L.push(`- native vs reference at T = ${diffs.map((a) => a.T).join(', ')}: max |Δout| ${diffs.map((a) => a.maxAbsDiffOut.toExponential(1)).join(', ')}, max |Δdqkv| ${diffs.map((a) => a.maxAbsDiffDqkv.toExponential(1)).join(', ')}.`);
   const aerr = doc.attention.flatMap((a) => [a.native?.error && `native T=${a.T}: ${a.native.error}`, a.reference?.error && `reference T=${a.T}: ${a.reference.error}`]).filter(Boolean);
   if (aerr.length) L.push(`- Not measured: ${aerr.join('; ')}.`);
-  if (doc.notes?.length) {
-    L.push('');
-    L.push('## Notes');
-    L.push('');
-    for (const s of doc.notes) L.push(`- ${s}`);
-  }
-  L.push('');
-  return L.join('\n');
+  return withNotes(L, doc);
 }
 
 // ---------------------------------------------------------------- bench:browser
@@ -335,12 +328,12 @@ export function renderBrowser(doc) {
   if (nd.error) L.push(`- n/a: Node side: ${nd.error}`);
   for (const p of pages) for (const s of (p.consoleProblems ?? []).slice(0, 5)) L.push(`- Chromium ${p.threads}T console: ${s.slice(0, 300)}`);
   if (b.http404?.length) L.push(`- HTTP 404 (files a runtime looked for and the server does not have): ${b.http404.join(', ')}`);
-  if (doc.notes?.length) {
-    L.push('');
-    L.push('## Notes');
-    L.push('');
-    for (const s of doc.notes) L.push(`- ${s}`);
-  }
+  return withNotes(L, doc);
+}
+
+/** The report's lines, closed by its "## Notes" section when the run left notes. */
+function withNotes(L, doc) {
+  if (doc.notes?.length) L.push('', '## Notes', '', ...doc.notes.map((s) => `- ${s}`));
   L.push('');
   return L.join('\n');
 }
