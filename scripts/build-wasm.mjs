@@ -6,7 +6,7 @@
 //   bindings/wasm/ferrogpt-simd.wasm             simd128, one thread
 //   bindings/wasm/ferrogpt.wasm                  scalar, one thread
 // The threaded ones import one shared memory (+atomics, --shared-memory) and export what a
-// worker needs to start on it: its stack pointer and TLS block (bindings/wasm-worker.ts).
+// worker needs to start on it: its stack pointer and TLS block (bindings/wasm-pool.ts).
 //
 // Every variant builds the standard library from source (cargo -Zbuild-std): std must be
 // compiled with +atomics for threads, and one way for all four keeps them alike. That takes
@@ -49,7 +49,7 @@ const THREAD_LINK_ARGS = [
   '--import-memory',
   `--initial-memory=${SHARED_INITIAL_BYTES}`,
   '--max-memory=4294967296',
-  // What bindings/wasm-worker.ts needs to give a worker its own stack and TLS block.
+  // What bindings/wasm-pool.ts needs to give a worker its own stack and TLS block.
   '--export=__stack_pointer',
   '--export=__wasm_init_tls',
   '--export=__tls_size',

@@ -193,7 +193,7 @@ pub extern "C" fn workers_started() -> u32 {
     }
 }
 
-/// A worker's loop (threaded builds); bindings/wasm-worker.ts calls it once its instance
+/// A worker's loop (threaded builds); bindings/wasm-pool.ts calls it once its instance
 /// has its own stack and TLS block. Never returns.
 #[cfg(target_feature = "atomics")]
 #[no_mangle]

@@ -4,7 +4,7 @@
 //! wherever native's are.
 //!
 //! wasm32-unknown-unknown has no `std::thread`: the threads are Web Workers (browsers) or
-//! `worker_threads` (Node) that bindings/wasm-worker.ts starts, each instantiating this
+//! `worker_threads` (Node) that bindings/wasm-pool.ts starts, each instantiating this
 //! module on the shared memory and then calling `worker_main(id)`, which never returns.
 //! The thread that calls the kernel exports (a page's main thread, a Worker, Node's main
 //! thread) takes part as thread 0.
@@ -158,7 +158,7 @@ pub fn registered() -> u32 {
     REGISTERED.load(Ordering::SeqCst)
 }
 
-/// Marks the pool failed: bindings/wasm-worker.ts calls this when `worker_main` trapped.
+/// Marks the pool failed: bindings/wasm-pool.ts calls this when `worker_main` trapped.
 pub fn fail() {
     FAILED.store(1, Ordering::SeqCst);
 }
