@@ -33,13 +33,13 @@ export const SHARED_INITIAL_PAGES = 64;
 /** The most a wasm32 memory can hold: 4 GiB. */
 const MAX_PAGES = 65536;
 
-export const VARIANT_SIMD: Readonly<Record<WasmVariant, WasmSimd>> = Object.freeze({
-  'relaxed-simd-threads': 'relaxed-simd',
-  'simd128-threads': 'simd128',
-  simd128: 'simd128',
-  scalar: 'scalar',
+/** What each build is: the SIMD its kernels use, and whether it runs on workers over shared memory. */
+const VARIANT: Readonly<Record<WasmVariant, { simd: WasmSimd; threaded: boolean }>> = Object.freeze({
+  'relaxed-simd-threads': { simd: 'relaxed-simd', threaded: true },
+  'simd128-threads': { simd: 'simd128', threaded: true },
+  simd128: { simd: 'simd128', threaded: false },
+  scalar: { simd: 'scalar', threaded: false },
 });
-const THREADED: ReadonlySet<WasmVariant> = new Set(['relaxed-simd-threads', 'simd128-threads']);
 
 /**
  * Raw exports of crates/wasm/src/lib.rs: pointers are byte offsets into `memory`. The
@@ -147,10 +147,10 @@ export function threadsUnavailableReason(): string | null {
 
 /** Why `variant` cannot run on this engine, or null if it can. */
 export function variantUnavailableReason(variant: WasmVariant): string | null {
-  const simd = VARIANT_SIMD[variant];
+  const { simd, threaded } = VARIANT[variant];
   if (simd === 'relaxed-simd' && !relaxedSimdSupported()) return 'relaxed SIMD does not validate' + (isNode() ? ' (Node < 22: run node with --experimental-wasm-relaxed-simd)' : '');
   if (simd !== 'scalar' && !simdSupported()) return 'simd128 does not validate';
-  if (THREADED.has(variant)) return threadsUnavailableReason();
+  if (threaded) return threadsUnavailableReason();
   return null;
 }
 
@@ -267,7 +267,7 @@ export async function loadWasm(opts: LoadWasmOptions = {}): Promise<LoadedWasm> 
       return await instantiate(variant, opts, skipped.concat(failures));
     } catch (e) {
       // An explicit choice, or the last resort, fails loudly; otherwise try the next build.
-      if (variants.length === 1 || variant === variants[variants.length - 1]) {
+      if (variant === variants[variants.length - 1]) {
         if (failures.length) (e as Error).message += ` (also tried: ${failures.join('; ')})`;
         throw e;
       }
@@ -289,7 +289,7 @@ async function instantiate(variant: WasmVariant | null, opts: LoadWasmOptions, s
   }
   const module = await WebAssembly.compile(bytes);
   // The threaded builds import their (shared) memory; the others export theirs.
-  const threaded = variant ? THREADED.has(variant) : WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
+  const threaded = variant ? VARIANT[variant].threaded : WebAssembly.Module.imports(module).some((i) => i.kind === 'memory');
   if (threaded && variant === null) {
     const why = threadsUnavailableReason();
     if (why) throw new Error(`ferrogpt: ${source} is a threaded build, which cannot run here: ${why}`);
@@ -307,8 +307,8 @@ async function instantiate(variant: WasmVariant | null, opts: LoadWasmOptions, s
     throw new Error(`ferrogpt: ${source} has ABI ${raw.abi_version()}, this loader needs ${WASM_ABI_VERSION}; rebuild with npm run build:wasm`);
   }
   const simd = (['scalar', 'simd128', 'relaxed-simd'] as const)[raw.simd_name()] ?? 'scalar';
-  const built = WASM_VARIANTS.find((v) => VARIANT_SIMD[v] === simd && THREADED.has(v) === (raw.threaded() === 1));
-  if (!built || (variant !== null && built !== variant) || THREADED.has(built) !== threaded) {
+  const built = WASM_VARIANTS.find((v) => VARIANT[v].simd === simd && VARIANT[v].threaded === (raw.threaded() === 1));
+  if (!built || (variant !== null && built !== variant) || VARIANT[built].threaded !== threaded) {
     throw new Error(`ferrogpt: ${source} was built ${simd}${raw.threaded() === 1 ? ' + threads' : ''}, expected ${variant ?? 'a ferrogpt build'}; rebuild with npm run build:wasm`);
   }
   const pool = memory ? await startPool(module, memory, raw, opts.threads) : null;
