@@ -57,7 +57,7 @@ const THREAD_LINK_ARGS = [
   '--export=__tls_base',
 ];
 
-export const VARIANTS = [
+const VARIANTS = [
   { name: 'relaxed-simd-threads', file: 'ferrogpt-relaxed-threads.wasm', features: ['+simd128', '+relaxed-simd', ...THREADS], linkArgs: THREAD_LINK_ARGS, opt: ['--enable-simd', '--enable-relaxed-simd', '--enable-threads', '--enable-bulk-memory', '--enable-mutable-globals'] },
   { name: 'simd128-threads', file: 'ferrogpt-simd-threads.wasm', features: ['+simd128', ...THREADS], linkArgs: THREAD_LINK_ARGS, opt: ['--enable-simd', '--enable-threads', '--enable-bulk-memory', '--enable-mutable-globals'] },
   { name: 'simd128', file: 'ferrogpt-simd.wasm', features: ['+simd128'], linkArgs: [], opt: ['--enable-simd'] },
@@ -185,25 +185,23 @@ function parseOnly(argv) {
   return VARIANTS.filter((v) => names.includes(v.name));
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const variants = parseOnly(process.argv.slice(2));
-  const tc = chooseToolchain();
-  const outDir = join(root, 'bindings', 'wasm');
-  mkdirSync(outDir, { recursive: true });
-  log(`building ${TARGET} kernels with ${tc.version} (${tc.rustc}, ${tc.cargo}), std from source`);
-  for (const variant of variants) {
-    const out = join(outDir, variant.file);
-    const t0 = Date.now();
-    const optimized = build(tc, variant, out);
-    const kb = (statSync(out).size / 1024).toFixed(1);
-    log(`built bindings/wasm/${variant.file} (${variant.name}, ${kb} KiB, ${optimized ? 'wasm-opt -O3' : 'no wasm-opt'}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  }
-  // The compiled loader (dist/bindings/wasm.js) reads its files from dist/bindings/wasm/
-  // (scripts/build-dist.mjs copies them there); keep an existing build's copies current.
-  const distDir = join(root, 'dist', 'bindings');
-  if (existsSync(distDir)) {
-    mkdirSync(join(distDir, 'wasm'), { recursive: true });
-    for (const v of variants) execFileSync('cp', [join(outDir, v.file), join(distDir, 'wasm', v.file)]);
-    log(`copied ${variants.length === 1 ? 'it' : 'them'} to dist/bindings/wasm/`);
-  }
+const variants = parseOnly(process.argv.slice(2));
+const tc = chooseToolchain();
+const outDir = join(root, 'bindings', 'wasm');
+mkdirSync(outDir, { recursive: true });
+log(`building ${TARGET} kernels with ${tc.version} (${tc.rustc}, ${tc.cargo}), std from source`);
+for (const variant of variants) {
+  const out = join(outDir, variant.file);
+  const t0 = Date.now();
+  const optimized = build(tc, variant, out);
+  const kb = (statSync(out).size / 1024).toFixed(1);
+  log(`built bindings/wasm/${variant.file} (${variant.name}, ${kb} KiB, ${optimized ? 'wasm-opt -O3' : 'no wasm-opt'}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+// The compiled loader (dist/bindings/wasm.js) reads its files from dist/bindings/wasm/
+// (scripts/build-dist.mjs copies them there); keep an existing build's copies current.
+const distDir = join(root, 'dist', 'bindings');
+if (existsSync(distDir)) {
+  mkdirSync(join(distDir, 'wasm'), { recursive: true });
+  for (const v of variants) execFileSync('cp', [join(outDir, v.file), join(distDir, 'wasm', v.file)]);
+  log(`copied ${variants.length === 1 ? 'it' : 'them'} to dist/bindings/wasm/`);
 }

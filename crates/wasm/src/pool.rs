@@ -93,7 +93,7 @@ impl Parallel for Pool {
         }
         let helpers = (self.threads() - 1).min(tasks.saturating_sub(1)) as u32;
         if helpers == 0 {
-            run_inline(tasks, f);
+            as_thread(0, || (0..tasks).for_each(|task| f(task, 0)));
             return;
         }
         // SAFETY: the closure outlives the job: this function returns only after closing
@@ -111,9 +111,7 @@ impl Parallel for Pool {
             unsafe { wasm32::memory_atomic_notify(WORD.0.as_ptr() as *mut i32, u32::MAX) };
         }
 
-        CURRENT.with(|c| c.set(Some(0)));
-        run_tasks(f, 0, tasks);
-        CURRENT.with(|c| c.set(None));
+        as_thread(0, || run_tasks(f, 0, tasks));
         // Every task is claimed: no helper may join from now on; wait for those inside.
         OPEN.0.store(0, Ordering::SeqCst);
         while ACTIVE.0.load(Ordering::SeqCst) != 0 {
@@ -127,11 +125,10 @@ impl Parallel for Pool {
     }
 }
 
-fn run_inline(tasks: usize, f: &TaskFn<'_>) {
-    CURRENT.with(|c| c.set(Some(0)));
-    for task in 0..tasks {
-        f(task, 0);
-    }
+/// Runs `body` as thread `thread` of the pool (what a nested `for_each` sees).
+fn as_thread(thread: usize, body: impl FnOnce()) {
+    CURRENT.with(|c| c.set(Some(thread)));
+    body();
     CURRENT.with(|c| c.set(None));
 }
 
@@ -195,9 +192,8 @@ pub fn worker_main(id: u32) -> ! {
             // SAFETY: this worker joined the job while it was open, so its caller keeps
             // JOB as it is until this worker leaves (ACTIVE - 1).
             if let Some((f, tasks)) = unsafe { *JOB.0.get() } {
-                CURRENT.with(|c| c.set(Some(id as usize + 1)));
-                run_tasks(f, id as usize + 1, tasks);
-                CURRENT.with(|c| c.set(None));
+                let thread = id as usize + 1;
+                as_thread(thread, || run_tasks(f, thread, tasks));
             }
         }
         ACTIVE.0.fetch_sub(1, Ordering::SeqCst);
