@@ -11,7 +11,8 @@
 // A root is a checkout with its builds done (npm run build:native && npm run build:ts),
 // e.g. a `git worktree` of the commit to compare against.
 
-import { CONFIGS, ferroStep, loadLib, makeModel, median, randomBatches } from './suites/train.js';
+import { CONFIGS, ferroStep, loadLib, makeModel, randomBatches } from './suites/train.js';
+import { median } from './lib/util.js';
 
 function parseArgs(argv) {
   const a = { roots: [], config: 'nano', steps: 200, threads: 1 };

@@ -19,7 +19,8 @@ import * as index from '../../dist/src/index.js';
 import * as wasmModule from '../../dist/src/backend/wasm.js';
 import { paramLayout } from '../../dist/src/model/params.js';
 import { resolveConfig } from '../../dist/src/model/config.js';
-import { errText, runWasmSuite } from '../lib/wasm-bench.js';
+import { runWasmSuite } from '../lib/wasm-bench.js';
+import { errText } from '../lib/util.js';
 import { matmulModel, transpose } from '../lib/onnx.js';
 // "Today's" build (bench/lib/baseline.js) or nothing: the suite aliases this name to a module
 // it writes, which re-exports that checkout's dist/ or exports `today = null`.

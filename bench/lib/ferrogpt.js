@@ -7,8 +7,8 @@ import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { errText } from './util.js';
 
-const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
 
 async function importDist(root, rel) {
   const file = join(root, 'dist', rel);

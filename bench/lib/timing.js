@@ -4,17 +4,12 @@
 // benchmark.js insists on several samples and that would blow the run's time budget.
 
 import { createRequire } from 'node:module';
+import { median } from './util.js';
 
 const require = createRequire(import.meta.url);
 const Benchmark = require('benchmark');
 
 export const benchmarkVersion = Benchmark.version;
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 function summary(method, samples, extra = {}) {
   return {

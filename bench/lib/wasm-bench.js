@@ -27,6 +27,7 @@
 // contended.
 
 import { MATMUL_SHAPES, QUICK_SHAPES, sampleError } from './matmul.js';
+import { errText, median } from './util.js';
 import { randomF32, mulberry32 } from './rng.js';
 import { CONFIGS, ferroStep, makeModel, randomBatches } from './train-step.js';
 import { GPT2, QUICK as QUICK_DECODE, timeDecode } from './decode.js';
@@ -42,14 +43,6 @@ export const TODAY = 'today-simd128';
 export const BASELINE = 'simd128'; // one thread: what the wasm backend was before threads
 export const isThreaded = (v) => v.endsWith('-threads');
 export const CONTENDED = 0.15; // cores of other processes that make a measurement suspect
-
-export const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
-
-export function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /**
  * Times `fn` (sync or async): `warmup` calls, then one timed call at a time until there are

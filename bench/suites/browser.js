@@ -40,6 +40,7 @@ import { renderBrowser } from '../lib/report.js';
 import { startCpuMonitor, waitIdle } from '../lib/cpu-monitor.js';
 import { BASELINE_REF, ensureBaseline } from '../lib/baseline.js';
 import { chromiumFacts, missingChromiumMessage } from '../../scripts/chromium.mjs';
+import { errText } from '../lib/util.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const benchDir = join(here, '..');
@@ -49,7 +50,6 @@ const PEERS = ['onnxruntime-web', '@tensorflow/tfjs-core', '@tensorflow/tfjs-bac
 // test/browser.test.ts's flags.
 const FLAGS = [...(process.env.FERROGPT_JS_FLAGS ? [`--js-flags=${process.env.FERROGPT_JS_FLAGS}`] : []), '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'];
 
-const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
 
 function parse(argv) {
   const a = { quick: false, threads: [1, 2], node: true, peers: true, install: true, waitIdleS: null, settleMs: 0, today: true, todayRoot: null, shapes: null, only: null };

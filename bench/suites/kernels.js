@@ -14,10 +14,10 @@ import { randomF32 } from '../lib/rng.js';
 import { MATMUL_SHAPES, QUICK_SHAPES, sampleError } from '../lib/matmul.js';
 import { setNativeThreads, addonCall } from '../lib/ferrogpt.js';
 import { calibrate, peakOneThread, peakParallel } from '../lib/peak.js';
+import { errText } from '../lib/util.js';
 
 export { MATMUL_SHAPES } from '../lib/matmul.js';
 
-const errText = (e) => (e && e.message ? e.message.split('\n')[0] : String(e));
 
 function ferroMatmul(backend, M, K, N, x, W) {
   const inp = backend.alloc(M * K); // (M, K)

@@ -18,6 +18,7 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CONFIGS, ferroStep, randomBatches, makeModel } from '../lib/train-step.js';
+import { median } from '../lib/util.js';
 import { aptCommand, aptInstall, canAptInstall } from '../../scripts/apt.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -307,11 +308,6 @@ function ferroProfile(lib, cfg, model, opt, threads, steps) {
 
 // ---------------------------------------------------------------- report
 
-export const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const fx = (x, d = 0) => (x == null || !Number.isFinite(x) ? 'n/a' : x.toFixed(d));
 const ms = (x) => (x == null || !Number.isFinite(x) ? 'n/a' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
