@@ -163,7 +163,9 @@ const contendedNote = (r) => (r.othersCores == null ? '' : `; others ${r.othersC
  * What a run does: shapes, timing budgets, step counts, decode lengths, rounds. settleMs
  * (--settle MS): a pause before each matmul turn. 0 by default: with 300 ms, the threaded
  * variants at 2 threads ran whole rounds at the 1-thread rate (31 against 66 GFLOPS), in
- * Chromium and in Node; kept as an option to reproduce that.
+ * Chromium and in Node. Both threads were busy meanwhile (CPU/wall 2.0 in Node), so it is
+ * this VM's cores running slower after idling, not the pool waking late; kept as an option
+ * to reproduce that.
  */
 export function plan(quick, settleMs = 0) {
   const nano = CONFIGS.nano;
