@@ -9,29 +9,20 @@ import { defineConfig } from 'vitest/config';
 //                                      the fastest this Node runs.
 //   FERROGPT_DIFF_LOG=<file>           append every measured max difference as a JSON line.
 //
-// The native addon picks its SIMD level once per process (best the CPU has; FERROGPT_SIMD
-// can only lower it), so the lower x86 levels get their own projects, i.e. their own
-// processes: the kernel comparisons run again on native with AVX2 and with scalar code.
-const nativeAt = (simd: 'avx2' | 'scalar') => ({
+// The kernel comparisons again, in a process of their own, on a backend set by environment:
+// the native addon picks its SIMD level once per process (best the CPU has; FERROGPT_SIMD
+// can only lower it), so the lower x86 levels get projects of their own; so do the wasm
+// builds below the one the loader picks (relaxed SIMD + threads): simd128 with threads and
+// simd128 on one thread (scalar runs in every process as wasm-scalar,
+// test/helpers/backends.ts), which run the thread checks too.
+const KERNEL_FILES = ['test/kernels.test.ts', 'test/dropout-masks.test.ts', 'test/decode.test.ts'];
+const kernelsOn = (name: string, env: Record<string, string>, extra: string[] = []) => ({
   extends: true as const,
-  test: {
-    name: `native-${simd}`,
-    include: ['test/kernels.test.ts', 'test/dropout-masks.test.ts', 'test/decode.test.ts'],
-    env: { FERROGPT_SIMD: simd, FERROGPT_TEST_BACKENDS: 'native' },
-  },
+  test: { name, include: [...KERNEL_FILES, ...extra], env },
 });
-
-// The wasm builds below the one the loader picks (relaxed SIMD + threads) get theirs too:
-// simd128 with threads, and simd128 on one thread (scalar runs in every process as
-// wasm-scalar, test/helpers/backends.ts).
-const wasmAt = (variant: 'simd128-threads' | 'simd128') => ({
-  extends: true as const,
-  test: {
-    name: `wasm-${variant}`,
-    include: ['test/kernels.test.ts', 'test/dropout-masks.test.ts', 'test/decode.test.ts', 'test/threads.test.ts'],
-    env: { FERROGPT_WASM_VARIANT: variant, FERROGPT_TEST_BACKENDS: 'wasm' },
-  },
-});
+const nativeAt = (simd: 'avx2' | 'scalar') => kernelsOn(`native-${simd}`, { FERROGPT_SIMD: simd, FERROGPT_TEST_BACKENDS: 'native' });
+const wasmAt = (variant: 'simd128-threads' | 'simd128') =>
+  kernelsOn(`wasm-${variant}`, { FERROGPT_WASM_VARIANT: variant, FERROGPT_TEST_BACKENDS: 'wasm' }, ['test/threads.test.ts']);
 
 // Node 20's V8 validates relaxed SIMD only behind a flag (Node >= 22 has it on), so the
 // relaxed-SIMD build is tested there with it.
