@@ -39,6 +39,7 @@ import { train } from '../src/train/train.js';
 import { generate } from '../src/prompt/generate.js';
 import { chromiumFacts, missingChromiumMessage } from '../scripts/chromium.mjs';
 import { CROSS_ORIGIN_ISOLATION } from '../examples/browser/vite.config.js';
+import { NODE_STAND_INS } from '../scripts/node-stand-ins.mjs';
 import { WASM_VARIANTS } from '../bindings/wasm.js';
 import { buildCases, outputsOf, runReference64 } from './helpers/cases.js';
 import { expectClose } from './helpers/compare.js';
@@ -252,7 +253,7 @@ if (browserMissing && ALLOW_MISSING) {
           logLevel: 'error',
           root: join(root, 'test/browser'),
           base: './',
-          resolve: { alias: [{ find: /^node:(fs|fs\/promises|path|crypto|os|url|module|worker_threads)$/, replacement: join(root, 'src/io/browser-node.ts') }] },
+          resolve: { alias: [{ find: NODE_STAND_INS, replacement: join(root, 'src/io/browser-node.ts') }] },
           build: { outDir: site, emptyOutDir: true, target: 'es2022', rollupOptions: { input: join(root, 'test/browser/kernels.html') } },
         });
         kernelServer = await serve(site, true);

@@ -40,6 +40,7 @@ import { renderBrowser } from '../lib/report.js';
 import { startCpuMonitor, waitIdle } from '../lib/cpu-monitor.js';
 import { BASELINE_REF, ensureBaseline } from '../lib/baseline.js';
 import { chromiumFacts, missingChromiumMessage } from '../../scripts/chromium.mjs';
+import { NODE_STAND_INS } from '../../scripts/node-stand-ins.mjs';
 import { errText } from '../lib/util.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -116,7 +117,7 @@ async function buildPage(outDir, todayRoot) {
     root: join(benchDir, 'browser'),
     base: './',
     logLevel: 'error', // rolldown's chunking notes about dist/ are not ours to fix here
-    resolve: { alias: [{ find: /^node:(fs|fs\/promises|path|crypto|os|url|module|worker_threads)$/, replacement: standIn }, { find: /^ferrogpt-today$/, replacement: todayEntry }] },
+    resolve: { alias: [{ find: NODE_STAND_INS, replacement: standIn }, { find: /^ferrogpt-today$/, replacement: todayEntry }] },
     worker: { format: 'es' },
     build: { target: 'es2022', outDir, emptyOutDir: true, chunkSizeWarningLimit: 4096, reportCompressedSize: false },
   });

@@ -9,6 +9,7 @@
 // kernels run on one thread and say so once in the console.
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+import { NODE_STAND_INS } from '../../scripts/node-stand-ins.mjs';
 
 export const CROSS_ORIGIN_ISOLATION = {
   'Cross-Origin-Opener-Policy': 'same-origin',
@@ -23,7 +24,7 @@ export default defineConfig({
       { find: /^ferrogpt$/, replacement: fileURLToPath(new URL('../../src/index.ts', import.meta.url)) },
       // What package.json's "browser" field does for the built package, for the sources:
       // Node's modules become src/io/browser-node.ts (file I/O throws, sha256 works).
-      { find: /^node:(fs|fs\/promises|path|crypto|os|url|module|worker_threads)$/, replacement: fileURLToPath(new URL('../../src/io/browser-node.ts', import.meta.url)) },
+      { find: NODE_STAND_INS, replacement: fileURLToPath(new URL('../../src/io/browser-node.ts', import.meta.url)) },
     ],
   },
   optimizeDeps: { exclude: ['ferrogpt'] },
