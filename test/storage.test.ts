@@ -25,6 +25,23 @@ describeEachBackend('storage', (b) => {
     expect(b.alloc(0).length).toBe(0);
   });
 
+  it('bf16 and i8 tensors (compact weights) hold their own element types, at offsets and in views', () => {
+    const h = b.alloc(5, 'bf16');
+    expect(h.dtype).toBe('bf16');
+    b.write(h, Uint16Array.from([0x3f80, 0xbf80, 0x7fc0]), 1);
+    const hb = b.read(h);
+    expect(hb).toBeInstanceOf(Uint16Array);
+    expect(Array.from(hb)).toEqual([0, 0x3f80, 0xbf80, 0x7fc0, 0]);
+    expect(Array.from(b.read(b.view(h, 2, 2)))).toEqual([0xbf80, 0x7fc0]);
+    const q = b.alloc(7, 'i8');
+    b.write(q, Int8Array.from([-127, 5, 127]), 4);
+    b.zero(b.view(q, 6, 1));
+    expect(Array.from(b.read(q))).toEqual([0, 0, 0, 0, -127, 5, 0]);
+    expect(() => b.write(h, new Float32Array(1))).toThrow('write: data must be a Uint16Array for a bf16 tensor, got Float32Array');
+    expect(() => b.write(q, new Uint8Array(1) as unknown as Int8Array)).toThrow('write: data must be a Int8Array for a i8 tensor, got Uint8Array');
+    expect(() => b.alloc(1, 'f16' as never)).toThrow("alloc: dtype must be one of 'f32', 'i32', 'bf16', 'i8', got f16");
+  });
+
   it('read returns a copy', () => {
     const t = b.alloc(2);
     const r = b.read(t);

@@ -27,7 +27,18 @@
 
 import type { Kernels } from './kernels.js';
 
-export type DType = 'f32' | 'i32';
+/**
+ * Element types of tensors: f32 (activations, parameters), i32 (token ids), and the compact
+ * weights: bf16 (stored as its 16 bits, Uint16Array) and i8 (int8 blocks, with an f32 tensor
+ * of scales beside them; see crates/kernels/src/compact.rs).
+ */
+export type DType = 'f32' | 'i32' | 'bf16' | 'i8';
+
+/** The typed array that holds each dtype's elements (what write takes and read returns). */
+export const DTYPE_ARRAYS = Object.freeze({ f32: Float32Array, i32: Int32Array, bf16: Uint16Array, i8: Int8Array });
+
+/** Data of any dtype, as a typed array. */
+export type TypedData = Float32Array | Int32Array | Uint16Array | Int8Array;
 export type BackendName = 'native' | 'wasm' | 'reference';
 
 /** A handle to backend-owned storage. Views share storage with their base tensor. */
@@ -70,8 +81,8 @@ export interface Backend extends Kernels<Tensor> {
   view(base: Tensor, offset: number, length: number): Tensor;
   /** Frees a tensor allocated with alloc (freeing it invalidates its views). Freeing a view only forgets the view. */
   free(t: Tensor): void;
-  /** Copies `data` into t starting at element `offset` (default 0). dtype must match. */
-  write(t: Tensor, data: Float32Array | Int32Array, offset?: number): void;
+  /** Copies `data` into t starting at element `offset` (default 0). Its array type must be t's dtype's (DTYPE_ARRAYS). */
+  write(t: Tensor, data: TypedData, offset?: number): void;
   /**
    * Copies token ids into the i32 tensor t (at element `offset`, default 0) after checking
    * that each is in 0..V-1 or equals `allowed` (e.g. an ignore index); otherwise throws
@@ -88,7 +99,7 @@ export interface Backend extends Kernels<Tensor> {
    */
   writeTokens(t: Tensor, data: Int32Array, V: number, caller: string, name?: string, allowed?: number, offset?: number): void;
   /** Copies elements [offset, offset + length) out of t (defaults: the whole tensor). */
-  read(t: Tensor, offset?: number, length?: number): Float32Array | Int32Array;
+  read(t: Tensor, offset?: number, length?: number): TypedData;
   /** Sets every element of t to 0. */
   zero(t: Tensor): void;
 }

@@ -9,7 +9,7 @@
 // native addon checks lengths again on its side, so that calling it directly cannot crash
 // the process either.
 
-import { NO_DROPOUT, type Backend, type BackendInfo, type BackendName, type DType, type DropoutSpec, type Tensor } from './backend.js';
+import { DTYPE_ARRAYS, NO_DROPOUT, type Backend, type BackendInfo, type BackendName, type DType, type DropoutSpec, type Tensor, type TypedData } from './backend.js';
 import { KERNELS, KERNEL_NAMES, type ArgDef, type KernelDef, type KernelName, type Kernels } from './kernels.js';
 
 interface StorageRecord<S> {
@@ -94,7 +94,16 @@ function compilePlan(name: KernelName, def: KernelDef): Plan {
   const symbols = new Map<string, Formula>();
   for (const [i, a] of args.entries()) if (a.role === 'dim') symbols.set(a.name, (v) => v[i] as number);
   const formula = (text: string): Formula => {
-    const factors = text.split('*').map((f) => f.trim());
+    // A product, optionally divided by an integer: 'OC*C/32' (a constraint makes it exact).
+    const [productText, divisorText, ...more] = text.split('/').map((f) => f.trim());
+    if (more.length > 0 || (divisorText !== undefined && !/^\d+$/.test(divisorText))) bad(`'${text}': at most one division, by an integer`);
+    const product = productFormula(text, productText);
+    if (divisorText === undefined) return product;
+    const divisor = Number(divisorText);
+    return (v) => product(v) / divisor;
+  };
+  const productFormula = (text: string, productText: string): Formula => {
+    const factors = productText.split('*').map((f) => f.trim());
     const getters = factors.map((f): Formula => {
       if (/^\d+$/.test(f)) {
         const c = Number(f);
@@ -141,11 +150,15 @@ function compilePlan(name: KernelName, def: KernelDef): Plan {
       const m = re.exec(text);
       if (!m) continue;
       const [, an, bn] = m;
-      const [ai, bi] = [dimIndex(an), dimIndex(bn)];
+      const ai = dimIndex(an);
+      // The right-hand side: a dim, or an integer ('C % 32 == 0', the int8 block).
+      const constant = /^\d+$/.test(bn) ? Number(bn) : null;
+      const bi = constant === null ? dimIndex(bn) : -1;
+      const label = constant === null ? (b: number) => `${bn} (${b})` : () => bn;
       return (fn: string, v: readonly unknown[]) => {
         const a = v[ai] as number;
-        const b = v[bi] as number;
-        if (fails(a, b)) throw new Error(`${fn}: ${an} (${a}) ${says} ${bn} (${b})`);
+        const b = constant ?? (v[bi] as number);
+        if (fails(a, b)) throw new Error(`${fn}: ${an} (${a}) ${says} ${label(b)}`);
       };
     }
     return bad(`constraint '${text}' is neither 'A % B == 0' nor 'A <= B'`);
@@ -156,7 +169,7 @@ function compilePlan(name: KernelName, def: KernelDef): Plan {
     const check: TensorCheck = {
       idx: i,
       name: a.name,
-      dtype: a.role === 'ids' ? 'i32' : 'f32',
+      dtype: a.role === 'ids' ? 'i32' : (a.dtype ?? 'f32'),
       output: a.role === 'out' || (a.role === 'table' && a.output === true),
       nullable: a.nullable === true,
       length: null,
@@ -214,9 +227,9 @@ function compilePlan(name: KernelName, def: KernelDef): Plan {
 const PLANS: readonly Plan[] = KERNEL_NAMES.map((name) => compilePlan(name, KERNELS[name]));
 
 /** Kernel methods are installed on the prototype from the registry (see the static block). */
-export interface BaseBackend<S, Buf, Ids = Buf> extends Kernels<Tensor> {}
+export interface BaseBackend<S, Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> extends Kernels<Tensor> {}
 
-export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
+export abstract class BaseBackend<S, Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> implements Backend {
   abstract readonly name: BackendName;
   abstract info(): BackendInfo;
 
@@ -224,23 +237,23 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
   protected abstract allocStorage(length: number, dtype: DType): S;
   protected abstract freeStorage(storage: S): void;
   /** The kernels' name for elements [offset, offset + length) of storage. */
-  protected abstract resolve(storage: S, dtype: DType, offset: number, length: number): Buf | Ids;
-  protected abstract writeStorage(storage: S, dtype: DType, offset: number, data: Float32Array | Int32Array): void;
-  protected abstract readStorage(storage: S, dtype: DType, offset: number, length: number): Float32Array | Int32Array;
+  protected abstract resolve(storage: S, dtype: DType, offset: number, length: number): Buf | Ids | Bf16 | I8;
+  protected abstract writeStorage(storage: S, dtype: DType, offset: number, data: TypedData): void;
+  protected abstract readStorage(storage: S, dtype: DType, offset: number, length: number): TypedData;
   protected abstract zeroStorage(storage: S, dtype: DType, offset: number, length: number): void;
   /** A zero-copy, short-lived view of i32 storage, used to check token ids before a kernel runs. */
   protected abstract intView(storage: S, offset: number, length: number): Int32Array;
   /** This backend's implementation of every kernel of the registry, by name. */
-  protected abstract readonly kernels: Kernels<Buf, Ids>;
+  protected abstract readonly kernels: Kernels<Buf, Ids, Bf16, I8>;
 
-  private readonly tensors = new Map<number, TensorRecord<S, Buf | Ids>>();
+  private readonly tensors = new Map<number, TensorRecord<S, Buf | Ids | Bf16 | I8>>();
   private nextId = 1;
 
   // ---- storage ----
 
   alloc(length: number, dtype: DType = 'f32'): Tensor {
     checkCount(null, 'length', length, 0);
-    if (dtype !== 'f32' && dtype !== 'i32') throw new Error(`alloc: dtype must be 'f32' or 'i32', got ${String(dtype)}`);
+    if (!Object.hasOwn(DTYPE_ARRAYS, dtype)) throw new Error(`alloc: dtype must be one of ${Object.keys(DTYPE_ARRAYS).map((d) => `'${d}'`).join(', ')}, got ${String(dtype)}`);
     const owner: StorageRecord<S> = { storage: this.allocStorage(length, dtype), dtype, length, freed: false, epoch: 0 };
     return this.register(owner, 0, length, false);
   }
@@ -263,9 +276,9 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
     this.freeStorage(rec.owner.storage);
   }
 
-  write(t: Tensor, data: Float32Array | Int32Array, offset = 0): void {
+  write(t: Tensor, data: TypedData, offset = 0): void {
     const rec = this.record('write', 't', t);
-    const want = t.dtype === 'f32' ? Float32Array : Int32Array;
+    const want = DTYPE_ARRAYS[t.dtype];
     if (!(data instanceof want)) {
       throw new Error(`write: data must be a ${want.name} for a ${t.dtype} tensor, got ${describe(data)}`);
     }
@@ -308,7 +321,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
     }
   }
 
-  read(t: Tensor, offset = 0, length?: number): Float32Array | Int32Array {
+  read(t: Tensor, offset = 0, length?: number): TypedData {
     const rec = this.record('read', 't', t);
     checkCount('read', 'offset', offset, 0);
     const len = length ?? t.length - offset;
@@ -388,11 +401,11 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
     const ins = plan.inputs;
     const all = outs.length + ins.length;
     for (let i = 0; i < outs.length; i++) {
-      const a = args[outs[i]] as TensorRecord<S, Buf | Ids> | null;
+      const a = args[outs[i]] as TensorRecord<S, Buf | Ids | Bf16 | I8> | null;
       if (a === null) continue;
       for (let j = i + 1; j < all; j++) {
         const k = j < outs.length ? outs[j] : ins[j - outs.length];
-        const b = args[k] as TensorRecord<S, Buf | Ids> | null;
+        const b = args[k] as TensorRecord<S, Buf | Ids | Bf16 | I8> | null;
         if (b !== null && a.owner === b.owner && a.offset < b.offset + b.tensor.length && b.offset < a.offset + a.tensor.length) {
           throw new Error(`${fn}: output ${plan.argNames[outs[i]]} overlaps ${plan.argNames[k]}; outputs must not share memory with other arguments`);
         }
@@ -401,7 +414,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
 
     for (let i = 0; i < tensors.length; i++) {
       const idx = tensors[i].idx;
-      const rec = args[idx] as TensorRecord<S, Buf | Ids> | null;
+      const rec = args[idx] as TensorRecord<S, Buf | Ids | Bf16 | I8> | null;
       if (rec === null) continue;
       if (tensors[i].output) rec.owner.epoch++;
       rec.buf ??= this.resolve(rec.owner.storage, rec.tensor.dtype, rec.offset, rec.tensor.length);
@@ -420,7 +433,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf> implements Backend {
     return tensor;
   }
 
-  private record(fn: string, arg: string, t: Tensor): TensorRecord<S, Buf | Ids> {
+  private record(fn: string, arg: string, t: Tensor): TensorRecord<S, Buf | Ids | Bf16 | I8> {
     const rec = t !== null && typeof t === 'object' ? this.tensors.get(t.id) : undefined;
     if (!rec || rec.tensor !== t) {
       throw new Error(`${fn}: ${arg} is not a live tensor of the ${this.name} backend (freed, or from another backend)`);

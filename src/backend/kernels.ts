@@ -16,7 +16,9 @@
 // Arguments are listed in call order: outputs, inputs, dims, then scalars (the Rust
 // kernels' order). Each has a role:
 //   out / inp     an f32 tensor of exactly `length` elements (output: written; input: read);
-//                 `nullable`: null is allowed (no tensor, e.g. matmul's bias)
+//                 `nullable`: null is allowed (no tensor, e.g. matmul's bias); an input or
+//                 a table may have a compact `dtype` instead: 'bf16' or 'i8' (a compact
+//                 weight, crates/kernels/src/compact.rs)
 //   ids           an i32 input of exactly `length` token ids, each in the range ('< V':
 //                 0..V-1, '<= maxT': 0..maxT), or equal to the `allowed` scalar argument
 //   table         an f32 table of rows of `of` (an embedding), at least `atLeast` rows (default
@@ -25,8 +27,9 @@
 //   scalar        a number: 'finite', 'unit' (in [0, 1)), 'int32', 'step' (integer in 1..2^32-1)
 //   flag          an optional boolean, default false
 //   dropout       a DropoutSpec { p, seed, stream }; `optional`: defaults to NO_DROPOUT
-// Lengths and ranges are products of dims and integers ('B*T*3*C'), parsed once when a
-// module that uses them loads. `constraints` relate dims ('C % NH == 0', 'Tq <= maxT').
+// Lengths and ranges are products of dims and integers ('B*T*3*C'), optionally divided by
+// an integer that a constraint makes exact ('OC*C/32'), parsed once when a module that uses
+// them loads. `constraints` relate dims ('C % NH == 0', 'Tq <= maxT', 'C % 32 == 0').
 // `returns: 'number'` for a kernel with a result (sumSquares). `scratch`: the kernel
 // allocates scratch memory; in wasm it returns a status (0, or 1 when memory cannot grow).
 //
@@ -44,15 +47,20 @@ const out = <const N extends string>(name: N, length: string) => ({ role: 'out',
 const outOrNull = <const N extends string>(name: N, length: string) => ({ role: 'out', name, length, nullable: true }) as const;
 const inp = <const N extends string>(name: N, length: string) => ({ role: 'inp', name, length }) as const;
 const inpOrNull = <const N extends string>(name: N, length: string) => ({ role: 'inp', name, length, nullable: true }) as const;
+/** A compact-weight input: bf16 (Uint16Array bits) or int8 (Int8Array), see crates/kernels/src/compact.rs. */
+const compactInp = <const N extends string, const D extends CompactDType>(name: N, length: string, dtype: D) => ({ role: 'inp', name, length, dtype }) as const;
 const ids = <const N extends string>(name: N, length: string, range: string, allowed?: string) => ({ role: 'ids', name, length, range, allowed }) as const;
 const table = <const N extends string>(name: N, of: string, opts: { count?: string; atLeast?: string; output?: boolean } = {}) =>
   ({ role: 'table', name, of, ...opts }) as const;
+const compactTable = <const N extends string, const D extends CompactDType>(name: N, of: string, count: string, dtype: D) => ({ role: 'table', name, of, count, dtype }) as const;
 const dim = <const N extends string>(name: N) => ({ role: 'dim', name }) as const;
 const scalar = <const N extends string>(name: N, kind: ScalarKind) => ({ role: 'scalar', name, kind }) as const;
 const flag = <const N extends string>(name: N) => ({ role: 'flag', name, optional: true }) as const;
 const dropout = <const O extends boolean>(optional: O) => ({ role: 'dropout', name: 'dropout', optional }) as const;
 
 export type ScalarKind = 'finite' | 'unit' | 'int32' | 'step';
+/** The element types of compact weights: bf16 (stored as its 16 bits) and int8. */
+export type CompactDType = 'bf16' | 'i8';
 
 /** One argument of a kernel (see the roles above). */
 export interface ArgDef {
@@ -68,6 +76,8 @@ export interface ArgDef {
   readonly output?: boolean;
   readonly kind?: ScalarKind;
   readonly optional?: boolean;
+  /** An input or table of a compact dtype instead of f32. */
+  readonly dtype?: CompactDType;
 }
 
 export interface KernelDef {
@@ -88,6 +98,15 @@ export const KERNELS = {
   /** out (B,T,C) = wte[ids] + wpe[t]; ids (B,T) i32 in 0..V-1 where V = wte.length / C. */
   encoderForward: {
     args: [out('out', 'B*T*C'), ids('ids', 'B*T', '< V'), table('wte', 'C', { count: 'V' }), table('wpe', 'C', { atLeast: 'T' }), dim('B'), dim('T'), dim('C')],
+  },
+  /** out (B,T,C) = wte (V,C, bf16)[ids] + wpe (maxT,C)[t]. */
+  encoderForwardBf16: {
+    args: [out('out', 'B*T*C'), ids('ids', 'B*T', '< V'), compactTable('wte', 'C', 'V', 'bf16'), table('wpe', 'C', { atLeast: 'T' }), dim('B'), dim('T'), dim('C')],
+  },
+  /** out (B,T,C) = wte (V,C, int8, scales (V,C/32))[ids] dequantized + wpe (maxT,C)[t]. */
+  encoderForwardQ8: {
+    args: [out('out', 'B*T*C'), ids('ids', 'B*T', '< V'), compactTable('wte', 'C', 'V', 'i8'), inp('scales', 'V*C/32'), table('wpe', 'C', { atLeast: 'T' }), dim('B'), dim('T'), dim('C')],
+    constraints: ['C % 32 == 0'],
   },
   /** dwte (V,C)[ids] += dout (B,T,C); dwpe (maxT,C)[t] += dout; ids (B,T) i32 in 0..V-1. */
   encoderBackward: {
@@ -110,6 +129,23 @@ export const KERNELS = {
   /** out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC); bias may be null; accumulate: out += it. */
   matmulForward: {
     args: [out('out', 'N*OC'), inp('inp', 'N*C'), inp('weight', 'OC*C'), inpOrNull('bias', 'OC'), dim('N'), dim('C'), dim('OC'), flag('accumulate')],
+    scratch: true,
+  },
+  /** out (N,OC) = bf16(inp (N,C)) · weight (OC,C, bf16)ᵀ + bias (OC): inp is rounded to bf16 too; f32 accumulation; accumulate: out += it. */
+  matmulForwardBf16: {
+    args: [out('out', 'N*OC'), inp('inp', 'N*C'), compactInp('weight', 'OC*C', 'bf16'), inpOrNull('bias', 'OC'), dim('N'), dim('C'), dim('OC'), flag('accumulate')],
+    scratch: true,
+  },
+  /**
+   * out (N,OC) = q8(inp (N,C)) · weight (OC,C, int8, scales (OC,C/32))ᵀ + bias (OC): each block of 32
+   * weights is q·d; inp is quantized the same way on the fly; accumulate: out += it.
+   */
+  matmulForwardQ8: {
+    args: [
+      out('out', 'N*OC'), inp('inp', 'N*C'), compactInp('weight', 'OC*C', 'i8'), inp('scales', 'OC*C/32'), inpOrNull('bias', 'OC'),
+      dim('N'), dim('C'), dim('OC'), flag('accumulate'),
+    ],
+    constraints: ['C % 32 == 0'],
     scratch: true,
   },
   /**
@@ -223,8 +259,12 @@ export const KERNEL_NAMES = Object.freeze(Object.keys(KERNELS)) as readonly Kern
 
 type Returns<D> = D extends { returns: 'number' } ? number : void;
 
-/** The TypeScript type of one argument: Buf for f32 tensors, Ids for i32 ones. */
-type Param<A, Buf, Ids> = A extends { role: 'out' | 'inp' | 'table'; nullable: true }
+/** The TypeScript type of one argument: Buf for f32 tensors, Ids for i32 ones, Bf16 / I8 for compact weights. */
+type Param<A, Buf, Ids, Bf16, I8> = A extends { dtype: 'bf16' }
+  ? Bf16
+  : A extends { dtype: 'i8' }
+    ? I8
+    : A extends { role: 'out' | 'inp' | 'table'; nullable: true }
   ? Buf | null
   : A extends { role: 'out' | 'inp' | 'table' }
     ? Buf
@@ -241,24 +281,24 @@ type Param<A, Buf, Ids> = A extends { role: 'out' | 'inp' | 'table'; nullable: t
 // (Tuple element names cannot be made from the table's strings, so each parameter is named
 // after its role: out, inp, table, ids, dim, scalar, flag, dropout. The doc comment of the
 // table's entry says what each argument is.)
-type Params<As, Buf, Ids> = As extends readonly [infer H, ...infer R]
+type Params<As, Buf, Ids, Bf16, I8> = As extends readonly [infer H, ...infer R]
   ? H extends { role: 'flag' }
-    ? [flag?: boolean, ...rest: Params<R, Buf, Ids>]
+    ? [flag?: boolean, ...rest: Params<R, Buf, Ids, Bf16, I8>]
     : H extends { role: 'dropout'; optional: true }
-      ? [dropout?: DropoutSpec, ...rest: Params<R, Buf, Ids>]
+      ? [dropout?: DropoutSpec, ...rest: Params<R, Buf, Ids, Bf16, I8>]
       : H extends { role: 'dropout' }
-        ? [dropout: DropoutSpec, ...rest: Params<R, Buf, Ids>]
+        ? [dropout: DropoutSpec, ...rest: Params<R, Buf, Ids, Bf16, I8>]
         : H extends { role: 'out' }
-          ? [out: Param<H, Buf, Ids>, ...rest: Params<R, Buf, Ids>]
+          ? [out: Param<H, Buf, Ids, Bf16, I8>, ...rest: Params<R, Buf, Ids, Bf16, I8>]
           : H extends { role: 'inp' }
-            ? [inp: Param<H, Buf, Ids>, ...rest: Params<R, Buf, Ids>]
+            ? [inp: Param<H, Buf, Ids, Bf16, I8>, ...rest: Params<R, Buf, Ids, Bf16, I8>]
             : H extends { role: 'table' }
-              ? [table: Param<H, Buf, Ids>, ...rest: Params<R, Buf, Ids>]
+              ? [table: Param<H, Buf, Ids, Bf16, I8>, ...rest: Params<R, Buf, Ids, Bf16, I8>]
               : H extends { role: 'ids' }
-                ? [ids: Param<H, Buf, Ids>, ...rest: Params<R, Buf, Ids>]
+                ? [ids: Param<H, Buf, Ids, Bf16, I8>, ...rest: Params<R, Buf, Ids, Bf16, I8>]
                 : H extends { role: 'dim' }
-                  ? [dim: number, ...rest: Params<R, Buf, Ids>]
-                  : [scalar: number, ...rest: Params<R, Buf, Ids>]
+                  ? [dim: number, ...rest: Params<R, Buf, Ids, Bf16, I8>]
+                  : [scalar: number, ...rest: Params<R, Buf, Ids, Bf16, I8>]
   : [];
 
 /** The parameter list of kernel K, with tensors named by Buf (f32) and Ids (i32). */
@@ -267,16 +307,20 @@ type Params<As, Buf, Ids> = As extends readonly [infer H, ...infer R]
  * The kernels, generic over how a buffer is named: `Tensor` handles on the public Backend,
  * resolved storage (a typed-array view or a wasm pointer) inside each implementation, and
  * plain arrays in the reference kernels (which also run in float64 for gradient checks).
- * `Ids` names the i32 buffers (token ids, targets, positions) where they differ.
+ * `Ids` names the i32 buffers (token ids, targets, positions) where they differ, `Bf16` and
+ * `I8` the compact weights (typed arrays: Uint16Array and Int8Array).
  * Derived from KERNELS: see each entry there for the shapes.
  */
-export type Kernels<Buf, Ids = Buf> = {
-  [K in keyof typeof KERNELS]: (...args: Params<(typeof KERNELS)[K]['args'], Buf, Ids>) => Returns<(typeof KERNELS)[K]>;
+export type Kernels<Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> = {
+  [K in keyof typeof KERNELS]: (...args: Params<(typeof KERNELS)[K]['args'], Buf, Ids, Bf16, I8>) => Returns<(typeof KERNELS)[K]>;
 };
+
+/** Kernels over typed arrays, as the native addon and the reference backend take them. */
+export type TypedKernels<F = Float32Array> = Kernels<F, Int32Array, Uint16Array, Int8Array>;
 
 // ---- the native addon's and the wasm module's kernel exports ----
 
-type NativeParam<A> = A extends { role: 'ids' } ? Int32Array : A extends { role: 'out' | 'inp' | 'table'; nullable: true } ? Float32Array | null : A extends { role: 'out' | 'inp' | 'table' } ? Float32Array : number;
+type NativeParam<A> = A extends { dtype: 'bf16' } ? Uint16Array : A extends { dtype: 'i8' } ? Int8Array : A extends { role: 'ids' } ? Int32Array : A extends { role: 'out' | 'inp' | 'table'; nullable: true } ? Float32Array | null : A extends { role: 'out' | 'inp' | 'table' } ? Float32Array : number;
 /** The addon's parameters: as Kernels<Float32Array, Int32Array>, with a dropout spec as p, seed, stream. */
 type NativeParams<As> = As extends readonly [infer H, ...infer R]
   ? H extends { role: 'dropout' }

@@ -5,7 +5,7 @@
 import { loadNative, loadNativeAsync, type LoadedNative, type NativeAddon } from '../../bindings/native.js';
 import type { BackendInfo, DType, DropoutSpec } from './backend.js';
 import { NO_DROPOUT } from './backend.js';
-import { KERNELS, KERNEL_NAMES, type Kernels } from './kernels.js';
+import { KERNELS, KERNEL_NAMES, type TypedKernels } from './kernels.js';
 import { TypedArrayBackend, type TypedStorage as Storage } from './typed-array.js';
 
 /** Floats from which a zero fill is worth the addon's threads (below, TypedArray.fill). */
@@ -16,7 +16,7 @@ const LINE_FLOATS = 16;
 
 export class NativeBackend extends TypedArrayBackend {
   readonly name = 'native' as const;
-  protected readonly kernels: Kernels<Float32Array, Int32Array>;
+  protected readonly kernels: TypedKernels;
 
   constructor(private readonly native: LoadedNative) {
     super();
@@ -86,14 +86,14 @@ export class NativeBackend extends TypedArrayBackend {
  * null for a null buffer; booleans), except that a dropout spec is passed as p, seed,
  * stream. The export is looked up on every call (bench/ wraps the addon's functions).
  */
-function nativeKernels(a: NativeAddon): Kernels<Float32Array, Int32Array> {
+function nativeKernels(a: NativeAddon): TypedKernels {
   const kernels: Record<string, Fn> = {};
   for (const name of KERNEL_NAMES) {
     const args: ReadonlyArray<{ role: string }> = KERNELS[name].args;
     const d = args.findIndex((x) => x.role === 'dropout');
     kernels[name] = d < 0 ? passThrough(a, name) : withDropout(a, name, d, args.length);
   }
-  return kernels as unknown as Kernels<Float32Array, Int32Array>;
+  return kernels as unknown as TypedKernels;
 }
 
 type Fn = (...args: unknown[]) => unknown;

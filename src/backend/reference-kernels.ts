@@ -15,6 +15,7 @@
 // - No argument checks here: BaseBackend checks every call before it reaches a kernel.
 
 import type { DropoutSpec } from './backend.js';
+import { Q8_BLOCK, bf16Round, bf16Widen, quantizeQ8 } from './compact.js';
 import type { Kernels } from './kernels.js';
 import { randomU32 } from './rng.js';
 
@@ -65,6 +66,23 @@ export function encoderForward(out: FloatArray, ids: Int32Array, wte: FloatArray
       const ix = ids[b * T + t];
       for (let i = 0; i < C; i++) out[o + i] = wte[ix * C + i] + wpe[t * C + i];
     }
+  }
+}
+
+/** out (B,T,C) = wte (V,C, bf16 bits)[ids (B,T)] + wpe (maxT,C)[t]. */
+export function encoderForwardBf16(out: FloatArray, ids: Int32Array, wte: Uint16Array, wpe: FloatArray, B: number, T: number, C: number): void {
+  for (let bt = 0; bt < B * T; bt++) {
+    const t = bt % T;
+    for (let i = 0; i < C; i++) out[bt * C + i] = bf16Widen(wte[ids[bt] * C + i]) + wpe[t * C + i];
+  }
+}
+
+/** out (B,T,C) = wte (V,C, int8 with scales (V,C/32))[ids (B,T)] dequantized + wpe (maxT,C)[t]. */
+export function encoderForwardQ8(out: FloatArray, ids: Int32Array, wte: Int8Array, scales: FloatArray, wpe: FloatArray, B: number, T: number, C: number): void {
+  for (let bt = 0; bt < B * T; bt++) {
+    const t = bt % T;
+    const row = ids[bt] * C;
+    for (let i = 0; i < C; i++) out[bt * C + i] = wte[row + i] * scales[(row + i) / Q8_BLOCK | 0] + wpe[t * C + i];
   }
 }
 
@@ -148,6 +166,41 @@ export function matmulForward(out: FloatArray, inp: FloatArray, weight: FloatArr
       const w = o * C;
       let acc = bias === null ? 0 : bias[o];
       for (let i = 0; i < C; i++) acc += inp[x + i] * weight[w + i];
+      out[n * OC + o] = accumulate ? out[n * OC + o] + acc : acc;
+    }
+  }
+}
+
+/** out (N,OC) = bf16(inp (N,C)) · weight (OC,C, bf16 bits)ᵀ + bias (OC): the activations are rounded to bf16 too. */
+export function matmulForwardBf16(out: FloatArray, inp: FloatArray, weight: Uint16Array, bias: FloatArray | null, N: number, C: number, OC: number, accumulate = false): void {
+  const x = new Float64Array(C);
+  for (let n = 0; n < N; n++) {
+    for (let i = 0; i < C; i++) x[i] = bf16Widen(bf16Round(inp[n * C + i]));
+    for (let o = 0; o < OC; o++) {
+      const w = o * C;
+      let acc = bias === null ? 0 : bias[o];
+      for (let i = 0; i < C; i++) acc += x[i] * bf16Widen(weight[w + i]);
+      out[n * OC + o] = accumulate ? out[n * OC + o] + acc : acc;
+    }
+  }
+}
+
+/**
+ * out (N,OC) = q8(inp (N,C)) · weight (OC,C, int8 with scales (OC,C/32))ᵀ + bias (OC): each row
+ * of inp quantized in blocks of 32 as the weights are (compact.ts), then
+ * Σ over blocks of d_w · d_x · Σ q_w q_x. C is a multiple of 32.
+ */
+export function matmulForwardQ8(out: FloatArray, inp: FloatArray, weight: Int8Array, scales: FloatArray, bias: FloatArray | null, N: number, C: number, OC: number, accumulate = false): void {
+  const nb = C / Q8_BLOCK;
+  for (let n = 0; n < N; n++) {
+    const x = quantizeQ8(Float32Array.from(inp.subarray(n * C, (n + 1) * C)));
+    for (let o = 0; o < OC; o++) {
+      let acc = bias === null ? 0 : bias[o];
+      for (let b = 0; b < nb; b++) {
+        let dot = 0;
+        for (let i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++) dot += x.q[i] * weight[o * C + i];
+        acc += scales[o * nb + b] * x.scales[b] * dot;
+      }
       out[n * OC + o] = accumulate ? out[n * OC + o] + acc : acc;
     }
   }
@@ -501,12 +554,16 @@ export function scale(x: FloatArray, N: number, s: number): void {
  * backend's implementation (Float32Array and Int32Array buffers), also run in float64 by
  * the tests. Typed against the registry, so a kernel missing here is a compile error.
  */
-export const referenceKernels: Kernels<FloatArray, Int32Array> = {
+export const referenceKernels: Kernels<FloatArray, Int32Array, Uint16Array, Int8Array> = {
   encoderForward,
+  encoderForwardBf16,
+  encoderForwardQ8,
   encoderBackward,
   layernormForward,
   layernormBackward,
   matmulForward,
+  matmulForwardBf16,
+  matmulForwardQ8,
   matmulBackward,
   attentionForward,
   attentionBackward,

@@ -3,7 +3,7 @@
 // backends are tested against, and the last-resort fallback where neither loads. Slow.
 
 import type { BackendInfo } from './backend.js';
-import type { Kernels } from './kernels.js';
+import type { TypedKernels } from './kernels.js';
 import { TypedArrayBackend } from './typed-array.js';
 import { referenceKernels } from './reference-kernels.js';
 
@@ -13,7 +13,7 @@ import { VERSION } from '../version.js';
 export class ReferenceBackend extends TypedArrayBackend {
   readonly name = 'reference' as const;
   // The reference kernels take any float array; this backend resolves tensors to typed arrays.
-  protected readonly kernels: Kernels<Float32Array, Int32Array> = referenceKernels;
+  protected readonly kernels: TypedKernels = referenceKernels;
 
   info(): BackendInfo {
     return { name: 'reference', simd: 'none', threads: 1, version: VERSION };

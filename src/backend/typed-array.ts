@@ -1,14 +1,14 @@
 // Storage in plain JS typed arrays, shared by the reference backend (TS loops) and the
 // native backend (the addon reads the same arrays zero-copy).
 
-import type { DType } from './backend.js';
+import { DTYPE_ARRAYS, type DType, type TypedData } from './backend.js';
 import { BaseBackend } from './base.js';
 
-export type TypedStorage = Float32Array | Int32Array;
+export type TypedStorage = TypedData;
 
-export abstract class TypedArrayBackend extends BaseBackend<TypedStorage, Float32Array, Int32Array> {
+export abstract class TypedArrayBackend extends BaseBackend<TypedStorage, Float32Array, Int32Array, Uint16Array, Int8Array> {
   protected allocStorage(length: number, dtype: DType): TypedStorage {
-    return dtype === 'f32' ? new Float32Array(length) : new Int32Array(length);
+    return new DTYPE_ARRAYS[dtype](length);
   }
 
   protected freeStorage(_storage: TypedStorage): void {
@@ -19,11 +19,11 @@ export abstract class TypedArrayBackend extends BaseBackend<TypedStorage, Float3
     return storage.subarray(offset, offset + length);
   }
 
-  protected writeStorage(storage: TypedStorage, _dtype: DType, offset: number, data: Float32Array | Int32Array): void {
-    storage.set(data, offset);
+  protected writeStorage(storage: TypedStorage, _dtype: DType, offset: number, data: TypedData): void {
+    (storage as Float32Array).set(data as Float32Array, offset); // same array types: BaseBackend checked
   }
 
-  protected readStorage(storage: TypedStorage, _dtype: DType, offset: number, length: number): Float32Array | Int32Array {
+  protected readStorage(storage: TypedStorage, _dtype: DType, offset: number, length: number): TypedData {
     return storage.slice(offset, offset + length);
   }
 

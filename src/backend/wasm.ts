@@ -11,8 +11,8 @@
 
 import { loadWasm, type LoadedWasm, type LoadWasmOptions, type WasmExports, type WasmVariant } from '../../bindings/wasm.js';
 import type { WasmPool } from '../../bindings/wasm-pool.js';
-import type { BackendInfo, DType, DropoutSpec } from './backend.js';
-import { NO_DROPOUT } from './backend.js';
+import type { BackendInfo, DType, DropoutSpec, TypedData } from './backend.js';
+import { DTYPE_ARRAYS, NO_DROPOUT } from './backend.js';
 import { BaseBackend } from './base.js';
 import { KERNELS, KERNEL_NAMES, wasmName, type ArgDef, type KernelDef, type Kernels } from './kernels.js';
 
@@ -99,8 +99,8 @@ export class WasmBackend extends BaseBackend<number, number> {
     return this.x.memory.buffer.byteLength;
   }
 
-  protected allocStorage(length: number, _dtype: DType): number {
-    const nbytes = length * 4;
+  protected allocStorage(length: number, dtype: DType): number {
+    const nbytes = length * DTYPE_ARRAYS[dtype].BYTES_PER_ELEMENT;
     if (nbytes > MAX_BYTES) throw new Error(`alloc: ${length} elements do not fit in 32-bit WebAssembly memory`);
     const ptr = this.x.alloc(nbytes) >>> 0;
     if (ptr === 0) throw new Error(`alloc: out of WebAssembly memory allocating ${length} elements (${nbytes} bytes)`);
@@ -115,23 +115,26 @@ export class WasmBackend extends BaseBackend<number, number> {
     this.x.dealloc(ptr, nbytes);
   }
 
-  protected resolve(ptr: number, _dtype: DType, offset: number, _length: number): number {
-    return ptr + offset * 4;
+  protected resolve(ptr: number, dtype: DType, offset: number, _length: number): number {
+    return ptr + offset * DTYPE_ARRAYS[dtype].BYTES_PER_ELEMENT;
   }
 
-  protected writeStorage(ptr: number, dtype: DType, offset: number, data: Float32Array | Int32Array): void {
-    const Ctor = dtype === 'f32' ? Float32Array : Int32Array;
-    new Ctor(this.x.memory.buffer, ptr + offset * 4, data.length).set(data);
+  /** A view of elements [offset, offset + length) of the storage at ptr (short-lived: see the top of the file). */
+  private elements(ptr: number, dtype: DType, offset: number, length: number): TypedData {
+    const Ctor = DTYPE_ARRAYS[dtype];
+    return new Ctor(this.x.memory.buffer, ptr + offset * Ctor.BYTES_PER_ELEMENT, length);
   }
 
-  protected readStorage(ptr: number, dtype: DType, offset: number, length: number): Float32Array | Int32Array {
-    const Ctor = dtype === 'f32' ? Float32Array : Int32Array;
-    return new Ctor(this.x.memory.buffer, ptr + offset * 4, length).slice();
+  protected writeStorage(ptr: number, dtype: DType, offset: number, data: TypedData): void {
+    (this.elements(ptr, dtype, offset, data.length) as Float32Array).set(data as Float32Array); // same array types: BaseBackend checked
+  }
+
+  protected readStorage(ptr: number, dtype: DType, offset: number, length: number): TypedData {
+    return this.elements(ptr, dtype, offset, length).slice();
   }
 
   protected zeroStorage(ptr: number, dtype: DType, offset: number, length: number): void {
-    const Ctor = dtype === 'f32' ? Float32Array : Int32Array;
-    new Ctor(this.x.memory.buffer, ptr + offset * 4, length).fill(0);
+    this.elements(ptr, dtype, offset, length).fill(0);
   }
 
   protected intView(ptr: number, offset: number, length: number): Int32Array {

@@ -9,10 +9,14 @@
 
 import type { Backend, DropoutSpec, Tensor } from '../../src/backend/backend.js';
 import { KERNELS, type KernelName, type Kernels } from '../../src/backend/kernels.js';
+import { quantizeQ8, toBf16 } from '../../src/backend/compact.js';
 import { referenceKernels, type RefArray } from '../../src/backend/reference-kernels.js';
 import { mulberry32, randInts, randn, randu, type Rng } from './random.js';
 
-export type Data = Float32Array | Int32Array;
+export type Data = Float32Array | Int32Array | Uint16Array | Int8Array;
+
+/** The tensor dtype that holds a case buffer. */
+const dtypeOf = (data: Data) => (data instanceof Int32Array ? 'i32' : data instanceof Uint16Array ? 'bf16' : data instanceof Int8Array ? 'i8' : 'f32');
 
 export interface KernelCase {
   kernel: KernelName;
@@ -42,7 +46,7 @@ export function runOnBackend(backend: Backend, c: KernelCase): { outputs: Record
   const tensors: Record<string, Tensor> = {};
   try {
     for (const [name, data] of Object.entries(c.buffers)) {
-      const t = backend.alloc(data.length, data instanceof Int32Array ? 'i32' : 'f32');
+      const t = backend.alloc(data.length, dtypeOf(data));
       tensors[name] = t;
       backend.write(t, data);
     }
@@ -61,7 +65,8 @@ const reference = referenceKernels as Kernels<RefArray>;
 /** Runs `c` on the reference kernels in float64 (inputs are the same f32 values, exactly). */
 export function runReference64(c: KernelCase): { outputs: Record<string, Float64Array | Int32Array>; result: number | void } {
   const bufs: Record<string, RefArray> = {};
-  for (const [name, data] of Object.entries(c.buffers)) bufs[name] = data instanceof Int32Array ? data.slice() : Float64Array.from(data);
+  // Ids and compact weights keep their integer arrays; floats become float64.
+  for (const [name, data] of Object.entries(c.buffers)) bufs[name] = data instanceof Float32Array ? Float64Array.from(data) : (data.slice() as RefArray);
   const result = invoke<RefArray>(reference, c, bufs);
   const outputs: Record<string, Float64Array | Int32Array> = {};
   for (const name of outputsOf(c)) outputs[name] = bufs[name] as Float64Array;
@@ -404,6 +409,74 @@ export function buildCases(): KernelCase[] {
       buffers: { dinp: randn(r, N * C), dout: randn(r, F * C), rows },
       rtol: TOL_REDUCE,
       args: { F, C },
+    });
+  }
+
+  // Last, so that the cases above keep their seeds.
+  // ---- compact weights: bf16 and int8 (crates/kernels/src/compact.rs) ----
+  // Dot products up to 4 rows (GEMV) and the GEMM over widened chunks of the weight
+  // (several chunks: 1500 rows at C = 768, 300 at C = 4096). int8 needs C % 32 == 0.
+  for (const [N, C, OC, withBias] of [
+    [1, 1, 1, 1],
+    [1, 17, 33, 1],
+    [4, 33, 7, 0],
+    [5, 64, 48, 1],
+    [3, 768, 2304, 1], // GPT-2's c_attn at decode
+    [9, 768, 1500, 1], // the GEMM path over three chunks
+    [2, 3072, 96, 0], // K = 3072 (GPT-2's MLP projection)
+    [7, 4096, 300, 1],
+  ] as const) {
+    const r = next();
+    const inp = randn(r, N * C);
+    const weightF32 = randn(r, OC * C, 0.2);
+    const out = randn(r, N * OC);
+    const bias = withBias ? { bias: randn(r, OC) } : {};
+    const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
+    for (const accumulate of [false, true]) {
+      const what = `N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`;
+      cases.push({
+        kernel: 'matmulForwardBf16',
+        label: `matmulForwardBf16 ${what}`,
+        buffers: { out, inp, weight: toBf16(weightF32), ...bias },
+        rtol: tol,
+        args: { N, C, OC, accumulate },
+      });
+      if (C % 32 !== 0) continue;
+      const { q, scales } = quantizeQ8(weightF32);
+      cases.push({
+        kernel: 'matmulForwardQ8',
+        label: `matmulForwardQ8 ${what}`,
+        buffers: { out, inp, weight: q, scales, ...bias },
+        rtol: tol,
+        args: { N, C, OC, accumulate },
+      });
+    }
+  }
+  for (const [B, T, C, V, maxT] of [
+    [1, 1, 32, 1, 1],
+    [2, 3, 64, 11, 5],
+    [3, 7, 96, 50, 7],
+  ]) {
+    const r = next();
+    const ids = randInts(r, B * T, V);
+    ids[0] = V - 1;
+    const wteF32 = randn(r, V * C);
+    const wpe = randn(r, maxT * C);
+    const out = randn(r, B * T * C);
+    const { q, scales } = quantizeQ8(wteF32);
+    cases.push({
+      kernel: 'encoderForwardBf16',
+      label: `encoderForwardBf16 B=${B} T=${T} C=${C} V=${V}`,
+      buffers: { out, ids, wte: toBf16(wteF32), wpe },
+      rtol: TOL_POINTWISE,
+      args: { B, T, C },
+    });
+    cases.push({
+      kernel: 'encoderForwardQ8',
+      label: `encoderForwardQ8 B=${B} T=${T} C=${C} V=${V}`,
+      buffers: { out, ids, wte: q, scales, wpe },
+      rtol: TOL_POINTWISE,
+      args: { B, T, C },
     });
   }
 

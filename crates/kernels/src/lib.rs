@@ -24,6 +24,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod compact;
 pub mod crossentropy;
 pub mod decode;
 pub mod dropout;

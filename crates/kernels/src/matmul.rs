@@ -33,22 +33,31 @@ pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], 
         gemv_forward(par, out, inp, weight, bias, n, c, oc, accumulate);
         return;
     }
+    gemm_forward(par, scratch, out, oc, inp, weight, bias, n, c, oc, accumulate);
+}
+
+/// out (N,OC) at row stride `ldc` (= or +=, `accumulate`) inp (N,C) · weight (OC,C)ᵀ +
+/// bias, through the GEMM: matmul_forward's product, and the compact-weight kernels' over
+/// a widened chunk of their weight (compact.rs).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], ldc: usize, inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize, accumulate: bool) {
+    assert!(n == 0 || out.len() >= (n - 1) * ldc + oc, "matmul: out too small");
     let p = Problem {
         m: n,
         n: oc,
         k: c,
         a: Mat { ptr: inp.as_ptr(), rs: c, cs: 1 },    // inp (N, C)
         b: Mat { ptr: weight.as_ptr(), rs: 1, cs: c }, // weightᵀ: (C, OC) view of (OC, C)
-        c: out.as_mut_ptr(),                           // (N, OC)
-        ldc: oc,
+        c: out.as_mut_ptr(),                           // (N, OC), row stride ldc
+        ldc,
         accumulate,
         // The GEMM adds the bias only when it overwrites; accumulating, it is added below.
         bias: if accumulate { core::ptr::null() } else { bias.map_or(core::ptr::null(), |b| b.as_ptr()) }, // (OC)
     };
     gemm::gemm(par, scratch, p);
     if let (true, Some(b)) = (accumulate, bias) {
-        for row in out[..n * oc].chunks_exact_mut(oc) {
-            for (o, &x) in row.iter_mut().zip(&b[..oc]) {
+        for r in 0..n {
+            for (o, &x) in out[r * ldc..r * ldc + oc].iter_mut().zip(&b[..oc]) {
                 *o += x;
             }
         }
@@ -103,11 +112,11 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
 
 /// Up to this many rows (token-by-token generation), the forward pass reads the weight
 /// in place with dot products: packing it would cost more than the product itself.
-const GEMV_ROWS: usize = 4;
+pub(crate) const GEMV_ROWS: usize = 4;
 
 /// Output columns per task of `gemv_forward`: small enough that the 768-column layers of
 /// GPT-2 split into a dozen tasks, so two or more threads finish together.
-const GEMV_COLS: usize = 64;
+pub(crate) const GEMV_COLS: usize = 64;
 
 /// out (N,OC) = (or +=, `accumulate`) inp (N,C) · weight (OC,C)ᵀ + bias for N <= GEMV_ROWS,
 /// split over columns.
@@ -168,7 +177,7 @@ fn bias_backward(par: &dyn Parallel, dbias: &mut [f32], dout: &[f32], n: usize, 
     });
 }
 
-fn ceil_div(x: usize, y: usize) -> usize {
+pub(crate) fn ceil_div(x: usize, y: usize) -> usize {
     (x + y - 1) / y
 }
 

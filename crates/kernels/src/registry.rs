@@ -40,6 +40,8 @@
 //!     is a dim, a `lens` name, or a plain product that a checked `lens` entry bounds (so
 //!     it cannot overflow: encoder's ids, b * t <= B*T*C). `out_opt[len]` /
 //!     `inp_opt[len]`: the same, or null/undefined (wasm: a null pointer) for none.
+//!   - `inp_bf16[len]` / `inp_i8[len]`: the same for a bf16 (u16: Uint16Array) / int8
+//!     (i8: Int8Array) input, a compact weight; `rows_in_bf16` / `rows_in_i8`: a table of them.
 //!   - `ids[len, lim]`: i32 input of `len` ids, each in 0..lim; `ids[len, lim, allowed]`:
 //!     or equal to the scalar argument `allowed` (an ignore index);
 //!     `ids[len, rows v]`: each below `v`, the row count of a table (`=> v` below). Wasm
@@ -56,7 +58,8 @@
 //! - `lens`: buffer lengths as named products of dims, in the order they are checked
 //!   (overflow-checked in the addon, in elements and in bytes); "what" names the product
 //!   in the overflow error.
-//! - `checks`: relations between dims: `%` (x divisible by y), `<=`.
+//! - `checks`: relations between dims: `%` (x divisible by y, a dim or an integer such as
+//!   32, the int8 block), `<=`.
 //! - `run`: `serial` (no pool), `pool(par)` (binds the thread pool as `par`), or
 //!   `scratch(par, scratch = f(dims))` (the pool and a scratch buffer of at least
 //!   `f(dims, threads)` floats, bound as `par` and `scratch`; the wasm export then returns
@@ -81,6 +84,29 @@ macro_rules! for_each_kernel {
                 checks: [],
                 run: serial,
                 call: encoder::encoder_forward(out, ids, wte, wpe, b, t, c),
+            }
+
+            // out (B,T,C) = widen(wte[ids]) + wpe[t] for a bf16 wte (V,C) (compact.rs).
+            "encoderForwardBf16" encoder_forward_bf16 [node wasm] (
+                out: out[btc], ids: ids[b * t, rows v], wte: rows_in_bf16[c, 1 => v], wpe: rows_in[c, t],
+                b: dim["B"], t: dim["T"], c: dim["C"],
+            ) {
+                lens: [btc = "B*T*C" (b, t, c)],
+                checks: [],
+                run: serial,
+                call: compact::encoder_forward_bf16(out, ids, wte, wpe, b, t, c),
+            }
+
+            // out (B,T,C) = dequantized wte[ids] + wpe[t] for an int8 wte (V,C) with scales
+            // (V,C/32) (compact.rs).
+            "encoderForwardQ8" encoder_forward_q8 [node wasm] (
+                out: out[btc], ids: ids[b * t, rows v], wte: rows_in_i8[c, 1 => v], scales: inp[v * (c / 32)], wpe: rows_in[c, t],
+                b: dim["B"], t: dim["T"], c: dim["C"],
+            ) {
+                lens: [btc = "B*T*C" (b, t, c)],
+                checks: [c("C") % 32],
+                run: serial,
+                call: compact::encoder_forward_q8(out, ids, wte, scales, wpe, b, t, c),
             }
 
             // dwte (V,C) += scatter of dout (B,T,C); dwpe (>= T,C) += dout summed over B.
@@ -126,6 +152,30 @@ macro_rules! for_each_kernel {
                 checks: [],
                 run: scratch(par, scratch = matmul::matmul_scratch_len(n, c, oc)),
                 call: matmul::matmul_forward(par, scratch, out, inp, weight, bias, n, c, oc, accumulate),
+            }
+
+            // out (N,OC) = bf16(inp (N,C)) · weight (OC,C, bf16)ᵀ + bias (OC, optional);
+            // accumulate: out += it (compact.rs).
+            "matmulForwardBf16" matmul_forward_bf16 [node wasm] (
+                out: out[noc], inp: inp[nc], weight: inp_bf16[occ], bias: inp_opt[oc],
+                n: dim["N"], c: dim["C"], oc: dim["OC"], accumulate: flag["accumulate"],
+            ) {
+                lens: [noc = "N*OC" (n, oc), nc = "N*C" (n, c), occ = "OC*C" (oc, c)],
+                checks: [],
+                run: scratch(par, scratch = compact::matmul_bf16_scratch_len(n, c, oc)),
+                call: compact::matmul_forward_bf16(par, scratch, out, inp, weight, bias, n, c, oc, accumulate),
+            }
+
+            // out (N,OC) = q8(inp (N,C)) · weight (OC,C, int8; scales (OC,C/32))ᵀ + bias (OC,
+            // optional); accumulate: out += it (compact.rs).
+            "matmulForwardQ8" matmul_forward_q8 [node wasm] (
+                out: out[noc], inp: inp[nc], weight: inp_i8[occ], scales: inp[ocb], bias: inp_opt[oc],
+                n: dim["N"], c: dim["C"], oc: dim["OC"], accumulate: flag["accumulate"],
+            ) {
+                lens: [noc = "N*OC" (n, oc), nc = "N*C" (n, c), occ = "OC*C" (oc, c), ocb = "OC*C/32" (oc, c / 32)],
+                checks: [c("C") % 32],
+                run: scratch(par, scratch = compact::matmul_q8_scratch_len(n, c, oc)),
+                call: compact::matmul_forward_q8(par, scratch, out, inp, weight, scales, bias, n, c, oc, accumulate),
             }
 
             // dinp (N,C) += dout·weight (overwriteDinp: =); dweight (OC,C, optional: a frozen

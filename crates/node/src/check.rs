@@ -27,6 +27,10 @@ const INS: usize = 6;
 pub enum Elem {
     F32,
     I32,
+    /// bf16 bits (a compact weight).
+    U16,
+    /// int8 (a compact weight).
+    I8,
 }
 
 impl Elem {
@@ -34,27 +38,39 @@ impl Elem {
         match self {
             Elem::F32 => "Float32Array",
             Elem::I32 => "Int32Array",
+            Elem::U16 => "Uint16Array",
+            Elem::I8 => "Int8Array",
         }
     }
     fn napi_type(self) -> i32 {
         match self {
             Elem::F32 => sys::TypedarrayType::float32_array,
             Elem::I32 => sys::TypedarrayType::int32_array,
+            Elem::U16 => sys::TypedarrayType::uint16_array,
+            Elem::I8 => sys::TypedarrayType::int8_array,
+        }
+    }
+    fn size(self) -> usize {
+        match self {
+            Elem::F32 | Elem::I32 => 4,
+            Elem::U16 => 2,
+            Elem::I8 => 1,
         }
     }
 }
 
-/// A typed-array argument: its element pointer (4-byte aligned, non-null) and length.
-/// Both element types are 4 bytes wide, so its bytes are [ptr, ptr + 4*len).
+/// A typed-array argument: its element pointer (aligned to its element, non-null), length
+/// and element type; its bytes are [ptr, ptr + size*len).
 pub struct Raw {
     name: &'static str,
     pub ptr: *mut u8,
     len: usize,
+    elem: Elem,
 }
 
 /// A checked f32 output.
 pub struct Out(Raw);
-/// A checked f32 input.
+/// A checked input: f32, or (`Call::compact`) a bf16 or int8 weight.
 pub struct In(Raw);
 /// A checked i32 input (ids in range).
 pub struct Ids(Raw);
@@ -70,7 +86,7 @@ struct Span {
 impl Span {
     fn of(r: &Raw) -> Span {
         let start = r.ptr as usize;
-        Span { name: r.name, start, end: start + r.len * 4 }
+        Span { name: r.name, start, end: start + r.len * r.elem.size() }
     }
 }
 
@@ -207,12 +223,12 @@ impl<'env> Call<'env> {
             // Zero-length (or detached) views: any aligned non-null pointer is a valid empty slice.
             data = std::ptr::NonNull::<f32>::dangling().as_ptr().cast();
         }
-        if !(data as usize).is_multiple_of(4) {
-            // Cannot happen for Float32Array/Int32Array (byteOffset is a multiple of 4), but
-            // a slice must be aligned, so refuse rather than assume.
-            return self.fail(format!("{name} is not 4-byte aligned"));
+        if !(data as usize).is_multiple_of(elem.size()) {
+            // Cannot happen for a typed array (its byteOffset is a multiple of its element
+            // size), but a slice must be aligned, so refuse rather than assume.
+            return self.fail(format!("{name} is not {}-byte aligned", elem.size()));
         }
-        Ok(Raw { name, ptr: data.cast(), len })
+        Ok(Raw { name, ptr: data.cast(), len, elem })
     }
 
     fn exact(&self, name: &'static str, v: Unknown<'env>, elem: Elem, len: usize) -> Result<Raw> {
@@ -233,15 +249,20 @@ impl<'env> Call<'env> {
 
     /// An f32 input of exactly `len` elements.
     pub fn inp(&mut self, name: &'static str, v: Unknown<'env>, len: usize) -> Result<In> {
-        let raw = self.exact(name, v, Elem::F32, len)?;
+        self.inp_of(name, v, Elem::F32, len)
+    }
+
+    /// An input of `elem` (a compact weight: U16 or I8) of exactly `len` elements.
+    pub fn inp_of(&mut self, name: &'static str, v: Unknown<'env>, elem: Elem, len: usize) -> Result<In> {
+        let raw = self.exact(name, v, elem, len)?;
         self.ins.push(Span::of(&raw));
         Ok(In(raw))
     }
 
     /// An f32 table of rows of `c` (an embedding or its gradient), at least `min_rows`
     /// rows. Returns the buffer and its row count.
-    fn rows(&self, name: &'static str, v: Unknown<'env>, c: usize, min_rows: usize) -> Result<(Raw, usize)> {
-        let raw = self.typed(name, v, Elem::F32)?;
+    fn rows(&self, name: &'static str, v: Unknown<'env>, elem: Elem, c: usize, min_rows: usize) -> Result<(Raw, usize)> {
+        let raw = self.typed(name, v, elem)?;
         if !raw.len.is_multiple_of(c) || raw.len / c < min_rows {
             return self.fail(format!(
                 "{name} must hold at least {min_rows} rows of C = {c} (length a multiple of {c}), got length {}",
@@ -254,14 +275,14 @@ impl<'env> Call<'env> {
 
     /// `rows`, for a table the kernel writes.
     pub fn rows_out(&mut self, name: &'static str, v: Unknown<'env>, c: usize, min_rows: usize) -> Result<(Out, usize)> {
-        let (raw, rows) = self.rows(name, v, c, min_rows)?;
+        let (raw, rows) = self.rows(name, v, Elem::F32, c, min_rows)?;
         self.outs.push(Span::of(&raw));
         Ok((Out(raw), rows))
     }
 
-    /// `rows`, for a table the kernel reads.
-    pub fn rows_in(&mut self, name: &'static str, v: Unknown<'env>, c: usize, min_rows: usize) -> Result<(In, usize)> {
-        let (raw, rows) = self.rows(name, v, c, min_rows)?;
+    /// `rows`, for a table of `elem` the kernel reads.
+    pub fn rows_in(&mut self, name: &'static str, v: Unknown<'env>, elem: Elem, c: usize, min_rows: usize) -> Result<(In, usize)> {
+        let (raw, rows) = self.rows(name, v, elem, c, min_rows)?;
         self.ins.push(Span::of(&raw));
         Ok((In(raw), rows))
     }
@@ -318,8 +339,23 @@ impl<'env> Checked<'env> {
     }
 
     pub fn f32s(&self, b: In) -> &'env [f32] {
+        assert!(b.0.elem == Elem::F32, "internal: {} is not f32", b.0.name);
         // SAFETY: as for `f32s_mut`; inputs are only read, and no output overlaps them.
         unsafe { std::slice::from_raw_parts(b.0.ptr as *const f32, b.0.len) }
+    }
+
+    /// A checked bf16 input's bits.
+    pub fn u16s(&self, b: In) -> &'env [u16] {
+        assert!(b.0.elem == Elem::U16, "internal: {} is not bf16", b.0.name);
+        // SAFETY: as for `f32s`, for a Uint16Array (2-byte aligned, checked by `typed`).
+        unsafe { std::slice::from_raw_parts(b.0.ptr as *const u16, b.0.len) }
+    }
+
+    /// A checked int8 input.
+    pub fn i8s(&self, b: In) -> &'env [i8] {
+        assert!(b.0.elem == Elem::I8, "internal: {} is not int8", b.0.name);
+        // SAFETY: as for `f32s`, for an Int8Array.
+        unsafe { std::slice::from_raw_parts(b.0.ptr as *const i8, b.0.len) }
     }
 
     pub fn i32s(&self, b: Ids) -> &'env [i32] {

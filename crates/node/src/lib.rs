@@ -277,7 +277,7 @@ macro_rules! napi_kernel {
     // The function.
     (@fn $js:tt $name:ident [$($sig:tt)*] ( $($a:ident : $role:ident $s:tt),* $(,)? )
         lens: [ $( $len:ident = $what:tt ( $($d:expr),* ) ),* $(,)? ],
-        checks: [ $( $cx:ident ( $cxl:tt ) $op:tt $cy:ident ( $cyl:tt ) ),* $(,)? ],
+        checks: [ $( $cx:ident ( $cxl:tt ) $op:tt $cy:tt $( ( $cyl:tt ) )? ),* $(,)? ],
         run: $run:ident $( ( $($run_args:tt)* ) )?,
         call: $m:ident :: $f:ident ( $($call:tt)* ) $(-> $ret:ident)? $(,)?
     ) => {
@@ -287,7 +287,7 @@ macro_rules! napi_kernel {
             let mut k_ = Call::new($js);
             $( napi_arg!(dims k_ $a $role $s); )*
             $( napi_arg!(scalars k_ $a $role $s); )*
-            $( napi_check!(k_ $cx $cxl $op $cy $cyl); )*
+            $( napi_check!(k_ $cx $cxl $op $cy $($cyl)?); )*
             $( napi_arg!(dropout k_ $a $role $s); )*
             $( let $len = k_.prod($what, &[$($d),*])?; )*
             $( napi_arg!(rows k_ $a $role $s); )*
@@ -316,7 +316,15 @@ macro_rules! napi_arg {
         $( let $v = _rows; )?
     };
     (rows $k:ident $a:ident rows_in [$c:expr, $min:expr $(=> $v:ident)?]) => {
-        let ($a, _rows) = $k.rows_in(stringify!($a), $a, $c, $min)?;
+        let ($a, _rows) = $k.rows_in(stringify!($a), $a, Elem::F32, $c, $min)?;
+        $( let $v = _rows; )?
+    };
+    (rows $k:ident $a:ident rows_in_bf16 [$c:expr, $min:expr $(=> $v:ident)?]) => {
+        let ($a, _rows) = $k.rows_in(stringify!($a), $a, Elem::U16, $c, $min)?;
+        $( let $v = _rows; )?
+    };
+    (rows $k:ident $a:ident rows_in_i8 [$c:expr, $min:expr $(=> $v:ident)?]) => {
+        let ($a, _rows) = $k.rows_in(stringify!($a), $a, Elem::I8, $c, $min)?;
         $( let $v = _rows; )?
     };
     (outs $k:ident $a:ident out [$len:expr]) => { let $a = $k.out(stringify!($a), $a, $len)?; };
@@ -327,6 +335,8 @@ macro_rules! napi_arg {
         };
     };
     (ins $k:ident $a:ident inp [$len:expr]) => { let $a = $k.inp(stringify!($a), $a, $len)?; };
+    (ins $k:ident $a:ident inp_bf16 [$len:expr]) => { let $a = $k.inp_of(stringify!($a), $a, Elem::U16, $len)?; };
+    (ins $k:ident $a:ident inp_i8 [$len:expr]) => { let $a = $k.inp_of(stringify!($a), $a, Elem::I8, $len)?; };
     (ins $k:ident $a:ident inp_opt [$len:expr]) => {
         let $a = match $a {
             Some(x) => Some($k.inp(stringify!($a), x, $len)?),
@@ -343,6 +353,10 @@ macro_rules! napi_arg {
     (slices $c:ident $a:ident out_opt $s:tt) => { let $a = $a.map(|x| $c.f32s_mut(x)); };
     (slices $c:ident $a:ident inp $s:tt) => { let $a = $c.f32s($a); };
     (slices $c:ident $a:ident rows_in $s:tt) => { let $a = $c.f32s($a); };
+    (slices $c:ident $a:ident inp_bf16 $s:tt) => { let $a = $c.u16s($a); };
+    (slices $c:ident $a:ident rows_in_bf16 $s:tt) => { let $a = $c.u16s($a); };
+    (slices $c:ident $a:ident inp_i8 $s:tt) => { let $a = $c.i8s($a); };
+    (slices $c:ident $a:ident rows_in_i8 $s:tt) => { let $a = $c.i8s($a); };
     (slices $c:ident $a:ident inp_opt $s:tt) => { let $a = $a.map(|x| $c.f32s(x)); };
     (slices $c:ident $a:ident ids $s:tt) => { let $a = $c.i32s($a); };
     ($pass:ident $k:ident $a:ident $role:ident $s:tt) => {};
@@ -353,6 +367,11 @@ macro_rules! napi_check {
     ($k:ident $x:ident $xl:tt % $y:ident $yl:tt) => {
         if !$x.is_multiple_of($y) {
             return $k.fail(format!("{} ({}) must be divisible by {} ({})", $xl, $x, $yl, $y));
+        }
+    };
+    ($k:ident $x:ident $xl:tt % $y:literal) => {
+        if !$x.is_multiple_of($y) {
+            return $k.fail(format!("{} ({}) must be divisible by {}", $xl, $x, $y));
         }
     };
     ($k:ident $x:ident $xl:tt <= $y:ident $yl:tt) => {

@@ -67,8 +67,8 @@ unsafe fn scratch_buf<'a>(len: usize) -> Option<&'a mut [f32]> {
 }
 
 /// # Safety
-/// `ptr` points to `len` live, aligned f32 that no mutable slice of this call aliases.
-unsafe fn s<'a>(ptr: *const f32, len: usize) -> &'a [f32] {
+/// `ptr` points to `len` live, aligned elements that no mutable slice of this call aliases.
+unsafe fn s<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
     if len == 0 {
         return &[];
     }
@@ -84,16 +84,6 @@ unsafe fn m<'a>(ptr: *mut f32, len: usize) -> &'a mut [f32] {
     }
     // SAFETY: per this function's contract.
     unsafe { std::slice::from_raw_parts_mut(ptr, len) }
-}
-
-/// # Safety
-/// `ptr` points to `len` live, aligned i32.
-unsafe fn si<'a>(ptr: *const i32, len: usize) -> &'a [i32] {
-    if len == 0 {
-        return &[];
-    }
-    // SAFETY: per this function's contract.
-    unsafe { std::slice::from_raw_parts(ptr, len) }
 }
 
 // ---- memory ----
@@ -278,6 +268,10 @@ macro_rules! wasm_kernel {
     (@ty inp) => { *const f32 };
     (@ty inp_opt) => { *const f32 };
     (@ty rows_in) => { *const f32 };
+    (@ty inp_bf16) => { *const u16 };
+    (@ty rows_in_bf16) => { *const u16 };
+    (@ty inp_i8) => { *const i8 };
+    (@ty rows_in_i8) => { *const i8 };
     (@ty ids) => { *const i32 };
     (@ty dim) => { usize };
     (@ty flag) => { u32 };
@@ -333,10 +327,10 @@ macro_rules! wasm_kernel {
 /// ids), then every other argument as the kernel takes it.
 macro_rules! wasm_arg {
     (ids $a:ident ids [$len:expr, rows $v:ident]) => {
-        let $a = si($a, $len);
+        let $a = s($a, $len);
         let $v = rows_used($a);
     };
-    (ids $a:ident ids [$len:expr $(, $rest:expr)*]) => { let $a = si($a, $len); };
+    (ids $a:ident ids [$len:expr $(, $rest:expr)*]) => { let $a = s($a, $len); };
     (bufs $a:ident out [$len:expr]) => { let $a = m($a, $len); };
     (bufs $a:ident inp [$len:expr]) => { let $a = s($a, $len); };
     (bufs $a:ident out_opt [$len:expr]) => { let $a = if $a.is_null() { None } else { Some(m($a, $len)) }; };
@@ -345,6 +339,10 @@ macro_rules! wasm_arg {
     (bufs $a:ident rows_out [$c:expr, $min:expr]) => { let $a = m($a, $min * $c); };
     (bufs $a:ident rows_in [$c:expr, $min:expr => $v:ident]) => { let $a = s($a, $v * $c); };
     (bufs $a:ident rows_in [$c:expr, $min:expr]) => { let $a = s($a, $min * $c); };
+    (bufs $a:ident inp_bf16 [$len:expr]) => { let $a = s($a, $len); };
+    (bufs $a:ident inp_i8 [$len:expr]) => { let $a = s($a, $len); };
+    (bufs $a:ident rows_in_bf16 [$c:expr, $min:expr => $v:ident]) => { let $a = s($a, $v * $c); };
+    (bufs $a:ident rows_in_i8 [$c:expr, $min:expr => $v:ident]) => { let $a = s($a, $v * $c); };
     (bufs $a:ident flag $s:tt) => { let $a = $a != 0; };
     (bufs $a:ident dropout [$p:ident, $seed:ident, $stream:ident]) => { let $a = Dropout { p: $p, seed: $seed, stream: $stream }; };
     ($pass:ident $a:ident $role:ident $s:tt) => {};

@@ -20,6 +20,9 @@ pub mod neon;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod wasm;
 
+/// The widest vector's lane count (AVX-512): room for one vector in the default loads.
+pub const MAX_LANES: usize = 16;
+
 /// A vector of `LANES` f32 values.
 ///
 /// `load`/`store` are unsafe: the caller guarantees `LANES` readable/writable floats at
@@ -34,6 +37,30 @@ pub trait F32Vec: Copy {
     /// # Safety
     /// `ptr` points to `LANES` writable f32.
     unsafe fn store(self, ptr: *mut f32);
+    /// Loads LANES bf16 values (the upper halves of f32s) widened to f32, which is exact.
+    ///
+    /// # Safety
+    /// `ptr` points to `LANES` readable u16.
+    #[inline(always)]
+    unsafe fn load_bf16(ptr: *const u16) -> Self {
+        let mut x = [0f32; MAX_LANES];
+        for (i, v) in x.iter_mut().take(Self::LANES).enumerate() {
+            *v = f32::from_bits((*ptr.add(i) as u32) << 16);
+        }
+        Self::load(x.as_ptr())
+    }
+    /// Loads LANES i8 values converted to f32 (exact).
+    ///
+    /// # Safety
+    /// `ptr` points to `LANES` readable i8.
+    #[inline(always)]
+    unsafe fn load_i8(ptr: *const i8) -> Self {
+        let mut x = [0f32; MAX_LANES];
+        for (i, v) in x.iter_mut().take(Self::LANES).enumerate() {
+            *v = *ptr.add(i) as f32;
+        }
+        Self::load(x.as_ptr())
+    }
     fn add(self, o: Self) -> Self;
     fn sub(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;

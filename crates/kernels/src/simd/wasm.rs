@@ -26,6 +26,16 @@ impl F32Vec for Simd128 {
         Simd128(v128_load(ptr as *const v128))
     }
     #[inline(always)]
+    unsafe fn load_bf16(ptr: *const u16) -> Self {
+        let h = u32x4_extend_low_u16x8(v128_load64_zero(ptr as *const u64));
+        Simd128(i32x4_shl(h, 16))
+    }
+    #[inline(always)]
+    unsafe fn load_i8(ptr: *const i8) -> Self {
+        let b = v128_load32_zero(ptr as *const u32);
+        Simd128(f32x4_convert_i32x4(i32x4_extend_low_i16x8(i16x8_extend_low_i8x16(b))))
+    }
+    #[inline(always)]
     unsafe fn store(self, ptr: *mut f32) {
         v128_store(ptr as *mut v128, self.0)
     }

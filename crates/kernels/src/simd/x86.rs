@@ -91,6 +91,15 @@ impl F32Vec for Avx512 {
         Avx512(_mm512_loadu_ps(ptr))
     }
     #[inline(always)]
+    unsafe fn load_bf16(ptr: *const u16) -> Self {
+        let h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(ptr as *const __m256i));
+        Avx512(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(h)))
+    }
+    #[inline(always)]
+    unsafe fn load_i8(ptr: *const i8) -> Self {
+        Avx512(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(ptr as *const __m128i))))
+    }
+    #[inline(always)]
     unsafe fn store(self, ptr: *mut f32) {
         _mm512_storeu_ps(ptr, self.0)
     }
@@ -185,6 +194,15 @@ impl F32Vec for Avx2 {
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {
         Avx2(_mm256_loadu_ps(ptr))
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(ptr: *const u16) -> Self {
+        let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(ptr as *const __m128i));
+        Avx2(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(h)))
+    }
+    #[inline(always)]
+    unsafe fn load_i8(ptr: *const i8) -> Self {
+        Avx2(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(ptr as *const __m128i))))
     }
     #[inline(always)]
     unsafe fn store(self, ptr: *mut f32) {
