@@ -1,7 +1,7 @@
 // The python side of the onnxruntime decode peer: a venv at bench/.venv-onnx that sees
 // Debian's python3-torch (1.13, system-wide) and holds pinned onnx + onnxruntime from PyPI.
 //
-//   node bench/onnx-export/setup.mjs [--apt] [--venv DIR]
+//   node bench/onnx-export/setup.mjs [--apt] [--venv DIR] [--python PYTHON3]
 //
 // --apt: when Debian's python3-torch is missing, install it (apt-get, needs root); without
 // it a missing torch is an error naming the package. Idempotent: a venv whose python
@@ -33,8 +33,8 @@ export const DEFAULT_VENV = resolve(here, '..', '.venv-onnx');
 export const PINS = { onnxruntime: '1.30.0', onnx: '1.20.1', protobuf: '5.29.5', ml_dtypes: '0.5.1' };
 
 /** Debian's interpreter first (its dist-packages hold python3-torch), then python3 on PATH. */
-function systemPython() {
-  for (const p of ['/usr/bin/python3', 'python3']) {
+function systemPython(candidates = ['/usr/bin/python3', 'python3']) {
+  for (const p of candidates) {
     const r = spawnSync(p, ['-c', 'import sys; print(sys.version.split()[0])'], { encoding: 'utf8' });
     if (r.status === 0) return { python: p, version: r.stdout.trim() };
   }
@@ -84,10 +84,11 @@ function missing(v) {
 
 /**
  * Makes sure the venv exists with torch visible and the pinned packages; returns
- * { python, venv, versions, actions, seconds }. Throws an Error naming what failed (no
+ * { python, venv, versions, actions, seconds }. `python`: the interpreter to base the venv on
+ * (default /usr/bin/python3, else python3 on PATH). Throws an Error naming what failed (no
  * python3, no torch, venv, pip) with the tail of the failing command's stderr.
  */
-export function ensureOnnxVenv({ venv = DEFAULT_VENV, apt = false, log = () => {} } = {}) {
+export function ensureOnnxVenv({ venv = DEFAULT_VENV, apt = false, python, log = () => {} } = {}) {
   const t0 = performance.now();
   const actions = [];
   const vpy = join(venv, 'bin', 'python');
@@ -101,8 +102,8 @@ export function ensureOnnxVenv({ venv = DEFAULT_VENV, apt = false, log = () => {
     }
   }
 
-  const sys = systemPython();
-  if (!sys) throw new Error('onnx setup: no python3: neither /usr/bin/python3 nor python3 on PATH runs (Debian: apt-get install python3 python3-venv)');
+  const sys = systemPython(python ? [python] : undefined);
+  if (!sys) throw new Error(`onnx setup: no python3: ${python ? `${python} does not run` : 'neither /usr/bin/python3 nor python3 on PATH runs'} (Debian: apt-get install python3 python3-venv)`);
   let torchCheck = run(sys.python, ['-c', 'import torch, numpy; print(torch.__version__, numpy.__version__)']);
   if (!torchCheck.ok && apt) {
     log('onnx setup: torch missing from the system python; installing Debian python3-torch (apt-get)');
@@ -151,6 +152,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const opts = { apt: argv.includes('--apt'), log: (s) => console.log(s) };
   const vi = argv.indexOf('--venv');
   if (vi >= 0) opts.venv = resolve(argv[vi + 1]);
+  const pi = argv.indexOf('--python');
+  if (pi >= 0) opts.python = argv[pi + 1];
   try {
     const r = ensureOnnxVenv(opts);
     console.log(`onnx setup: ${r.actions.join('; ')} in ${r.seconds} s`);
