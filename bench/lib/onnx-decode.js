@@ -110,15 +110,16 @@ function readMeta(onnxPath) {
  * swaps them. So no K/V passes through JS: onnxruntime copies past into present inside the
  * graph (its Concat), as any ONNX KV-cache graph must. If this onnxruntime-node refuses
  * pre-allocated outputs, the returned presents are fed back as they are (one more copy,
- * from onnxruntime's output into a JS buffer; `preallocated: false` says so).
+ * from onnxruntime's output into a JS buffer; `preallocated: false` says so, and
+ * `preallocatedWhy` why). `preallocate: false` asks for that path (to see what it costs).
  *
  * `warmup` (default true) first decodes 4 tokens after an 8-token prompt on the same
  * session, as the generate suite warms ours up. Returns { promptMs, promptTokPerS,
  * decodeTokPerS, medianStepMs, newTokens, promptLen, batch, threads, stepsMs, tokens (row
  * 0's greedy ids), rowsSame (all rows decoded the same ids), preallocated, loadMs } and,
- * with keepLogits, logits: row 0's logits before each step (a copy each, inside the timing).
+ * with keepLogits, logits: row 0's logits before each step (a copy each, taken outside the step timing).
  */
-export async function timeOnnxDecode(onnxPath, { batch = 1, threads = 1, promptLen = 64, newTokens = 128, warmup = true, keepLogits = false } = {}) {
+export async function timeOnnxDecode(onnxPath, { batch = 1, threads = 1, promptLen = 64, newTokens = 128, warmup = true, keepLogits = false, preallocate = true } = {}) {
   const ort = loadOrt();
   const meta = readMeta(onnxPath);
   const { vocabSize: V, blockSize, nLayer: L, nHead: NH, headSize: HS } = meta.config;
@@ -136,8 +137,12 @@ export async function timeOnnxDecode(onnxPath, { batch = 1, threads = 1, promptL
   });
   const loadMs = performance.now() - t0;
   try {
-    if (warmup) await decodeOnce(ort, session, { V, L, NH, HS, batch, promptLen: Math.min(8, promptLen), newTokens: Math.min(4, newTokens), });
-    const r = await decodeOnce(ort, session, { V, L, NH, HS, batch, promptLen, newTokens, keepLogits });
+    // Whether this onnxruntime-node writes into pre-allocated outputs: found out once per
+    // session (by the warm-up when there is one, so the timed prompt does not pay for it).
+    const mode = { preallocated: preallocate, why: preallocate ? null : 'preallocate: false' };
+    const shape = { V, L, NH, HS, batch, mode };
+    if (warmup) await decodeOnce(ort, session, { ...shape, promptLen: Math.min(8, promptLen), newTokens: Math.min(4, newTokens) });
+    const r = await decodeOnce(ort, session, { ...shape, promptLen, newTokens, keepLogits });
     const total = r.steps.reduce((x, y) => x + y, 0);
     const sorted = [...r.steps].sort((x, y) => x - y);
     return {
@@ -154,6 +159,7 @@ export async function timeOnnxDecode(onnxPath, { batch = 1, threads = 1, promptL
       rowsSame: r.rowsSame,
       logits: r.logits,
       preallocated: r.preallocated,
+      preallocatedWhy: mode.why,
       loadMs,
     };
   } finally {
@@ -162,7 +168,7 @@ export async function timeOnnxDecode(onnxPath, { batch = 1, threads = 1, promptL
 }
 
 /** One greedy decode (the prompt, then newTokens steps); returns timings and row 0's tokens. */
-async function decodeOnce(ort, session, { V, L, NH, HS, batch: B, promptLen, newTokens, keepLogits = false }) {
+async function decodeOnce(ort, session, { V, L, NH, HS, batch: B, mode, promptLen, newTokens, keepLogits = false }) {
   const maxT = promptLen + newTokens;
   const row = B * NH * HS; // floats per position of one layer's K (or V)
   // buf[side][2 * layer + (0: key, 1: value)]: a Float32Array of the final length.
@@ -175,7 +181,6 @@ async function decodeOnce(ort, session, { V, L, NH, HS, batch: B, promptLen, new
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = BigInt(start + t);
     return { input_ids: new ort.Tensor('int64', BigInt64Array.from(toks, BigInt), [B, T]), position_ids: new ort.Tensor('int64', pos, [B, T]) };
   };
-  let preallocated = true;
   let side = 0; // buf[side] holds the past
   let returned = null; // the presents onnxruntime returned (when it refuses pre-allocated outputs)
   const run = async (toks, start) => {
@@ -185,7 +190,7 @@ async function decodeOnce(ort, session, { V, L, NH, HS, batch: B, promptLen, new
       const name = `past_${j % 2 ? 'value' : 'key'}_${j >> 1}`;
       feeds[name] = returned ? returned[`present_${j % 2 ? 'value' : 'key'}_${j >> 1}`] : view(side, j, start);
     }
-    if (preallocated) {
+    if (mode.preallocated) {
       const fetches = { logits: new ort.Tensor('float32', logits, [B, V]) };
       for (let j = 0; j < 2 * L; j++) fetches[`present_${j % 2 ? 'value' : 'key'}_${j >> 1}`] = view(1 - side, j, start + T);
       try {
@@ -194,7 +199,8 @@ async function decodeOnce(ort, session, { V, L, NH, HS, batch: B, promptLen, new
         return out.logits.data;
       } catch (e) {
         if (start !== 0) throw e; // it took them on the prompt step: a real failure
-        preallocated = false;
+        mode.preallocated = false;
+        mode.why = e.message.split('\n')[0];
       }
     }
     const out = await session.run(feeds);
@@ -219,7 +225,7 @@ async function decodeOnce(ort, session, { V, L, NH, HS, batch: B, promptLen, new
     last = await run(next, promptLen + k);
     steps.push(performance.now() - s);
   }
-  return { promptMs, steps, tokens, rowsSame, preallocated, logits: keepLogits ? kept : undefined };
+  return { promptMs, steps, tokens, rowsSame, preallocated: mode.preallocated, logits: keepLogits ? kept : undefined };
 }
 
 // ---- CLI ----
