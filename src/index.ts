@@ -12,7 +12,8 @@ export type { Backend, BackendInfo, BackendName, DType, DropoutSpec, Kernels, Te
 
 // ---- model (src/model) and objectives (src/objectives) ----
 export { GPT } from './model/gpt.js';
-export type { NamedParameter, ParameterBuffers, TrainPass } from './model/gpt.js';
+export type { LoadOptions, NamedParameter, ParameterBuffers, TrainPass } from './model/gpt.js';
+export { WEIGHT_DTYPES, type WeightDType } from './model/weights.js';
 export type { GPTConfig, GPTConfigInput } from './model/config.js';
 export { IGNORE_INDEX, shiftTargets } from './objectives/lm.js';
 export { classificationLoss, regressionLoss } from './objectives/task.js';

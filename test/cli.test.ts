@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readSafetensorsFile } from '../src/io/safetensors.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lossCurveSvg, niceTicks } from '../src/cli/svg.js';
 import { Progress, formatDuration } from '../src/cli/progress.js';
@@ -135,6 +136,11 @@ describe('ferrogpt CLI (child process)', () => {
       ['score', '--help'],
       ['score', '--model', 'm', '--candidates', ' a', '--normalize', 'prior'],
       ['score', '--model', 'm', '--candidates', ' a', '--answer-context', 'A:'],
+      ['convert', '--help'],
+      ['convert', '--model', 'm', '--out', 'n'],
+      ['convert', '--model', 'm', '--dtype', 'int4', '--out', 'n'],
+      ['convert', '--model', 'm', '--dtype', 'int8', '--out', 'm'],
+      ['sample', '--model', 'm', '--dtype', 'f16'],
     ];
     const child = await spawnCli(runs);
     expect(child.code, child.stderr).toBe(0);
@@ -155,6 +161,7 @@ describe('ferrogpt CLI (child process)', () => {
     expect(byArgv(['finetune', '--help']).stdout).toMatch(/--model DIR[\s\S]*--checkpoint-every N[\s\S]*--resume/);
     expect(byArgv(['sample', '--help']).stdout).toMatch(/--max-new-tokens[\s\S]*--temperature[\s\S]*--top-k[\s\S]*--num-samples/);
     expect(byArgv(['score', '--help']).stdout).toMatch(/--normalize HOW[\s\S]*unconditional[\s\S]*--answer-context TEXT/);
+    expect(byArgv(['convert', '--help']).stdout).toMatch(/--model DIR[\s\S]*--dtype DTYPE[\s\S]*--out DIR/);
     expect(byArgv(['help', 'train']).stdout).toContain('Usage: ferrogpt train');
     const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string };
     expect(byArgv(['--version'])).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
@@ -174,6 +181,10 @@ describe('ferrogpt CLI (child process)', () => {
       [['sample', 'extra-positional'], /unexpected argument "extra-positional"/],
       [['score', '--model', 'm', '--candidates', ' a', '--normalize', 'prior'], /--normalize must be one of none, token, char, unconditional, got "prior"/],
       [['score', '--model', 'm', '--candidates', ' a', '--answer-context', 'A:'], /--answer-context is used only with --normalize unconditional/],
+      [['convert', '--model', 'm', '--out', 'n'], /--dtype is required \(f32, bf16, int8\)/],
+      [['convert', '--model', 'm', '--dtype', 'int4', '--out', 'n'], /--dtype must be one of f32, bf16, int8, got "int4"/],
+      [['convert', '--model', 'm', '--dtype', 'int8', '--out', 'm'], /--out must be another folder than --model/],
+      [['sample', '--model', 'm', '--dtype', 'f16'], /--dtype must be one of f32, bf16, int8, got "f16"/],
     ];
     for (const [argv, message] of usage) {
       const r = byArgv(argv);
@@ -221,11 +232,22 @@ describe('ferrogpt CLI (child process)', () => {
       [...sampleArgs, '--seed', '5', '--num-samples', '2', '--top-k', '3'],
       ['score', '--model', out, '-c', 'It is a', '--candidates', ' truth', ' x', '--normalize', 'unconditional', '--answer-context', 'A:', '--json'],
       ['score', '--model', out, '-c', 'It is a', '--candidates', ' truth', ' x', '--normalize', 'unconditional'],
+      // compact weights: a converted folder, and --dtype on the f32 one
+      ['convert', '--model', out, '--dtype', 'int8', '--out', `${out}-int8`],
+      ['sample', '--model', `${out}-int8`, '--prompt', 'The ', '--max-new-tokens', '30', '--temperature', '0'],
+      [...sampleArgs, '--temperature', '0', '--dtype', 'bf16'],
+      ['score', '--model', `${out}-int8`, '-c', 'It is a', '--candidates', ' truth', ' x', '--dtype', 'f32', '--json'],
     ];
     const child = await spawnCli(runs);
     expect(child.code, child.stderr).toBe(0);
-    const [a, b, greedy, two, scored, table] = JSON.parse(child.stdout) as RunResult[];
-    for (const s of [a, b, greedy, two, scored, table]) expect(s.code, s.stderr).toBe(0);
+    const [a, b, greedy, two, scored, table, converted, greedyInt8, greedyBf16, scoredF32] = JSON.parse(child.stdout) as RunResult[];
+    for (const s of [a, b, greedy, two, scored, table, converted, greedyInt8, greedyBf16, scoredF32]) expect(s.code, s.stderr).toBe(0);
+    expect(converted.stderr).toContain(`wrote ${out}-int8 (int8 weights)`);
+    const int8 = (await readSafetensorsFile(join(`${out}-int8`, 'model.safetensors'))).tensors;
+    expect(int8.get('transformer.h.0.mlp.c_fc.weight')!.dtype).toBe('I8');
+    expect(existsSync(join(`${out}-int8`, 'tokenizer.json'))).toBe(true);
+    for (const g of [greedyInt8, greedyBf16]) expect(g.stdout).toMatch(/^The [^]{30}\n$/u);
+    expect((JSON.parse(scoredF32.stdout) as { candidates: unknown[] }).candidates.length).toBe(2);
     // score --normalize unconditional: score = logProb − unconditionalLogProb, also in the table
     const result = JSON.parse(scored.stdout) as { candidates: Array<{ logProb: number; unconditionalLogProb: number; score: number }> };
     for (const c of result.candidates) expect(c.score).toBeCloseTo(c.logProb - c.unconditionalLogProb, 12);

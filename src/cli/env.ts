@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { BACKEND_NAMES, backendInfo, getBackend, initBackend, setThreads, useBackend } from '../backend/index.js';
 import type { BackendName } from '../backend/backend.js';
 import { GPT } from '../model/gpt.js';
+import { WEIGHT_DTYPES, type WeightDType } from '../model/weights.js';
 import { FineTunedGPT } from '../tasks/finetuned.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { VERSION } from '../version.js';
@@ -57,6 +58,16 @@ export const BACKEND_OPTIONS: OptionTable = {
   threads: { type: 'string', value: 'N', help: 'threads for the native backend (default: all cores)' },
 };
 
+/** The --dtype flag of the commands that only run a model (inference). */
+export const DTYPE_OPTIONS: OptionTable = {
+  dtype: { type: 'string', value: 'DTYPE', help: "hold the weights in f32, bf16 or int8 (less memory, faster decoding; default: the folder's, f32 for Hugging Face folders)" },
+};
+
+/** Validates --dtype. */
+export function dtypeChoice(values: Record<string, unknown>): WeightDType | undefined {
+  return choiceValue(values, 'dtype', WEIGHT_DTYPES);
+}
+
 /** Validates --backend/--threads without loading anything (so usage errors come first). */
 export function backendChoice(values: Record<string, unknown>): { backend?: BackendName; threads?: number } {
   const backend = choiceValue(values, 'backend', BACKEND_NAMES);
@@ -81,6 +92,7 @@ export async function loadModelFolder(
   modelDir: string,
   choice: { backend?: BackendName; threads?: number },
   log: (line: string) => void,
+  dtype?: WeightDType,
 ): Promise<{ dir: string; model: GPT; tokenizer: Tokenizer }> {
   const dir = resolve(modelDir);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
@@ -89,7 +101,7 @@ export async function loadModelFolder(
     }
   }
   await setupBackend(choice, log);
-  const [model, tokenizer] = await Promise.all([GPT.load(dir), Tokenizer.load(join(dir, 'tokenizer.json'))]);
+  const [model, tokenizer] = await Promise.all([GPT.load(dir, { dtype }), Tokenizer.load(join(dir, 'tokenizer.json'))]);
   if (tokenizer.vocabSize > model.config.vocabSize) {
     model.dispose();
     throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} ids but the model only ${model.config.vocabSize}`);
@@ -107,9 +119,19 @@ export async function loadFineTunedFolder(
   choice: { backend?: BackendName; threads?: number },
   log: (line: string) => void,
   base?: string,
+  dtype?: WeightDType,
 ): Promise<FineTunedGPT> {
   const dir = resolve(modelDir);
   if (!existsSync(join(dir, 'task.json'))) throw new Error(`${dir} has no task.json; --model takes a folder written by \`ferrogpt finetune\``);
   await setupBackend(choice, log);
-  return FineTunedGPT.load(dir, getBackend(), { base: base === undefined ? undefined : resolve(base) });
+  const ft = await FineTunedGPT.load(dir, getBackend(), { base: base === undefined ? undefined : resolve(base) });
+  if (dtype !== undefined && dtype !== ft.model.dtype) {
+    // A compact model holds no adapter: fold it in first (PEFT's merge_and_unload), then convert.
+    if (ft.model.adapter !== null) {
+      ft.model.mergeAdapter();
+      log(`merged the LoRA adapter into the base weights to hold them in ${dtype}`);
+    }
+    ft.model.toDtype(dtype);
+  }
+  return ft;
 }

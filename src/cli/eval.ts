@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { loadTaskData } from '../tasks/data.js';
 import { HELP_OPTION, UsageError, intValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadFineTunedFolder, logLine } from './env.js';
+import { BACKEND_OPTIONS, DTYPE_OPTIONS, backendChoice, dtypeChoice, loadFineTunedFolder, logLine } from './env.js';
 import { metricsTable } from './finetune.js';
 
 export const EVAL_SPEC: CommandSpec = {
@@ -19,6 +19,7 @@ export const EVAL_SPEC: CommandSpec = {
     batch: { type: 'string', value: 'N', help: 'examples per forward pass (default 32)' },
     json: { type: 'boolean', help: 'print the metrics as JSON' },
     ...BACKEND_OPTIONS,
+    ...DTYPE_OPTIONS,
     help: HELP_OPTION,
   },
   epilog: 'Example:\n  ferrogpt eval --model runs/sst --data sst-test.jsonl',
@@ -33,7 +34,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (dataPath === undefined) throw new UsageError('--data is required (a labeled .jsonl, .json, .csv or .tsv file)');
   const batchSize = intValue(values, 'batch', 32, 1);
   const choice = backendChoice(values);
-  const ft = await loadFineTunedFolder(modelDir, choice, logLine, stringValue(values, 'base'));
+  const ft = await loadFineTunedFolder(modelDir, choice, logLine, stringValue(values, 'base'), dtypeChoice(values));
   try {
     const examples = await loadTaskData(resolve(dataPath), ft.task.type, { requireLabels: true });
     const { predictions: _p, truncated, ...metrics } = ft.evaluate(examples, { batchSize });

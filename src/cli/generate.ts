@@ -5,7 +5,7 @@
 
 import { generate } from '../prompt/generate.js';
 import { HELP_OPTION, UsageError, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine } from './env.js';
+import { BACKEND_OPTIONS, DTYPE_OPTIONS, backendChoice, dtypeChoice, loadModelFolder, logLine } from './env.js';
 
 export const GENERATE_SPEC: CommandSpec = {
   name: 'generate',
@@ -23,6 +23,7 @@ export const GENERATE_SPEC: CommandSpec = {
     stop: { type: 'string', value: 'TEXT', help: 'stop before this text (repeatable; \\n is a newline)' },
     seed: { type: 'string', value: 'N', help: 'seed of the draws (default 1)' },
     ...BACKEND_OPTIONS,
+    ...DTYPE_OPTIONS,
     help: HELP_OPTION,
   },
   epilog: ['Examples:', '  ferrogpt generate --model gpt2 -p "The meaning of life is" --stream -n 50', '  ferrogpt generate --model runs/austen -p "Elizabeth" -p "Darcy" --stop "\\n" -t 0'].join('\n'),
@@ -60,7 +61,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
   if (opts.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${opts.seed}`, 'generate');
   if (opts.topP === 0) throw new UsageError('--top-p must be in (0, 1]', 'generate');
   const choice = backendChoice(values);
-  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine);
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine, dtypeChoice(values));
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   process.once('SIGINT', onSigint);

@@ -5,6 +5,7 @@
 // flag, a bad value), 130 stopped by Ctrl-C (after saving).
 
 import { UsageError } from './args.js';
+import { CONVERT_SPEC, convertCommand } from './convert.js';
 import { DEMO_SPEC, demoCommand } from './demo.js';
 import { packageVersion } from './env.js';
 import { EVAL_SPEC, evalCommand } from './eval.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   finetune: { summary: FINETUNE_SPEC.summary, run: finetuneCommand },
   eval: { summary: EVAL_SPEC.summary, run: evalCommand },
   predict: { summary: PREDICT_SPEC.summary, run: predictCommand },
+  convert: { summary: CONVERT_SPEC.summary, run: convertCommand },
 };
 
 export function topLevelHelp(): string {

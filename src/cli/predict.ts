@@ -8,7 +8,7 @@ import { loadTaskData, validateExample } from '../tasks/data.js';
 import type { FineTunedGPT, Prediction } from '../tasks/finetuned.js';
 import type { TaskExample } from '../tasks/transform.js';
 import { HELP_OPTION, UsageError, intValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadFineTunedFolder, logLine } from './env.js';
+import { BACKEND_OPTIONS, DTYPE_OPTIONS, backendChoice, dtypeChoice, loadFineTunedFolder, logLine } from './env.js';
 
 export const PREDICT_SPEC: CommandSpec = {
   name: 'predict',
@@ -22,6 +22,7 @@ export const PREDICT_SPEC: CommandSpec = {
     text: { type: 'string', value: 'TEXT', help: 'a text to classify (classification tasks)' },
     batch: { type: 'string', value: 'N', help: 'examples per forward pass (default 32)' },
     ...BACKEND_OPTIONS,
+    ...DTYPE_OPTIONS,
     help: HELP_OPTION,
   },
   epilog: [
@@ -41,7 +42,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   if (sources.length !== 1) throw new UsageError('give exactly one of --data, --example or --text');
   const batchSize = intValue(values, 'batch', 32, 1);
   const choice = backendChoice(values);
-  const ft = await loadFineTunedFolder(modelDir, choice, logLine, stringValue(values, 'base'));
+  const ft = await loadFineTunedFolder(modelDir, choice, logLine, stringValue(values, 'base'), dtypeChoice(values));
   try {
     const type = ft.task.type;
     let examples: TaskExample[];

@@ -7,7 +7,7 @@ import { GPT } from '../model/gpt.js';
 import { generate } from '../prompt/generate.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { HELP_OPTION, UsageError, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine } from './env.js';
+import { BACKEND_OPTIONS, DTYPE_OPTIONS, backendChoice, dtypeChoice, loadModelFolder, logLine } from './env.js';
 
 export const SAMPLE_SPEC: CommandSpec = {
   name: 'sample',
@@ -22,6 +22,7 @@ export const SAMPLE_SPEC: CommandSpec = {
     seed: { type: 'string', value: 'N', help: 'seed of the draws; the same seed gives the same text (default 1)' },
     'num-samples': { type: 'string', value: 'N', help: 'samples to print, seeds seed, seed+1, … (default 1)' },
     ...BACKEND_OPTIONS,
+    ...DTYPE_OPTIONS,
     help: HELP_OPTION,
   },
   epilog: ['Examples:', '  ferrogpt sample --model ferrogpt-demo --prompt "Elizabeth" -n 300', '  ferrogpt sample --model runs/austen -p "It is a truth" -t 0      # greedy'].join('\n'),
@@ -66,7 +67,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const count = intValue(values, 'num-samples', 1, 1);
   const choice = backendChoice(values);
 
-  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine);
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine, dtypeChoice(values));
   try {
     const write = (s: string) => void process.stdout.write(s);
     for (let i = 0; i < count; i++) {

@@ -5,7 +5,7 @@
 
 import { DEFAULT_ANSWER_CONTEXT, score } from '../prompt/score.js';
 import { HELP_OPTION, UsageError, choiceValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, backendChoice, loadModelFolder, logLine } from './env.js';
+import { BACKEND_OPTIONS, DTYPE_OPTIONS, backendChoice, dtypeChoice, loadModelFolder, logLine } from './env.js';
 
 export const SCORE_SPEC: CommandSpec = {
   name: 'score',
@@ -23,6 +23,7 @@ export const SCORE_SPEC: CommandSpec = {
     'answer-context': { type: 'string', value: 'TEXT', help: `with --normalize unconditional: the neutral prompt (default ${JSON.stringify(DEFAULT_ANSWER_CONTEXT)}; the candidates bring their leading space)` },
     json: { type: 'boolean', help: 'print the result as JSON' },
     ...BACKEND_OPTIONS,
+    ...DTYPE_OPTIONS,
     help: HELP_OPTION,
   },
   epilog: [
@@ -56,7 +57,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   const answerContext = stringValue(values, 'answer-context');
   if (answerContext !== undefined && normalize !== 'unconditional') throw new UsageError('--answer-context is used only with --normalize unconditional', 'score');
   const choice = backendChoice(values);
-  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine);
+  const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine, dtypeChoice(values));
   try {
     const r = await score(model, tokenizer, stringValue(values, 'context') ?? '', candidates, { normalize, answerContext });
     if (values.json) {

@@ -17,13 +17,21 @@
 //   they are not parameters and are ignored.
 // - A fine-tuned folder (src/tasks) adds its task head, score.weight / score.bias (the name
 //   of HF's GPT2ForSequenceClassification head); loading the transformer ignores them.
+// - Compact weights (src/model/weights.ts) keep the names and the HF layout: a bf16 model
+//   writes its matmul weights and wte as BF16 (what save_pretrained writes for a bfloat16
+//   model; config.json gets torch_dtype "bfloat16"); an int8 model writes them as I8 plus
+//   an F32 `<name>_scale` tensor of one scale per block of 32 along the input dimension
+//   (HF layout: a Conv1D weight (C, OC) has scales (C/32, OC); wte (V, C) has (V, C/32)).
+//   config.json's `ferrogpt.dtype` says which; docs/ARCHITECTURE.md has the layout. BF16 and
+//   F16 files load into a bf16 model without an f32 copy of the weights.
 
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { resolveConfig, type GPTConfig } from '../model/config.js';
 import { paramLayout } from '../model/params.js';
+import { checkWeightDType, storedToF32, type StoredParam, type WeightDType } from '../model/weights.js';
 import { writeFileAtomic } from './atomic.js';
-import { expectTensors, readSafetensors, readSafetensorsFile, writeSafetensorsFile, type LoadedTensor } from './safetensors.js';
+import { expectTensors, readSafetensors, readSafetensorsFile, writeSafetensorsFile, type LoadedTensor, type TensorToWrite } from './safetensors.js';
 
 // ---- config.json ----
 
@@ -79,8 +87,14 @@ export function configFromHF(hf: HFGPT2Config): GPTConfig {
   });
 }
 
+/** The dtype a config.json written by GPT.save names for its weights ('f32' when it names none). */
+export function dtypeFromHF(hf: HFGPT2Config): WeightDType {
+  const dtype = (hf.ferrogpt as { dtype?: unknown } | undefined)?.dtype;
+  return dtype === undefined ? 'f32' : checkWeightDType('config.json: ferrogpt.dtype', dtype);
+}
+
 /** The config.json GPT.save writes: HF GPT-2 fields, plus our own under `ferrogpt`. */
-export function configToHF(cfg: GPTConfig): HFGPT2Config {
+export function configToHF(cfg: GPTConfig, dtype: WeightDType = 'f32'): HFGPT2Config {
   return {
     architectures: ['GPT2LMHeadModel'],
     model_type: 'gpt2',
@@ -96,7 +110,8 @@ export function configToHF(cfg: GPTConfig): HFGPT2Config {
     embd_pdrop: cfg.dropout,
     attn_pdrop: cfg.dropout,
     tie_word_embeddings: true,
-    ferrogpt: { bias: cfg.bias, postLN: cfg.postLN, seed: cfg.seed, dropout: cfg.dropout },
+    ...(dtype === 'bf16' ? { torch_dtype: 'bfloat16' } : {}),
+    ferrogpt: { bias: cfg.bias, postLN: cfg.postLN, seed: cfg.seed, dropout: cfg.dropout, ...(dtype === 'f32' ? {} : { dtype }) },
   };
 }
 
@@ -111,9 +126,11 @@ export function isConv1DWeight(name: string): boolean {
   return CONV1D.test(name);
 }
 
-/** (rows, cols) row-major → (cols, rows) row-major. */
-export function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
+type Elements = Float32Array | Uint16Array | Int8Array;
+
+/** (rows, cols) row-major → (cols, rows) row-major, in the same array type. */
+export function transpose<A extends Elements>(data: A, rows: number, cols: number): A {
+  const out = new (data.constructor as new (n: number) => A)(data.length);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
   }
@@ -121,24 +138,29 @@ export function transpose(data: Float32Array, rows: number, cols: number): Float
 }
 
 /** An HF tensor (shape as stored) → our layout: Conv1D weights (C, OC) become (OC, C). */
-export function fromHFLayout(name: string, shape: readonly number[], data: Float32Array): Float32Array {
+export function fromHFLayout<A extends Elements>(name: string, shape: readonly number[], data: A): A {
   return isConv1DWeight(name) ? transpose(data, shape[0], shape[1]) : data;
 }
 
 /** One of our parameters → the HF tensor: Conv1D weights (OC, C) become (C, OC). */
-export function toHFLayout(name: string, ourShape: readonly number[], data: Float32Array): { shape: number[]; data: Float32Array } {
+export function toHFLayout<A extends Elements>(name: string, ourShape: readonly number[], data: A): { shape: number[]; data: A } {
   if (!isConv1DWeight(name)) return { shape: [...ourShape], data };
   const [oc, c] = ourShape;
   return { shape: [c, oc], data: transpose(data, oc, c) };
 }
 
+/** The name of an int8 tensor's scales. */
+const SCALE_SUFFIX = '_scale';
+
 /**
- * HF tensors (either naming) → our parameters by name, in our layout. Checks names and
- * shapes against the config (listing every problem at once) and the lm_head tie. Errors
- * start with `fn`, the public function reading them.
+ * HF tensors (either naming) → our parameters by name, in our layout, as the file stores
+ * them: F32 (and F16, F64) as f32, BF16 as bf16, I8 with its `_scale` tensor as int8. Checks
+ * names and shapes against the config (listing every problem at once) and the lm_head tie.
+ * Errors start with `fn`, the public function reading them.
  */
-export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTensor>, fn = 'GPT.load'): Map<string, Float32Array> {
+export function storedParamsFromHF(config: GPTConfig, tensors: Map<string, LoadedTensor>, fn = 'GPT.load'): Map<string, StoredParam> {
   const byName = new Map<string, LoadedTensor>();
+  const scales = new Map<string, LoadedTensor>();
   let lmHead: LoadedTensor | undefined;
   for (const [raw, t] of tensors) {
     if (MASK_BUFFER.test(raw) || TASK_HEAD.test(raw)) continue;
@@ -147,8 +169,10 @@ export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTenso
       continue;
     }
     const name = raw.startsWith('transformer.') ? raw : `transformer.${raw}`;
-    if (byName.has(name)) throw new Error(`${fn}: tensor ${name} appears twice (with and without the transformer. prefix)`);
-    byName.set(name, t);
+    const into = name.endsWith(SCALE_SUFFIX) ? scales : byName;
+    const key = name.endsWith(SCALE_SUFFIX) ? name.slice(0, -SCALE_SUFFIX.length) : name;
+    if (into.has(key)) throw new Error(`${fn}: tensor ${name} appears twice (with and without the transformer. prefix)`);
+    into.set(key, t);
   }
   const { specs } = paramLayout(config);
   const expected: Record<string, number[]> = {};
@@ -159,14 +183,32 @@ export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTenso
     throw new Error(`${fn}: ${(err as Error).message}`, { cause: err });
   }
 
-  const out = new Map<string, Float32Array>();
+  const out = new Map<string, StoredParam>();
   for (const s of specs) {
     const t = byName.get(s.name)!;
-    out.set(s.name, fromHFLayout(s.name, t.shape, t.data));
+    const scale = scales.get(s.name);
+    scales.delete(s.name);
+    if (t.dtype === 'I8') {
+      if (scale === undefined) throw new Error(`${fn}: ${s.name} is I8 but there is no ${s.name}${SCALE_SUFFIX} tensor (an int8 weight needs its scales)`);
+      const [rows, cols] = t.shape; // HF layout
+      const want = isConv1DWeight(s.name) ? [rows / 32, cols] : [rows, cols / 32];
+      if (scale.dtype !== 'F32' || scale.shape.length !== 2 || scale.shape[0] !== want[0] || scale.shape[1] !== want[1]) {
+        throw new Error(`${fn}: ${s.name}${SCALE_SUFFIX} must be F32 of shape [${want.join(', ')}] (one scale per 32 weights along the input), got ${scale.dtype} [${scale.shape.join(', ')}]`);
+      }
+      out.set(s.name, { dtype: 'int8', data: fromHFLayout(s.name, t.shape, t.raw as Int8Array), scales: fromHFLayout(s.name, scale.shape, scale.raw as Float32Array) });
+    } else if (scale !== undefined) {
+      throw new Error(`${fn}: ${s.name}${SCALE_SUFFIX} scales a ${t.dtype} tensor; only I8 tensors have scales`);
+    } else if (t.dtype === 'BF16') {
+      out.set(s.name, { dtype: 'bf16', data: fromHFLayout(s.name, t.shape, t.raw as Uint16Array) });
+    } else {
+      out.set(s.name, { dtype: 'f32', data: fromHFLayout(s.name, t.shape, t.data) });
+    }
   }
+  if (scales.size > 0) throw new Error(`${fn}: unexpected tensors: ${[...scales.keys()].map((n) => n + SCALE_SUFFIX).join(', ')}`);
   if (lmHead !== undefined) {
-    const wte = out.get('transformer.wte.weight')!;
-    const same = lmHead.data.length === wte.length && lmHead.data.every((x, i) => x === wte[i]);
+    const wte = storedToF32(out.get('transformer.wte.weight')!);
+    const head = lmHead.data;
+    const same = head.length === wte.length && head.every((x, i) => x === wte[i]);
     if (!same) {
       throw new Error(`${fn}: lm_head.weight differs from transformer.wte.weight; ferrogpt ties the lm head to the token embedding and cannot load an untied head`);
     }
@@ -174,23 +216,40 @@ export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTenso
   return out;
 }
 
-/**
- * The two files' contents (config.json as text or parsed, model.safetensors as bytes) →
- * our config and parameters; touches no file system (GPT.fromSafetensors, browsers).
- */
-export function gpt2FromContents(config: string | HFGPT2Config, bytes: Uint8Array | ArrayBuffer): { config: GPTConfig; params: Map<string, Float32Array> } {
-  const hf = (typeof config === 'string' ? JSON.parse(config) : config) as HFGPT2Config;
-  const resolved = configFromHF(hf);
-  const { tensors } = readSafetensors(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
-  return { config: resolved, params: paramsFromHF(resolved, tensors, 'GPT.fromSafetensors') };
+/** As storedParamsFromHF, every parameter as f32 (widened, or dequantized). */
+export function paramsFromHF(config: GPTConfig, tensors: Map<string, LoadedTensor>, fn = 'GPT.load'): Map<string, Float32Array> {
+  return f32Params(storedParamsFromHF(config, tensors, fn));
+}
+
+/** Stored parameters as f32 values. */
+export function f32Params(stored: Map<string, StoredParam>): Map<string, Float32Array> {
+  return new Map([...stored].map(([name, p]) => [name, storedToF32(p)]));
+}
+
+/** One stored parameter → the tensors of the file (HF layout; an int8 one with its scales). */
+function tensorsToWrite(name: string, shape: readonly number[], p: StoredParam): Array<[string, TensorToWrite]> {
+  if (p.dtype !== 'int8') return [[name, toHFLayout<Elements>(name, shape, p.data)]];
+  return [[name, toHFLayout(name, shape, p.data)], [name + SCALE_SUFFIX, toHFLayout(name, [shape[0], shape[1] / 32], p.scales)]];
 }
 
 /**
- * Reads a Hugging Face GPT-2 folder: its config, our parameters, every tensor of
- * model.safetensors (a fine-tuned folder's head too) and the folder's absolute path. Errors
- * name `fn`, the public caller.
+ * The two files' contents (config.json as text or parsed, model.safetensors as bytes) →
+ * our config and parameters as stored, and the dtype config.json names; touches no file
+ * system (GPT.fromSafetensors, browsers).
  */
-export async function loadGPT(dir: string, fn = 'GPT.load'): Promise<{ config: GPTConfig; params: Map<string, Float32Array>; tensors: Map<string, LoadedTensor>; path: string }> {
+export function gpt2FromContents(config: string | HFGPT2Config, bytes: Uint8Array | ArrayBuffer): { config: GPTConfig; stored: Map<string, StoredParam>; dtype: WeightDType } {
+  const hf = (typeof config === 'string' ? JSON.parse(config) : config) as HFGPT2Config;
+  const resolved = configFromHF(hf);
+  const { tensors } = readSafetensors(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
+  return { config: resolved, stored: storedParamsFromHF(resolved, tensors, 'GPT.fromSafetensors'), dtype: dtypeFromHF(hf) };
+}
+
+/**
+ * Reads a Hugging Face GPT-2 folder: its config, our parameters as stored (storedParamsFromHF),
+ * the dtype config.json names, every tensor of model.safetensors (a fine-tuned folder's
+ * head too) and the folder's absolute path. Errors name `fn`, the public caller.
+ */
+export async function loadGPT(dir: string, fn = 'GPT.load'): Promise<{ config: GPTConfig; stored: Map<string, StoredParam>; dtype: WeightDType; tensors: Map<string, LoadedTensor>; path: string }> {
   let hf: HFGPT2Config;
   const configPath = join(dir, 'config.json');
   try {
@@ -199,25 +258,28 @@ export async function loadGPT(dir: string, fn = 'GPT.load'): Promise<{ config: G
     throw new Error(`${fn}: cannot read ${configPath}: ${(err as Error).message}`, { cause: err });
   }
   const config = configFromHF(hf);
+  const dtype = dtypeFromHF(hf);
   const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
-  return { config, params: paramsFromHF(config, tensors, fn), tensors, path: resolve(dir) };
+  return { config, stored: storedParamsFromHF(config, tensors, fn), dtype, tensors, path: resolve(dir) };
 }
 
 /**
- * Writes config.json + model.safetensors (HF names with `transformer.`, Conv1D transposed).
+ * Writes config.json + model.safetensors (HF names with `transformer.`, Conv1D transposed,
+ * each parameter in the dtype it is stored in; `dtype` is what config.json names).
  * `extra` tensors (e.g. a task head) are written after the parameters, as they are.
  */
 export async function saveGPT(
   dir: string,
   config: GPTConfig,
-  params: ReadonlyArray<readonly [string, Float32Array, number[]]>,
+  params: ReadonlyArray<readonly [string, StoredParam, number[]]>,
   extra: ReadonlyArray<readonly [string, Float32Array, number[]]> = [],
+  dtype: WeightDType = 'f32',
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const tensors: Array<[string, { shape: number[]; data: Float32Array }]> = [
-    ...params.map(([name, data, shape]): [string, { shape: number[]; data: Float32Array }] => [name, toHFLayout(name, shape, data)]),
-    ...extra.map(([name, data, shape]): [string, { shape: number[]; data: Float32Array }] => [name, { shape: [...shape], data }]),
+  const tensors: Array<[string, TensorToWrite]> = [
+    ...params.flatMap(([name, p, shape]) => tensorsToWrite(name, shape, p)),
+    ...extra.map(([name, data, shape]): [string, TensorToWrite] => [name, { shape: [...shape], data }]),
   ];
   await writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-  await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(configToHF(config), null, 2) + '\n');
+  await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(configToHF(config, dtype), null, 2) + '\n');
 }

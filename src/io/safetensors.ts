@@ -14,8 +14,12 @@
 // before it is used, and a bad file throws an Error that names the problem (and the tensor)
 // instead of returning garbage or crashing later inside a kernel.
 //
-// Values always reach TypeScript as Float32Array: F32 is copied, F16 and BF16 are widened
-// (exactly: every half and bfloat16 value is representable in f32), F64 is rounded.
+// A tensor's `data` is a Float32Array: F32 is copied, F16 and BF16 are widened (exactly:
+// every half and bfloat16 value is representable in f32), F64 is rounded, I8 (an int8
+// weight's values, without its scales) is converted. It is made on first use: `raw` holds
+// the stored elements as they are (BF16 and F16 as their 16 bits, I8 as Int8Array), so a
+// bf16 or int8 model loads without an f32 copy of its weights. Writing takes F32, BF16
+// (Uint16Array bits) and I8 (Int8Array) tensors.
 
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic.js';
@@ -29,6 +33,14 @@ export interface Tensor {
 /** A tensor read from a file; `dtype` is what the file stored before widening to f32. */
 export interface LoadedTensor extends Tensor {
   dtype: SafetensorsDtype;
+  /** The stored elements, unconverted: F32 Float32Array, F16 / BF16 Uint16Array (bits), I8 Int8Array, F64 Float64Array. */
+  raw: Float32Array | Uint16Array | Int8Array | Float64Array;
+}
+
+/** A tensor to write: F32 (Float32Array), BF16 (Uint16Array of bf16 bits) or I8 (Int8Array); the array type says which. */
+export interface TensorToWrite {
+  shape: number[];
+  data: Float32Array | Uint16Array | Int8Array;
 }
 
 export interface SafetensorsContents {
@@ -40,12 +52,12 @@ export interface SafetensorsContents {
 
 /** Tensors to write: a Map, an object, or [name, tensor] pairs; written in that order. */
 export type TensorsToWrite =
-  | Map<string, Tensor>
-  | Record<string, Tensor>
-  | Iterable<readonly [string, Tensor]>;
+  | Map<string, TensorToWrite>
+  | Record<string, TensorToWrite>
+  | Iterable<readonly [string, TensorToWrite]>;
 
-/** The dtypes this module converts to Float32Array. */
-export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64';
+/** The dtypes this module reads. */
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I8';
 
 /** Bytes per element of every dtype the format defines, so that sizes can be checked even
  * for dtypes we do not convert (their error then names the dtype, not a size mismatch). */
@@ -56,7 +68,7 @@ const DTYPE_SIZES: Record<string, number> = {
   I64: 8, U64: 8, F64: 8,
 };
 
-const READABLE: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16', 'F64']);
+const READABLE: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16', 'F64', 'I8']);
 
 /** Same limit as the reference Rust implementation: a header over 100 MB is not a header. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -175,10 +187,10 @@ export function readSafetensors(bytes: Uint8Array, options: ReadOptions = {}): S
   const tensors = new Map<string, LoadedTensor>();
   for (const e of entries) {
     if (!READABLE.has(e.dtype)) {
-      fail(`tensor '${e.name}': dtype ${e.dtype} is not supported (ferrogpt reads F32, F16, BF16 and F64)`);
+      fail(`tensor '${e.name}': dtype ${e.dtype} is not supported (ferrogpt reads F32, F16, BF16, F64 and I8)`);
     }
-    const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    tensors.set(e.name, { dtype: e.dtype as SafetensorsDtype, shape: e.shape, data: toFloat32(raw, e.dtype) });
+    const raw = storedElements(bytes.subarray(dataStart + e.begin, dataStart + e.end), e.dtype as SafetensorsDtype);
+    tensors.set(e.name, new Loaded(e.dtype as SafetensorsDtype, e.shape, raw));
   }
   return { tensors, metadata };
 }
@@ -194,34 +206,58 @@ function parseMetadata(raw: unknown): Record<string, string> {
   return { ...(raw as Record<string, string>) };
 }
 
-/** Convert little-endian `raw` bytes of `dtype` into a fresh Float32Array. */
-function toFloat32(raw: Uint8Array, dtype: string): Float32Array {
-  // Copy first: the data section need not be 4-byte aligned inside the file's buffer, and a
+/** A loaded tensor, widened to f32 on first use of `data`. */
+class Loaded implements LoadedTensor {
+  private widened: Float32Array | null = null;
+
+  constructor(readonly dtype: SafetensorsDtype, readonly shape: number[], readonly raw: LoadedTensor['raw']) {}
+
+  get data(): Float32Array {
+    this.widened ??= toFloat32(this.raw, this.dtype);
+    return this.widened;
+  }
+}
+
+/** The little-endian bytes of a tensor as a fresh typed array of its stored elements. */
+function storedElements(bytes: Uint8Array, dtype: SafetensorsDtype): LoadedTensor['raw'] {
+  // Copy first: the data section need not be aligned inside the file's buffer, and a
   // typed-array view requires alignment. (Typed arrays use the platform's byte order; every
   // platform Node and browsers run on is little-endian, like the format.) Not raw.slice():
   // on a Node Buffer, slice() is a view, not a copy.
-  const aligned = new Uint8Array(raw.length);
-  aligned.set(raw);
+  const aligned = new Uint8Array(bytes.length);
+  aligned.set(bytes);
   switch (dtype) {
     case 'F32':
       return new Float32Array(aligned.buffer, 0, aligned.length / 4);
     case 'F64':
-      return Float32Array.from(new Float64Array(aligned.buffer, 0, aligned.length / 8));
+      return new Float64Array(aligned.buffer, 0, aligned.length / 8);
+    case 'BF16':
+    case 'F16':
+      return new Uint16Array(aligned.buffer, 0, aligned.length / 2);
+    case 'I8':
+      return new Int8Array(aligned.buffer, 0, aligned.length);
+  }
+}
+
+/** The stored elements of `dtype` as f32 values (F32 itself, not a copy). */
+function toFloat32(raw: LoadedTensor['raw'], dtype: SafetensorsDtype): Float32Array {
+  switch (dtype) {
+    case 'F32':
+      return raw as Float32Array;
     case 'BF16': {
       // bfloat16 is the top half of an f32: shift the 16 bits into place.
-      const halves = new Uint16Array(aligned.buffer, 0, aligned.length / 2);
-      const bits = new Uint32Array(halves.length);
-      for (let i = 0; i < halves.length; i++) bits[i] = halves[i]! << 16;
+      const bits = new Uint32Array(raw.length);
+      for (let i = 0; i < raw.length; i++) bits[i] = raw[i]! << 16;
       return new Float32Array(bits.buffer);
     }
     case 'F16': {
-      const halves = new Uint16Array(aligned.buffer, 0, aligned.length / 2);
-      const out = new Float32Array(halves.length);
-      for (let i = 0; i < halves.length; i++) out[i] = halfToFloat(halves[i]!);
+      const out = new Float32Array(raw.length);
+      for (let i = 0; i < raw.length; i++) out[i] = halfToFloat(raw[i]!);
       return out;
     }
-    default:
-      return fail(`dtype ${dtype} is not supported`);
+    case 'F64':
+    case 'I8':
+      return Float32Array.from(raw as Float64Array | Int8Array);
   }
 }
 
@@ -235,20 +271,25 @@ export function halfToFloat(h: number): number {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
-function entriesOf(tensors: TensorsToWrite): [string, Tensor][] {
+function entriesOf(tensors: TensorsToWrite): [string, TensorToWrite][] {
   if (tensors instanceof Map) return [...tensors.entries()];
   if (Symbol.iterator in (tensors as object)) {
-    return [...(tensors as Iterable<readonly [string, Tensor]>)].map(([k, v]) => [k, v]);
+    return [...(tensors as Iterable<readonly [string, TensorToWrite]>)].map(([k, v]) => [k, v]);
   }
-  return Object.entries(tensors as Record<string, Tensor>);
+  return Object.entries(tensors as Record<string, TensorToWrite>);
+}
+
+/** The dtype a tensor to write is stored as, from its array type. */
+function writtenDtype(data: unknown): 'F32' | 'BF16' | 'I8' | null {
+  return data instanceof Float32Array ? 'F32' : data instanceof Uint16Array ? 'BF16' : data instanceof Int8Array ? 'I8' : null;
 }
 
 /**
- * Build the 8-byte length + JSON header for F32 tensors, padded with spaces so that the
+ * Build the 8-byte length + JSON header for the tensors, padded with spaces so that the
  * data section starts at a multiple of 8 (what the reference implementation does, so
  * readers can map tensors in place). Also checks the tensors themselves.
  */
-function encodeHeader(list: [string, Tensor][], metadata?: Record<string, string>): Uint8Array {
+function encodeHeader(list: [string, TensorToWrite][], metadata?: Record<string, string>): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata !== undefined && Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -260,7 +301,8 @@ function encodeHeader(list: [string, Tensor][], metadata?: Record<string, string
   for (const [name, t] of list) {
     if (name === METADATA_KEY) throw new Error(`safetensors: '${METADATA_KEY}' cannot be a tensor name`);
     if (name in header) throw new Error(`safetensors: tensor '${name}' appears twice`);
-    if (!(t.data instanceof Float32Array)) throw new Error(`safetensors: tensor '${name}': data must be a Float32Array`);
+    const dtype = writtenDtype(t.data);
+    if (dtype === null) throw new Error(`safetensors: tensor '${name}': data must be a Float32Array (F32), Uint16Array (BF16 bits) or Int8Array (I8)`);
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new Error(`safetensors: tensor '${name}': shape ${JSON.stringify(t.shape)} is not an array of non-negative integers`);
     }
@@ -270,7 +312,7 @@ function encodeHeader(list: [string, Tensor][], metadata?: Record<string, string
         `safetensors: tensor '${name}': shape [${t.shape.join(', ')}] has ${elements} elements but data has ${t.data.length}`,
       );
     }
-    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + t.data.byteLength] };
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -281,12 +323,12 @@ function encodeHeader(list: [string, Tensor][], metadata?: Record<string, string
   return out;
 }
 
-/** Bytes of a Float32Array as little-endian bytes (a view, no copy). */
-function bytesOf(data: Float32Array): Uint8Array {
+/** A typed array's little-endian bytes (a view, no copy). */
+function bytesOf(data: TensorToWrite['data']): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Serialize F32 tensors (+ optional string metadata) into one safetensors buffer. */
+/** Serialize tensors (+ optional string metadata) into one safetensors buffer. */
 export function writeSafetensors(tensors: TensorsToWrite, metadata?: Record<string, string>): Uint8Array {
   const list = entriesOf(tensors);
   const header = encodeHeader(list, metadata);
@@ -312,7 +354,7 @@ export async function readSafetensorsFile(path: string, options?: ReadOptions): 
 }
 
 /**
- * Write F32 tensors to `path` atomically (temp file + fsync + rename + directory fsync),
+ * Write tensors to `path` atomically (temp file + fsync + rename + directory fsync),
  * tensor by tensor, so a large model is never copied into one big buffer first.
  */
 export async function writeSafetensorsFile(

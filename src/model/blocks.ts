@@ -20,6 +20,7 @@ import type { Acts, LayerActs } from './activations.js';
 import type { GPTConfig } from './config.js';
 import { loraBackward, loraDropoutStream, loraForward, type LoraAdapter, type LoraSite } from './lora.js';
 import type { BlockParams, ModelParams } from './params.js';
+import { f32Weight, linearForward, type Weight } from './weights.js';
 
 // Dropout streams: 0 for the embeddings, then three per layer.
 export const STREAM_EMBED = 0;
@@ -62,7 +63,11 @@ export class Blocks {
   // frozen model's dweight and dbias): two of C, as a kernel's outputs must not overlap.
   private sinks: { w: Tensor; b: Tensor } | null = null;
 
-  constructor(readonly backend: Backend, readonly config: Readonly<GPTConfig>, readonly p: ModelParams<Tensor>) {
+  /** The model's weights (GPT.toDtype replaces them); the matmul weights may be compact (weights.ts). */
+  p: ModelParams<Tensor, Weight>;
+
+  constructor(readonly backend: Backend, readonly config: Readonly<GPTConfig>, p: ModelParams<Tensor, Weight>) {
+    this.p = p;
     this.zeroC = config.bias ? null : backend.alloc(config.nEmbd);
   }
 
@@ -207,7 +212,7 @@ export class Blocks {
   // ---- the block's pieces ----
 
   /** qkv = inp · c_attn; atty = attend(qkv); attproj = atty · c_proj. */
-  private attnForward(la: LayerActs<Tensor>, lp: BlockParams<Tensor>, l: number, inp: Tensor, N: number, drop: Dropout, attend: () => void): void {
+  private attnForward(la: LayerActs<Tensor>, lp: BlockParams<Tensor, Weight>, l: number, inp: Tensor, N: number, drop: Dropout, attend: () => void): void {
     const C = this.config.nEmbd;
     this.linear(la, l, 'attn.c_attn', la.qkv, inp, lp.qkvw, lp.qkvb, N, C, 3 * C, drop); // (B, T, 3C)
     attend(); // atty (B, T, C) from qkv
@@ -215,7 +220,7 @@ export class Blocks {
   }
 
   /** fch = inp · c_fc; fchGelu = gelu(fch); fcproj = fchGelu · c_proj. */
-  private mlpForward(la: LayerActs<Tensor>, lp: BlockParams<Tensor>, l: number, inp: Tensor, N: number, drop: Dropout): void {
+  private mlpForward(la: LayerActs<Tensor>, lp: BlockParams<Tensor, Weight>, l: number, inp: Tensor, N: number, drop: Dropout): void {
     const C = this.config.nEmbd;
     this.linear(la, l, 'mlp.c_fc', la.fch, inp, lp.fcw, lp.fcb, N, C, 4 * C, drop); // (B, T, 4C)
     this.backend.geluForward(la.fchGelu, la.fch, N * 4 * C);
@@ -228,7 +233,7 @@ export class Blocks {
    * `lgp` null: the base is frozen.
    */
   private attnBackward(
-    la: LayerActs<Tensor>, lg: LayerGrads, lp: BlockParams<Tensor>, lgp: BlockParams<Tensor> | null, l: number,
+    la: LayerActs<Tensor>, lg: LayerGrads, lp: BlockParams<Tensor, Weight>, lgp: BlockParams<Tensor> | null, l: number,
     dattproj: Tensor, inp: Tensor, dinp: Tensor, B: number, T: number, drop: Dropout, overwriteDinp: boolean,
   ): void {
     const { nEmbd: C, nHead: NH } = this.config;
@@ -240,7 +245,7 @@ export class Blocks {
 
   /** The MLP branch backward from dfcproj into dinp, as attnBackward. */
   private mlpBackward(
-    la: LayerActs<Tensor>, lg: LayerGrads, lp: BlockParams<Tensor>, lgp: BlockParams<Tensor> | null, l: number,
+    la: LayerActs<Tensor>, lg: LayerGrads, lp: BlockParams<Tensor, Weight>, lgp: BlockParams<Tensor> | null, l: number,
     dfcproj: Tensor, inp: Tensor, dinp: Tensor, N: number, overwriteDinp: boolean, drop: Dropout,
   ): void {
     const C = this.config.nEmbd;
@@ -250,8 +255,8 @@ export class Blocks {
   }
 
   /** out (N, OC) = inp (N, C) · wᵀ + b, plus the LoRA branch of layer l's `site` when the adapter has one. */
-  private linear(la: LayerActs<Tensor>, l: number, site: LoraSite, out: Tensor, inp: Tensor, w: Tensor, b: Tensor | null, N: number, C: number, OC: number, drop: Dropout): void {
-    this.backend.matmulForward(out, inp, w, b, N, C, OC);
+  private linear(la: LayerActs<Tensor>, l: number, site: LoraSite, out: Tensor, inp: Tensor, w: Weight, b: Tensor | null, N: number, C: number, OC: number, drop: Dropout): void {
+    linearForward(this.backend, out, inp, w, b, N, C, OC);
     const lora = this.adapter?.layers[l][site] ?? null;
     if (lora !== null) loraForward(this.backend, lora, la.lora![site]!, out, inp, N, drop.lora(l, site));
   }
@@ -262,9 +267,9 @@ export class Blocks {
    */
   private linearBackward(
     la: LayerActs<Tensor>, lg: LayerGrads, l: number, site: LoraSite, dinp: Tensor, dw: Tensor | undefined, db: Tensor | null | undefined,
-    dout: Tensor, inp: Tensor, w: Tensor, N: number, C: number, OC: number, overwriteDinp: boolean, drop: Dropout,
+    dout: Tensor, inp: Tensor, w: Weight, N: number, C: number, OC: number, overwriteDinp: boolean, drop: Dropout,
   ): void {
-    this.backend.matmulBackward(dinp, dw ?? null, db ?? null, dout, inp, w, N, C, OC, overwriteDinp);
+    this.backend.matmulBackward(dinp, dw ?? null, db ?? null, dout, inp, f32Weight(w), N, C, OC, overwriteDinp);
     const lora = this.adapter?.layers[l][site] ?? null;
     if (lora !== null) loraBackward(this.backend, lora, la.lora![site]!, lg.lora![site]!, dout, inp, dinp, N, drop.lora(l, site));
   }

@@ -33,12 +33,18 @@
 // parameterBuffers / zeroGrad refuse, so that no optimizer can touch the frozen weights.
 // mergeAdapter folds it into the weights and detaches it.
 //
+// Compact weights (weights.ts): GPT.load(dir, { dtype }) and model.toDtype(dtype) hold the
+// matmul weights and wte in bf16 or int8 for inference, which reads half or about a quarter
+// of the bytes. The passes run the same code over them (linearForward, embedForward pick
+// the kernel); training needs f32 weights and refuses a compact model, naming the fix.
+//
 // Every public method checks its arguments once, at its entry, and names itself in its
 // errors (inputs.ts); the code behind the checks trusts them.
 
 import type { Backend, Tensor } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { gpt2FromContents, loadGPT, saveGPT, type HFGPT2Config } from '../io/hf-gpt2.js';
+import type { StoredParam } from './weights.js';
 import { readAdapterFolder, writeAdapterFolder, type AdapterFolder } from '../io/peft.js';
 import { IGNORE_INDEX, lmLossBackward, lmLossForward } from '../objectives/lm.js';
 import { ActivationPlan, type Acts } from './activations.js';
@@ -48,7 +54,16 @@ import { dropoutSeed, initParameters } from './init.js';
 import { checkIds, checkTargets } from './inputs.js';
 import { Decoder, type KVCache } from './kv-cache.js';
 import { LORA_SITES, LoraAdapter, siteModule } from './lora.js';
-import { ParamTensors, paramLayout, type ParamSpec } from './params.js';
+import { ParamTensors, paramLayout, type ModelParams, type ParamSpec } from './params.js';
+import { CompactWeights, checkFitsDType, checkWeightDType, convertStored, embedForward, f32Weight, isCompactParam, linearForward, storedToF32, type Weight, type WeightDType } from './weights.js';
+
+/** Options of GPT.load and GPT.fromSafetensors. */
+export interface LoadOptions {
+  /** The dtype to hold the weights in (weights.ts); default: the folder's (ferrogpt.dtype in config.json), else 'f32'. */
+  dtype?: WeightDType;
+  /** The backend (default: the current one). */
+  backend?: Backend;
+}
 
 export interface NamedParameter {
   /** A copy of the parameter, in our layout (see GPT.namedParameters). */
@@ -114,7 +129,9 @@ export class GPT {
   nameOrPath: string | null = null;
 
   private readonly layout: { specs: ParamSpec[]; total: number };
-  private readonly weights: ParamTensors; // (P) every weight, back to back
+  // The weights: f32 in one buffer (P), or compact (weights.ts). Exactly one is set.
+  private weights: ParamTensors | null = null; // (P) every weight, back to back
+  private compact: CompactWeights | null = null;
   private grads: ParamTensors | null = null; // (P) same layout, allocated on first need
   private readonly blocks: Blocks;
   private readonly plan: ActivationPlan; // the activations of the full passes
@@ -124,23 +141,30 @@ export class GPT {
 
   // ---- config and parameters ----
 
-  /** `randomInit`: seeded N(0, 0.02) weights; otherwise zeros, for a caller that loads every parameter. */
-  private constructor(config: GPTConfig, backend: Backend, randomInit: boolean) {
+  /**
+   * `random`: seeded N(0, 0.02) f32 weights; `zeros`: f32 zeros, for a caller that loads
+   * every parameter; or compact weights of `dtype` filled from `values` (weights.ts).
+   */
+  private constructor(config: GPTConfig, backend: Backend, init: 'random' | 'zeros' | { dtype: 'bf16' | 'int8'; values: (spec: ParamSpec) => StoredParam }) {
     this.config = Object.freeze({ ...config });
     this.backend = backend;
     this.layout = paramLayout(config);
     const { specs, total } = this.layout;
-    const params = backend.alloc(total); // zero-filled
-    if (randomInit) backend.write(params, initParameters(specs, total, config.nLayer, config.seed));
-    this.weights = new ParamTensors(backend, config, specs, params);
-    this.blocks = new Blocks(backend, this.config, this.weights.tree);
+    if (typeof init === 'string') {
+      const params = backend.alloc(total); // zero-filled
+      if (init === 'random') backend.write(params, initParameters(specs, total, config.nLayer, config.seed));
+      this.weights = new ParamTensors(backend, config, specs, params);
+    } else {
+      this.compact = new CompactWeights(backend, this.config, specs, init.dtype, init.values);
+    }
+    this.blocks = new Blocks(backend, this.config, this.tree);
     this.plan = new ActivationPlan(backend, this.config);
     this.decoder = new Decoder(this.blocks);
   }
 
   /** A new model with seeded N(0, 0.02) weights (see init.ts), on `backend` (default: the current one). */
   static create(config: GPTConfigInput, backend: Backend = getBackend()): GPT {
-    return new GPT(resolveConfig(config), backend, true);
+    return new GPT(resolveConfig(config), backend, 'random');
   }
 
   /**
@@ -149,7 +173,7 @@ export class GPT {
    * at GPT-2 small), since every weight is overwritten.
    */
   static fromParameters(config: GPTConfigInput, params: Iterable<readonly [string, Float32Array]>, backend: Backend = getBackend()): GPT {
-    const model = new GPT(resolveConfig(config), backend, false);
+    const model = new GPT(resolveConfig(config), backend, 'zeros');
     try {
       model.loadParameters(params);
     } catch (err) {
@@ -159,15 +183,25 @@ export class GPT {
     return model;
   }
 
+  /** A model holding `stored` (every parameter, as storedParamsFromHF gives them) in `dtype`. */
+  private static fromStored(config: GPTConfig, stored: Map<string, StoredParam>, dtype: WeightDType, backend: Backend, fn: string): GPT {
+    checkFitsDType(fn, config, dtype);
+    if (dtype === 'f32') return GPT.fromParameters(config, [...stored].map(([name, p]) => [name, storedToF32(p)] as const), backend);
+    return new GPT(config, backend, { dtype, values: (spec) => stored.get(spec.name)! });
+  }
+
   /**
    * Loads a Hugging Face GPT-2 folder (config.json + model.safetensors) or one written by
    * `save`. Conv1D weights are transposed into our (OC, C) layout; names may carry the
    * `transformer.` prefix or not; lm_head.weight, if present, must equal wte (tied).
-   * The format is src/io/hf-gpt2.ts's.
+   * The format is src/io/hf-gpt2.ts's. `options.dtype` holds the weights in bf16 or int8
+   * (default: the dtype the folder was saved in; f32 for Hugging Face folders); the second
+   * argument may also be the backend itself.
    */
-  static async load(dir: string, backend: Backend = getBackend()): Promise<GPT> {
-    const { config, params, path } = await loadGPT(dir);
-    const model = GPT.fromParameters(config, params, backend);
+  static async load(dir: string, options: LoadOptions | Backend = {}): Promise<GPT> {
+    const { dtype, backend } = loadOptions('GPT.load', options);
+    const { config, stored, dtype: saved, path } = await loadGPT(dir);
+    const model = GPT.fromStored(config, stored, dtype ?? saved, backend, 'GPT.load');
     model.nameOrPath = path;
     return model;
   }
@@ -177,15 +211,58 @@ export class GPT {
    * (its text or the parsed object), `bytes` model.safetensors. Touches no file system, so
    * it works in browsers and Web Workers (fetch the files, pass what they hold).
    */
-  static fromSafetensors(config: string | HFGPT2Config, bytes: Uint8Array | ArrayBuffer, backend: Backend = getBackend()): GPT {
-    const { config: resolved, params } = gpt2FromContents(config, bytes);
-    return GPT.fromParameters(resolved, params, backend);
+  static fromSafetensors(config: string | HFGPT2Config, bytes: Uint8Array | ArrayBuffer, options: LoadOptions | Backend = {}): GPT {
+    const { dtype, backend } = loadOptions('GPT.fromSafetensors', options);
+    const { config: resolved, stored, dtype: saved } = gpt2FromContents(config, bytes);
+    return GPT.fromStored(resolved, stored, dtype ?? saved, backend, 'GPT.fromSafetensors');
   }
 
-  /** Writes config.json + model.safetensors in the Hugging Face GPT-2 layout (see load). */
+  /**
+   * Writes config.json + model.safetensors in the Hugging Face GPT-2 layout (see load), in
+   * the dtype the model holds: a bf16 model writes BF16 tensors, an int8 one I8 tensors with
+   * their scales (src/io/hf-gpt2.ts), so that loading it back gives the same bits.
+   */
   async save(dir: string): Promise<void> {
     this.alive();
-    await saveGPT(dir, this.config, this.namedParameters().map(([name, p]) => [name, p.data(), p.shape] as const));
+    const params = this.layout.specs.map((s) => [s.name, this.stored(s.name), s.shape] as const);
+    await saveGPT(dir, this.config, params, [], this.dtype);
+  }
+
+  /** The dtype the weights are held in: 'f32', or a compact one ('bf16', 'int8'; see weights.ts). */
+  get dtype(): WeightDType {
+    return this.compact?.dtype ?? 'f32';
+  }
+
+  /**
+   * Holds the weights in `dtype` from now on (in place; returns this model): bf16 or int8
+   * for inference (the matmul weights and wte; the rest stays f32), or back to f32 (exact
+   * from bf16; from int8, the dequantized values). Gradients are dropped. Refused while a
+   * LoRA adapter is attached.
+   */
+  toDtype(dtype: WeightDType): this {
+    this.alive();
+    checkWeightDType('toDtype', dtype);
+    checkFitsDType('toDtype', this.config, dtype);
+    if (this.blocks.adapter !== null) throw new Error('toDtype: the model has a LoRA adapter attached; merge or detach it first');
+    if (dtype === this.dtype) return this;
+    const { specs, total } = this.layout;
+    const target = (spec: ParamSpec) => (isCompactParam(spec) ? dtype : 'f32');
+    const old = { weights: this.weights, compact: this.compact };
+    if (dtype === 'f32') {
+      const params = this.backend.alloc(total);
+      for (const s of specs) this.backend.write(params, storedToF32(this.stored(s.name)), s.offset);
+      this.weights = new ParamTensors(this.backend, this.config, specs, params);
+      this.compact = null;
+    } else {
+      this.compact = new CompactWeights(this.backend, this.config, specs, dtype, (spec) => convertStored(this.storedIn(old, spec.name), target(spec)));
+      this.weights = null;
+    }
+    if (old.weights !== null) this.backend.free(old.weights.buffer);
+    old.compact?.dispose();
+    if (this.grads !== null) this.backend.free(this.grads.buffer);
+    this.grads = null;
+    this.blocks.p = this.tree;
+    return this;
   }
 
   numParameters(): number {
@@ -202,10 +279,9 @@ export class GPT {
   namedParameters(): Array<[string, NamedParameter]> {
     this.alive();
     return this.layout.specs.map((s) => {
-      const view = this.weights.views.get(s.name)!;
       return [s.name, {
         shape: [...s.shape],
-        data: () => this.backend.read(view) as Float32Array,
+        data: () => storedToF32(this.stored(s.name)),
         grad: () => {
           const gv = this.grads?.views.get(s.name);
           return gv === undefined ? null : (this.backend.read(gv) as Float32Array);
@@ -237,18 +313,37 @@ export class GPT {
     }
     const missing = specs.filter((s) => !seen.has(s.name)).map((s) => s.name);
     if (missing.length > 0) throw new Error(`loadParameters: missing ${missing.join(', ')}`);
-    for (const [spec, data] of writes) this.backend.write(this.weights.buffer, data, spec.offset);
+    for (const [spec, data] of writes) {
+      if (this.weights !== null) this.backend.write(this.weights.buffer, data, spec.offset);
+      else this.compact!.write(spec.name, { dtype: 'f32', data });
+    }
+  }
+
+  /** Parameter `name` as this model stores it (f32 ones as a copy). */
+  private stored(name: string): StoredParam {
+    return this.storedIn({ weights: this.weights, compact: this.compact }, name);
+  }
+
+  private storedIn(w: { weights: ParamTensors | null; compact: CompactWeights | null }, name: string): StoredParam {
+    if (w.compact !== null) return w.compact.stored(name);
+    return { dtype: 'f32', data: this.backend.read(w.weights!.views.get(name)!) as Float32Array };
+  }
+
+  /** The structure the passes walk, over the weights in whatever dtype they are held. */
+  private get tree(): ModelParams<Tensor, Weight> {
+    return this.weights?.tree ?? this.compact!.tree;
   }
 
   /** Rows `ids` of the token embedding wte, (ids.length, C) row-major (a copy). */
   embeddingRows(ids: readonly number[]): Float32Array {
     this.alive();
     const { nEmbd: C, vocabSize: V } = this.config;
-    const wte = this.weights.views.get('transformer.wte.weight')!;
+    const name = 'transformer.wte.weight';
     const out = new Float32Array(ids.length * C);
     ids.forEach((id, i) => {
       if (!Number.isSafeInteger(id) || id < 0 || id >= V) throw new Error(`embeddingRows: id ${id} is out of range (must be in 0..${V - 1})`);
-      out.set(this.backend.read(wte, id * C, C) as Float32Array, i * C);
+      const row = this.compact !== null ? this.compact.rows(name, id, 1, C) : (this.backend.read(this.weights!.views.get(name)!, id * C, C) as Float32Array);
+      out.set(row, i * C);
     });
     return out;
   }
@@ -270,7 +365,7 @@ export class GPT {
   parameterBuffers(): ParameterBuffers {
     this.alive();
     this.notFrozen('parameterBuffers');
-    return { backend: this.backend, params: this.weights.buffer, grads: this.ensureGrads().buffer, specs: this.layout.specs };
+    return { backend: this.backend, params: this.f32Weights('parameterBuffers').buffer, grads: this.ensureGrads().buffer, specs: this.layout.specs };
   }
 
   zeroGrad(): void {
@@ -295,6 +390,7 @@ export class GPT {
     this.alive();
     if (!(adapter instanceof LoraAdapter) || adapter.isDisposed) throw new Error('attachAdapter: adapter must be a live LoraAdapter');
     if (this.blocks.adapter !== null) throw new Error('attachAdapter: the model already has an adapter; detach or merge it first');
+    this.f32Weights('attachAdapter');
     adapter.checkFits(this.config, this.backend, 'attachAdapter');
     this.setAdapter(adapter);
   }
@@ -317,9 +413,10 @@ export class GPT {
     this.alive();
     const adapter = this.blocks.adapter;
     if (adapter === null) throw new Error('mergeAdapter: the model has no adapter attached');
+    const weights = this.f32Weights('mergeAdapter');
     for (let l = 0; l < this.config.nLayer; l++) {
       for (const site of LORA_SITES) {
-        const view = this.weights.views.get(`${siteModule(l, site)}.weight`)!;
+        const view = weights.views.get(`${siteModule(l, site)}.weight`)!;
         const merged = adapter.merged(l, site, this.backend.read(view) as Float32Array);
         if (merged !== null) this.backend.write(view, merged);
       }
@@ -345,6 +442,7 @@ export class GPT {
   applyAdapterFolder(folder: AdapterFolder, dir: string, fn: string): LoraAdapter {
     this.alive();
     if (this.blocks.adapter !== null) throw new Error(`${fn}: the model already has an adapter; detach or merge it first`);
+    const weights = this.f32Weights(fn);
     const { nEmbd: C, vocabSize: V } = this.config;
     const tokens = folder.tokens;
     if (tokens !== null) {
@@ -365,7 +463,7 @@ export class GPT {
       throw err;
     }
     if (tokens !== null) {
-      const wte = this.weights.views.get('transformer.wte.weight')!;
+      const wte = weights.views.get('transformer.wte.weight')!;
       tokens.ids.forEach((id, i) => this.backend.write(wte, tokens.rows.data.subarray(i * C, (i + 1) * C), id * C));
     }
     this.setAdapter(adapter);
@@ -388,6 +486,20 @@ export class GPT {
     this.blocks.adapter = adapter;
     this.plan.setLora(adapter?.shape ?? null);
     this.decoder.setLora(adapter?.shape ?? null);
+  }
+
+  /** @internal An Error naming `fn` unless the model can be trained: its weights are f32 (train and finetune call it first). */
+  checkTrainable(fn: string): void {
+    this.alive();
+    this.f32Weights(fn);
+  }
+
+  /** The f32 weights, or an Error naming `fn` for a compact model (training and adapters need f32 weights). */
+  private f32Weights(fn: string): ParamTensors {
+    if (this.weights !== null) return this.weights;
+    const fix = `load it in f32 (GPT.load(dir, { dtype: 'f32' })) or convert it (model.toDtype('f32'))`;
+    if (this.dtype === 'int8') throw new Error(`${fn}: the model holds int8 weights; training and adapters need f32 master weights: ${fix}`);
+    throw new Error(`${fn}: the model holds bf16 weights; training one needs bf16 mixed precision, which is not implemented yet: ${fix}`);
   }
 
   private notFrozen(fn: string): void {
@@ -422,6 +534,7 @@ export class GPT {
    */
   trainForward(ids: Int32Array, batch: number, seq: number): TrainPass {
     this.alive();
+    this.f32Weights('trainForward');
     return this.startPass(this.inputs('trainForward', ids, batch, seq), batch, seq);
   }
 
@@ -446,9 +559,9 @@ export class GPT {
     const { acts: a } = this.plan.forward(B, T);
     const { idsT, targetsT } = inputs;
     const be = this.backend;
-    const p = this.weights.tree;
+    const p = this.tree;
     const C = this.config.nEmbd;
-    be.encoderForward(a.encoded, idsT, p.wte, p.wpe, B, T, C); // wte[ids] + wpe[t] (B, T, C)
+    embedForward(be, a.encoded, idsT, p.wte, p.wpe, B, T, C); // wte[ids] + wpe[t] (B, T, C)
     if (drop.on) be.dropoutForward(a.encodedDrop!, a.encoded, B * T * C, drop.at(STREAM_EMBED)); // drop(·)
     const hidden = this.blocks.forward(a, B * T, drop, this.blocks.causalAttention(B, T, drop)); // blocks, ln_f
     return { acts: a, idsT, targetsT, hidden };
@@ -457,7 +570,7 @@ export class GPT {
   /** logits (N, V) = hidden (N, C) · wteᵀ: the lm head, tied to the token embedding. */
   private lmHead(logits: Tensor, hidden: Tensor, N: number): void {
     const { nEmbd: C, vocabSize: V } = this.config;
-    this.backend.matmulForward(logits, hidden, this.weights.tree.wte, null, N, C, V); // (B, T, V)
+    linearForward(this.backend, logits, hidden, this.tree.wte, null, N, C, V); // (B, T, V)
   }
 
   private startPass(inputs: { idsT: Tensor; targetsT: Tensor }, B: number, T: number): Pass {
@@ -510,7 +623,7 @@ export class GPT {
     const loss = lmLossForward(be, bufs, targets, N, V, IGNORE_INDEX);
     lmLossBackward(be, { ...bufs, dlogits: ga.logits, dlosses: ga.losses }, targets, N, V, IGNORE_INDEX, weight, true);
     const dwte = this.blocks.adapter === null ? this.grads!.tree.wte : null; // frozen: no dW of the tied head
-    be.matmulBackward(pass.dhidden, dwte, null, ga.logits, pass.hidden, this.weights.tree.wte, N, C, V);
+    be.matmulBackward(pass.dhidden, dwte, null, ga.logits, pass.hidden, f32Weight(this.tree.wte), N, C, V);
     return loss;
   }
 
@@ -547,6 +660,7 @@ export class GPT {
   forwardBackward(ids: Int32Array, targets: Int32Array, batch: number, seq: number, weight = 1): number {
     // Check everything before anything runs, so a bad call leaves no half-done pass.
     this.alive();
+    this.f32Weights('forwardBackward');
     if (typeof weight !== 'number' || !Number.isFinite(weight)) throw new Error(`forwardBackward: weight must be a finite number, got ${String(weight)}`);
     const pass = this.startPass(this.inputs('forwardBackward', ids, batch, seq, targets), batch, seq);
     const loss = this.passLoss(pass, targets, weight);
@@ -591,7 +705,8 @@ export class GPT {
     this.decoder.dispose();
     this.blocks.dispose();
     if (this.grads !== null) this.backend.free(this.grads.buffer);
-    this.backend.free(this.weights.buffer);
+    if (this.weights !== null) this.backend.free(this.weights.buffer);
+    this.compact?.dispose();
   }
 
   // ---- checks ----
@@ -615,4 +730,11 @@ export class GPT {
   private alive(): void {
     if (this.disposed) throw new Error('GPT: the model has been disposed');
   }
+}
+
+/** The options of GPT.load / fromSafetensors, which also take a backend in their place. */
+function loadOptions(fn: string, options: LoadOptions | Backend): { dtype: WeightDType | undefined; backend: Backend } {
+  if (options !== null && typeof options === 'object' && typeof (options as Backend).alloc === 'function') return { dtype: undefined, backend: options as Backend };
+  const { dtype, backend } = (options ?? {}) as LoadOptions;
+  return { dtype: dtype === undefined ? undefined : checkWeightDType(fn, dtype), backend: backend ?? getBackend() };
 }

@@ -26,6 +26,7 @@ import { ActivationPlan } from './activations.js';
 import { NO_DROP, type Blocks } from './blocks.js';
 import type { LoraShape } from './lora.js';
 import { checkTokens } from '../backend/base.js';
+import { embedForward, linearForward } from './weights.js';
 
 export class KVCache {
   /** Sequences in the batch (B). */
@@ -253,7 +254,7 @@ export class Decoder {
         const n = f.length;
         if (n === 0) return;
         const start = cache.length(b);
-        be.encoderForward(view(a.encoded, b * Tq * C, n * C), view(idsT, b * Tq, n), p.wte,
+        embedForward(be, view(a.encoded, b * Tq * C, n * C), view(idsT, b * Tq, n), p.wte,
           view(p.wpe, start * C, (config.blockSize - start) * C), 1, n, C);
       });
       const hidden = this.blocks.forward(a, B * Tq, NO_DROP, (la, l) => {
@@ -264,7 +265,7 @@ export class Decoder {
       if (mode === 'all' || Tq === 1) {
         const rows = B * Tq;
         const logits = view(a.logits, 0, rows * V);
-        be.matmulForward(logits, hidden, p.wte, null, rows, C, V); // (B, Tq, V)
+        linearForward(be, logits, hidden, p.wte, null, rows, C, V); // (B, Tq, V)
         const all = be.read(logits) as Float32Array;
         feed.forEach((f, b) => {
           const n = counts[b];
@@ -278,7 +279,7 @@ export class Decoder {
         feed.forEach((f, b) => {
           if (counts[b] === 0) return;
           const row = view(a.logits, b * V, V);
-          be.matmulForward(row, view(hidden, (b * Tq + f.length - 1) * C, C), p.wte, null, 1, C, V); // (V)
+          linearForward(be, row, view(hidden, (b * Tq + f.length - 1) * C, C), p.wte, null, 1, C, V); // (V)
           out.set(be.read(row) as Float32Array, b * V);
         });
       }

@@ -20,19 +20,20 @@ export interface ParamSpec {
   init: 'normal' | 'normal-proj' | 'ones' | 'zeros';
 }
 
-export interface BlockParams<T> {
+/** One block's parameters; W is the type of the matmul weights, which a model may hold in a compact dtype (weights.ts). */
+export interface BlockParams<T, W = T> {
   ln1w: T; ln1b: T | null;
-  qkvw: T; qkvb: T | null; // (3C, C), (3C)
-  attprojw: T; attprojb: T | null; // (C, C), (C)
+  qkvw: W; qkvb: T | null; // (3C, C), (3C)
+  attprojw: W; attprojb: T | null; // (C, C), (C)
   ln2w: T; ln2b: T | null;
-  fcw: T; fcb: T | null; // (4C, C), (4C)
-  fcprojw: T; fcprojb: T | null; // (C, 4C), (C)
+  fcw: W; fcb: T | null; // (4C, C), (4C)
+  fcprojw: W; fcprojb: T | null; // (C, 4C), (C)
 }
 
-export interface ModelParams<T> {
-  wte: T; // (V, C)
+export interface ModelParams<T, W = T> {
+  wte: W; // (V, C)
   wpe: T; // (maxT, C)
-  blocks: Array<BlockParams<T>>;
+  blocks: Array<BlockParams<T, W>>;
   lnfw: T | null; lnfb: T | null; // (C); absent in post-LN (GPT-1) models
 }
 
@@ -70,29 +71,32 @@ export function paramLayout(cfg: GPTConfig): { specs: ParamSpec[]; total: number
   return { specs, total: offset };
 }
 
-/** Groups per-parameter handles (views) into the structure the forward pass walks. */
-export function structure<T>(cfg: GPTConfig, byName: Map<string, T>): ModelParams<T> {
-  const get = (name: string): T => {
+/**
+ * Groups per-parameter handles (views) into the structure the forward pass walks. W: the
+ * handles of the matmul weights and wte, when they differ (a compact model's, weights.ts).
+ */
+export function structure<T, W = T>(cfg: GPTConfig, byName: Map<string, T | W>): ModelParams<T, W> {
+  const get = <X>(name: string): X => {
     const t = byName.get(name);
     if (t === undefined) throw new Error(`internal: parameter ${name} missing from layout`);
-    return t;
+    return t as X;
   };
-  const opt = (name: string): T | null => byName.get(name) ?? null;
-  const blocks: Array<BlockParams<T>> = [];
+  const opt = (name: string): T | null => (byName.get(name) as T | undefined) ?? null;
+  const blocks: Array<BlockParams<T, W>> = [];
   for (let l = 0; l < cfg.nLayer; l++) {
     const p = `transformer.h.${l}.`;
     blocks.push({
-      ln1w: get(p + 'ln_1.weight'), ln1b: opt(p + 'ln_1.bias'),
-      qkvw: get(p + 'attn.c_attn.weight'), qkvb: opt(p + 'attn.c_attn.bias'),
-      attprojw: get(p + 'attn.c_proj.weight'), attprojb: opt(p + 'attn.c_proj.bias'),
-      ln2w: get(p + 'ln_2.weight'), ln2b: opt(p + 'ln_2.bias'),
-      fcw: get(p + 'mlp.c_fc.weight'), fcb: opt(p + 'mlp.c_fc.bias'),
-      fcprojw: get(p + 'mlp.c_proj.weight'), fcprojb: opt(p + 'mlp.c_proj.bias'),
+      ln1w: get<T>(p + 'ln_1.weight'), ln1b: opt(p + 'ln_1.bias'),
+      qkvw: get<W>(p + 'attn.c_attn.weight'), qkvb: opt(p + 'attn.c_attn.bias'),
+      attprojw: get<W>(p + 'attn.c_proj.weight'), attprojb: opt(p + 'attn.c_proj.bias'),
+      ln2w: get<T>(p + 'ln_2.weight'), ln2b: opt(p + 'ln_2.bias'),
+      fcw: get<W>(p + 'mlp.c_fc.weight'), fcb: opt(p + 'mlp.c_fc.bias'),
+      fcprojw: get<W>(p + 'mlp.c_proj.weight'), fcprojb: opt(p + 'mlp.c_proj.bias'),
     });
   }
   return {
-    wte: get('transformer.wte.weight'),
-    wpe: get('transformer.wpe.weight'),
+    wte: get<W>('transformer.wte.weight'),
+    wpe: get<T>('transformer.wpe.weight'),
     blocks,
     lnfw: opt('transformer.ln_f.weight'),
     lnfb: opt('transformer.ln_f.bias'),

@@ -25,7 +25,7 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isAdapterFolder, readAdapterFolder, wr
 import { GPT } from '../model/gpt.js';
 import { rebuildGPT } from '../model/resize.js';
 import { HEAD_BIAS, HEAD_WEIGHT, TaskHead } from '../model/head.js';
-import { loadGPT, saveGPT } from '../io/hf-gpt2.js';
+import { f32Params, loadGPT, saveGPT } from '../io/hf-gpt2.js';
 import { dropoutSeed } from '../model/init.js';
 import { Arena } from '../model/activations.js';
 import { IGNORE_INDEX } from '../objectives/lm.js';
@@ -156,11 +156,11 @@ export class FineTunedGPT {
     const spec = checkTaskSpec(await readJson(join(dir, 'task.json')), join(dir, 'task.json'));
     const tokenizer = await Tokenizer.load(join(dir, 'tokenizer.json'));
     if (await isAdapterFolder(dir)) return FineTunedGPT.loadAdapterFolder(dir, spec, tokenizer, backend, options.base);
-    const { config, params, tensors } = await loadGPT(dir, 'FineTunedGPT.load');
+    const { config, stored, tensors } = await loadGPT(dir, 'FineTunedGPT.load');
     const w = tensors.get(HEAD_WEIGHT);
     const b = tensors.get(HEAD_BIAS);
     if (w === undefined || b === undefined) throw new Error(`${dir}: model.safetensors has no task head (${HEAD_WEIGHT}, ${HEAD_BIAS}); is this a fine-tuned model folder?`);
-    const model = GPT.fromParameters(config, params, backend);
+    const model = GPT.fromParameters(config, f32Params(stored), backend);
     return FineTunedGPT.assemble(dir, model, tokenizer, spec, w, b);
   }
 
@@ -226,7 +226,7 @@ export class FineTunedGPT {
       const tokens = { ids, rows: this.model.embeddingRows(ids), C: this.model.config.nEmbd };
       await writeAdapterFolder(dir, { config: adapter.config, baseModel: this.model.nameOrPath, lora: adapter.namedParameters(), head: this.head.namedParameters(), tokens });
     } else {
-      const params = this.model.namedParameters().map(([name, p]) => [name, p.data(), p.shape] as const);
+      const params = this.model.namedParameters().map(([name, p]) => [name, { dtype: 'f32', data: p.data() }, p.shape] as const);
       await saveGPT(dir, this.model.config, params, this.head.namedParameters());
     }
     await this.tokenizer.save(join(dir, 'tokenizer.json'));

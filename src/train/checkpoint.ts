@@ -48,7 +48,7 @@ import { syncDirectory, writeFileAtomic } from '../io/atomic.js';
 import { isAdapterFolder, readAdapterFolder } from '../io/peft.js';
 import { expectTensors, readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
 import type { GPTConfig } from '../model/config.js';
-import { loadGPT } from '../io/hf-gpt2.js';
+import { f32Params, loadGPT } from '../io/hf-gpt2.js';
 import { GPT } from '../model/gpt.js';
 import { paramLayout } from '../model/params.js';
 import { HEAD_BIAS, HEAD_WEIGHT } from '../model/head.js';
@@ -199,7 +199,8 @@ export async function loadCheckpoint(dir: string, options: { model?: GPT; backen
     throw where('it is a finetune checkpoint: resume it with finetune({ resume }), or load the fine-tuned model with FineTunedGPT.load');
   }
   const trainer = checkTrainerState(raw, where);
-  const { config, params } = await readWeights(found, where);
+  const { config, stored } = await readWeights(found, where);
+  const params = f32Params(stored);
   const own = options.model;
   if (own) {
     const diffs = configDiff(config, own.config);
@@ -262,7 +263,8 @@ export async function loadTaskCheckpoint(dir: string, ft: FineTunedGPT): Promise
     ft.headSteps = trainer.headSteps;
     return { dir: found, model: ft, optimizer, headOptimizer: headOptimizer!, trainer };
   }
-  const { config, params, tensors } = await readWeights(found, where);
+  const { config, stored, tensors } = await readWeights(found, where);
+  const params = f32Params(stored);
   const diffs = configDiff(config, ft.model.config);
   if (diffs.length > 0) throw where(`it was written for a different model: ${diffs.join(', ')} (checkpoint vs model)`);
   headShapes(tensors.get(HEAD_WEIGHT), tensors.get(HEAD_BIAS));

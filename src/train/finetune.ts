@@ -240,6 +240,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   if (options === null || typeof options !== 'object') throw new Error('finetune: options must be an object');
   const { model, tokenizer, task, onStep, checkpointDir, signal } = options;
   if (model === null || typeof model !== 'object' || typeof model.trainForward !== 'function') throw new Error('finetune: model must be a GPT');
+  model.checkTrainable('finetune');
   if (tokenizer === null || typeof tokenizer !== 'object' || typeof tokenizer.encode !== 'function') throw new Error('finetune: tokenizer must be a Tokenizer');
   if (task === null || typeof task !== 'object') throw new Error('finetune: task must be { type, train, validation?, labels? }');
   const o = resolve(options, model.config.nEmbd);

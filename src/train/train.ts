@@ -133,6 +133,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const { model, onStep, checkpointDir, tokenizer, signal } = options;
   if (model === null || typeof model !== 'object' || typeof model.forwardBackward !== 'function') throw new Error('train: model must be a GPT');
+  model.checkTrainable('train');
   const ownData = typeof options.data === 'string';
   const data = typeof options.data === 'string' ? TokenDataset.open(options.data, { valFraction: options.valFraction }) : options.data;
   try {
