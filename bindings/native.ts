@@ -34,6 +34,8 @@ export interface NativeAddon extends NativeKernels {
   peakGflops?(iters: number): number;
   /** Read bandwidth of main memory in GB/s on the addon's threads (best of reps passes over mib MiB). */
   memoryBandwidth?(mib: number, reps: number): number;
+  /** STREAM copy or triad bandwidth in GB/s on the addon's threads (best of reps passes over arrays of mib MiB). */
+  streamBandwidth?(kind: 'copy' | 'triad', mib: number, reps: number): number;
   /** Bytes of scratch attention needs at these dims on the current thread count (for bench/). */
   attentionScratchBytes?(B: number, T: number, C: number, NH: number): number;
 }

@@ -12,23 +12,28 @@ export const argmax = (row) => {
   return best;
 };
 
-/** Prompt time and decode tokens/s of greedy KV-cached decoding, timed around forwardCached. */
-export function timeDecode(model, promptLen, newTokens) {
+/**
+ * Prompt time and decode tokens/s of greedy KV-cached decoding, timed around forwardCached,
+ * for `batch` sequences with the same prompt decoded together. Tokens/s count every
+ * sequence: promptTokPerS = batch · promptLen / prompt time, decodeTokPerS = batch ·
+ * newTokens / total step time (bench/lib/onnx-decode.js counts the same way).
+ */
+export function timeDecode(model, promptLen, newTokens, batch = 1) {
   const V = model.config.vocabSize;
   const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
-  const cache = model.createCache(1, promptLen + newTokens + 1);
+  const cache = model.createCache(batch, promptLen + newTokens + 1);
   const t0 = performance.now();
-  let logits = model.forwardCached([prompt], cache);
+  let logits = model.forwardCached(Array.from({ length: batch }, () => prompt), cache);
   const promptMs = performance.now() - t0;
   const steps = [];
   for (let k = 0; k < newTokens; k++) {
-    const next = argmax(logits);
+    const next = Array.from({ length: batch }, (_, b) => [argmax(logits.subarray(b * V, (b + 1) * V))]);
     const s = performance.now();
-    logits = model.forwardCached([[next]], cache);
+    logits = model.forwardCached(next, cache);
     steps.push(performance.now() - s);
   }
   cache.dispose();
   const total = steps.reduce((x, y) => x + y, 0);
   const sorted = [...steps].sort((x, y) => x - y);
-  return { promptMs, promptTokPerS: promptLen / (promptMs / 1e3), decodeTokPerS: newTokens / (total / 1e3), medianStepMs: sorted[sorted.length >> 1], newTokens, promptLen, stepsMs: steps };
+  return { promptMs, promptTokPerS: (batch * promptLen) / (promptMs / 1e3), decodeTokPerS: (batch * newTokens) / (total / 1e3), medianStepMs: sorted[sorted.length >> 1], newTokens, promptLen, batch, stepsMs: steps };
 }

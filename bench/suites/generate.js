@@ -1,25 +1,31 @@
 // Decode speed of KV-cached generation: GPT-2 small shape (12L 12H 768d, V 50257), random
-// weights, batch 1, a 64-token prompt then 128 new tokens (greedy), on native (1 and 2
-// threads), wasm and reference (capped: a few tokens), with the prompt's time apart, and
-// decode as a fraction of the memory-bandwidth bound:
-//   bound tokens/s = read bandwidth / bytes of parameters read per token
-// (every weight but the position table is read once per token: the blocks and the tied
-// wte for the lm head), bandwidth measured in the same run by the addon's memoryBandwidth()
-// (a multi-threaded sum over 256 MiB) at the same thread count. A per-kernel profile of the
-// decode step and the achieved bandwidth of each matmul at N = 1 (a GEMV) show where the
-// gap to the bound is.
+// weights, a 64-token prompt then 128 new tokens (greedy), with the prompt's time apart:
+// - native with the weights in f32, bf16 and int8 (src/model/weights.ts), batch 1 and 8,
+//   1 and 2 threads, each against its bandwidth bound:
+//     bound tokens/s = batch · bandwidth / bytes of weights read per decode step
+//   (every weight but the position table is read once per step: the blocks and the tied wte
+//   for the lm head; the KV cache is not counted), with STREAM's copy and triad bandwidth
+//   (the addon's streamBandwidth) measured in the same run at the same thread count, and the
+//   addon's read probe (memoryBandwidth) beside them;
+// - the peer in the same run: onnxruntime-node on the same weights, f32 and its dynamic
+//   int8 quantization (bench/lib/onnx-decode.js: a venv under bench/, an ONNX export with a
+//   KV cache, cached in bench/data/);
+// - wasm and reference (capped: a few tokens) at batch 1, f32;
+// - a per-kernel profile of the f32 decode step and the achieved bandwidth of each matmul at
+//   N = 1 (a GEMV) in every dtype, which show where the gap to the bound is.
 //
-//   node bench/benchmark.js generate [--quick] [--new N] [--ref-tokens N] [--no-wasm] [--no-ref]
+//   node bench/benchmark.js generate [--quick] [--new N] [--ref-tokens N] [--no-wasm] [--no-ref] [--no-onnx]
 //   (npm run bench:generate)
 //
 // Writes bench/results/generate.json (git-ignored) and bench/results/generate.md.
 // ferrogpt is loaded from dist/ (npm run build:ts) and bindings/.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GPT2, QUICK, argmax, timeDecode } from '../lib/decode.js';
+import { prepareOnnxGpt2, timeOnnxDecode } from '../lib/onnx-decode.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = process.env.FERROGPT_BENCH_ROOT ?? join(here, '..', '..');
@@ -27,7 +33,7 @@ const imp = (rel) => import(pathToFileURL(join(root, 'dist', rel)).href);
 
 
 function parse(argv) {
-  const a = { quick: false, prompt: 64, newTokens: 128, refTokens: 3, refPrompt: 8, wasm: true, ref: true };
+  const a = { quick: false, prompt: 64, newTokens: 128, refTokens: 3, refPrompt: 8, wasm: true, ref: true, onnx: true };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === 'generate') continue;
@@ -36,6 +42,7 @@ function parse(argv) {
     else if (s === '--ref-tokens') a.refTokens = Number(argv[++i]);
     else if (s === '--no-wasm') a.wasm = false;
     else if (s === '--no-ref') a.ref = false;
+    else if (s === '--no-onnx') a.onnx = false;
     else throw new Error(`unknown option ${s}`);
   }
   if (a.quick) {
@@ -76,26 +83,58 @@ function profileDecode(model, promptLen, steps) {
   return { stepMs: +(wall / steps).toFixed(3), perStepMs: per };
 }
 
-/** Achieved GB/s of matmulForward at N = 1 (a GEMV) for the decode shapes. */
-function gemvRates(be, C, V, reps) {
+/** Bytes a weight of `n` elements takes in `dtype` (int8: a byte each plus an f32 scale per 32). */
+const weightBytes = (n, dtype) => (dtype === 'f32' ? 4 * n : dtype === 'bf16' ? 2 * n : n + (4 * n) / 32);
+
+/** Achieved GB/s of the matmul at N = 1 (a GEMV) for the decode shapes, with the weight in `dtype`. */
+function gemvRates(be, C, V, reps, dtype, compact) {
   const shapes = [['c_attn', C, 3 * C], ['attn c_proj', C, C], ['c_fc', C, 4 * C], ['mlp c_proj', 4 * C, C], ['lm head', C, V]];
   const out = [];
   for (const [name, K, OC] of shapes) {
-    const w = be.alloc(OC * K);
-    be.write(w, Float32Array.from({ length: OC * K }, (_, i) => ((i * 2654435761) % 1000) / 1e4 - 0.05));
-    const x = be.alloc(K);
-    const y = be.alloc(OC);
-    be.matmulForward(y, x, w, null, 1, K, OC);
+    const f32 = Float32Array.from({ length: OC * K }, (_, i) => ((i * 2654435761) % 1000) / 1e4 - 0.05);
+    const tensors = [];
+    const alloc = (n, dt = 'f32') => {
+      const t = be.alloc(n, dt);
+      tensors.push(t);
+      return t;
+    };
+    let run;
+    const x = alloc(K);
+    const y = alloc(OC);
+    if (dtype === 'f32') {
+      const w = alloc(OC * K);
+      be.write(w, f32);
+      run = () => be.matmulForward(y, x, w, null, 1, K, OC);
+    } else if (dtype === 'bf16') {
+      const w = alloc(OC * K, 'bf16');
+      be.write(w, compact.toBf16(f32));
+      run = () => be.matmulForwardBf16(y, x, w, null, 1, K, OC);
+    } else {
+      const { q, scales } = compact.quantizeQ8(f32);
+      const w = alloc(OC * K, 'i8');
+      const s = alloc(scales.length);
+      be.write(w, q);
+      be.write(s, scales);
+      run = () => be.matmulForwardQ8(y, x, w, s, null, 1, K, OC);
+    }
+    run();
     let best = Infinity;
     for (let r = 0; r < reps; r++) {
       const t = performance.now();
-      be.matmulForward(y, x, w, null, 1, K, OC);
+      run();
       best = Math.min(best, performance.now() - t);
     }
-    out.push({ name, K, OC, ms: +best.toFixed(3), GBps: +((OC * K * 4) / (best / 1e3) / 1e9).toFixed(2) });
-    for (const t of [w, x, y]) be.free(t);
+    out.push({ name, K, OC, ms: +best.toFixed(3), GBps: +(weightBytes(OC * K, dtype) / (best / 1e3) / 1e9).toFixed(2) });
+    for (const t of tensors) be.free(t);
   }
   return out;
+}
+
+/** A model folder of the bench's model for the onnx peer, written once (its digest keys the export cache). */
+async function benchModelFolder(model, cfg) {
+  const dir = join(root, 'bench', 'data', `generate-model-${cfg.nLayer}L${cfg.nEmbd}d-V${cfg.vocabSize}-seed1`);
+  if (!existsSync(join(dir, 'model.safetensors'))) await model.save(dir);
+  return dir;
 }
 
 export async function main(argv) {
@@ -103,8 +142,8 @@ export async function main(argv) {
   const log = (s) => console.log(s);
   const started = Date.now();
   const cfg = args.quick ? QUICK : GPT2;
-  const [{ GPT }, nativeMod, wasmMod, refMod] = await Promise.all([
-    imp('src/model/gpt.js'), imp('src/backend/native.js'), imp('src/backend/wasm.js'), imp('src/backend/reference.js'),
+  const [{ GPT }, nativeMod, wasmMod, refMod, compact] = await Promise.all([
+    imp('src/model/gpt.js'), imp('src/backend/native.js'), imp('src/backend/wasm.js'), imp('src/backend/reference.js'), imp('src/backend/compact.js'),
   ]);
   const native = await nativeMod.createNativeBackendAsync();
   const env = {
@@ -118,29 +157,79 @@ export async function main(argv) {
   };
   log(`generate bench: ${env.cpu}, ${env.cores} cores, simd ${env.simd}, load ${env.loadAverageStart.join(' ')}`);
   const C = cfg.nEmbd;
-  // Bytes of parameters read per decode token: everything but wpe (one row of it).
   const model = GPT.create({ ...cfg, seed: 1 }, native);
-  const paramBytes = (model.numParameters() - cfg.blockSize * C) * 4;
-  log(`model: ${JSON.stringify(cfg)}, ${(model.numParameters() / 1e6).toFixed(1)} M parameters, ${(paramBytes / 1e6).toFixed(0)} MB read per decode token`);
+  // Bytes of weights read per decode step, per dtype: everything but wpe; in a compact
+  // model the matmul weights and wte are compact, LayerNorms and biases f32.
+  const specs = model.namedParameters().map(([name, p]) => ({ name, n: p.data().length, shape: p.shape }));
+  const isCompact = (s) => s.shape.length === 2 && s.name !== 'transformer.wpe.weight';
+  const stepBytes = (dtype) => specs.filter((s) => s.name !== 'transformer.wpe.weight').reduce((n, s) => n + (isCompact(s) ? weightBytes(s.n, dtype) : 4 * s.n), 0);
+  const dtypes = ['f32', 'bf16', 'int8'];
+  const bytes = Object.fromEntries(dtypes.map((d) => [d, stepBytes(d)]));
+  log(`model: ${JSON.stringify(cfg)}, ${(model.numParameters() / 1e6).toFixed(1)} M parameters; MB read per decode step: ${dtypes.map((d) => `${d} ${(bytes[d] / 1e6).toFixed(0)}`).join(', ')}`);
+  const nativeParams = model.namedParameters().map(([n, p]) => [n, p.data()]);
+  const folder = args.onnx ? await benchModelFolder(model, cfg) : null;
+  const models = { f32: model };
+  for (const d of ['bf16', 'int8']) models[d] = GPT.fromParameters({ ...cfg, seed: 1 }, nativeParams, native).toDtype(d);
+  const batches = args.quick ? [1, 2] : [1, 8];
   const rows = [];
+  const bandwidth = {};
   const profiles = {};
   const gemv = {};
   for (const threads of [1, 2]) {
     native.setThreads(threads);
-    const bw = native.memoryBandwidth(256, 5);
-    timeDecode(model, 8, 4); // warm up (pools, scratch, page faults)
-    const r = timeDecode(model, args.prompt, args.newTokens);
-    const bwAfter = native.memoryBandwidth(256, 5);
-    const bandwidth = Math.max(bw, bwAfter);
-    const boundTokPerS = (bandwidth * 1e9) / paramBytes;
-    rows.push({ backend: `native (${threads} thread${threads > 1 ? 's' : ''})`, threads, ...r, bandwidthGBps: +bandwidth.toFixed(2), boundTokPerS: +boundTokPerS.toFixed(2), fractionOfBound: +(r.decodeTokPerS / boundTokPerS).toFixed(3) });
-    log(`native ${threads}t: prompt ${r.promptMs.toFixed(0)} ms (${r.promptTokPerS.toFixed(1)} tok/s), decode ${r.decodeTokPerS.toFixed(2)} tok/s (median step ${r.medianStepMs.toFixed(1)} ms); bandwidth ${bandwidth.toFixed(1)} GB/s → bound ${boundTokPerS.toFixed(1)} tok/s = ${(100 * r.decodeTokPerS / boundTokPerS).toFixed(0)}%`);
+    const probe = () => ({ copy: native.streamBandwidth('copy', 128, 5), triad: native.streamBandwidth('triad', 128, 5), read: native.memoryBandwidth(256, 5) });
+    const before = probe();
+    for (const dtype of dtypes) {
+      const m = models[dtype];
+      for (const batch of batches) {
+        timeDecode(m, 8, 4, batch); // warm up (pools, scratch, page faults)
+        const r = timeDecode(m, args.prompt, args.newTokens, batch);
+        rows.push({ backend: 'native', dtype, threads, ...r, stepsMs: undefined, bytesPerStep: bytes[dtype] });
+        log(`native ${dtype} ${threads}t batch ${batch}: prompt ${r.promptMs.toFixed(0)} ms, decode ${r.decodeTokPerS.toFixed(2)} tok/s (median step ${r.medianStepMs.toFixed(1)} ms)`);
+      }
+    }
+    const after = probe();
+    // The better of the two probes, before and after the decode runs.
+    const bw = Object.fromEntries(Object.keys(before).map((k) => [k, +Math.max(before[k], after[k]).toFixed(2)]));
+    bandwidth[threads] = bw;
+    log(`  bandwidth at ${threads} thread(s): STREAM copy ${bw.copy} GB/s, triad ${bw.triad} GB/s, read probe ${bw.read} GB/s`);
     profiles[`native-${threads}`] = profileDecode(model, args.prompt, args.quick ? 4 : 16);
-    log(`  profile per step: ${JSON.stringify(profiles[`native-${threads}`])}`);
-    gemv[`native-${threads}`] = gemvRates(native, C, cfg.vocabSize, args.quick ? 3 : 10);
-    log(`  matmul N=1: ${gemv[`native-${threads}`].map((g) => `${g.name} ${g.ms} ms ${g.GBps} GB/s`).join('; ')}`);
+    for (const dtype of dtypes) {
+      gemv[`${dtype}-${threads}`] = gemvRates(native, C, cfg.vocabSize, args.quick ? 3 : 10, dtype, compact);
+      log(`  ${dtype} matmul N=1: ${gemv[`${dtype}-${threads}`].map((g) => `${g.name} ${g.ms} ms ${g.GBps} GB/s`).join('; ')}`);
+    }
   }
-  const nativeParams = model.namedParameters().map(([n, p]) => [n, p.data()]);
+  for (const r of rows) {
+    const bw = bandwidth[r.threads];
+    r.boundCopy = +((r.batch * bw.copy * 1e9) / r.bytesPerStep).toFixed(2);
+    r.boundTriad = +((r.batch * bw.triad * 1e9) / r.bytesPerStep).toFixed(2);
+    r.ofCopy = +(r.decodeTokPerS / r.boundCopy).toFixed(3);
+    r.ofTriad = +(r.decodeTokPerS / r.boundTriad).toFixed(3);
+    const f32 = rows.find((x) => x.dtype === 'f32' && x.threads === r.threads && x.batch === r.batch);
+    r.vsF32 = +(r.decodeTokPerS / f32.decodeTokPerS).toFixed(2);
+  }
+  for (const d of ['bf16', 'int8']) models[d].dispose();
+  if (folder !== null) {
+    try {
+      const onnx = await prepareOnnxGpt2(folder, { int8: true, log: (l) => log(`  onnx: ${l}`) });
+      for (const threads of [1, 2]) {
+        for (const [dtype, path] of [['f32', onnx.f32], ['int8', onnx.int8]]) {
+          for (const batch of batches) {
+            const r = await timeOnnxDecode(path, { batch, threads, promptLen: args.prompt, newTokens: args.newTokens });
+            rows.push({ backend: 'onnxruntime-node', dtype, threads, ...r, stepsMs: undefined, logits: undefined, tokens: undefined });
+            log(`onnxruntime ${dtype} ${threads}t batch ${batch}: decode ${r.decodeTokPerS.toFixed(2)} tok/s (median step ${r.medianStepMs.toFixed(1)} ms)`);
+          }
+        }
+      }
+      for (const r of rows.filter((x) => x.backend === 'onnxruntime-node')) {
+        const ours = rows.find((x) => x.backend === 'native' && x.dtype === r.dtype && x.threads === r.threads && x.batch === r.batch);
+        ours.vsOnnx = +(ours.decodeTokPerS / r.decodeTokPerS).toFixed(2);
+      }
+    } catch (e) {
+      rows.push({ backend: 'onnxruntime-node', error: String(e.message ?? e).split('\n')[0] });
+      log(`onnxruntime: n/a (${e.message})`);
+    }
+  }
   model.dispose();
   if (args.wasm) {
     try {
@@ -149,7 +238,7 @@ export async function main(argv) {
       wm.loadParameters(nativeParams);
       timeDecode(wm, 4, 2);
       const r = timeDecode(wm, args.prompt, Math.min(args.newTokens, args.quick ? 16 : 32));
-      rows.push({ backend: `wasm (${wasm.info().simd}, 1 thread)`, threads: 1, ...r });
+      rows.push({ backend: `wasm (${wasm.info().simd})`, dtype: 'f32', threads: 1, ...r, stepsMs: undefined });
       log(`wasm: prompt ${r.promptMs.toFixed(0)} ms, decode ${r.decodeTokPerS.toFixed(2)} tok/s over ${r.newTokens} tokens`);
       profiles.wasm = profileDecode(wm, args.prompt, 4);
       wm.dispose();
@@ -163,13 +252,13 @@ export async function main(argv) {
     const rm = GPT.create({ ...cfg, seed: 1 }, ref);
     rm.loadParameters(nativeParams);
     const r = timeDecode(rm, args.refPrompt, args.refTokens);
-    rows.push({ backend: 'reference (capped)', threads: 1, ...r });
+    rows.push({ backend: 'reference (capped)', dtype: 'f32', threads: 1, ...r, stepsMs: undefined });
     log(`reference: prompt (${args.refPrompt} tokens) ${r.promptMs.toFixed(0)} ms, decode ${r.decodeTokPerS.toFixed(3)} tok/s over ${r.newTokens} tokens`);
     rm.dispose();
   }
   env.loadAverageEnd = os.loadavg().map((x) => +x.toFixed(2));
   env.wallSeconds = +((Date.now() - started) / 1e3).toFixed(1);
-  const doc = { suite: 'generate', env, config: cfg, paramBytesPerToken: paramBytes, rows, profiles, gemv };
+  const doc = { suite: 'generate', env, config: cfg, bytesPerStep: bytes, bandwidth, rows, profiles, gemv };
   const md = render(doc);
   log('\n' + md);
   const outDir = join(here, '..', 'results');
@@ -181,30 +270,34 @@ export async function main(argv) {
 }
 
 function render(doc) {
-  const { env, config: c, rows } = doc;
+  const { env, config: c, rows, bandwidth, bytesPerStep } = doc;
   const f = (x, d = 1) => (x === undefined || x === null ? 'n/a' : Number(x).toFixed(d));
+  const pct = (x) => (x === undefined ? '' : `${f(100 * x, 0)}%`);
+  const threadsLabel = (t) => `${t} thread${t > 1 ? 's' : ''}`;
   const lines = [
     '# Generation (KV-cached decode)',
     '',
-    `GPT-2 small shape (${c.nLayer}L ${c.nHead}H ${c.nEmbd}d, V ${c.vocabSize}), random weights, batch 1, greedy; ${env.cpu}, ${env.cores} cores, SIMD ${env.simd}, Node ${env.node}; ${env.date}. Load average ${env.loadAverageStart.join(' ')} at start, ${env.loadAverageEnd.join(' ')} at end (a shared machine: other work competes for the cores and the memory bus, so treat single runs as ±10-20%).`,
+    `GPT-2 small shape (${c.nLayer}L ${c.nHead}H ${c.nEmbd}d, V ${c.vocabSize}), random weights, a ${rows[0]?.promptLen ?? 64}-token prompt then greedy decoding, every sequence of a batch with the same prompt; ${env.cpu}, ${env.cores} cores, SIMD ${env.simd}, Node ${env.node}; ${env.date}. Load average ${env.loadAverageStart.join(' ')} at start, ${env.loadAverageEnd.join(' ')} at end (a shared machine: other work competes for the cores and the memory bus, so treat single runs as ±10-20%). Tokens/s count every sequence of the batch.`,
     '',
-    `Bound: ${(doc.paramBytesPerToken / 1e6).toFixed(0)} MB of parameters read per token (all but wpe) ÷ read bandwidth measured in the same run (addon memoryBandwidth(), sum over 256 MiB, same thread count).`,
+    `Bound: batch × bandwidth ÷ bytes of weights read per decode step (all but wpe; the KV cache not counted): ${Object.entries(bytesPerStep).map(([d, b]) => `${d} ${(b / 1e6).toFixed(0)} MB`).join(', ')}. Bandwidth measured in the same run at the same thread count (the better of before and after the decode runs): ${Object.entries(bandwidth).map(([t, b]) => `${threadsLabel(Number(t))}: STREAM copy ${b.copy} GB/s, triad ${b.triad} GB/s (the addon's read probe ${b.read})`).join('; ')}.`,
     '',
-    '| backend | prompt tokens | prompt ms | prompt tok/s | new tokens | decode tok/s | median step ms | bandwidth GB/s | bound tok/s | % of bound |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => (r.error ? `| ${r.backend} | n/a: ${r.error} |||||||||` : `| ${r.backend} | ${r.promptLen} | ${f(r.promptMs, 0)} | ${f(r.promptTokPerS)} | ${r.newTokens} | ${f(r.decodeTokPerS, 2)} | ${f(r.medianStepMs)} | ${f(r.bandwidthGBps)} | ${f(r.boundTokPerS)} | ${r.fractionOfBound === undefined ? '' : f(100 * r.fractionOfBound, 0) + '%'} |`)),
+    '| backend | dtype | threads | batch | prompt ms | decode tok/s | median step ms | vs f32 | vs onnxruntime | bound (copy) tok/s | % of copy bound | % of triad bound |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => (r.error
+      ? `| ${r.backend} | n/a: ${r.error} |||||||||||`
+      : `| ${r.backend} | ${r.dtype} | ${r.threads} | ${r.batch ?? 1} | ${f(r.promptMs, 0)} | ${f(r.decodeTokPerS, 2)} | ${f(r.medianStepMs)} | ${r.vsF32 === undefined ? '' : f(r.vsF32, 2) + '×'} | ${r.vsOnnx === undefined ? '' : f(r.vsOnnx, 2) + '×'} | ${r.boundCopy === undefined ? '' : f(r.boundCopy)} | ${pct(r.ofCopy)} | ${pct(r.ofTriad)} |`)),
     '',
-    '## Where a decode step goes (ms per token, native)',
+    '## Where a decode step goes (ms per token, native, f32, batch 1)',
     '',
     '| kernel | ' + Object.keys(doc.profiles).join(' | ') + ' |',
     '|---|' + Object.keys(doc.profiles).map(() => '---:').join('|') + '|',
     ...['stepMs', ...Object.keys(Object.values(doc.profiles)[0]?.perStepMs ?? {})].map((k) => `| ${k === 'stepMs' ? '**whole step**' : k} | ` + Object.values(doc.profiles).map((p) => (k === 'stepMs' ? p.stepMs : p.perStepMs[k])).join(' | ') + ' |'),
     '',
-    '## matmulForward at N = 1 (GEMV): achieved weight-read bandwidth',
+    '## The matmul at N = 1 (GEMV): achieved weight-read bandwidth, GB/s (the weight\'s bytes in its dtype)',
     '',
-    '| shape (C → OC) | ' + Object.keys(doc.gemv).map((k) => `${k} ms | GB/s`).join(' | ') + ' |',
-    '|---|' + Object.keys(doc.gemv).map(() => '---:|---:').join('|') + '|',
-    ...(Object.values(doc.gemv)[0] ?? []).map((g, i) => `| ${g.name} (${g.K} → ${g.OC}) | ` + Object.values(doc.gemv).map((v) => `${v[i].ms} | ${v[i].GBps}`).join(' | ') + ' |'),
+    '| shape (C → OC) | ' + Object.keys(doc.gemv).join(' | ') + ' |',
+    '|---|' + Object.keys(doc.gemv).map(() => '---:').join('|') + '|',
+    ...(Object.values(doc.gemv)[0] ?? []).map((g, i) => `| ${g.name} (${g.K} → ${g.OC}) | ` + Object.values(doc.gemv).map((v) => `${v[i].GBps}`).join(' | ') + ' |'),
     '',
   ];
   return lines.join('\n');

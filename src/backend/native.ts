@@ -65,12 +65,20 @@ export class NativeBackend extends TypedArrayBackend {
     return this.probe('memoryBandwidth')(mib, reps);
   }
 
+  /**
+   * STREAM's copy or triad bandwidth in GB/s on the addon's threads (arrays of `mib` MiB,
+   * STREAM's byte counts), for the decode bounds in bench/. Only with the `bench` feature.
+   */
+  streamBandwidth(kind: 'copy' | 'triad', mib = 128, reps = 5): number {
+    return this.probe('streamBandwidth')(kind, mib, reps);
+  }
+
   /** Measured single-thread peak fp32 FMA rate in GFLOPS (for benchmarks). Only with the `bench` feature. */
   peakGflops(iters = 1e8): number {
     return this.probe('peakGflops')(iters);
   }
 
-  private probe<K extends 'memoryBandwidth' | 'peakGflops'>(fn: K): NonNullable<NativeAddon[K]> {
+  private probe<K extends 'memoryBandwidth' | 'streamBandwidth' | 'peakGflops'>(fn: K): NonNullable<NativeAddon[K]> {
     const a = this.native.addon;
     const f = a[fn];
     if (typeof f !== 'function') {

@@ -18,7 +18,7 @@
 //!   its own; the wasm binding (crates/wasm) runs it on a pool of Web Workers.
 //! - registry.rs lists every kernel the bindings export (`for_each_kernel!`): crates/node
 //!   and crates/wasm generate their exports from that one list.
-//! - Feature `bench` (off by default): the benchmark probes `peak` and
+//! - Feature `bench` (off by default): the benchmark probes `peak`, `stream` and
 //!   `decode::stream_read`, for the benchmark build of the addon (npm run
 //!   build:native:bench) and for the wasm build (its ABI includes the peak loop).
 
@@ -41,5 +41,7 @@ pub mod residual;
 pub mod rng;
 pub mod rows;
 pub mod simd;
+#[cfg(feature = "bench")]
+pub mod stream;
 
 pub use parallel::{Parallel, Serial};

@@ -230,6 +230,44 @@ pub fn memory_bandwidth(mib: Unknown, reps: Unknown) -> Result<f64> {
     Ok((n * 4) as f64 / best / 1e9)
 }
 
+/// STREAM's copy or triad bandwidth in GB/s (1e9 bytes/s, STREAM's byte counts: 2 or 3
+/// arrays per pass), on the addon's threads: the best of `reps` passes over arrays of `mib`
+/// MiB each (much larger than the caches). For the decode bounds in bench/; allocates the
+/// arrays for the call.
+#[cfg(feature = "bench")]
+#[napi]
+pub fn stream_bandwidth(kind: String, mib: Unknown, reps: Unknown) -> Result<f64> {
+    let c = Call::new("streamBandwidth");
+    let mib = c.int("mib", mib, 1.0, 16384.0)? as usize;
+    let reps = c.int("reps", reps, 1.0, 1000.0)? as usize;
+    let arrays = match kind.as_str() {
+        "copy" => 2,
+        "triad" => 3,
+        _ => return c.fail(format!("kind must be 'copy' or 'triad', got {kind:?}")),
+    };
+    let n = mib * (1 << 20) / 4;
+    let alloc = |fill: f32| -> Result<Vec<f32>> {
+        let mut v: Vec<f32> = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| err(format!("streamBandwidth: cannot allocate {mib} MiB")))?;
+        v.resize(n, fill);
+        Ok(v)
+    };
+    let (mut a, b, cc) = (alloc(0.0)?, alloc(1.0)?, if arrays == 3 { Some(alloc(2.0)?) } else { None });
+    let guard = runtime();
+    let par: &dyn Parallel = &*guard.as_ref().expect("runtime initialised by runtime()").par;
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t0 = std::time::Instant::now();
+        guarded("streamBandwidth", || k::stream::stream_pass(par, &mut a, &b, cc.as_deref(), 3.0))?;
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    let want = if arrays == 3 { 7.0 } else { 1.0 };
+    if a[n / 2] != want {
+        return Err(err("streamBandwidth: the pass did not write its result".to_string()));
+    }
+    Ok((arrays * n * 4) as f64 / best / 1e9)
+}
+
 // ---------------------------------------------------------------------------------------
 // Kernels: one #[napi] function per registry entry
 // ---------------------------------------------------------------------------------------
