@@ -6,6 +6,7 @@
 //   node bench/benchmark.js finetune ...        → bench/suites/finetune.js main(argv) (npm run bench:finetune)
 //   node bench/benchmark.js generate|prompting ... → bench/suites/<name>.js main(argv) (npm run bench:generate / bench:prompting)
 //   node bench/benchmark.js browser ...         → bench/suites/browser.js main(argv) (npm run bench:browser)
+//   node bench/benchmark.js compact ...         → bench/suites/compact.js main(argv) (npm run bench:compact)
 // Prints as it goes and writes bench/results/<suite>.json (git-ignored) and <suite>.md.
 //
 // ferrogpt is loaded from the compiled library (dist/, `npm run build:ts`) and the prebuilt
@@ -108,10 +109,12 @@ async function main() {
     return (await import('./suites/generate.js')).main(process.argv.slice(2).filter((s) => s !== '--no-install'));
   }
   if (process.argv[2] === 'prompting') return (await import('./suites/prompting.js')).main(process.argv.slice(2));
+  // Compact weights: quality (perplexity, greedy agreement) and resident memory (bench/suites/compact.js).
+  if (process.argv[2] === 'compact') return (await import('./suites/compact.js')).main(process.argv.slice(2));
   // The wasm backend in Chromium and in Node, next to onnxruntime-web and tfjs-wasm (bench/suites/browser.js).
   if (process.argv[2] === 'browser') return (await import('./suites/browser.js')).main(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
-  if (args.suite !== 'kernels') throw new Error(`unknown suite "${args.suite}" (available: kernels, train, quality, finetune, generate, prompting, browser)`);
+  if (args.suite !== 'kernels') throw new Error(`unknown suite "${args.suite}" (available: kernels, train, quality, finetune, generate, prompting, compact, browser)`);
   const log = (s) => console.log(s);
   const started = Date.now();
   const nThreads = args.threads ?? (os.availableParallelism?.() ?? os.cpus().length);

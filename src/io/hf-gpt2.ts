@@ -259,7 +259,8 @@ export async function loadGPT(dir: string, fn = 'GPT.load'): Promise<{ config: G
   }
   const config = configFromHF(hf);
   const dtype = dtypeFromHF(hf);
-  const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
+  // Views into the file's bytes: the parameters are copied once, into the model.
+  const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'), { views: true });
   return { config, stored: storedParamsFromHF(config, tensors, fn), dtype, tensors, path: resolve(dir) };
 }
 

@@ -85,6 +85,12 @@ export interface ReadOptions {
    * them (a gap usually means a truncated or hand-edited header), and so do we by default.
    */
   allowGaps?: boolean;
+  /**
+   * Give each tensor's `raw` as a view into `bytes` where its data is aligned for its
+   * element type, instead of a copy: no second copy of a large model while it loads, but
+   * every tensor then keeps the whole buffer alive (GPT.load drops them all at once).
+   */
+  views?: boolean;
 }
 
 /** Parse a safetensors file held in memory (a Uint8Array or Node Buffer). */
@@ -189,7 +195,7 @@ export function readSafetensors(bytes: Uint8Array, options: ReadOptions = {}): S
     if (!READABLE.has(e.dtype)) {
       fail(`tensor '${e.name}': dtype ${e.dtype} is not supported (ferrogpt reads F32, F16, BF16, F64 and I8)`);
     }
-    const raw = storedElements(bytes.subarray(dataStart + e.begin, dataStart + e.end), e.dtype as SafetensorsDtype);
+    const raw = storedElements(bytes.subarray(dataStart + e.begin, dataStart + e.end), e.dtype as SafetensorsDtype, options.views === true);
     tensors.set(e.name, new Loaded(e.dtype as SafetensorsDtype, e.shape, raw));
   }
   return { tensors, metadata };
@@ -218,24 +224,30 @@ class Loaded implements LoadedTensor {
   }
 }
 
-/** The little-endian bytes of a tensor as a fresh typed array of its stored elements. */
-function storedElements(bytes: Uint8Array, dtype: SafetensorsDtype): LoadedTensor['raw'] {
-  // Copy first: the data section need not be aligned inside the file's buffer, and a
-  // typed-array view requires alignment. (Typed arrays use the platform's byte order; every
-  // platform Node and browsers run on is little-endian, like the format.) Not raw.slice():
-  // on a Node Buffer, slice() is a view, not a copy.
+/** The little-endian bytes of a tensor as a typed array of its stored elements: a fresh one, or (`view`, where aligned) a view of `bytes`. */
+function storedElements(bytes: Uint8Array, dtype: SafetensorsDtype, view: boolean): LoadedTensor['raw'] {
+  // (Typed arrays use the platform's byte order; every platform Node and browsers run on
+  // is little-endian, like the format.)
+  const size = DTYPE_SIZES[dtype]!;
+  if (view && bytes.byteOffset % size === 0) return elementsOf(dtype, bytes.buffer, bytes.byteOffset, bytes.length / size);
+  // Copy: the data section need not be aligned inside the file's buffer, and a typed-array
+  // view requires alignment. Not bytes.slice(): on a Node Buffer, slice() is a view.
   const aligned = new Uint8Array(bytes.length);
   aligned.set(bytes);
+  return elementsOf(dtype, aligned.buffer, 0, aligned.length / size);
+}
+
+function elementsOf(dtype: SafetensorsDtype, buffer: ArrayBufferLike, offset: number, n: number): LoadedTensor['raw'] {
   switch (dtype) {
     case 'F32':
-      return new Float32Array(aligned.buffer, 0, aligned.length / 4);
+      return new Float32Array(buffer, offset, n);
     case 'F64':
-      return new Float64Array(aligned.buffer, 0, aligned.length / 8);
+      return new Float64Array(buffer, offset, n);
     case 'BF16':
     case 'F16':
-      return new Uint16Array(aligned.buffer, 0, aligned.length / 2);
+      return new Uint16Array(buffer, offset, n);
     case 'I8':
-      return new Int8Array(aligned.buffer, 0, aligned.length);
+      return new Int8Array(buffer, offset, n);
   }
 }
 
