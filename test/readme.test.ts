@@ -55,7 +55,7 @@ describe('README CLI lines', () => {
     .filter((l) => l.startsWith('npx ferrogpt'));
 
   it('has the CLI lines this test expects', () => {
-    expect(lines.length).toBe(13);
+    expect(lines.length).toBe(16);
   });
 
   // finetune/eval/predict read labeled files the README leaves to the user: write small ones.
