@@ -102,4 +102,10 @@ export interface Backend extends Kernels<Tensor> {
   read(t: Tensor, offset?: number, length?: number): TypedData;
   /** Sets every element of t to 0. */
   zero(t: Tensor): void;
+  /**
+   * A number that changes whenever anything writes to t's storage (write, writeTokens,
+   * zero, a kernel output, through any view): what a copy derived from t compares to know
+   * it is stale (the bf16 weights of mixed-precision training).
+   */
+  version(t: Tensor): number;
 }

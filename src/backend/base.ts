@@ -336,6 +336,10 @@ export abstract class BaseBackend<S, Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> imple
     this.zeroStorage(rec.owner.storage, t.dtype, rec.offset, t.length);
   }
 
+  version(t: Tensor): number {
+    return this.record('version', 't', t).owner.epoch;
+  }
+
   // ---- kernels: one method per registry entry, each checking, then calling the raw kernel ----
 
   static {

@@ -161,6 +161,19 @@ export const KERNELS = {
     scratch: true,
   },
 
+  /**
+   * The backward of matmulForwardBf16 (bf16 mixed-precision training): dinp (N,C) += bf16(dout) · weight (OC,C, bf16);
+   * dweight (OC,C) += bf16(dout)ᵀ · bf16(inp); dbias (OC) += Σ dout (f32). dweight and dbias may be null; overwriteDinp writes dinp.
+   */
+  matmulBackwardBf16: {
+    args: [
+      out('dinp', 'N*C'), outOrNull('dweight', 'OC*C'), outOrNull('dbias', 'OC'),
+      inp('dout', 'N*OC'), inp('inp', 'N*C'), compactInp('weight', 'OC*C', 'bf16'),
+      dim('N'), dim('C'), dim('OC'), flag('overwriteDinp'),
+    ],
+    scratch: true,
+  },
+
   /** Causal self-attention: out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); dropout on the weights. */
   attentionForward: {
     args: [out('out', 'B*T*C'), out('lse', 'B*NH*T'), inp('qkv', 'B*T*3*C'), dim('B'), dim('T'), dim('C'), dim('NH'), dropout(true)],

@@ -238,6 +238,21 @@ export function matmulBackward(dinp: FloatArray, dweight: FloatArray | null, dbi
   }
 }
 
+/**
+ * The backward of matmulForwardBf16 (bf16 mixed precision): matmulBackward over bf16(dout),
+ * bf16(inp) and the bf16 weight; dbias from dout unrounded. Accumulates as matmulBackward.
+ */
+export function matmulBackwardBf16(dinp: FloatArray, dweight: FloatArray | null, dbias: FloatArray | null, dout: FloatArray, inp: FloatArray, weight: Uint16Array, N: number, C: number, OC: number, overwriteDinp = false): void {
+  const round = (x: FloatArray) => Float64Array.from(x, (v) => bf16Widen(bf16Round(v)));
+  matmulBackward(dinp, dweight, null, round(dout), round(inp), Float64Array.from(weight, bf16Widen), N, C, OC, overwriteDinp);
+  if (dbias === null) return;
+  for (let o = 0; o < OC; o++) {
+    let sum = 0;
+    for (let n = 0; n < N; n++) sum += dout[n * OC + o];
+    dbias[o] += sum;
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Causal multi-head self-attention.
 //
@@ -565,6 +580,7 @@ export const referenceKernels: Kernels<FloatArray, Int32Array, Uint16Array, Int8
   matmulForwardBf16,
   matmulForwardQ8,
   matmulBackward,
+  matmulBackwardBf16,
   attentionForward,
   attentionBackward,
   attentionDecode,

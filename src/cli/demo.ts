@@ -62,6 +62,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     checkpointEvery: 0,
     seed: 1337,
     resume: false,
+    precision: 'f32',
   };
   log(`demo: training for ${formatDuration(budgetMs / 1000)} (wall clock), then sampling`);
   const { model, tokenizer, svg } = await runTraining(settings, {

@@ -19,6 +19,7 @@ import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { findCheckpoint } from '../train/checkpoint.js';
 import { TokenDataset, listTextFiles, prepareData } from '../train/data.js';
 import { train, type TrainResult } from '../train/train.js';
+import { PRECISIONS, type Precision } from '../model/weights.js';
 import { HELP_OPTION, UsageError, choiceValue, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendChoice, logLine as log, setupBackend } from './env.js';
 import { PRESETS, PRESET_NAMES, type PresetName } from './presets.js';
@@ -44,6 +45,7 @@ export const TRAIN_SPEC: CommandSpec = {
     'checkpoint-every': { type: 'string', value: 'N', help: 'checkpoint every N updates (default: ~10 per run)' },
     seed: { type: 'string', value: 'N', help: 'seed of the weights and of the batches (default 1337)' },
     resume: { type: 'boolean', help: 'continue the run in --out from its checkpoint (same settings unless given)' },
+    precision: { type: 'string', value: 'P', help: 'f32 (default) or bf16: mixed precision, the matmuls in bf16 with f32 accumulation, master weights and optimizer in f32' },
     ...BACKEND_OPTIONS,
     help: HELP_OPTION,
   },
@@ -73,6 +75,7 @@ export interface TrainSettings {
   checkpointEvery: number;
   seed: number;
   resume: boolean;
+  precision: Precision;
 }
 
 export interface TrainOutcome {
@@ -127,6 +130,7 @@ async function resolveSettings(values: Record<string, string | boolean | undefin
     checkpointEvery: intValue(values, 'checkpoint-every', saved.checkpointEvery ?? Math.max(evalEvery, Math.ceil(steps / 10)), 0),
     seed: intValue(values, 'seed', saved.seed ?? 1337, 0),
     resume,
+    precision: choiceValue(values, 'precision', PRECISIONS) ?? saved.precision ?? 'f32',
   };
   if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
   if (resume) {
@@ -226,6 +230,7 @@ export async function runTraining(
         warmup: s.warmup,
         evalEvery: s.evalEvery,
         seed: s.seed,
+        precision: s.precision,
         checkpointDir: ckptDir,
         checkpointEvery: s.checkpointEvery,
         resume: s.resume,

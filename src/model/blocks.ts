@@ -20,7 +20,7 @@ import type { Acts, LayerActs } from './activations.js';
 import type { GPTConfig } from './config.js';
 import { loraBackward, loraDropoutStream, loraForward, type LoraAdapter, type LoraSite } from './lora.js';
 import type { BlockParams, ModelParams } from './params.js';
-import { f32Weight, linearForward, type Weight } from './weights.js';
+import { linearBackward, linearForward, type Weight } from './weights.js';
 
 // Dropout streams: 0 for the embeddings, then three per layer.
 export const STREAM_EMBED = 0;
@@ -269,7 +269,7 @@ export class Blocks {
     la: LayerActs<Tensor>, lg: LayerGrads, l: number, site: LoraSite, dinp: Tensor, dw: Tensor | undefined, db: Tensor | null | undefined,
     dout: Tensor, inp: Tensor, w: Weight, N: number, C: number, OC: number, overwriteDinp: boolean, drop: Dropout,
   ): void {
-    this.backend.matmulBackward(dinp, dw ?? null, db ?? null, dout, inp, f32Weight(w), N, C, OC, overwriteDinp);
+    linearBackward(this.backend, dinp, dw ?? null, db ?? null, dout, inp, w, N, C, OC, overwriteDinp);
     const lora = this.adapter?.layers[l][site] ?? null;
     if (lora !== null) loraBackward(this.backend, lora, la.lora![site]!, lg.lora![site]!, dout, inp, dinp, N, drop.lora(l, site));
   }

@@ -55,7 +55,7 @@ import { checkIds, checkTargets } from './inputs.js';
 import { Decoder, type KVCache } from './kv-cache.js';
 import { LORA_SITES, LoraAdapter, siteModule } from './lora.js';
 import { ParamTensors, paramLayout, type ModelParams, type ParamSpec } from './params.js';
-import { CompactWeights, checkFitsDType, checkWeightDType, convertStored, embedForward, f32Weight, isCompactParam, linearForward, storedToF32, type Weight, type WeightDType } from './weights.js';
+import { Bf16Copy, CompactWeights, PRECISIONS, checkFitsDType, checkWeightDType, convertStored, embedForward, isCompactParam, linearBackward, linearForward, storedToF32, type Precision, type Weight, type WeightDType } from './weights.js';
 
 /** Options of GPT.load and GPT.fromSafetensors. */
 export interface LoadOptions {
@@ -132,6 +132,7 @@ export class GPT {
   // The weights: f32 in one buffer (P), or compact (weights.ts). Exactly one is set.
   private weights: ParamTensors | null = null; // (P) every weight, back to back
   private compact: CompactWeights | null = null;
+  private bf16: Bf16Copy | null = null; // bf16 mixed precision: the copy the GEMMs read
   private grads: ParamTensors | null = null; // (P) same layout, allocated on first need
   private readonly blocks: Blocks;
   private readonly plan: ActivationPlan; // the activations of the full passes
@@ -228,6 +229,32 @@ export class GPT {
     await saveGPT(dir, this.config, params, [], this.dtype);
   }
 
+  /**
+   * The precision of the passes over f32 weights: 'f32', or 'bf16' mixed precision, where
+   * every matmul (the blocks' linear layers and the lm head, forward and backward) reads a
+   * bf16 copy of the weights and rounds its activations to bf16, accumulating in f32, while
+   * the master weights, gradients, optimizer state, LayerNorm, softmax and attention stay f32.
+   * The copy is re-rounded once per update (when the master weights have changed). `train` and
+   * `finetune` set it for a run (`precision`); a compact model has no f32 weights to train.
+   */
+  get precision(): Precision {
+    return this.bf16 === null ? 'f32' : 'bf16';
+  }
+
+  set precision(p: Precision) {
+    this.alive();
+    if (!(PRECISIONS as readonly string[]).includes(p)) throw new Error(`precision must be one of ${PRECISIONS.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(p)}`);
+    if (p === this.precision) return;
+    if (p === 'bf16') {
+      const weights = this.f32Weights('precision');
+      this.bf16 = new Bf16Copy(this.backend, this.config, this.layout.specs, weights);
+    } else {
+      this.bf16!.dispose();
+      this.bf16 = null;
+    }
+    this.blocks.p = this.tree;
+  }
+
   /** The dtype the weights are held in: 'f32', or a compact one ('bf16', 'int8'; see weights.ts). */
   get dtype(): WeightDType {
     return this.compact?.dtype ?? 'f32';
@@ -245,6 +272,7 @@ export class GPT {
     checkFitsDType('toDtype', this.config, dtype);
     if (this.blocks.adapter !== null) throw new Error('toDtype: the model has a LoRA adapter attached; merge or detach it first');
     if (dtype === this.dtype) return this;
+    this.precision = 'f32';
     const { specs, total } = this.layout;
     const target = (spec: ParamSpec) => (isCompactParam(spec) ? dtype : 'f32');
     const old = { weights: this.weights, compact: this.compact };
@@ -331,7 +359,7 @@ export class GPT {
 
   /** The structure the passes walk, over the weights in whatever dtype they are held. */
   private get tree(): ModelParams<Tensor, Weight> {
-    return this.weights?.tree ?? this.compact!.tree;
+    return this.bf16?.tree ?? this.weights?.tree ?? this.compact!.tree;
   }
 
   /** Rows `ids` of the token embedding wte, (ids.length, C) row-major (a copy). */
@@ -499,7 +527,7 @@ export class GPT {
     if (this.weights !== null) return this.weights;
     const fix = `load it in f32 (GPT.load(dir, { dtype: 'f32' })) or convert it (model.toDtype('f32'))`;
     if (this.dtype === 'int8') throw new Error(`${fn}: the model holds int8 weights; training and adapters need f32 master weights: ${fix}`);
-    throw new Error(`${fn}: the model holds bf16 weights; training one needs bf16 mixed precision, which is not implemented yet: ${fix}`);
+    throw new Error(`${fn}: the model holds bf16 weights; training needs f32 master weights (train converts a bf16 model and trains it in bf16 mixed precision): ${fix}`);
   }
 
   private notFrozen(fn: string): void {
@@ -556,6 +584,7 @@ export class GPT {
 
   /** Embeddings and blocks (and ln_f) over the planned activations: the hidden state (B, T, C). */
   private trunk(inputs: { idsT: Tensor; targetsT: Tensor }, B: number, T: number, drop: Dropout): { acts: Acts<Tensor>; idsT: Tensor; targetsT: Tensor; hidden: Tensor } {
+    this.bf16?.sync();
     const { acts: a } = this.plan.forward(B, T);
     const { idsT, targetsT } = inputs;
     const be = this.backend;
@@ -623,7 +652,7 @@ export class GPT {
     const loss = lmLossForward(be, bufs, targets, N, V, IGNORE_INDEX);
     lmLossBackward(be, { ...bufs, dlogits: ga.logits, dlosses: ga.losses }, targets, N, V, IGNORE_INDEX, weight, true);
     const dwte = this.blocks.adapter === null ? this.grads!.tree.wte : null; // frozen: no dW of the tied head
-    be.matmulBackward(pass.dhidden, dwte, null, ga.logits, pass.hidden, f32Weight(this.tree.wte), N, C, V);
+    linearBackward(be, pass.dhidden, dwte, null, ga.logits, pass.hidden, this.tree.wte, N, C, V);
     return loss;
   }
 
@@ -692,6 +721,7 @@ export class GPT {
    */
   forwardCached(tokens: ReadonlyArray<ArrayLike<number>>, cache: KVCache, options: { logits?: 'last' | 'all' } = {}): Float32Array {
     this.alive();
+    this.bf16?.sync();
     return this.decoder.forward(tokens, cache, options);
   }
 
@@ -707,6 +737,7 @@ export class GPT {
     if (this.grads !== null) this.backend.free(this.grads.buffer);
     if (this.weights !== null) this.backend.free(this.weights.buffer);
     this.compact?.dispose();
+    this.bf16?.dispose();
   }
 
   // ---- checks ----

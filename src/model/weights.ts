@@ -12,8 +12,9 @@
 // A compact weight reaches the kernels as a `Weight`: a bf16 Tensor (its dtype says so) or
 // an int8 pair { q, scales }. `linearForward` and `embedForward` pick the kernel by it, so
 // the blocks, the lm head and the KV-cached decoder have one code path for every dtype.
-// Training needs f32 weights (gradients, AdamW); `f32Weight` is where a training path meets a
-// compact model, and it names the problem.
+// Training needs f32 master weights (gradients, AdamW): a compact model refuses it. bf16
+// mixed-precision training keeps the f32 master and gives the GEMMs a bf16 copy (Bf16Copy),
+// re-rounded once per update; `linearBackward` picks the f32 or the bf16 backward.
 
 import type { Backend, Tensor } from '../backend/backend.js';
 import { Q8_BLOCK, dequantizeQ8, fromBf16, quantizeQ8, toBf16 } from '../backend/compact.js';
@@ -99,10 +100,59 @@ export function embedForward(be: Backend, out: Tensor, ids: Tensor, wte: Weight,
   else be.encoderForward(out, ids, wte, wpe, B, T, C);
 }
 
-/** w as the f32 Tensor a training path needs; a compact weight here is a caller's bug (training is refused earlier). */
-export function f32Weight(w: Weight): Tensor {
-  if ('q' in w || w.dtype !== 'f32') throw new Error('internal: a training path reached a compact weight');
-  return w;
+/**
+ * The backward of linearForward: dinp (+)= dout · w, dw += doutᵀ · inp, db += Σ dout, by
+ * the kernel for w's dtype: f32, or bf16 (mixed-precision training, mixed.rs). An int8
+ * weight here is a caller's bug: training refuses an int8 model first.
+ */
+export function linearBackward(be: Backend, dinp: Tensor, dw: Tensor | null, db: Tensor | null, dout: Tensor, inp: Tensor, w: Weight, N: number, C: number, OC: number, overwriteDinp = false): void {
+  if ('q' in w) throw new Error('internal: a training path reached an int8 weight');
+  if (w.dtype === 'bf16') be.matmulBackwardBf16(dinp, dw, db, dout, inp, w, N, C, OC, overwriteDinp);
+  else be.matmulBackward(dinp, dw, db, dout, inp, w, N, C, OC, overwriteDinp);
+}
+
+/** Training precisions: f32, or bf16 mixed precision (bf16 GEMM operands, f32 master weights, gradients and optimizer state). */
+export const PRECISIONS = ['f32', 'bf16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/**
+ * The bf16 copy of a model's f32 master weights that its GEMMs read in bf16 mixed-precision
+ * training: the compact parameters (weights.ts's) rounded to bf16 in one buffer, and the
+ * structure the passes walk (those views, and the master's views for the rest). `sync`
+ * re-rounds it when the master buffer has been written since (an optimizer step, a load):
+ * once per update, however many passes an update has.
+ */
+export class Bf16Copy {
+  readonly tree: ModelParams<Tensor, Weight>;
+  private readonly buffer: Tensor;
+  private readonly pairs: Array<{ master: Tensor; copy: Tensor }> = [];
+  private synced = -1;
+
+  constructor(private readonly backend: Backend, config: GPTConfig, specs: readonly ParamSpec[], private readonly master: { buffer: Tensor; views: Map<string, Tensor> }) {
+    const compact = specs.filter(isCompactParam);
+    this.buffer = backend.alloc(compact.reduce((n, s) => n + s.length, 0), 'bf16');
+    const byName = new Map<string, Tensor>(master.views);
+    let at = 0;
+    for (const spec of compact) {
+      const copy = backend.view(this.buffer, at, spec.length);
+      this.pairs.push({ master: master.views.get(spec.name)!, copy });
+      byName.set(spec.name, copy);
+      at += spec.length;
+    }
+    this.tree = structure<Tensor, Weight>(config, byName);
+  }
+
+  /** Re-rounds the copy if the master weights changed since the last time. */
+  sync(): void {
+    const version = this.backend.version(this.master.buffer);
+    if (version === this.synced) return;
+    for (const { master, copy } of this.pairs) this.backend.write(copy, toBf16(this.backend.read(master) as Float32Array));
+    this.synced = version;
+  }
+
+  dispose(): void {
+    this.backend.free(this.buffer);
+  }
 }
 
 /**

@@ -19,6 +19,7 @@
 // finetune's through FineTunedGPT.lossBackward (src/tasks/finetuned.ts).
 
 import type { GPT } from '../model/gpt.js';
+import { PRECISIONS, type Precision } from '../model/weights.js';
 import { clipGradNorm, type AdamW, type Optimizable } from './optimizer.js';
 
 /** A parameter set the loop zeroes and clips (a GPT, a task head). */
@@ -119,4 +120,28 @@ export async function runStepLoop<P extends { loss: number }, E>(loop: StepLoop<
  */
 export function lmMicroStep(model: GPT, ids: Int32Array, targets: Int32Array, B: number, T: number, weight: number): number {
   return model.forwardBackward(ids, targets, B, T, weight);
+}
+
+/**
+ * Sets up `model` to be trained at `precision` by the verb `fn` (train, finetune), and
+ * returns what puts it back. A bf16 model (compact, for inference) becomes its f32 master
+ * weights, exactly, and trains in bf16 mixed precision unless another precision is asked
+ * for; an int8 one is refused (its weights are not what was trained). Default precision:
+ * 'f32'.
+ */
+export function trainingPrecision(model: GPT, precision: Precision | undefined, fn: string): () => void {
+  if (precision !== undefined && !(PRECISIONS as readonly string[]).includes(precision)) {
+    throw new Error(`${fn}: precision must be one of ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(precision)}`);
+  }
+  let p = precision ?? 'f32';
+  if (model.dtype === 'bf16') {
+    model.toDtype('f32');
+    p = precision ?? 'bf16';
+  }
+  model.checkTrainable(fn);
+  const before = model.precision;
+  model.precision = p;
+  return () => {
+    model.precision = before;
+  };
 }

@@ -19,8 +19,9 @@ import { AdamW } from './optimizer.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 import { TokenDataset, WindowSampler, evalWindowStarts } from './data.js';
 import { loadCheckpoint, saveCheckpoint, repairCheckpoint, resumeSource, trainerHeader, type TrainerState } from './checkpoint.js';
-import { lmMicroStep, runStepLoop } from './loop.js';
+import { lmMicroStep, runStepLoop, trainingPrecision } from './loop.js';
 import type { GPT } from '../model/gpt.js';
+import type { Precision } from '../model/weights.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 export interface StepInfo {
@@ -90,6 +91,12 @@ export interface TrainOptions {
   tokenizer?: Tokenizer;
   /** Stops the run after the current update (with a checkpoint if checkpointDir is set). */
   signal?: AbortSignal;
+  /**
+   * 'bf16': mixed precision (the matmuls read bf16 weights and activations, accumulate in
+   * f32; master weights, gradients and AdamW stay f32; see GPT.precision). Default 'f32'
+   * ('bf16' for a model held in bf16, whose weights become the f32 master).
+   */
+  precision?: Precision;
 }
 
 export interface TrainResult {
@@ -133,9 +140,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const { model, onStep, checkpointDir, tokenizer, signal } = options;
   if (model === null || typeof model !== 'object' || typeof model.forwardBackward !== 'function') throw new Error('train: model must be a GPT');
-  model.checkTrainable('train');
   const ownData = typeof options.data === 'string';
-  const data = typeof options.data === 'string' ? TokenDataset.open(options.data, { valFraction: options.valFraction }) : options.data;
+  const restorePrecision = trainingPrecision(model, options.precision, 'train');
+  let data: TokenDataset;
+  try {
+    data = typeof options.data === 'string' ? TokenDataset.open(options.data, { valFraction: options.valFraction }) : options.data;
+  } catch (err) {
+    restorePrecision();
+    throw err;
+  }
   try {
     if (!(data instanceof TokenDataset)) throw new Error('train: data must be a TokenDataset or the path of a token file (see prepareData)');
     if (data.vocabSize > model.config.vocabSize) {
@@ -241,6 +254,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
   } finally {
     if (ownData) data.close();
+    restorePrecision();
   }
 }
 

@@ -452,6 +452,33 @@ export function buildCases(): KernelCase[] {
       });
     }
   }
+  // bf16 mixed precision: the backward over bf16(dout), bf16(inp) and the bf16 weight, over
+  // several chunks of the weight's rows where OC is large (2000 rows at C = 768).
+  for (const [N, C, OC, withBias] of [
+    [1, 1, 1, 1],
+    [5, 17, 33, 1],
+    [70, 40, 389, 0],
+    [9, 768, 2000, 1],
+    [64, 3072, 96, 1],
+  ] as const) {
+    const r = next();
+    const inp = randn(r, N * C);
+    const weight = toBf16(randn(r, OC * C, 0.2));
+    const bwd: Record<string, Data> = { dinp: randn(r, N * C), dweight: randn(r, OC * C), dout: randn(r, N * OC), inp, weight };
+    if (withBias) bwd.dbias = randn(r, OC);
+    const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
+    for (const overwrite of [false, true]) {
+      cases.push({
+        kernel: 'matmulBackwardBf16',
+        label: `matmulBackwardBf16 N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${overwrite ? ' overwriteDinp' : ''}`,
+        buffers: bwd,
+        rtol: tol,
+        args: { N, C, OC, overwriteDinp: overwrite },
+      });
+    }
+    const { dweight: _frozen, ...frozen } = bwd;
+    cases.push({ kernel: 'matmulBackwardBf16', label: `matmulBackwardBf16 N=${N} C=${C} OC=${OC} (no dweight)`, buffers: frozen, rtol: tol, args: { N, C, OC } });
+  }
   for (const [B, T, C, V, maxT] of [
     [1, 1, 32, 1, 1],
     [2, 3, 64, 11, 5],

@@ -68,7 +68,7 @@ pub fn q8_quantize(x: &[f32], q: &mut [i8], d: &mut [f32]) {
 
 /// Output rows of the weight widened at a time for the GEMM path: about 2 MB of f32, so
 /// the chunk and the GEMM's packed blocks stay in the last-level cache.
-fn chunk_rows(c: usize, oc: usize) -> usize {
+pub(crate) fn chunk_rows(c: usize, oc: usize) -> usize {
     ((1usize << 19) / c.max(1)).clamp(16, oc.max(16))
 }
 

@@ -32,6 +32,7 @@ pub mod encoder;
 pub mod gelu;
 pub mod layernorm;
 pub mod matmul;
+pub mod mixed;
 pub mod norm;
 pub mod parallel;
 #[cfg(feature = "bench")]

@@ -2,7 +2,7 @@
 //! register-tiled SIMD microkernel (BLIS structure), threaded through `Parallel`.
 //! See `matmul/gemm.rs` for the blocking and the microkernel.
 
-mod gemm;
+pub(crate) mod gemm;
 
 use crate::parallel::SyncPtr;
 use crate::simd::math::dot_ptr;
@@ -166,7 +166,7 @@ fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight
 const DBIAS_COLS: usize = 2048;
 
 /// dbias (OC) += column sums of dout (N, OC), split over column ranges.
-fn bias_backward(par: &dyn Parallel, dbias: &mut [f32], dout: &[f32], n: usize, oc: usize) {
+pub(crate) fn bias_backward(par: &dyn Parallel, dbias: &mut [f32], dout: &[f32], n: usize, oc: usize) {
     let tasks = if n * oc < (1 << 16) { 1 } else { ceil_div(oc, DBIAS_COLS).min(par.threads().max(1) * 4) };
     let out = SyncPtr(dbias.as_mut_ptr());
     par.for_each(tasks, &|task, _thread| {

@@ -190,6 +190,19 @@ macro_rules! for_each_kernel {
                 call: matmul::matmul_backward(par, scratch, dinp, dweight, dbias, dout, inp, weight, n, c, oc, overwrite_dinp),
             }
 
+            // The backward of matmulForwardBf16 for bf16 mixed-precision training (mixed.rs):
+            // dinp (N,C) += bf16(dout)·weight (bf16; overwriteDinp: =); dweight (OC,C, optional)
+            // += bf16(dout)ᵀ·bf16(inp); dbias (OC, optional) += Σ dout.
+            "matmulBackwardBf16" matmul_backward_bf16 [node wasm] (
+                dinp: out[nc], dweight: out_opt[occ], dbias: out_opt[oc], dout: inp[noc], inp: inp[nc], weight: inp_bf16[occ],
+                n: dim["N"], c: dim["C"], oc: dim["OC"], overwrite_dinp: flag["overwriteDinp"],
+            ) {
+                lens: [noc = "N*OC" (n, oc), nc = "N*C" (n, c), occ = "OC*C" (oc, c)],
+                checks: [],
+                run: scratch(par, scratch = mixed::matmul_backward_bf16_scratch_len(n, c, oc)),
+                call: mixed::matmul_backward_bf16(par, scratch, dinp, dweight, dbias, dout, inp, weight, n, c, oc, overwrite_dinp),
+            }
+
             // Causal self-attention: out (B,T,C), lse (B,NH,T) from qkv (B,T,3C), dropout
             // on the attention weights (p = 0: none).
             "attentionForward" attention_forward [node wasm] (
