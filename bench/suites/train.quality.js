@@ -4,7 +4,7 @@
 // with the SAME learning rates, and both evaluated on the SAME 50 validation batches.
 //
 //   node bench/benchmark.js quality [--iters 2000] [--threads 1] [--eval-every 250]
-//                                   [--val-batches 50] [--no-torch-own-init]
+//                                   [--val-batches 50] [--no-torch-own-init] [--precision bf16]
 //   (npm run bench:quality)
 //
 // Data as nanoGPT's shakespeare_char/prepare.py: the vocabulary is the corpus's distinct
@@ -19,6 +19,10 @@
 // A second PyTorch run starts from PyTorch's own (nanoGPT) initialisation with a
 // different seed, which shows how much the final loss moves with the initial weights
 // alone: the scale against which the ferrogpt–PyTorch difference should be read.
+//
+// --precision bf16 adds a ferrogpt run in bf16 mixed precision (train's `precision: 'bf16'`:
+// the matmuls on bf16 weights and activations, f32 master weights and optimizer) from the same
+// initial weights on the same batches, next to the f32 one.
 //
 // Writes bench/results/quality.json (git-ignored) and bench/results/quality.md.
 
@@ -35,7 +39,7 @@ const SCHEDULE = { kind: 'cosine', maxLr: 1e-3, warmupSteps: 100, minLr: 1e-4 };
 const CLIP = 1.0;
 
 function parseArgs(argv) {
-  const a = { iters: 2000, threads: 1, evalEvery: 250, valBatches: 50, torchOwnInit: true, seed: 1337, install: true };
+  const a = { iters: 2000, threads: 1, evalEvery: 250, valBatches: 50, torchOwnInit: true, seed: 1337, install: true, precision: 'f32' };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === '--iters') a.iters = Number(argv[++i]);
@@ -46,11 +50,13 @@ function parseArgs(argv) {
     else if (s === '--seed') a.seed = Number(argv[++i]);
     else if (s === '--quick') (a.iters = 200), (a.evalEvery = 100), (a.valBatches = 10);
     else if (s === '--no-install') a.install = false;
+    else if (s === '--precision') a.precision = argv[++i];
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js quality [--iters 2000] [--threads 1] [--eval-every 250] [--val-batches 50] [--no-torch-own-init] [--quick] [--no-install]');
+      console.log('usage: node bench/benchmark.js quality [--iters 2000] [--threads 1] [--eval-every 250] [--val-batches 50] [--no-torch-own-init] [--precision bf16] [--quick] [--no-install]');
       process.exit(0);
     } else if (s.startsWith('-')) throw new Error(`unknown option ${s}`);
   }
+  if (!['f32', 'bf16'].includes(a.precision)) throw new Error(`--precision must be f32 or bf16, got ${a.precision}`);
   return a;
 }
 
@@ -120,7 +126,6 @@ export async function main(argv, log) {
   const lrs = Array.from({ length: args.iters }, (_, it) => lib.learningRate(it, { ...SCHEDULE, totalSteps: args.iters }));
 
   const gpt = lib.GPT.create({ ...model, dropout: 0, seed: args.seed }, lib.backend);
-  const opt = new lib.AdamW(gpt, OPT);
   const { backend, params } = gpt.parameterBuffers();
   const init = backend.read(params);
 
@@ -153,30 +158,41 @@ export async function main(argv, log) {
   const torchSame = torchRunAsync('quality', job, args.threads, log);
   const torchOwn = args.torchOwnInit ? torchSame.then(() => torchRunAsync('quality', { ...job, initWeights: null, seed: args.seed + 1 }, args.threads, log)) : null;
 
-  const valLoss = () => {
-    let tot = 0;
-    for (let j = 0; j < args.valBatches; j++) {
-      const { ids, targets } = batchAt(data, valOffs, j, B, T);
-      tot += crossEntropy(gpt.forward(ids, B, T), targets, V);
+  /** ferrogpt from the initial weights on the batches above, at `precision`. */
+  const runFerro = (precision) => {
+    const m = lib.GPT.create({ ...model, dropout: 0, seed: args.seed }, lib.backend);
+    m.loadParameters(gpt.namedParameters().map(([n, p]) => [n, p.data()]));
+    const o = new lib.AdamW(m, OPT);
+    m.precision = precision;
+    const valLoss = () => {
+      let tot = 0;
+      for (let j = 0; j < args.valBatches; j++) {
+        const { ids, targets } = batchAt(data, valOffs, j, B, T);
+        tot += crossEntropy(m.forward(ids, B, T), targets, V);
+      }
+      return tot / args.valBatches;
+    };
+    const evals = [];
+    const trainLosses = [];
+    const t0 = performance.now();
+    for (let it = 0; it < args.iters; it++) {
+      if (it % args.evalEvery === 0) {
+        evals.push({ iter: it, val: valLoss() });
+        log(`ferrogpt ${precision} iter ${it}: val ${evals.at(-1).val.toFixed(4)}${it ? `, train (last 50) ${mean(trainLosses.slice(-50)).toFixed(4)}` : ''}`);
+      }
+      o.setLr(lrs[it]);
+      const { ids, targets } = batchAt(data, trainOffs, it, B, T);
+      trainLosses.push(ferroStep(lib, m, o, ids, targets, B, T, CLIP));
     }
-    return tot / args.valBatches;
+    const seconds = (performance.now() - t0) / 1e3;
+    evals.push({ iter: args.iters, val: valLoss() });
+    o.dispose();
+    m.dispose();
+    log(`ferrogpt ${precision} final val ${evals.at(-1).val.toFixed(4)} (${seconds.toFixed(1)} s)`);
+    return { precision, train_losses: trainLosses, evals, final_val: evals.at(-1).val, seconds };
   };
-  const evals = [];
-  const trainLosses = [];
-  const t0 = performance.now();
-  for (let it = 0; it < args.iters; it++) {
-    if (it % args.evalEvery === 0) {
-      evals.push({ iter: it, val: valLoss() });
-      log(`ferrogpt iter ${it}: val ${evals.at(-1).val.toFixed(4)}${it ? `, train (last 50) ${mean(trainLosses.slice(-50)).toFixed(4)}` : ''}`);
-    }
-    opt.setLr(lrs[it]);
-    const { ids, targets } = batchAt(data, trainOffs, it, B, T);
-    trainLosses.push(ferroStep(lib, gpt, opt, ids, targets, B, T, CLIP));
-  }
-  const seconds = (performance.now() - t0) / 1e3;
-  evals.push({ iter: args.iters, val: valLoss() });
-  const ferro = { train_losses: trainLosses, evals, final_val: evals.at(-1).val, seconds };
-  log(`ferrogpt final val ${ferro.final_val.toFixed(4)} (${seconds.toFixed(1)} s)`);
+  const ferro = runFerro('f32');
+  const ferroBf16 = args.precision === 'bf16' ? runFerro('bf16') : null;
   const torch = await torchSame;
   log(`PyTorch (same init) final val ${torch.error ?? torch.final_val.toFixed(4)}`);
   const own = torchOwn ? await torchOwn : null;
@@ -190,6 +206,7 @@ export async function main(argv, log) {
     env,
     setup: { corpus: 'data/corpus.txt', vocabSize: V, chars: chars.join(''), trainChars: nTrain, valChars: data.length - nTrain, model, batch: B, iters: args.iters, optim: OPT, schedule: { ...SCHEDULE, totalSteps: args.iters }, clip: CLIP, dropout: 0, valBatches: args.valBatches, seed: args.seed },
     ferrogpt: ferro,
+    ferrogptBf16: ferroBf16,
     torch,
     torchOwnInit: own,
   };
@@ -234,6 +251,20 @@ export function renderQuality(doc) {
     L.push(`Largest |ferrogpt − PyTorch| training loss over all ${f.train_losses.length} iterations: ${maxTrain.toExponential(1)}.`);
     L.push('');
     L.push(diff <= 0.03 ? `ferrogpt and PyTorch agree: final validation losses differ by ${diff < 1e-4 ? diff.toExponential(1) : diff.toFixed(4)} (acceptance: within a few hundredths).` : `**ferrogpt and PyTorch differ by ${diff.toFixed(4)} in final validation loss** (acceptance: within a few hundredths).`);
+    L.push('');
+  }
+  const b = doc.ferrogptBf16;
+  if (b) {
+    const diff = b.final_val - f.final_val;
+    L.push(`## bf16 mixed precision (\`--precision bf16\`)`);
+    L.push('');
+    L.push('ferrogpt again from the same initial weights on the same batches, with `precision: \'bf16\'` (the matmuls on bf16 weights and activations with f32 accumulation; master weights, gradients, AdamW, LayerNorm, softmax and attention in f32).');
+    L.push('');
+    L.push('| iteration | f32 val loss | bf16 val loss | bf16 − f32 |');
+    L.push('|--:|--:|--:|--:|');
+    f.evals.forEach((e, i) => L.push(`| ${e.iter} | ${f4(e.val)} | ${f4(b.evals[i]?.val)} | ${d(b.evals[i]?.val, e.val)} |`));
+    L.push('');
+    L.push(`Final validation loss: bf16 ${f4(b.final_val)} vs f32 ${f4(f.final_val)}, a difference of ${diff.toFixed(4)} (target: within 0.02). Time: bf16 ${b.seconds.toFixed(1)} s, f32 ${f.seconds.toFixed(1)} s (PyTorch ran beside the f32 run; bf16 ran after: not a speed comparison).`);
     L.push('');
   }
   return L.join('\n');
