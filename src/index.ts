@@ -87,4 +87,4 @@ export type {
   PromptTemplate,
   Example,
 } from './prompt/index.js';
-export { KVCache } from './model/kv-cache.js';
+export { KVCache, type KVDType, type KVCacheOptions } from './model/kv-cache.js';

@@ -235,6 +235,21 @@ describe.skipIf(native === null)('raw native addon rejects bad arguments itself'
     expect(() => a.matmulForwardQ8(new Float32Array(bytes, 64, 2), f(32), new Int8Array(bytes, 0, 64), f(2), null, 1, 32, 2)).not.toThrow();
   });
 
+  it('a bf16 KV cache: Uint16Array outputs, checked for type, length and overlaps in bytes', () => {
+    const u16 = (n: number) => new Uint16Array(n);
+    const pos = Int32Array.from([0]);
+    // B = 1, Tq = 1, C = 4, NH = 2, maxT = 2: the caches hold 8 elements.
+    expect(() => a.attentionDecodeBf16(f(4), f(8) as unknown as Uint16Array, u16(8), f(12), pos, 1, 1, 4, 2, 2)).toThrow('attentionDecodeBf16: kcache must be a Uint16Array');
+    expect(() => a.attentionDecodeBf16(f(4), u16(8), u16(7), f(12), pos, 1, 1, 4, 2, 2)).toThrow('attentionDecodeBf16: vcache has length 7, expected 8');
+    expect(() => a.attentionDecode(f(4), u16(8) as unknown as Float32Array, f(8), f(12), pos, 1, 1, 4, 2, 2)).toThrow('attentionDecode: kcache must be a Float32Array');
+    expect(() => a.copyRowsBf16(u16(8), f(8) as unknown as Uint16Array, 2, 4)).toThrow('copyRowsBf16: inp must be a Uint16Array');
+    // 8 bf16 are 16 bytes: vcache at byte 8 overlaps kcache's second half, at byte 16 it does not.
+    const bytes = new ArrayBuffer(64);
+    expect(() => a.attentionDecodeBf16(f(4), new Uint16Array(bytes, 0, 8), new Uint16Array(bytes, 8, 8), f(12), pos, 1, 1, 4, 2, 2)).toThrow(/output kcache overlaps vcache/);
+    expect(() => a.attentionDecodeBf16(new Float32Array(bytes, 12, 4), new Uint16Array(bytes, 0, 8), u16(8), f(12), pos, 1, 1, 4, 2, 2)).toThrow(/overlaps/);
+    expect(() => a.attentionDecodeBf16(f(4), new Uint16Array(bytes, 0, 8), new Uint16Array(bytes, 16, 8), f(12), pos, 1, 1, 4, 2, 2)).not.toThrow();
+  });
+
   it('the addon still works afterwards', () => {
     const out = f(2);
     a.geluForward(out, Float32Array.from([0, 1]), 2);

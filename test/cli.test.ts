@@ -141,6 +141,7 @@ describe('ferrogpt CLI (child process)', () => {
       ['convert', '--model', 'm', '--dtype', 'int4', '--out', 'n'],
       ['convert', '--model', 'm', '--dtype', 'int8', '--out', 'm'],
       ['sample', '--model', 'm', '--dtype', 'f16'],
+      ['generate', '--model', 'm', '--kv-dtype', 'f16'],
     ];
     const child = await spawnCli(runs);
     expect(child.code, child.stderr).toBe(0);
@@ -185,6 +186,7 @@ describe('ferrogpt CLI (child process)', () => {
       [['convert', '--model', 'm', '--dtype', 'int4', '--out', 'n'], /--dtype must be one of f32, bf16, int8, got "int4"/],
       [['convert', '--model', 'm', '--dtype', 'int8', '--out', 'm'], /--out must be another folder than --model/],
       [['sample', '--model', 'm', '--dtype', 'f16'], /--dtype must be one of f32, bf16, int8, got "f16"/],
+      [['generate', '--model', 'm', '--kv-dtype', 'f16'], /--kv-dtype must be one of f32, bf16, got "f16"/],
     ];
     for (const [argv, message] of usage) {
       const r = byArgv(argv);
@@ -237,11 +239,20 @@ describe('ferrogpt CLI (child process)', () => {
       ['sample', '--model', `${out}-int8`, '--prompt', 'The ', '--max-new-tokens', '30', '--temperature', '0'],
       [...sampleArgs, '--temperature', '0', '--dtype', 'bf16'],
       ['score', '--model', `${out}-int8`, '-c', 'It is a', '--candidates', ' truth', ' x', '--dtype', 'f32', '--json'],
+      // a bf16 KV cache
+      [...sampleArgs, '--temperature', '0', '--kv-dtype', 'bf16'],
+      ['generate', '--model', out, '-p', 'The ', '-n', '12', '-t', '0', '--kv-dtype', 'bf16'],
+      ['score', '--model', out, '-c', 'It is a', '--candidates', ' truth', ' x', '--kv-dtype', 'bf16', '--json'],
     ];
     const child = await spawnCli(runs);
     expect(child.code, child.stderr).toBe(0);
-    const [a, b, greedy, two, scored, table, converted, greedyInt8, greedyBf16, scoredF32] = JSON.parse(child.stdout) as RunResult[];
-    for (const s of [a, b, greedy, two, scored, table, converted, greedyInt8, greedyBf16, scoredF32]) expect(s.code, s.stderr).toBe(0);
+    const [a, b, greedy, two, scored, table, converted, greedyInt8, greedyBf16, scoredF32, sampleKv, generateKv, scoredKv] = JSON.parse(child.stdout) as RunResult[];
+    for (const s of [a, b, greedy, two, scored, table, converted, greedyInt8, greedyBf16, scoredF32, sampleKv, generateKv, scoredKv]) expect(s.code, s.stderr).toBe(0);
+    expect(sampleKv.stdout).toMatch(/^The [^]{30}\n$/u);
+    expect(generateKv.stdout).toMatch(/^The [^]{0,12}\n$/u);
+    const kvScores = (JSON.parse(scoredKv.stdout) as { candidates: Array<{ logProb: number }> }).candidates.map((c) => c.logProb);
+    expect(kvScores.length).toBe(2);
+    expect(kvScores.every(Number.isFinite)).toBe(true);
     expect(converted.stderr).toContain(`wrote ${out}-int8 (int8 weights)`);
     const int8 = (await readSafetensorsFile(join(`${out}-int8`, 'model.safetensors'))).tensors;
     expect(int8.get('transformer.h.0.mlp.c_fc.weight')!.dtype).toBe('I8');

@@ -1,9 +1,12 @@
 // The KV cache: the attentionDecode kernel against full causal attention, and the model's
 // cached path against a full recompute at every decode step, on every backend, for a batch
-// of prompts of different lengths (including sliding past the cache's end).
+// of prompts of different lengths (including sliding past the cache's end). The same for a
+// bf16 cache (attentionDecodeBf16, kvDtype 'bf16'): against full attention over
+// bf16-rounded k and v, and close to the f32 cache.
 
 import { describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend/backend.js';
+import type { Backend, Tensor } from '../src/backend/backend.js';
+import { bf16Round, bf16Widen, toBf16 } from '../src/backend/compact.js';
 import { attentionForward } from '../src/backend/reference-kernels.js';
 import { GPT } from '../src/model/gpt.js';
 import { slideWindow } from '../src/model/kv-cache.js';
@@ -19,6 +22,31 @@ function fullAttention(qkv: Float32Array, T: number, C: number, NH: number): Flo
 }
 
 const TOL = 1e-4;
+
+/** qkv (T, 3C) with k and v rounded to bf16 (q as is): what a bf16 cache attends over. */
+function roundKV(qkv: Float32Array, C: number): Float32Array {
+  return qkv.map((x, i) => (i % (3 * C) >= C ? bf16Widen(bf16Round(x)) : x));
+}
+
+/**
+ * A view of `be` whose attentionForward first rounds the k and v of its qkv to bf16 (in
+ * place: the forward pass reads them only there), so model.forward on it is the full
+ * forward pass over bf16-rounded k and v, the specification of a bf16 KV cache.
+ */
+function roundingAttention(be: Backend): Backend {
+  return new Proxy(be, {
+    get(target, prop) {
+      if (prop === 'attentionForward') {
+        return (out: Tensor, lse: Tensor, qkv: Tensor, B: number, T: number, C: number, NH: number, dropout?: unknown) => {
+          target.write(qkv, roundKV(target.read(qkv) as Float32Array, C));
+          (target.attentionForward as (...a: unknown[]) => void)(out, lse, qkv, B, T, C, NH, dropout);
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
 
 describeEachBackend('attentionDecode kernel', (be: Backend) => {
   it('prefill (right-padded batch) then decode steps equal full causal attention per sequence', () => {
@@ -109,6 +137,81 @@ describeEachBackend('attentionDecode kernel', (be: Backend) => {
   });
 });
 
+describeEachBackend('attentionDecodeBf16 kernel', (be: Backend) => {
+  it('prefill (right-padded batch) then decode steps equal full causal attention over bf16-rounded k, v; the cache holds bf16(k), bf16(v)', () => {
+    const rng = mulberry32(21);
+    const C = 36; // HS = 12: not a multiple of any SIMD width
+    const NH = 3;
+    const maxT = 13;
+    const lens = [5, 1, 9];
+    const B = lens.length;
+    const steps = 4;
+    const seqs = lens.map((n) => randn(rng, (n + steps) * 3 * C));
+    const k = be.alloc(B * maxT * C, 'bf16');
+    const v = be.alloc(B * maxT * C, 'bf16');
+    const pos = be.alloc(B, 'i32');
+    const Tq = Math.max(...lens);
+    const qkv = randn(rng, B * Tq * 3 * C, 10);
+    lens.forEach((n, b) => qkv.set(seqs[b].subarray(0, n * 3 * C), b * Tq * 3 * C));
+    const qkvT = be.alloc(B * Tq * 3 * C);
+    const outT = be.alloc(B * Tq * C);
+    be.write(qkvT, qkv);
+    be.write(pos, new Int32Array(B));
+    be.attentionDecodeBf16(outT, k, v, qkvT, pos, B, Tq, C, NH, maxT);
+    const out = be.read(outT) as Float32Array;
+    let worst = 0;
+    lens.forEach((n, b) => {
+      const want = fullAttention(roundKV(seqs[b].subarray(0, n * 3 * C), C), n, C, NH);
+      worst = Math.max(worst, diff(out.subarray(b * Tq * C, (b * Tq + n) * C), want).maxAbs);
+    });
+    const q1 = be.alloc(B * 3 * C);
+    const o1 = be.alloc(B * C);
+    for (let s = 0; s < steps; s++) {
+      const step = new Float32Array(B * 3 * C);
+      lens.forEach((n, b) => step.set(seqs[b].subarray((n + s) * 3 * C, (n + s + 1) * 3 * C), b * 3 * C));
+      be.write(q1, step);
+      be.write(pos, Int32Array.from(lens.map((n) => n + s)));
+      be.attentionDecodeBf16(o1, k, v, q1, pos, B, 1, C, NH, maxT);
+      const got = be.read(o1) as Float32Array;
+      lens.forEach((n, b) => {
+        const T = n + s + 1;
+        const want = fullAttention(roundKV(seqs[b].subarray(0, T * 3 * C), C), T, C, NH).subarray((T - 1) * C);
+        worst = Math.max(worst, diff(got.subarray(b * C, (b + 1) * C), want).maxAbs);
+      });
+    }
+    expect(worst).toBeLessThanOrEqual(1e-5);
+    // The cache rows of every real token are bf16(k), bf16(v), bit for bit: (B, NH, maxT, HS).
+    const HS = C / NH;
+    const kc = be.read(k) as Uint16Array;
+    const vc = be.read(v) as Uint16Array;
+    lens.forEach((n, b) => {
+      const bits = toBf16(seqs[b]);
+      for (let t = 0; t < n + steps; t++) {
+        for (let h = 0; h < NH; h++) {
+          const row = ((b * NH + h) * maxT + t) * HS;
+          const src = t * 3 * C + h * HS;
+          expect(Array.from(kc.subarray(row, row + HS))).toEqual(Array.from(bits.subarray(src + C, src + C + HS)));
+          expect(Array.from(vc.subarray(row, row + HS))).toEqual(Array.from(bits.subarray(src + 2 * C, src + 2 * C + HS)));
+        }
+      }
+    });
+    for (const t of [k, v, pos, qkvT, outT, q1, o1]) be.free(t);
+  });
+
+  it('rejects an f32 cache, and a cache that overlaps another argument', () => {
+    const C = 8;
+    const k = be.alloc(4 * C, 'bf16');
+    const v = be.alloc(4 * C, 'bf16');
+    const pos = be.alloc(1, 'i32');
+    const qkv = be.alloc(3 * C);
+    const out = be.alloc(C);
+    expect(() => be.attentionDecodeBf16(out, be.alloc(4 * C), v, qkv, pos, 1, 1, C, 2, 4)).toThrow('attentionDecodeBf16: kcache must be a bf16 tensor, got f32');
+    expect(() => be.attentionDecodeBf16(out, k, k, qkv, pos, 1, 1, C, 2, 4)).toThrow(/overlaps/);
+    expect(() => be.copyRowsBf16(k, be.alloc(4 * C), 4, C)).toThrow('copyRowsBf16: inp must be a bf16 tensor, got f32');
+    for (const t of [k, v, pos, qkv, out]) be.free(t);
+  });
+});
+
 describeEachBackend('GPT.forwardCached', (be: Backend) => {
   for (const postLN of [false, true]) {
     it(`equals a full recompute at every decode step, batch of 3 prompts of different lengths, sliding past blockSize (${postLN ? 'post-LN' : 'pre-LN'})`, () => {
@@ -165,6 +268,72 @@ describeEachBackend('GPT.forwardCached', (be: Backend) => {
     expect(Array.from(b.subarray(V)).every((x) => x === 0)).toBe(true);
     fork.dispose();
     cache.dispose();
+    model.dispose();
+  });
+});
+
+describeEachBackend('GPT.forwardCached with a bf16 KV cache', (be: Backend) => {
+  const config = { vocabSize: 53, blockSize: 16, nLayer: 2, nHead: 3, nEmbd: 36, seed: 5 };
+
+  it('equals the full forward pass over bf16-rounded k, v at every decode step (batch of 3, sliding), and is close to the f32 cache', () => {
+    const V = config.vocabSize;
+    const model = GPT.create(config, be);
+    const spec = GPT.create(config, roundingAttention(be)); // the same weights (same seed)
+    const rng = mulberry32(11);
+    const prompts = [Array.from(randInts(rng, 6, V)), Array.from(randInts(rng, 1, V)), Array.from(randInts(rng, 11, V))];
+    const cache = model.createCache(3, undefined, { kvDtype: 'bf16' });
+    const f32 = model.createCache(3);
+    expect(cache.dtype).toBe('bf16');
+    expect(f32.dtype).toBe('f32');
+    const full = (b: number): Float32Array => {
+      const ids = Int32Array.from(cache.tokens(b));
+      const T = ids.length;
+      return spec.forward(ids, 1, T).subarray((T - 1) * V, T * V);
+    };
+    let worst = 0;
+    let worstRel = 0;
+    let logits = model.forwardCached(prompts, cache);
+    let ref = model.forwardCached(prompts, f32);
+    for (let step = 0; step < 24; step++) {
+      for (let b = 0; b < 3; b++) {
+        const row = logits.subarray(b * V, (b + 1) * V);
+        worst = Math.max(worst, diff(row, full(b)).maxAbs);
+        worstRel = Math.max(worstRel, diff(row, ref.subarray(b * V, (b + 1) * V)).rel);
+      }
+      // Both caches are fed the bf16 cache's greedy tokens, so they hold the same sequences.
+      const next = [0, 1, 2].map((b) => {
+        const row = logits.subarray(b * V, (b + 1) * V);
+        let best = 0;
+        for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
+        return [best];
+      });
+      logits = model.forwardCached(next, cache);
+      ref = model.forwardCached(next, f32);
+    }
+    expect(worst).toBeLessThanOrEqual(TOL);
+    // Normwise relative to the f32 cache's logits; measured 2.6e-4 on every backend.
+    expect(worstRel).toBeLessThanOrEqual(3e-3);
+    for (const x of [cache, f32]) x.dispose();
+    spec.dispose();
+    model.dispose();
+  });
+
+  it('a forked bf16 sequence continues like the original; copySequence refuses another kvDtype; bad kvDtype errors', () => {
+    const V = config.vocabSize;
+    const model = GPT.create(config, be);
+    const ids = [3, 1, 4, 1, 5, 9, 2];
+    const cache = model.createCache(2, undefined, { kvDtype: 'bf16' });
+    model.forwardCached([ids, ids.slice(0, 3)], cache);
+    const fork = model.createCache(1, undefined, { kvDtype: 'bf16' });
+    fork.copySequence(cache, 0, 0);
+    const a = model.forwardCached([[6]], fork);
+    const b = model.forwardCached([[6], []], cache);
+    expect(diff(a, b.subarray(0, V)).maxAbs).toBe(0);
+    const other = model.createCache(1);
+    expect(() => other.copySequence(cache, 0, 0)).toThrow('KVCache.copySequence: the caches must have the same kvDtype (bf16 into f32)');
+    expect(() => model.createCache(1, 4, { kvDtype: 'f16' as never })).toThrow("createCache: kvDtype must be 'f32' or 'bf16', got 'f16'");
+    expect(() => model.createCache(1, 4, { kvDtype: 16 as never })).toThrow("createCache: kvDtype must be 'f32' or 'bf16', got 16");
+    for (const x of [cache, fork, other]) x.dispose();
     model.dispose();
   });
 });

@@ -394,3 +394,66 @@ describe('zeroShot and fewShot', () => {
     await expect(fewShot({ model, tokenizer: tok, examples, query: 'x', labels, answerContext: 'A:' })).rejects.toThrow(/answerContext is used only with normalize 'unconditional'/);
   });
 });
+
+// A bf16 KV cache (kvDtype 'bf16') through the prompting verbs: the option reaches
+// createCache, the forked caches of score() equal separate ones, bad values are errors.
+describeEachBackend("kvDtype 'bf16' in generate, score, zeroShot and fewShot", (be: Backend) => {
+  const V = 37;
+  const config = { vocabSize: V, blockSize: 24, nLayer: 2, nHead: 2, nEmbd: 24, seed: 4 };
+  const ctx = [3, 8, 1, 9, 4];
+  const cands = [[7], [2, 2, 5], [11, 30, 6, 1], [0, 5]];
+
+  it('greedy generation runs (sliding past blockSize) and is reproducible', async () => {
+    const model = GPT.create(config, be);
+    const tok = letters(V);
+    const run = () => generate(model, tok, ctx, { maxNewTokens: 30, temperature: 0, stopAtEos: false, kvDtype: 'bf16' }).result;
+    const r = await run();
+    expect(r.tokens).toHaveLength(30);
+    expect(r.finishReason).toBe('length');
+    expect((await run()).tokens).toEqual(r.tokens);
+    model.dispose();
+  });
+
+  it('score over a forked bf16 cache equals separate bf16 caches per candidate, and is close to the f32 cache', async () => {
+    const model = GPT.create(config, be);
+    const tok = letters(V);
+    const r = await score(model, tok, ctx, cands, { kvDtype: 'bf16', batchSize: 4 });
+    const f32 = await score(model, tok, ctx, cands);
+    let worstFork = 0;
+    let worstF32 = 0;
+    cands.forEach((c, i) => {
+      // The same passes without copySequence: the context prefilled into the candidate's own cache.
+      const cache = model.createCache(1, ctx.length + 4, { kvDtype: 'bf16' });
+      const last = model.forwardCached([ctx], cache);
+      let want = logSoftmax(last)[c[0]];
+      if (c.length > 1) {
+        const all = model.forwardCached([c.slice(0, -1)], cache, { logits: 'all' });
+        for (let t = 0; t + 1 < c.length; t++) want += logSoftmax(all.slice(t * V, (t + 1) * V))[c[t + 1]];
+      }
+      cache.dispose();
+      worstFork = Math.max(worstFork, Math.abs(r.candidates[i].logProb - want));
+      worstF32 = Math.max(worstF32, Math.abs(r.candidates[i].logProb - f32.candidates[i].logProb) / Math.abs(f32.candidates[i].logProb));
+    });
+    // Forked vs separate: only the batching of the matmuls differs (measured <= 7e-8).
+    expect(worstFork).toBeLessThan(1e-5);
+    // Relative to the f32 cache's log-probs (measured 4.1e-6).
+    expect(worstF32).toBeLessThan(1e-4);
+    model.dispose();
+  }, 60_000);
+
+  it('zeroShot and fewShot take it (labels and generation); bad values are errors naming the verb', async () => {
+    const model = GPT.create({ ...config, blockSize: 64, vocabSize: 64 }, be);
+    const tok = letters(64);
+    const labels = ['aa', 'bb', 'cc'];
+    const z = await zeroShot({ model, tokenizer: tok, instruction: 'Say.', input: 'hi', labels, kvDtype: 'bf16' });
+    expect(z.scores).toEqual((await score(model, tok, z.prompt, labels.map((l) => ' ' + l), { kvDtype: 'bf16' })).scores);
+    const g = await fewShot({ model, tokenizer: tok, examples: [{ input: 'a', output: 'b' }], query: 'x', generate: { maxNewTokens: 5, stopAtEos: false }, kvDtype: 'bf16' });
+    expect(g.finishReason).toBeDefined();
+    const bad = 'f16' as never;
+    expect(() => generate(model, tok, ctx, { kvDtype: bad })).toThrow("generate: kvDtype must be 'f32' or 'bf16', got 'f16'");
+    await expect(score(model, tok, ctx, cands, { kvDtype: bad })).rejects.toThrow("score: kvDtype must be 'f32' or 'bf16', got 'f16'");
+    await expect(zeroShot({ model, tokenizer: tok, instruction: 'Say.', input: 'hi', labels, kvDtype: bad })).rejects.toThrow("zeroShot: kvDtype must be 'f32' or 'bf16', got 'f16'");
+    await expect(fewShot({ model, tokenizer: tok, examples: [], query: 'x', k: 1, labels, kvDtype: bad })).rejects.toThrow("fewShot: kvDtype must be 'f32' or 'bf16', got 'f16'");
+    model.dispose();
+  });
+});

@@ -18,7 +18,8 @@
 //   out / inp     an f32 tensor of exactly `length` elements (output: written; input: read);
 //                 `nullable`: null is allowed (no tensor, e.g. matmul's bias); an input or
 //                 a table may have a compact `dtype` instead: 'bf16' or 'i8' (a compact
-//                 weight, crates/kernels/src/compact.rs)
+//                 weight, crates/kernels/src/compact.rs); an output may be 'bf16' (a bf16
+//                 KV cache)
 //   ids           an i32 input of exactly `length` token ids, each in the range ('< V':
 //                 0..V-1, '<= maxT': 0..maxT), or equal to the `allowed` scalar argument
 //   table         an f32 table of rows of `of` (an embedding), at least `atLeast` rows (default
@@ -49,6 +50,8 @@ const inp = <const N extends string>(name: N, length: string) => ({ role: 'inp',
 const inpOrNull = <const N extends string>(name: N, length: string) => ({ role: 'inp', name, length, nullable: true }) as const;
 /** A compact-weight input: bf16 (Uint16Array bits) or int8 (Int8Array), see crates/kernels/src/compact.rs. */
 const compactInp = <const N extends string, const D extends CompactDType>(name: N, length: string, dtype: D) => ({ role: 'inp', name, length, dtype }) as const;
+/** A bf16 output (Uint16Array bits): a bf16 KV cache, see crates/kernels/src/decode.rs. */
+const compactOut = <const N extends string, const D extends 'bf16'>(name: N, length: string, dtype: D) => ({ role: 'out', name, length, dtype }) as const;
 const ids = <const N extends string>(name: N, length: string, range: string, allowed?: string) => ({ role: 'ids', name, length, range, allowed }) as const;
 const table = <const N extends string>(name: N, of: string, opts: { count?: string; atLeast?: string; output?: boolean } = {}) =>
   ({ role: 'table', name, of, ...opts }) as const;
@@ -76,7 +79,7 @@ export interface ArgDef {
   readonly output?: boolean;
   readonly kind?: ScalarKind;
   readonly optional?: boolean;
-  /** An input or table of a compact dtype instead of f32. */
+  /** An input, table or (bf16 only) output of a compact dtype instead of f32. */
   readonly dtype?: CompactDType;
 }
 
@@ -210,6 +213,21 @@ export const KERNELS = {
     constraints: ['C % NH == 0', 'Tq <= maxT'],
     scratch: true,
   },
+  /**
+   * attentionDecode over a bf16 cache: kcache, vcache (B,NH,maxT,HS) hold bf16 bits. The
+   * appended rows are bf16(k), bf16(v) (round to nearest even), and attention reads every
+   * cache row widened, the new ones included, computing in f32: the f32 kernel over
+   * bf16-rounded k and v.
+   */
+  attentionDecodeBf16: {
+    args: [
+      out('out', 'B*Tq*C'), compactOut('kcache', 'B*maxT*C', 'bf16'), compactOut('vcache', 'B*maxT*C', 'bf16'), inp('qkv', 'B*Tq*3*C'),
+      ids('pos', 'B', '<= maxT'),
+      dim('B'), dim('Tq'), dim('C'), dim('NH'), dim('maxT'),
+    ],
+    constraints: ['C % NH == 0', 'Tq <= maxT'],
+    scratch: true,
+  },
 
   /** out (N) = gelu(inp (N)), tanh approximation. */
   geluForward: { args: [out('out', 'N'), inp('inp', 'N'), dim('N')] },
@@ -223,6 +241,8 @@ export const KERNELS = {
 
   /** out (R,C) = inp (R,C): whole rows (a KV-cache slot forked into another). */
   copyRows: { args: [out('out', 'R*C'), inp('inp', 'R*C'), dim('R'), dim('C')] },
+  /** The same for bf16 rows (a slot of a bf16 KV cache). */
+  copyRowsBf16: { args: [compactOut('out', 'R*C', 'bf16'), compactInp('inp', 'R*C', 'bf16'), dim('R'), dim('C')] },
   /** out (F,C) = inp (N,C) at rows (F, i32), each in 0..N-1; accumulate adds them to out instead. */
   gatherRows: {
     args: [out('out', 'F*C'), table('inp', 'C', { count: 'N' }), ids('rows', 'F', '< N'), dim('F'), dim('C'), flag('accumulate')],

@@ -357,6 +357,15 @@ export function attentionBackward(dqkv: FloatArray, dout: FloatArray, qkv: Float
   }
 }
 
+/** How a KV cache holds its rows: f32 (as is) or bf16 bits (rounded on the way in, widened on the way out). */
+interface CacheRows<A> {
+  readonly rows: A;
+  store(i: number, x: number): void;
+  load(i: number): number;
+}
+const f32Rows = (rows: FloatArray): CacheRows<FloatArray> => ({ rows, store: (i, x) => { rows[i] = x; }, load: (i) => rows[i] });
+const bf16Rows = (rows: Uint16Array): CacheRows<Uint16Array> => ({ rows, store: (i, x) => { rows[i] = bf16Round(x); }, load: (i) => bf16Widen(rows[i]) });
+
 /**
  * KV-cached attention: appends k, v of qkv (B,Tq,3C) to kcache, vcache (B,NH,maxT,HS) at
  * rows pos[b]..pos[b]+Tq, then out (B,Tq,C) row t of sequence b = softmax over cache rows
@@ -364,6 +373,19 @@ export function attentionBackward(dqkv: FloatArray, dout: FloatArray, qkv: Float
  * not appended, output 0. See crates/kernels/src/decode.rs.
  */
 export function attentionDecode(out: FloatArray, kcache: FloatArray, vcache: FloatArray, qkv: FloatArray, pos: Int32Array, B: number, Tq: number, C: number, NH: number, maxT: number): void {
+  decodeOver(out, f32Rows(kcache), f32Rows(vcache), qkv, pos, B, Tq, C, NH, maxT);
+}
+
+/**
+ * attentionDecode over a bf16 cache (Uint16Array bits): the appended rows are bf16(k),
+ * bf16(v) (round to nearest even), and every cache row is read widened, the query's own
+ * k, v included (so a prompt fed whole or token by token agrees).
+ */
+export function attentionDecodeBf16(out: FloatArray, kcache: Uint16Array, vcache: Uint16Array, qkv: FloatArray, pos: Int32Array, B: number, Tq: number, C: number, NH: number, maxT: number): void {
+  decodeOver(out, bf16Rows(kcache), bf16Rows(vcache), qkv, pos, B, Tq, C, NH, maxT);
+}
+
+function decodeOver<A>(out: FloatArray, kc: CacheRows<A>, vc: CacheRows<A>, qkv: FloatArray, pos: Int32Array, B: number, Tq: number, C: number, NH: number, maxT: number): void {
   const HS = C / NH;
   const scale = 1 / Math.sqrt(HS);
   const S = new Float64Array(maxT);
@@ -378,8 +400,8 @@ export function attentionDecode(out: FloatArray, kcache: FloatArray, vcache: Flo
         const src = (b * Tq + t) * 3 * C + h * HS;
         const dst = cache + (p0 + t) * HS;
         for (let i = 0; i < HS; i++) {
-          kcache[dst + i] = qkv[src + C + i];
-          vcache[dst + i] = qkv[src + 2 * C + i];
+          kc.store(dst + i, qkv[src + C + i]);
+          vc.store(dst + i, qkv[src + 2 * C + i]);
         }
       }
       for (let t = 0; t < tv; t++) {
@@ -388,7 +410,7 @@ export function attentionDecode(out: FloatArray, kcache: FloatArray, vcache: Flo
         let max = -Infinity;
         for (let s = 0; s < n; s++) {
           let dot = 0;
-          for (let i = 0; i < HS; i++) dot += qkv[q + i] * kcache[cache + s * HS + i];
+          for (let i = 0; i < HS; i++) dot += qkv[q + i] * kc.load(cache + s * HS + i);
           S[s] = dot * scale;
           if (S[s] > max) max = S[s];
         }
@@ -400,7 +422,7 @@ export function attentionDecode(out: FloatArray, kcache: FloatArray, vcache: Flo
         o.fill(0);
         for (let s = 0; s < n; s++) {
           const w = S[s] / sum;
-          for (let i = 0; i < HS; i++) o[i] += w * vcache[cache + s * HS + i];
+          for (let i = 0; i < HS; i++) o[i] += w * vc.load(cache + s * HS + i);
         }
         const y = (b * Tq + t) * C + h * HS;
         for (let i = 0; i < HS; i++) out[y + i] = o[i];
@@ -455,6 +477,11 @@ export function residualBackward(dinp1: FloatArray, dinp2: FloatArray, dout: Flo
 
 export function copyRows(out: FloatArray, inp: FloatArray, R: number, C: number): void {
   for (let i = 0; i < R * C; i++) out[i] = inp[i];
+}
+
+/** copyRows for bf16 rows (bits). */
+export function copyRowsBf16(out: Uint16Array, inp: Uint16Array, R: number, C: number): void {
+  out.set(inp.subarray(0, R * C));
 }
 
 export function gatherRows(out: FloatArray, inp: FloatArray, rows: Int32Array, F: number, C: number, accumulate = false): void {
@@ -584,11 +611,13 @@ export const referenceKernels: Kernels<FloatArray, Int32Array, Uint16Array, Int8
   attentionForward,
   attentionBackward,
   attentionDecode,
+  attentionDecodeBf16,
   geluForward,
   geluBackward,
   residualForward,
   residualBackward,
   copyRows,
+  copyRowsBf16,
   gatherRows,
   scatterAddRows,
   crossentropyForward,

@@ -8,6 +8,7 @@ import { BACKEND_NAMES, backendInfo, getBackend, initBackend, setThreads, useBac
 import type { BackendName } from '../backend/backend.js';
 import { GPT } from '../model/gpt.js';
 import { WEIGHT_DTYPES, type WeightDType } from '../model/weights.js';
+import { KV_DTYPES, type KVDType } from '../model/kv-cache.js';
 import { FineTunedGPT } from '../tasks/finetuned.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { VERSION } from '../version.js';
@@ -66,6 +67,16 @@ export const DTYPE_OPTIONS: OptionTable = {
 /** Validates --dtype. */
 export function dtypeChoice(values: Record<string, unknown>): WeightDType | undefined {
   return choiceValue(values, 'dtype', WEIGHT_DTYPES);
+}
+
+/** The --kv-dtype flag of the commands that decode with a KV cache (sample, generate, score). */
+export const KV_DTYPE_OPTIONS: OptionTable = {
+  'kv-dtype': { type: 'string', value: 'DTYPE', help: 'hold the KV cache in f32 or bf16 (half the cache memory; default f32)' },
+};
+
+/** Validates --kv-dtype. */
+export function kvDtypeChoice(values: Record<string, unknown>): KVDType | undefined {
+  return choiceValue(values, 'kv-dtype', KV_DTYPES);
 }
 
 /** Validates --backend/--threads without loading anything (so usage errors come first). */

@@ -5,7 +5,7 @@
 
 import { generate } from '../prompt/generate.js';
 import { HELP_OPTION, UsageError, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, DTYPE_OPTIONS, backendChoice, dtypeChoice, loadModelFolder, logLine } from './env.js';
+import { BACKEND_OPTIONS, DTYPE_OPTIONS, KV_DTYPE_OPTIONS, backendChoice, dtypeChoice, kvDtypeChoice, loadModelFolder, logLine } from './env.js';
 
 export const GENERATE_SPEC: CommandSpec = {
   name: 'generate',
@@ -24,6 +24,7 @@ export const GENERATE_SPEC: CommandSpec = {
     seed: { type: 'string', value: 'N', help: 'seed of the draws (default 1)' },
     ...BACKEND_OPTIONS,
     ...DTYPE_OPTIONS,
+    ...KV_DTYPE_OPTIONS,
     help: HELP_OPTION,
   },
   epilog: ['Examples:', '  ferrogpt generate --model gpt2 -p "The meaning of life is" --stream -n 50', '  ferrogpt generate --model runs/austen -p "Elizabeth" -p "Darcy" --stop "\\n" -t 0'].join('\n'),
@@ -57,6 +58,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     repetitionPenalty: numValue(values, 'repetition-penalty', 1, 0),
     seed: intValue(values, 'seed', 1, 0),
     stop,
+    kvDtype: kvDtypeChoice(values),
   };
   if (opts.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${opts.seed}`, 'generate');
   if (opts.topP === 0) throw new UsageError('--top-p must be in (0, 1]', 'generate');

@@ -4,10 +4,11 @@
 // `ferrogpt sample ... > out.txt` captures only the samples.
 
 import { GPT } from '../model/gpt.js';
+import type { KVDType } from '../model/kv-cache.js';
 import { generate } from '../prompt/generate.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { HELP_OPTION, UsageError, intValue, numValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, DTYPE_OPTIONS, backendChoice, dtypeChoice, loadModelFolder, logLine } from './env.js';
+import { BACKEND_OPTIONS, DTYPE_OPTIONS, KV_DTYPE_OPTIONS, backendChoice, dtypeChoice, kvDtypeChoice, loadModelFolder, logLine } from './env.js';
 
 export const SAMPLE_SPEC: CommandSpec = {
   name: 'sample',
@@ -23,6 +24,7 @@ export const SAMPLE_SPEC: CommandSpec = {
     'num-samples': { type: 'string', value: 'N', help: 'samples to print, seeds seed, seed+1, … (default 1)' },
     ...BACKEND_OPTIONS,
     ...DTYPE_OPTIONS,
+    ...KV_DTYPE_OPTIONS,
     help: HELP_OPTION,
   },
   epilog: ['Examples:', '  ferrogpt sample --model ferrogpt-demo --prompt "Elizabeth" -n 300', '  ferrogpt sample --model runs/austen -p "It is a truth" -t 0      # greedy'].join('\n'),
@@ -34,6 +36,8 @@ export interface SampleRequest {
   temperature: number;
   topK: number;
   seed: number;
+  /** The KV cache's element type (default f32). */
+  kvDtype?: KVDType;
 }
 
 /**
@@ -43,7 +47,7 @@ export interface SampleRequest {
 export async function printSample(model: GPT, tokenizer: Tokenizer, r: SampleRequest, write: (s: string) => void): Promise<string> {
   write(r.prompt);
   let text = '';
-  for await (const piece of generate(model, tokenizer, r.prompt, { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topK: r.topK, seed: r.seed })) {
+  for await (const piece of generate(model, tokenizer, r.prompt, { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topK: r.topK, seed: r.seed, kvDtype: r.kvDtype })) {
     write(piece);
     text += piece;
   }
@@ -62,6 +66,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     temperature: numValue(values, 'temperature', 0.8, 0),
     topK: intValue(values, 'top-k', 40, 0),
     seed: intValue(values, 'seed', 1, 0),
+    kvDtype: kvDtypeChoice(values),
   };
   if (req.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${req.seed}`);
   const count = intValue(values, 'num-samples', 1, 1);

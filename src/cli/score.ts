@@ -5,7 +5,7 @@
 
 import { DEFAULT_ANSWER_CONTEXT, score } from '../prompt/score.js';
 import { HELP_OPTION, UsageError, choiceValue, parseCommandOrHelp, stringValue, type CommandSpec } from './args.js';
-import { BACKEND_OPTIONS, DTYPE_OPTIONS, backendChoice, dtypeChoice, loadModelFolder, logLine } from './env.js';
+import { BACKEND_OPTIONS, DTYPE_OPTIONS, KV_DTYPE_OPTIONS, backendChoice, dtypeChoice, kvDtypeChoice, loadModelFolder, logLine } from './env.js';
 
 export const SCORE_SPEC: CommandSpec = {
   name: 'score',
@@ -24,6 +24,7 @@ export const SCORE_SPEC: CommandSpec = {
     json: { type: 'boolean', help: 'print the result as JSON' },
     ...BACKEND_OPTIONS,
     ...DTYPE_OPTIONS,
+    ...KV_DTYPE_OPTIONS,
     help: HELP_OPTION,
   },
   epilog: [
@@ -56,10 +57,11 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   const normalize = choiceValue(values, 'normalize', ['none', 'token', 'char', 'unconditional'] as const) ?? 'none';
   const answerContext = stringValue(values, 'answer-context');
   if (answerContext !== undefined && normalize !== 'unconditional') throw new UsageError('--answer-context is used only with --normalize unconditional', 'score');
+  const kvDtype = kvDtypeChoice(values);
   const choice = backendChoice(values);
   const { model, tokenizer } = await loadModelFolder(modelDir, choice, logLine, dtypeChoice(values));
   try {
-    const r = await score(model, tokenizer, stringValue(values, 'context') ?? '', candidates, { normalize, answerContext });
+    const r = await score(model, tokenizer, stringValue(values, 'context') ?? '', candidates, { normalize, answerContext, kvDtype });
     if (values.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       return 0;

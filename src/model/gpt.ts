@@ -52,7 +52,7 @@ import { Blocks, NO_DROP, STREAM_EMBED, dropoutOf, type Dropout } from './blocks
 import { resolveConfig, type GPTConfig, type GPTConfigInput } from './config.js';
 import { dropoutSeed, initParameters } from './init.js';
 import { checkIds, checkTargets } from './inputs.js';
-import { Decoder, type KVCache } from './kv-cache.js';
+import { Decoder, type KVCache, type KVCacheOptions } from './kv-cache.js';
 import { LORA_SITES, LoraAdapter, siteModule } from './lora.js';
 import { ParamTensors, paramLayout, type ModelParams, type ParamSpec } from './params.js';
 import { Bf16Copy, CompactWeights, PRECISIONS, checkFitsDType, checkWeightDType, convertStored, embedForward, isCompactParam, linearBackward, linearForward, storedToF32, type Precision, type Weight, type WeightDType } from './weights.js';
@@ -701,11 +701,13 @@ export class GPT {
 
   /**
    * A KV cache for `batch` sequences of up to `maxT` tokens (default and maximum: blockSize).
-   * See kv-cache.ts for the layout and the sliding rule; free it with cache.dispose().
+   * `kvDtype`: 'f32' (default) or 'bf16' (half the memory; k and v are rounded to bf16 as
+   * they are appended, attention computes in f32). See kv-cache.ts for the layout and the
+   * sliding rule; free it with cache.dispose().
    */
-  createCache(batch: number, maxT: number = this.config.blockSize): KVCache {
+  createCache(batch: number, maxT: number = this.config.blockSize, options: KVCacheOptions = {}): KVCache {
     this.alive();
-    return this.decoder.createCache(batch, maxT);
+    return this.decoder.createCache(batch, maxT, options);
   }
 
   /**

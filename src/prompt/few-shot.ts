@@ -23,6 +23,7 @@
 // were used. If the instruction and the query alone do not fit, fewShot throws.
 
 import type { GPT } from '../model/gpt.js';
+import { resolveKvDtype, type KVDType } from '../model/kv-cache.js';
 import { generate, type FinishReason, type GenerateOptions, type PromptTokenizer } from './generate.js';
 import { scoreSync, type ScoreNormalization } from './score.js';
 
@@ -66,6 +67,11 @@ export interface FewShotOptions {
   answerContext?: string | readonly number[];
   /** Generation options when there are no labels (default: greedy, stop at '\n', maxNewTokens 32). */
   generate?: GenerateOptions;
+  /**
+   * The KV cache's element type, for scoring the labels and for generating: 'f32' (default)
+   * or 'bf16' (half the cache memory). `generate.kvDtype`, if given, wins for generation.
+   */
+  kvDtype?: KVDType;
 }
 
 export interface PromptResult {
@@ -133,7 +139,8 @@ export async function promptTask(fn: string, o: FewShotOptions): Promise<PromptR
   const k = o.k ?? o.examples.length;
   if (!Number.isSafeInteger(k) || k < 0) throw new Error(`${fn}: k must be an integer >= 0, got ${k}`);
   const tpl = compileTemplate(o.template ?? DEFAULT_TEMPLATE);
-  const gen: GenerateOptions = { temperature: 0, stop: ['\n'], maxNewTokens: 32, ...o.generate };
+  const kvDtype = resolveKvDtype(fn, o.kvDtype);
+  const gen: GenerateOptions = { temperature: 0, stop: ['\n'], maxNewTokens: 32, kvDtype, ...o.generate };
   const { blockSize } = model.config;
 
   // Room for the answer.
@@ -176,7 +183,7 @@ export async function promptTask(fn: string, o: FewShotOptions): Promise<PromptR
     // That is the role "Answer: " and "A: " play in GPT-3, whose templates ask with them.
     const normalize = o.normalize ?? 'none';
     const answerContext = normalize === 'unconditional' ? (o.answerContext ?? tpl.answerCue) : o.answerContext;
-    const r = scoreSync(model, tokenizer, prompt, answers, { normalize, answerContext });
+    const r = scoreSync(model, tokenizer, prompt, answers, { normalize, answerContext, kvDtype });
     return { prompt, demonstrations: n, answer: labels[r.best], index: r.best, scores: r.scores };
   }
   const r = await generate(model, tokenizer, prompt, gen).result;

@@ -27,6 +27,7 @@
 
 import type { GPT } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { resolveKvDtype, type KVCacheOptions, type KVDType } from '../model/kv-cache.js';
 import { applyRepetitionPenalty, drawToken, resolveSampling, samplingDistribution, uniformDraw, type SamplingOptions } from './sampling.js';
 
 /** What generate() needs of a tokenizer (ferrogpt's Tokenizer has it). */
@@ -34,7 +35,7 @@ export type PromptTokenizer = Pick<Tokenizer, 'encode' | 'decodeBytes' | 'eosId'
 
 export type FinishReason = 'length' | 'stop' | 'eos' | 'aborted';
 
-export interface GenerateOptions extends SamplingOptions {
+export interface GenerateOptions extends SamplingOptions, KVCacheOptions {
   /** Tokens to generate per prompt at most. Default 100. */
   maxNewTokens?: number;
   /** Strings that end generation; the text stops where the first one begins. Default none. */
@@ -45,6 +46,8 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** End a sequence when it draws the end-of-text token (not emitted). Default true. */
   stopAtEos?: boolean;
+  // kvDtype (KVCacheOptions): the KV cache's element type, 'f32' (default) or 'bf16'
+  // (half the cache memory), passed to model.createCache.
 }
 
 export interface GenerationResult {
@@ -165,6 +168,7 @@ class GenerationJob {
   private readonly stopAtEos: boolean;
   private readonly signal: AbortSignal | undefined;
   private cache: ReturnType<GPT['createCache']> | null = null;
+  private readonly kvDtype: KVDType;
   private logits: Float32Array | null = null; // (B, V) of the last step
   private stepNo = 0;
   finished = false;
@@ -177,6 +181,7 @@ class GenerationJob {
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`${fn}: seed must be an integer in [0, 2^32), got ${seed}`);
     if (prompts.length === 0) throw new Error(`${fn}: no prompts`);
     this.sampling = resolveSampling(fn, o);
+    this.kvDtype = resolveKvDtype(fn, o.kvDtype);
     this.maxNewTokens = maxNewTokens;
     this.stop = [...stop];
     this.seed = seed;
@@ -210,7 +215,7 @@ class GenerationJob {
         this.finishAll('length', chunks);
         return chunks;
       }
-      this.cache = model.createCache(B);
+      this.cache = model.createCache(B, undefined, { kvDtype: this.kvDtype });
       this.logits = model.forwardCached(this.seqs.map((s) => s.prompt), this.cache); // prefill
     }
     // Draw one token per unfinished sequence from the last logits.

@@ -29,6 +29,7 @@
 
 import type { GPT } from '../model/gpt.js';
 import type { PromptTokenizer } from './generate.js';
+import { resolveKvDtype, type KVCacheOptions, type KVDType } from '../model/kv-cache.js';
 
 export type ScoreNormalization = 'none' | 'token' | 'char' | 'unconditional';
 
@@ -37,7 +38,7 @@ const NORMALIZATIONS: readonly ScoreNormalization[] = ['none', 'token', 'char', 
 /** The neutral prompt of `normalize: 'unconditional'` (see the header for the space). */
 export const DEFAULT_ANSWER_CONTEXT = 'Answer:';
 
-export interface ScoreOptions {
+export interface ScoreOptions extends KVCacheOptions {
   /**
    * How scores compare candidates: 'none' = the total log-likelihood (default), 'token' =
    * per token, 'char' = per character of the candidate text, 'unconditional' = minus the
@@ -52,6 +53,8 @@ export interface ScoreOptions {
   answerContext?: string | readonly number[];
   /** Candidates run together per batch. Default 16. */
   batchSize?: number;
+  // kvDtype (KVCacheOptions): the element type of the KV caches the context is prefilled
+  // into and forked from, 'f32' (default) or 'bf16'.
 }
 
 export interface CandidateScore {
@@ -95,6 +98,7 @@ export function scoreSync(
 ): ScoreResult {
   const fn = 'score';
   const { normalize = 'none', batchSize = 16, answerContext } = options;
+  const kvDtype = resolveKvDtype(fn, options.kvDtype);
   if (!NORMALIZATIONS.includes(normalize)) throw new Error(`${fn}: normalize must be 'none', 'token', 'char' or 'unconditional', got ${String(normalize)}`);
   if (answerContext !== undefined && normalize !== 'unconditional') throw new Error(`${fn}: answerContext is used only with normalize 'unconditional', got normalize '${normalize}'`);
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new Error(`${fn}: batchSize must be a positive integer, got ${batchSize}`);
@@ -128,8 +132,8 @@ export function scoreSync(
     }
   }
 
-  const logProbs = candidateLogProbs(model, ctx, cands, batchSize);
-  const unconditional = answer === null ? null : candidateLogProbs(model, answer, cands, batchSize);
+  const logProbs = candidateLogProbs(model, ctx, cands, batchSize, kvDtype);
+  const unconditional = answer === null ? null : candidateLogProbs(model, answer, cands, batchSize, kvDtype);
   const results: CandidateScore[] = cands.map((tokens, i) => {
     const text = typeof candidates[i] === 'string' ? (candidates[i] as string) : new TextDecoder().decode(tokenizer.decodeBytes(tokens));
     const logProb = logProbs[i];
@@ -151,11 +155,11 @@ export function scoreSync(
  * slot per candidate and the candidates' other tokens run as batches of `batchSize` over it.
  * The prefix plus the longest candidate must fit the model's blockSize (the caller sees to it).
  */
-function candidateLogProbs(model: GPT, prefix: readonly number[], cands: readonly (readonly number[])[], batchSize: number): number[] {
+function candidateLogProbs(model: GPT, prefix: readonly number[], cands: readonly (readonly number[])[], batchSize: number, kvDtype: KVDType): number[] {
   const V = model.config.vocabSize;
   const maxT = prefix.length + Math.max(...cands.map((c) => c.length));
   const logProbs = new Array<number>(cands.length).fill(0);
-  const base = model.createCache(1, maxT);
+  const base = model.createCache(1, maxT, { kvDtype });
   try {
     const last = model.forwardCached([prefix], base); // (V): predicts each candidate's first token
     const lse = logSumExp(last);
@@ -163,7 +167,7 @@ function candidateLogProbs(model: GPT, prefix: readonly number[], cands: readonl
     const rest = cands.map((c, i) => i).filter((i) => cands[i].length > 1);
     for (let s = 0; s < rest.length; s += batchSize) {
       const group = rest.slice(s, s + batchSize);
-      const cache = model.createCache(group.length, maxT);
+      const cache = model.createCache(group.length, maxT, { kvDtype });
       try {
         group.forEach((_, j) => cache.copySequence(base, 0, j));
         // Feed each candidate but its last token; row t then predicts token t + 1.

@@ -13,7 +13,7 @@
 
 import { promptTask, type FewShotOptions, type PromptResult, type PromptTemplate } from './few-shot.js';
 
-export interface ZeroShotOptions extends Pick<FewShotOptions, 'model' | 'tokenizer' | 'labels' | 'normalize' | 'answerContext' | 'generate'> {
+export interface ZeroShotOptions extends Pick<FewShotOptions, 'model' | 'tokenizer' | 'labels' | 'normalize' | 'answerContext' | 'generate' | 'kvDtype'> {
   instruction: string;
   input: string;
   template?: PromptTemplate;

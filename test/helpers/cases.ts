@@ -507,5 +507,15 @@ export function buildCases(): KernelCase[] {
     });
   }
 
+  // ---- bf16 rows (a slot of a bf16 KV cache) ----
+  for (const [R, C] of [
+    [1, 1],
+    [5, 17],
+    [4, 768],
+  ]) {
+    const r = next();
+    cases.push({ kernel: 'copyRowsBf16', label: `copyRowsBf16 R=${R} C=${C}`, buffers: { out: toBf16(randn(r, R * C)), inp: toBf16(randn(r, R * C)) }, rtol: 0, args: { R, C } });
+  }
+
   return cases;
 }

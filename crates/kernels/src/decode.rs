@@ -28,11 +28,68 @@
 //! SIMD dot products over HS, four keys at a time sharing the q loads; P·V is a four-key
 //! axpy over HS. Scratch: one score row (maxT floats) per thread.
 //!
+//! The cache in bf16 (`attention_decode_bf16`): the same kernel over kcache, vcache held as
+//! bf16 bits (compact.rs's format), half the bytes of the cache and of what each decoded
+//! token reads. The new k, v rows are rounded to bf16 as they are appended (RNE,
+//! `bf16_round`), and attention reads every row widened (exact) and computes in f32 as the
+//! f32 kernel does; the current tokens' own k, v come from the cache too, so a prompt fed
+//! whole or token by token gives the same result. One body serves both: the inner loops
+//! are generic over the cache's element (`CacheElem`), whose f32 instance is the plain
+//! load and store, so the f32 kernel compiles to the same code as before.
+//!
 //! Also here (feature `bench`): `stream_read`, a memory-bandwidth probe (sum of a large
 //! buffer on every thread) for the decode roofline in bench/suites/generate.js.
 
+use crate::compact::{bf16_round, bf16_widen};
 use crate::simd::math::{exp_sub_sum, row_max, VecMath};
+use crate::simd::F32Vec;
 use crate::Parallel;
+
+/// How the cache stores an element: f32 as is, or bf16 bits (u16). Everything the
+/// attention loops do with a cache row goes through these three.
+pub trait CacheElem: Copy {
+    /// x as the cache holds it (bf16: rounded to nearest even).
+    fn store(x: f32) -> Self;
+    /// The f32 an element stands for (exact).
+    fn widen(self) -> f32;
+    /// LANES elements at p, widened.
+    ///
+    /// # Safety
+    /// `p` points to `V::LANES` readable elements.
+    unsafe fn load<V: F32Vec>(p: *const Self) -> V;
+}
+
+impl CacheElem for f32 {
+    #[inline(always)]
+    fn store(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    unsafe fn load<V: F32Vec>(p: *const f32) -> V {
+        // SAFETY: per this function's contract.
+        unsafe { V::load(p) }
+    }
+}
+
+impl CacheElem for u16 {
+    #[inline(always)]
+    fn store(x: f32) -> u16 {
+        bf16_round(x)
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        bf16_widen(self)
+    }
+    #[inline(always)]
+    unsafe fn load<V: F32Vec>(p: *const u16) -> V {
+        // SAFETY: per this function's contract.
+        unsafe { V::load_bf16(p) }
+    }
+}
 
 /// Scratch floats `attention_decode` needs: one score row of maxT per thread.
 pub fn attention_decode_scratch_len(max_t: usize, threads: usize) -> usize {
@@ -60,10 +117,52 @@ pub fn attention_decode(
     nh: usize,
     max_t: usize,
 ) {
+    decode(par, scratch, out, kcache, vcache, qkv, pos, b, tq, c, nh, max_t, kern::decode_task);
+}
+
+/// `attention_decode` over a bf16 cache: kcache / vcache (B,NH,maxT,HS) are bf16 bits; the
+/// appended rows are bf16(k), bf16(v) (round to nearest even), and every cache row, the new
+/// ones included, is read widened. Computes in f32, as `attention_decode`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_decode_bf16(
+    par: &dyn Parallel,
+    scratch: &mut [f32],
+    out: &mut [f32],
+    kcache: &mut [u16],
+    vcache: &mut [u16],
+    qkv: &[f32],
+    pos: &[i32],
+    b: usize,
+    tq: usize,
+    c: usize,
+    nh: usize,
+    max_t: usize,
+) {
+    decode(par, scratch, out, kcache, vcache, qkv, pos, b, tq, c, nh, max_t, kern::decode_task_bf16);
+}
+
+/// The body of both kernels: slices the buffers to their shapes, checks pos, and runs
+/// `task` (decode_task_impl for the cache's element) once per (b, h) on the pool.
+#[allow(clippy::too_many_arguments)]
+fn decode<E: CacheElem>(
+    par: &dyn Parallel,
+    scratch: &mut [f32],
+    out: &mut [f32],
+    kcache: &mut [E],
+    vcache: &mut [E],
+    qkv: &[f32],
+    pos: &[i32],
+    b: usize,
+    tq: usize,
+    c: usize,
+    nh: usize,
+    max_t: usize,
+    task: fn(&kern::Args<E>, usize, usize),
+) {
     if b == 0 || tq == 0 || c == 0 {
         return;
     }
-    debug_assert!(nh > 0 && c % nh == 0);
+    debug_assert!(nh > 0 && c.is_multiple_of(nh));
     let hs = c / nh;
     let out = &mut out[..b * tq * c]; // (B,Tq,C)
     let kcache = &mut kcache[..b * nh * max_t * hs]; // (B,NH,maxT,HS)
@@ -89,7 +188,7 @@ pub fn attention_decode(
         hs,
         max_t,
     };
-    par.for_each(b * nh, &|task, thread| kern::decode_task(&args, task, thread));
+    par.for_each(b * nh, &|t, thread| task(&args, t, thread));
 }
 
 /// Σ x over x (N), split over the pool's threads; `partials` holds at least `threads`
@@ -110,10 +209,11 @@ mod kern {
 
     /// Raw pointers because tasks on different threads write disjoint parts of out and of
     /// the caches, which `&mut` slices cannot express.
-    pub struct Args {
+    /// Over a cache of E (f32, or bf16 bits).
+    pub struct Args<E> {
         pub out: *mut f32,     // (B,Tq,C)
-        pub kcache: *mut f32,  // (B,NH,maxT,HS)
-        pub vcache: *mut f32,  // (B,NH,maxT,HS)
+        pub kcache: *mut E,    // (B,NH,maxT,HS)
+        pub vcache: *mut E,    // (B,NH,maxT,HS)
         pub qkv: *const f32,   // (B,Tq,3C)
         pub pos: *const i32,   // (B)
         pub scratch: *mut f32, // (threads, maxT)
@@ -127,7 +227,7 @@ mod kern {
     // only head h of sequence b in out and in the caches (disjoint from every other task),
     // reads only its own cache rows and the shared qkv/pos, and each thread uses only its
     // own scratch row.
-    unsafe impl Sync for Args {}
+    unsafe impl<E> Sync for Args<E> {}
 
     #[cfg(feature = "bench")]
     pub struct StreamArgs {
@@ -141,8 +241,13 @@ mod kern {
     unsafe impl Sync for StreamArgs {}
 
     crate::simd_kernel! {
-        /// One (b, h) pair: append, then attend.
-        pub fn decode_task(a: &Args, task: usize, thread: usize) => decode_task_impl
+        /// One (b, h) pair: append, then attend (f32 cache).
+        pub fn decode_task(a: &Args<f32>, task: usize, thread: usize) => decode_task_impl
+    }
+
+    crate::simd_kernel! {
+        /// The same over a bf16 cache.
+        pub fn decode_task_bf16(a: &Args<u16>, task: usize, thread: usize) => decode_task_impl
     }
 
     #[cfg(feature = "bench")]
@@ -153,7 +258,7 @@ mod kern {
 }
 
 #[inline(always)]
-fn decode_task_impl<V: VecMath>(a: &kern::Args, task: usize, thread: usize) {
+fn decode_task_impl<V: VecMath>(a: &kern::Args<impl CacheElem>, task: usize, thread: usize) {
     let (tq, c, nh, hs, max_t) = (a.tq, a.c, a.nh, a.hs, a.max_t);
     let c3 = 3 * c;
     let (b, h) = (task / nh, task % nh);
@@ -175,8 +280,12 @@ fn decode_task_impl<V: VecMath>(a: &kern::Args, task: usize, thread: usize) {
     for t in 0..tv {
         let src = t * c3 + h * hs;
         let dst = (p0 + t) * hs;
-        kc[dst..dst + hs].copy_from_slice(&q_all[src + c..src + c + hs]);
-        vc[dst..dst + hs].copy_from_slice(&q_all[src + 2 * c..src + 2 * c + hs]);
+        for (d, &x) in kc[dst..dst + hs].iter_mut().zip(&q_all[src + c..src + c + hs]) {
+            *d = CacheElem::store(x);
+        }
+        for (d, &x) in vc[dst..dst + hs].iter_mut().zip(&q_all[src + 2 * c..src + 2 * c + hs]) {
+            *d = CacheElem::store(x);
+        }
     }
     // SAFETY: scratch holds threads * maxT floats and `thread` is unique among concurrent
     // tasks, so this row is ours alone.
@@ -193,18 +302,18 @@ fn decode_task_impl<V: VecMath>(a: &kern::Args, task: usize, thread: usize) {
         let n = p0 + t + 1; // keys this row sees
         let q = &q_all[t * c3 + h * hs..t * c3 + h * hs + hs]; // (HS)
         let s = &mut srow[..n];
-        scores::<V>(s, q, kc, hs, scale);
+        scores::<V, _>(s, q, kc, hs, scale);
         let m = row_max::<V>(s);
         let sum = exp_sub_sum::<V>(s, m);
         // SAFETY: out holds B*Tq*C floats; row (b, t), head h is written by this task only.
         let o = unsafe { core::slice::from_raw_parts_mut(a.out.add((b * tq + t) * c + h * hs), hs) }; // (HS)
-        weighted_sum::<V>(o, s, vc, hs, 1.0 / sum);
+        weighted_sum::<V, _>(o, s, vc, hs, 1.0 / sum);
     }
 }
 
-/// s[j] = scale * q · k_j for the first s.len() rows of k (rows of HS contiguous floats).
+/// s[j] = scale * q · k_j for the first s.len() rows of k (rows of HS contiguous elements).
 #[inline(always)]
-fn scores<V: VecMath>(s: &mut [f32], q: &[f32], k: &[f32], hs: usize, scale: f32) {
+fn scores<V: VecMath, E: CacheElem>(s: &mut [f32], q: &[f32], k: &[E], hs: usize, scale: f32) {
     let n = s.len();
     assert!(q.len() == hs && k.len() >= n * hs);
     let l = V::LANES;
@@ -219,10 +328,10 @@ fn scores<V: VecMath>(s: &mut [f32], q: &[f32], k: &[f32], hs: usize, scale: f32
             unsafe {
                 let qv = V::load(qp.add(d));
                 let r = kp.add(j * hs + d);
-                a0 = qv.mul_add(V::load(r), a0);
-                a1 = qv.mul_add(V::load(r.add(hs)), a1);
-                a2 = qv.mul_add(V::load(r.add(2 * hs)), a2);
-                a3 = qv.mul_add(V::load(r.add(3 * hs)), a3);
+                a0 = qv.mul_add(E::load::<V>(r), a0);
+                a1 = qv.mul_add(E::load::<V>(r.add(hs)), a1);
+                a2 = qv.mul_add(E::load::<V>(r.add(2 * hs)), a2);
+                a3 = qv.mul_add(E::load::<V>(r.add(3 * hs)), a3);
             }
             d += l;
         }
@@ -230,10 +339,10 @@ fn scores<V: VecMath>(s: &mut [f32], q: &[f32], k: &[f32], hs: usize, scale: f32
         // Scalar tail over HS (HS not a multiple of the lanes).
         while d < hs {
             let qd = q[d];
-            d0 += qd * k[j * hs + d];
-            d1 += qd * k[(j + 1) * hs + d];
-            d2 += qd * k[(j + 2) * hs + d];
-            d3 += qd * k[(j + 3) * hs + d];
+            d0 += qd * k[j * hs + d].widen();
+            d1 += qd * k[(j + 1) * hs + d].widen();
+            d2 += qd * k[(j + 2) * hs + d].widen();
+            d3 += qd * k[(j + 3) * hs + d].widen();
             d += 1;
         }
         s[j] = d0 * scale;
@@ -247,12 +356,12 @@ fn scores<V: VecMath>(s: &mut [f32], q: &[f32], k: &[f32], hs: usize, scale: f32
         let mut d = 0;
         while d < hv {
             // SAFETY: as above, for row j < n.
-            unsafe { a0 = V::load(qp.add(d)).mul_add(V::load(kp.add(j * hs + d)), a0) };
+            unsafe { a0 = V::load(qp.add(d)).mul_add(E::load::<V>(kp.add(j * hs + d)), a0) };
             d += l;
         }
         let mut d0 = a0.reduce_sum();
         while d < hs {
-            d0 += q[d] * k[j * hs + d];
+            d0 += q[d] * k[j * hs + d].widen();
             d += 1;
         }
         s[j] = d0 * scale;
@@ -260,9 +369,9 @@ fn scores<V: VecMath>(s: &mut [f32], q: &[f32], k: &[f32], hs: usize, scale: f32
     }
 }
 
-/// o = inv * Σ_j p[j] v_j over the first p.len() rows of v (rows of HS floats).
+/// o = inv * Σ_j p[j] v_j over the first p.len() rows of v (rows of HS elements).
 #[inline(always)]
-fn weighted_sum<V: VecMath>(o: &mut [f32], p: &[f32], v: &[f32], hs: usize, inv: f32) {
+fn weighted_sum<V: VecMath, E: CacheElem>(o: &mut [f32], p: &[f32], v: &[E], hs: usize, inv: f32) {
     let n = p.len();
     assert!(o.len() == hs && v.len() >= n * hs);
     for x in o.iter_mut() {
@@ -279,16 +388,16 @@ fn weighted_sum<V: VecMath>(o: &mut [f32], p: &[f32], v: &[f32], hs: usize, inv:
             unsafe {
                 let r = vp.add(j * hs + d);
                 let mut acc = V::load(op.add(d));
-                acc = w0.mul_add(V::load(r), acc);
-                acc = w1.mul_add(V::load(r.add(hs)), acc);
-                acc = w2.mul_add(V::load(r.add(2 * hs)), acc);
-                acc = w3.mul_add(V::load(r.add(3 * hs)), acc);
+                acc = w0.mul_add(E::load::<V>(r), acc);
+                acc = w1.mul_add(E::load::<V>(r.add(hs)), acc);
+                acc = w2.mul_add(E::load::<V>(r.add(2 * hs)), acc);
+                acc = w3.mul_add(E::load::<V>(r.add(3 * hs)), acc);
                 acc.store(op.add(d));
             }
             d += l;
         }
         while d < hs {
-            o[d] += p[j] * v[j * hs + d] + p[j + 1] * v[(j + 1) * hs + d] + p[j + 2] * v[(j + 2) * hs + d] + p[j + 3] * v[(j + 3) * hs + d];
+            o[d] += p[j] * v[j * hs + d].widen() + p[j + 1] * v[(j + 1) * hs + d].widen() + p[j + 2] * v[(j + 2) * hs + d].widen() + p[j + 3] * v[(j + 3) * hs + d].widen();
             d += 1;
         }
         j += 4;
@@ -298,11 +407,11 @@ fn weighted_sum<V: VecMath>(o: &mut [f32], p: &[f32], v: &[f32], hs: usize, inv:
         let mut d = 0;
         while d + l <= hs {
             // SAFETY: as above, for row j < n.
-            unsafe { w.mul_add(V::load(vp.add(j * hs + d)), V::load(op.add(d))).store(op.add(d)) };
+            unsafe { w.mul_add(E::load::<V>(vp.add(j * hs + d)), V::load(op.add(d))).store(op.add(d)) };
             d += l;
         }
         while d < hs {
-            o[d] += p[j] * v[j * hs + d];
+            o[d] += p[j] * v[j * hs + d].widen();
             d += 1;
         }
         j += 1;
@@ -379,5 +488,41 @@ mod tests {
         }
         assert_eq!(k1, k2);
         assert_eq!(v1, v2);
+    }
+
+    /// The bf16 cache is the f32 kernel over bf16-rounded k and v, bit for bit (widening is
+    /// exact and the loops are the same), and a prompt fed whole or token by token agrees.
+    #[test]
+    fn bf16_cache_is_f32_over_rounded_kv() {
+        let (b, tq, c, nh, max_t) = (2usize, 7usize, 20usize, 4usize, 11usize);
+        let hs = c / nh;
+        let mut x = 0x9e37u32;
+        let qkv: Vec<f32> = (0..b * tq * 3 * c)
+            .map(|_| {
+                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                (x >> 8) as f32 / 16777216.0 - 0.5
+            })
+            .collect();
+        // q as is, k and v rounded: what the bf16 kernel reads back from its cache.
+        let rounded: Vec<f32> = qkv.iter().enumerate().map(|(i, &y)| if i % (3 * c) >= c { bf16_widen(bf16_round(y)) } else { y }).collect();
+        let pos = [0i32, 3];
+        let n = b * nh * max_t * hs;
+        let mut scratch = vec![0.0; attention_decode_scratch_len(max_t, 1)];
+        let (mut k1, mut v1, mut o1) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0; b * tq * c]);
+        attention_decode(&Serial, &mut scratch, &mut o1, &mut k1, &mut v1, &rounded, &pos, b, tq, c, nh, max_t);
+        let (mut k2, mut v2, mut o2) = (vec![0u16; n], vec![0u16; n], vec![0.0; b * tq * c]);
+        attention_decode_bf16(&Serial, &mut scratch, &mut o2, &mut k2, &mut v2, &qkv, &pos, b, tq, c, nh, max_t);
+        assert_eq!(o1.iter().map(|y| y.to_bits()).collect::<Vec<_>>(), o2.iter().map(|y| y.to_bits()).collect::<Vec<_>>());
+        assert!(k1.iter().zip(&k2).all(|(&f, &h)| f.to_bits() == bf16_widen(h).to_bits()));
+        assert!(v1.iter().zip(&v2).all(|(&f, &h)| f.to_bits() == bf16_widen(h).to_bits()));
+        // Token by token (sequence 0, from pos 0).
+        let (mut k3, mut v3, mut o3) = (vec![0u16; n / b], vec![0u16; n / b], vec![0.0; tq * c]);
+        for t in 0..tq {
+            attention_decode_bf16(&Serial, &mut scratch, &mut o3[t * c..(t + 1) * c], &mut k3, &mut v3, &qkv[t * 3 * c..(t + 1) * 3 * c], &[t as i32], 1, 1, c, nh, max_t);
+        }
+        for i in 0..tq * c {
+            assert!((o2[i] - o3[i]).abs() < 1e-6, "{i}: {} vs {}", o2[i], o3[i]);
+        }
+        assert_eq!(&k2[..n / b], &k3[..]);
     }
 }

@@ -42,6 +42,7 @@
 //!     `inp_opt[len]`: the same, or null/undefined (wasm: a null pointer) for none.
 //!   - `inp_bf16[len]` / `inp_i8[len]`: the same for a bf16 (u16: Uint16Array) / int8
 //!     (i8: Int8Array) input, a compact weight; `rows_in_bf16` / `rows_in_i8`: a table of them.
+//!     `out_bf16[len]`: a bf16 output (a bf16 KV cache; wasm: `*mut u16`).
 //!   - `ids[len, lim]`: i32 input of `len` ids, each in 0..lim; `ids[len, lim, allowed]`:
 //!     or equal to the scalar argument `allowed` (an ignore index);
 //!     `ids[len, rows v]`: each below `v`, the row count of a table (`=> v` below). Wasm
@@ -241,6 +242,18 @@ macro_rules! for_each_kernel {
                 call: decode::attention_decode(par, scratch, out, kcache, vcache, qkv, pos, b, tq, c, nh, max_t),
             }
 
+            // attentionDecode over a bf16 cache (B,NH,maxT,HS): appends bf16(k), bf16(v) and
+            // attends over the widened rows in f32 (decode.rs).
+            "attentionDecodeBf16" attention_decode_bf16 [node wasm] (
+                out: out[btc], kcache: out_bf16[cache], vcache: out_bf16[cache], qkv: inp[bt3c], pos: ids[b, max_t + 1],
+                b: dim["B"], tq: dim["Tq"], c: dim["C"], nh: dim["NH"], max_t: dim["maxT"],
+            ) {
+                lens: [btc = "B*Tq*C" (b, tq, c), bt3c = "B*Tq*3*C" (b, tq, 3, c), cache = "B*maxT*C" (b, max_t, c)],
+                checks: [c("C") % nh("NH"), tq("Tq") <= max_t("maxT")],
+                run: scratch(par, scratch = decode::attention_decode_scratch_len(max_t)),
+                call: decode::attention_decode_bf16(par, scratch, out, kcache, vcache, qkv, pos, b, tq, c, nh, max_t),
+            }
+
             // out (N) = gelu(inp (N)), tanh approximation.
             "geluForward" gelu_forward [node wasm] (out: out[n], inp: inp[n], n: dim["N"]) {
                 lens: [],
@@ -277,6 +290,14 @@ macro_rules! for_each_kernel {
 
             // out (R,C) = inp (R,C): whole rows (a KV-cache slot forked into another).
             "copyRows" copy_rows [node wasm] (out: out[rc], inp: inp[rc], r: dim["R"], c: dim["C"]) {
+                lens: [rc = "R*C" (r, c)],
+                checks: [],
+                run: serial,
+                call: rows::copy_rows(out, inp, r, c),
+            }
+
+            // The same for bf16 rows (a slot of a bf16 KV cache).
+            "copyRowsBf16" copy_rows_bf16 [node wasm] (out: out_bf16[rc], inp: inp_bf16[rc], r: dim["R"], c: dim["C"]) {
                 lens: [rc = "R*C" (r, c)],
                 checks: [],
                 run: serial,

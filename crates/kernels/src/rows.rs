@@ -6,8 +6,9 @@
 //! callers improvise: a gather out of `residual_forward` and a tensor of zeros, a copy as a
 //! read into JS and a write back. Rows are short and few, so these run on one thread.
 
-/// out (R,C) = inp (R,C).
-pub fn copy_rows(out: &mut [f32], inp: &[f32], r: usize, c: usize) {
+/// out (R,C) = inp (R,C), for rows of any element: f32 (`copyRows`) or bf16 bits
+/// (`copyRowsBf16`, a slot of a bf16 KV cache).
+pub fn copy_rows<T: Copy>(out: &mut [T], inp: &[T], r: usize, c: usize) {
     let n = r * c;
     out[..n].copy_from_slice(&inp[..n]);
 }

@@ -68,7 +68,7 @@ pub struct Raw {
     elem: Elem,
 }
 
-/// A checked f32 output.
+/// A checked output: f32, or (`Call::out_of`) bf16 bits (a bf16 KV cache).
 pub struct Out(Raw);
 /// A checked input: f32, or (`Call::compact`) a bf16 or int8 weight.
 pub struct In(Raw);
@@ -242,7 +242,13 @@ impl<'env> Call<'env> {
 
     /// An f32 output of exactly `len` elements.
     pub fn out(&mut self, name: &'static str, v: Unknown<'env>, len: usize) -> Result<Out> {
-        let raw = self.exact(name, v, Elem::F32, len)?;
+        self.out_of(name, v, Elem::F32, len)
+    }
+
+    /// An output of `elem` of exactly `len` elements; its span, for the overlap check, is
+    /// in bytes (Span::of), so a bf16 output is compared correctly with f32 arguments.
+    pub fn out_of(&mut self, name: &'static str, v: Unknown<'env>, elem: Elem, len: usize) -> Result<Out> {
+        let raw = self.exact(name, v, elem, len)?;
         self.outs.push(Span::of(&raw));
         Ok(Out(raw))
     }
@@ -331,6 +337,7 @@ pub struct Checked<'env>(PhantomData<&'env ()>);
 
 impl<'env> Checked<'env> {
     pub fn f32s_mut(&self, b: Out) -> &'env mut [f32] {
+        assert!(b.0.elem == Elem::F32, "internal: {} is not f32", b.0.name);
         // SAFETY: b comes from `Call::out`/`rows_out` of this call (only this module makes
         // an Out) and is consumed, so this is its only slice: a live, 4-byte aligned,
         // non-null Float32Array of `len` elements that no other argument overlaps (checked
@@ -342,6 +349,13 @@ impl<'env> Checked<'env> {
         assert!(b.0.elem == Elem::F32, "internal: {} is not f32", b.0.name);
         // SAFETY: as for `f32s_mut`; inputs are only read, and no output overlaps them.
         unsafe { std::slice::from_raw_parts(b.0.ptr as *const f32, b.0.len) }
+    }
+
+    /// A checked bf16 output's bits.
+    pub fn u16s_mut(&self, b: Out) -> &'env mut [u16] {
+        assert!(b.0.elem == Elem::U16, "internal: {} is not bf16", b.0.name);
+        // SAFETY: as for `f32s_mut`, for a Uint16Array (2-byte aligned, checked by `typed`).
+        unsafe { std::slice::from_raw_parts_mut(b.0.ptr as *mut u16, b.0.len) }
     }
 
     /// A checked bf16 input's bits.

@@ -366,6 +366,7 @@ macro_rules! napi_arg {
         $( let $v = _rows; )?
     };
     (outs $k:ident $a:ident out [$len:expr]) => { let $a = $k.out(stringify!($a), $a, $len)?; };
+    (outs $k:ident $a:ident out_bf16 [$len:expr]) => { let $a = $k.out_of(stringify!($a), $a, Elem::U16, $len)?; };
     (outs $k:ident $a:ident out_opt [$len:expr]) => {
         let $a = match $a {
             Some(x) => Some($k.out(stringify!($a), x, $len)?),
@@ -387,6 +388,7 @@ macro_rules! napi_arg {
     };
     (ins $k:ident $a:ident ids [$len:expr, $lim:expr]) => { let $a = $k.ids(stringify!($a), $a, $len, $lim, None)?; };
     (slices $c:ident $a:ident out $s:tt) => { let $a = $c.f32s_mut($a); };
+    (slices $c:ident $a:ident out_bf16 $s:tt) => { let $a = $c.u16s_mut($a); };
     (slices $c:ident $a:ident rows_out $s:tt) => { let $a = $c.f32s_mut($a); };
     (slices $c:ident $a:ident out_opt $s:tt) => { let $a = $a.map(|x| $c.f32s_mut(x)); };
     (slices $c:ident $a:ident inp $s:tt) => { let $a = $c.f32s($a); };

@@ -77,8 +77,8 @@ unsafe fn s<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
 }
 
 /// # Safety
-/// `ptr` points to `len` live, aligned f32 that no other slice of this call aliases.
-unsafe fn m<'a>(ptr: *mut f32, len: usize) -> &'a mut [f32] {
+/// `ptr` points to `len` live, aligned elements that no other slice of this call aliases.
+unsafe fn m<'a, T>(ptr: *mut T, len: usize) -> &'a mut [T] {
     if len == 0 {
         return &mut [];
     }
@@ -263,6 +263,7 @@ macro_rules! wasm_kernel {
         wasm_kernel! { @fn $name [$($sig)*] ( $($args)* ) $($body)* }
     };
     (@ty out) => { *mut f32 };
+    (@ty out_bf16) => { *mut u16 };
     (@ty out_opt) => { *mut f32 };
     (@ty rows_out) => { *mut f32 };
     (@ty inp) => { *const f32 };
@@ -332,6 +333,7 @@ macro_rules! wasm_arg {
     };
     (ids $a:ident ids [$len:expr $(, $rest:expr)*]) => { let $a = s($a, $len); };
     (bufs $a:ident out [$len:expr]) => { let $a = m($a, $len); };
+    (bufs $a:ident out_bf16 [$len:expr]) => { let $a = m($a, $len); };
     (bufs $a:ident inp [$len:expr]) => { let $a = s($a, $len); };
     (bufs $a:ident out_opt [$len:expr]) => { let $a = if $a.is_null() { None } else { Some(m($a, $len)) }; };
     (bufs $a:ident inp_opt [$len:expr]) => { let $a = if $a.is_null() { None } else { Some(s($a, $len)) }; };
