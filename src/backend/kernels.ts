@@ -177,6 +177,9 @@ export const KERNELS = {
     scratch: true,
   },
 
+  /** out (N, bf16 bits) = x (N) rounded to bf16, ties to even: the bf16 copy of the master weights in mixed-precision training. */
+  roundBf16: { args: [compactOut('out', 'N', 'bf16'), inp('x', 'N'), dim('N')] },
+
   /** Causal self-attention: out (B,T,C), lse (B,NH,T) from qkv (B,T,3C); dropout on the weights. */
   attentionForward: {
     args: [out('out', 'B*T*C'), out('lse', 'B*NH*T'), inp('qkv', 'B*T*3*C'), dim('B'), dim('T'), dim('C'), dim('NH'), dropout(true)],

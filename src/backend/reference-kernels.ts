@@ -238,6 +238,11 @@ export function matmulBackward(dinp: FloatArray, dweight: FloatArray | null, dbi
   }
 }
 
+/** out (N) = bf16(x (N)), as bits. */
+export function roundBf16(out: Uint16Array, x: FloatArray, N: number): void {
+  for (let i = 0; i < N; i++) out[i] = bf16Round(x[i]);
+}
+
 /**
  * The backward of matmulForwardBf16 (bf16 mixed precision): matmulBackward over bf16(dout),
  * bf16(inp) and the bf16 weight; dbias from dout unrounded. Accumulates as matmulBackward.
@@ -608,6 +613,7 @@ export const referenceKernels: Kernels<FloatArray, Int32Array, Uint16Array, Int8
   matmulForwardQ8,
   matmulBackward,
   matmulBackwardBf16,
+  roundBf16,
   attentionForward,
   attentionBackward,
   attentionDecode,

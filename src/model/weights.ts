@@ -146,7 +146,7 @@ export class Bf16Copy {
   sync(): void {
     const version = this.backend.version(this.master.buffer);
     if (version === this.synced) return;
-    for (const { master, copy } of this.pairs) this.backend.write(copy, toBf16(this.backend.read(master) as Float32Array));
+    for (const { master, copy } of this.pairs) this.backend.roundBf16(copy, master, master.length);
     this.synced = version;
   }
 

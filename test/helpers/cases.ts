@@ -517,5 +517,12 @@ export function buildCases(): KernelCase[] {
     cases.push({ kernel: 'copyRowsBf16', label: `copyRowsBf16 R=${R} C=${C}`, buffers: { out: toBf16(randn(r, R * C)), inp: toBf16(randn(r, R * C)) }, rtol: 0, args: { R, C } });
   }
 
+  // The bf16 copy of the master weights (mixed precision): ties, tiny and huge values, NaN.
+  for (const N of [1, 7, 100_000]) {
+    const r = next();
+    const x = randn(r, N, 3);
+    if (N > 4) x.set([1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, Number.NaN, -0]);
+    cases.push({ kernel: 'roundBf16', label: `roundBf16 N=${N}`, buffers: { out: new Uint16Array(N).fill(0x1234), x }, rtol: 0, args: { N } });
+  }
   return cases;
 }

@@ -204,6 +204,14 @@ macro_rules! for_each_kernel {
                 call: mixed::matmul_backward_bf16(par, scratch, dinp, dweight, dbias, dout, inp, weight, n, c, oc, overwrite_dinp),
             }
 
+            // out (N) = bf16(x (N)): the once-per-update bf16 copy of the master weights (mixed.rs).
+            "roundBf16" round_bf16 [node wasm] (out: out_bf16[n], x: inp[n], n: dim["N"]) {
+                lens: [],
+                checks: [],
+                run: pool(par),
+                call: mixed::round_bf16(par, out, x, n),
+            }
+
             // Causal self-attention: out (B,T,C), lse (B,NH,T) from qkv (B,T,3C), dropout
             // on the attention weights (p = 0: none).
             "attentionForward" attention_forward [node wasm] (
