@@ -9,7 +9,10 @@ import type { Backend } from '../src/backend/backend.js';
 import { GPT } from '../src/model/gpt.js';
 import { TokenDataset } from '../src/train/data.js';
 import { AdamW } from '../src/train/optimizer.js';
+import { finetune } from '../src/train/finetune.js';
 import { train } from '../src/train/train.js';
+import { Tokenizer } from '../src/tokenizer/tokenizer.js';
+import { classificationTask } from './helpers/synthetic-tasks.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { expectClose } from './helpers/compare.js';
 import { useScratchDir } from './helpers/folders.js';
@@ -112,5 +115,24 @@ describe('bf16 mixed precision: resume and bf16 models', () => {
     await expect(train({ model: int8, data: data(), steps: 1 })).rejects.toThrow(/^train: the model holds int8 weights; training and adapters need f32 master weights/);
     await expect(train({ model: GPT.create(CONFIG), data: data(), steps: 1, precision: 'fp16' as never })).rejects.toThrow(`train: precision must be one of 'f32', 'bf16', got "fp16"`);
     for (const m of [model, twin, int8]) m.dispose();
+  });
+
+  it('finetune in bf16 follows the f32 run (a synthetic task from scratch), and restores the precision', async () => {
+    const tokenizer = Tokenizer.trainFromTexts(['abcdefghx'], { type: 'char' });
+    const base = { vocabSize: tokenizer.vocabSize, blockSize: 32, nLayer: 2, nHead: 2, nEmbd: 32, seed: 1 };
+    const go = async (precision: 'f32' | 'bf16') => {
+      const model = GPT.create(base);
+      const r = await finetune({ model, tokenizer, task: { type: 'classification', train: classificationTask(200, 1), validation: classificationTask(100, 2) }, epochs: 2, batchSize: 16, lr: 3e-3, dropout: 0, clfDropout: 0, precision });
+      expect(model.precision).toBe('f32');
+      expect(r.model.model.precision).toBe('f32');
+      r.model.dispose();
+      model.dispose();
+      return r;
+    };
+    const f32 = await go('f32');
+    const bf16 = await go('bf16');
+    expect(bf16.losses.length).toBe(f32.losses.length);
+    for (let i = 0; i < f32.losses.length; i++) expect(Math.abs(bf16.losses[i] - f32.losses[i]), `update ${i + 1}`).toBeLessThan(0.05 * f32.losses[i] + 0.01);
+    expect(Math.abs(bf16.validation!.accuracy! - f32.validation!.accuracy!)).toBeLessThanOrEqual(0.05);
   });
 });

@@ -14,6 +14,7 @@
 // instead of config.json and model.safetensors, naming --model as its base, which `eval`
 // and `predict` load it onto (--merge saves the merged model instead).
 
+import { PRECISIONS, type Precision } from '../model/weights.js';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -50,6 +51,7 @@ export const FINETUNE_SPEC: CommandSpec = {
     'max-length': { type: 'string', value: 'N', help: 'longest input in tokens; longer ones are cut (default: the model\'s block size)' },
     seed: { type: 'string', value: 'N', help: 'seed of the example order and the head (default 1337)' },
     'checkpoint-every': { type: 'string', value: 'N', help: 'also checkpoint every N updates (default 0: after every epoch only)' },
+    precision: { type: 'string', value: 'P', help: 'f32 (default) or bf16: mixed precision, the matmuls in bf16 with f32 accumulation, master weights and optimizer in f32' },
     lora: { type: 'string', value: 'R', help: `LoRA of rank R instead of full fine-tuning: the model stays frozen, an adapter and the head train (lr default ${LORA_LR_RATIO}× full fine-tuning's); --out gets a PEFT adapter folder` },
     'lora-alpha': { type: 'string', value: 'X', help: `LoRA alpha: the branches are scaled by alpha / R (default ${LORA_DEFAULTS.alpha})` },
     'lora-dropout': { type: 'string', value: 'P', help: `dropout on the LoRA branches' inputs (default ${LORA_DEFAULTS.dropout})` },
@@ -100,6 +102,7 @@ interface FinetuneSettings {
   /** LoRA settings, or null for full fine-tuning. */
   lora: { rank: number; alpha: number; dropout: number; targets: string[] | typeof ALL_LINEAR } | null;
   merge: boolean;
+  precision: Precision;
 }
 
 /** Flags → settings. With --resume, run.json in --out supplies every flag not given. */
@@ -156,6 +159,7 @@ async function resolveSettings(values: Record<string, string | boolean | undefin
     checkpointEvery: intValue(values, 'checkpoint-every', saved.checkpointEvery ?? 0, 0),
     lora,
     merge,
+    precision: choiceValue(values, 'precision', PRECISIONS) ?? saved.precision ?? 'f32',
   };
   if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
   return settings;
@@ -230,6 +234,7 @@ export async function finetuneCommand(argv: string[]): Promise<number> {
       onWarning: (message) => progress.note(message),
       signal: stop.signal,
       lora,
+      precision: s.precision,
     });
     progress.finish();
     if (r.addedTokens.length > 0) log(`added ${r.addedTokens.join(' ')} to the tokenizer and the embedding`);

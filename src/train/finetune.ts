@@ -63,13 +63,14 @@ import { FineTunedGPT, type EncodedTaskData, type LossParts, type TaskDefinition
 import type { TaskMetrics } from '../tasks/metrics.js';
 import type { TaskExample, TaskType } from '../tasks/transform.js';
 import type { GPT } from '../model/gpt.js';
+import type { Precision } from '../model/weights.js';
 import { LoraAdapter, resolveLoraConfig, targetedSites, type LoraConfig, type LoraOptions } from '../model/lora.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { AdamW } from './optimizer.js';
 import { uniformInt } from '../backend/rng.js';
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 import { trainerHeader, loadTaskCheckpoint, repairCheckpoint, resumeSource, saveCheckpoint, type FineTuneTrainerState } from './checkpoint.js';
-import { runStepLoop } from './loop.js';
+import { runStepLoop, trainingPrecision } from './loop.js';
 
 export interface FineTuneTask {
   type: TaskType;
@@ -190,6 +191,8 @@ export interface FineTuneOptions {
   resume?: boolean | 'auto' | string;
   /** Stops after the current update (with a checkpoint if checkpointDir is set). */
   signal?: AbortSignal;
+  /** 'bf16': mixed precision, as train's (GPT.precision). Default 'f32' ('bf16' for a model held in bf16). */
+  precision?: Precision;
   /**
    * LoRA instead of full fine-tuning: the model is frozen and a low-rank adapter (rank,
    * alpha, dropout, targets: src/model/lora.ts, defaults LORA_DEFAULTS) is trained with the
@@ -240,7 +243,6 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   if (options === null || typeof options !== 'object') throw new Error('finetune: options must be an object');
   const { model, tokenizer, task, onStep, checkpointDir, signal } = options;
   if (model === null || typeof model !== 'object' || typeof model.trainForward !== 'function') throw new Error('finetune: model must be a GPT');
-  model.checkTrainable('finetune');
   if (tokenizer === null || typeof tokenizer !== 'object' || typeof tokenizer.encode !== 'function') throw new Error('finetune: tokenizer must be a Tokenizer');
   if (task === null || typeof task !== 'object') throw new Error('finetune: task must be { type, train, validation?, labels? }');
   const o = resolve(options, model.config.nEmbd);
@@ -257,7 +259,15 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   };
 
   if (model.adapter !== null) throw new Error('finetune: the model has a LoRA adapter attached; merge it (model.mergeAdapter()) or detach it first');
-  const prepared = prepareForTask(model, tokenizer, { dropout: o.dropout });
+  const restorePrecision = trainingPrecision(model, options.precision, 'finetune');
+  let prepared: ReturnType<typeof prepareForTask>;
+  try {
+    prepared = prepareForTask(model, tokenizer, { dropout: o.dropout });
+    if (prepared.rebuilt) prepared.model.precision = model.precision;
+  } catch (err) {
+    restorePrecision();
+    throw err;
+  }
   let ft: FineTunedGPT;
   try {
     if (o.lora !== null) prepared.model.attachAdapter(LoraAdapter.create(prepared.model.config, o.lora, o.seed, prepared.model.backend));
@@ -265,6 +275,7 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   } catch (err) {
     if (prepared.rebuilt) prepared.model.dispose();
     else prepared.model.detachAdapter()?.dispose();
+    restorePrecision();
     throw err;
   }
   // What the optimizer and the clip see: the model, or (LoRA) its adapter, and the head.
@@ -386,7 +397,9 @@ export async function finetune(options: FineTuneOptions): Promise<FineTuneResult
   } finally {
     adamModel.dispose();
     adamHead.dispose();
+    restorePrecision();
   }
+  if (prepared.rebuilt) ft.model.precision = 'f32'; // the caller's model was restored above
   return {
     model: ft,
     steps: run.step,
