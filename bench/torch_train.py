@@ -135,9 +135,14 @@ def build(job):
     return model, adamw(model.parameters(), job.get('optim', {}))
 
 
-def train_step(model, opt, x, y, clip):
+def train_step(model, opt, x, y, clip, autocast=None):
     opt.zero_grad(set_to_none=True)
-    loss = model(x, y)
+    if autocast == 'bf16':
+        # CPU autocast: matmuls (linear, bmm) in bf16, reductions and the loss in f32.
+        with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+            loss = model(x, y)
+    else:
+        loss = model(x, y)
     loss.backward()
     if clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
@@ -162,7 +167,7 @@ def cmd_bench(job):
         x, y = random_batch(gen, V, B, T)
         c0 = time.process_time()
         t0 = time.perf_counter()
-        loss = train_step(model, opt, x, y, job.get('clip', 1.0))
+        loss = train_step(model, opt, x, y, job.get('clip', 1.0), job.get('autocast'))
         loss.item()
         dt = time.perf_counter() - t0
         if i >= job['warmup']:

@@ -5,7 +5,8 @@
 // TypeScript around them) next to PyTorch's profiler at the same shape.
 //
 //   node bench/benchmark.js train [--quick] [--threads 1,2] [--configs nano,gpt2]
-//                                 [--no-torch] [--no-profile] [--profile-threads N]
+//                                 [--no-torch] [--no-profile] [--profile-threads N] [--no-bf16]
+//   (each config also runs in bf16 mixed precision, next to PyTorch's CPU autocast to bf16)
 //   (npm run bench:train)
 //   node bench/benchmark.js quality ...   → bench/suites/train.quality.js (npm run bench:quality)
 //
@@ -366,6 +367,24 @@ export function renderTrain(doc) {
     }
   }
   L.push('');
+  if (doc.configs.some((c) => c.rows.some((r) => r.ferrogptBf16))) {
+    L.push('## bf16 mixed precision');
+    L.push('');
+    L.push("ferrogpt with `precision: 'bf16'` (GPT.precision: the matmuls read a bf16 copy of the weights, re-rounded once per update, and bf16-rounded activations, accumulating in f32; master weights, gradients, AdamW, LayerNorm, softmax and attention in f32) against its own f32 step (target ≥ 1.4× on GPT-2 small), and PyTorch's CPU autocast to bf16 (`torch.autocast('cpu', dtype=torch.bfloat16)` around the forward) in the same run.");
+    L.push('');
+    L.push('| config | threads | ferrogpt bf16 tok/s | vs ferrogpt f32 | PyTorch bf16 autocast tok/s | PyTorch bf16 vs its f32 | ferrogpt bf16 / PyTorch bf16 |');
+    L.push('|---|--:|--:|--:|--:|--:|--:|');
+    for (const c of doc.configs) {
+      for (const row of c.rows) {
+        const b = row.ferrogptBf16;
+        const tb = row.torchBf16;
+        if (!b) continue;
+        const r = (x, y) => (x?.tokPerS && y?.tokPerS ? (x.tokPerS / y.tokPerS).toFixed(2) : 'n/a');
+        L.push(`| ${c.name} | ${row.threads} | ${b.error ? `error: ${b.error}` : fx(b.tokPerS)} | ${r(b, row.ferrogpt)} | ${tb?.error ? `error: ${tb.error}` : fx(tb?.tokPerS)} | ${r(tb, row.torch)} | ${r(b, tb)} |`);
+      }
+    }
+    L.push('');
+  }
   if (doc.profiles?.length) {
     L.push('## Where the time goes');
     L.push('');
@@ -423,7 +442,7 @@ export function renderTrain(doc) {
 // ---------------------------------------------------------------- main
 
 function parseArgs(argv) {
-  const a = { suite: 'train', quick: false, threads: [1, 2], configs: ['nano', 'gpt2'], torch: true, profile: true, profileThreads: null, install: true };
+  const a = { suite: 'train', quick: false, threads: [1, 2], configs: ['nano', 'gpt2'], torch: true, profile: true, profileThreads: null, install: true, bf16: true };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === '--quick') a.quick = true;
@@ -433,8 +452,9 @@ function parseArgs(argv) {
     else if (s === '--no-profile') a.profile = false;
     else if (s === '--profile-threads') a.profileThreads = Number(argv[++i]);
     else if (s === '--no-install') a.install = false;
+    else if (s === '--no-bf16') a.bf16 = false;
     else if (s === '-h' || s === '--help') {
-      console.log('usage: node bench/benchmark.js train [--quick] [--threads 1,2] [--configs nano,gpt2] [--no-torch] [--no-profile] [--profile-threads N] [--no-install]');
+      console.log('usage: node bench/benchmark.js train [--quick] [--threads 1,2] [--configs nano,gpt2] [--no-torch] [--no-profile] [--profile-threads N] [--no-bf16] [--no-install]');
       process.exit(0);
     } else if (!s.startsWith('-')) a.suite = s;
     else throw new Error(`unknown option ${s}`);
@@ -511,6 +531,24 @@ async function runTrain(args, log) {
         row.torch = summarize(torchRun('bench', job, threads), tokens);
         log(`PyTorch  ${threads}T: ${row.torch.error ?? `${fx(row.torch.tokPerS)} tok/s (median ${ms(row.torch.median_s * 1e3)} ms)`}`);
         if (row.ferrogpt?.tokPerS && row.torch?.tokPerS) log(`ratio ${(row.ferrogpt.tokPerS / row.torch.tokPerS).toFixed(2)} (target ≥ ${cfg.target})`);
+      }
+      if (args.bf16) {
+        // bf16 mixed precision: the same model and optimizer, GPT.precision 'bf16' (train's
+        // precision option), next to PyTorch's CPU autocast to bf16.
+        try {
+          mo.model.precision = 'bf16';
+          row.ferrogptBf16 = summarize(ferroBench(lib, cfg, mo.model, mo.opt, threads, warmup, steps), tokens);
+        } catch (e) {
+          row.ferrogptBf16 = { error: e.message.split('\n')[0] };
+        } finally {
+          mo.model.precision = 'f32';
+        }
+        log(`ferrogpt bf16 ${threads}T: ${row.ferrogptBf16.error ?? `${fx(row.ferrogptBf16.tokPerS)} tok/s (median ${ms(row.ferrogptBf16.median_s * 1e3)} ms)`}`);
+        if (args.torch) {
+          const job = { model: cfg.model, batch: cfg.batch, threads, warmup, steps, clip: 1.0, optim: { lr: 1e-3, betas: [0.9, 0.99], weightDecay: 0.1 }, autocast: 'bf16' };
+          row.torchBf16 = summarize(torchRun('bench', job, threads), tokens);
+          log(`PyTorch bf16 autocast ${threads}T: ${row.torchBf16.error ?? `${fx(row.torchBf16.tokPerS)} tok/s (median ${ms(row.torchBf16.median_s * 1e3)} ms)`}`);
+        }
       }
     }
     if (args.profile) {
