@@ -29,7 +29,7 @@ const cli = join(root, 'dist', 'src', 'cli', 'index.js');
 const DTYPES = ['f32', 'bf16', 'int8'];
 
 function parse(argv) {
-  const a = { steps: 600, retrain: false, quick: false, windows: 40, newTokens: 200 };
+  const a = { steps: 250, retrain: false, quick: false, windows: 40, newTokens: 200 };
   for (let i = 0; i < argv.length; i++) {
     const s = argv[i];
     if (s === 'compact') continue;
