@@ -48,54 +48,67 @@ function roundingAttention(be: Backend): Backend {
   });
 }
 
+/**
+ * One prefill call (a right-padded batch of prompts of different lengths) then decode steps
+ * of one token per sequence, each at its own position, on a cache of `dtype`; returns the
+ * worst difference from full causal attention per sequence (over bf16-rounded k and v for a
+ * bf16 cache), and the cache and the sequences' qkv for further checks. The caller frees k, v.
+ */
+function prefillThenDecode(be: Backend, dtype: 'f32' | 'bf16', seed: number) {
+  const rng = mulberry32(seed);
+  const C = 36; // HS = 12: not a multiple of any SIMD width
+  const NH = 3;
+  const maxT = 13;
+  const lens = [5, 1, 9]; // prompt lengths
+  const B = lens.length;
+  const steps = 4;
+  const decode = (dtype === 'f32' ? be.attentionDecode : be.attentionDecodeBf16).bind(be) as (out: Tensor, k: Tensor, v: Tensor, qkv: Tensor, pos: Tensor, B: number, Tq: number, C: number, NH: number, maxT: number) => void;
+  const spec = (qkv: Float32Array) => (dtype === 'f32' ? qkv : roundKV(qkv, C));
+  // Every token's qkv, per sequence: (total, 3C).
+  const seqs = lens.map((n) => randn(rng, (n + steps) * 3 * C));
+  const k = be.alloc(B * maxT * C, dtype);
+  const v = be.alloc(B * maxT * C, dtype);
+  const pos = be.alloc(B, 'i32');
+  // Prefill: one call, prompts right-padded to Tq = max length (padding qkv is junk).
+  const Tq = Math.max(...lens);
+  const qkv = randn(rng, B * Tq * 3 * C, 10);
+  lens.forEach((n, b) => qkv.set(seqs[b].subarray(0, n * 3 * C), b * Tq * 3 * C));
+  const qkvT = be.alloc(B * Tq * 3 * C);
+  const outT = be.alloc(B * Tq * C);
+  be.write(qkvT, qkv);
+  be.write(pos, new Int32Array(B));
+  decode(outT, k, v, qkvT, pos, B, Tq, C, NH, maxT);
+  const out = be.read(outT) as Float32Array;
+  let worst = 0;
+  lens.forEach((n, b) => {
+    const want = fullAttention(spec(seqs[b].subarray(0, n * 3 * C)), n, C, NH);
+    worst = Math.max(worst, diff(out.subarray(b * Tq * C, (b * Tq + n) * C), want).maxAbs);
+  });
+  // Decode: one token per sequence per call, each at its own position.
+  const q1 = be.alloc(B * 3 * C);
+  const o1 = be.alloc(B * C);
+  for (let s = 0; s < steps; s++) {
+    const step = new Float32Array(B * 3 * C);
+    lens.forEach((n, b) => step.set(seqs[b].subarray((n + s) * 3 * C, (n + s + 1) * 3 * C), b * 3 * C));
+    be.write(q1, step);
+    be.write(pos, Int32Array.from(lens.map((n) => n + s)));
+    decode(o1, k, v, q1, pos, B, 1, C, NH, maxT);
+    const got = be.read(o1) as Float32Array;
+    lens.forEach((n, b) => {
+      const T = n + s + 1;
+      const want = fullAttention(spec(seqs[b].subarray(0, T * 3 * C)), T, C, NH).subarray((T - 1) * C);
+      worst = Math.max(worst, diff(got.subarray(b * C, (b + 1) * C), want).maxAbs);
+    });
+  }
+  for (const t of [pos, qkvT, outT, q1, o1]) be.free(t);
+  return { worst, k, v, seqs, lens, steps, C, NH, maxT };
+}
+
 describeEachBackend('attentionDecode kernel', (be: Backend) => {
   it('prefill (right-padded batch) then decode steps equal full causal attention per sequence', () => {
-    const rng = mulberry32(7);
-    const C = 36; // HS = 12: not a multiple of any SIMD width
-    const NH = 3;
-    const maxT = 13;
-    const lens = [5, 1, 9]; // prompt lengths
-    const B = lens.length;
-    const steps = 4;
-    const total = lens.map((n) => n + steps);
-    // Every token's qkv, per sequence: (total, 3C).
-    const seqs = total.map((n) => randn(rng, n * 3 * C));
-    const k = be.alloc(B * maxT * C);
-    const v = be.alloc(B * maxT * C);
-    const pos = be.alloc(B, 'i32');
-    // Prefill: one call, prompts right-padded to Tq = max length (padding qkv is junk).
-    const Tq = Math.max(...lens);
-    const qkv = randn(rng, B * Tq * 3 * C, 10);
-    lens.forEach((n, b) => qkv.set(seqs[b].subarray(0, n * 3 * C), b * Tq * 3 * C));
-    const qkvT = be.alloc(B * Tq * 3 * C);
-    const outT = be.alloc(B * Tq * C);
-    be.write(qkvT, qkv);
-    be.write(pos, new Int32Array(B));
-    be.attentionDecode(outT, k, v, qkvT, pos, B, Tq, C, NH, maxT);
-    const out = be.read(outT) as Float32Array;
-    let worst = 0;
-    lens.forEach((n, b) => {
-      const want = fullAttention(seqs[b].subarray(0, n * 3 * C), n, C, NH);
-      worst = Math.max(worst, diff(out.subarray(b * Tq * C, (b * Tq + n) * C), want).maxAbs);
-    });
-    // Decode: one token per sequence per call, each at its own position.
-    const q1 = be.alloc(B * 3 * C);
-    const o1 = be.alloc(B * C);
-    for (let s = 0; s < steps; s++) {
-      const step = new Float32Array(B * 3 * C);
-      lens.forEach((n, b) => step.set(seqs[b].subarray((n + s) * 3 * C, (n + s + 1) * 3 * C), b * 3 * C));
-      be.write(q1, step);
-      be.write(pos, Int32Array.from(lens.map((n) => n + s)));
-      be.attentionDecode(o1, k, v, q1, pos, B, 1, C, NH, maxT);
-      const got = be.read(o1) as Float32Array;
-      lens.forEach((n, b) => {
-        const T = n + s + 1;
-        const want = fullAttention(seqs[b].subarray(0, T * 3 * C), T, C, NH).subarray((T - 1) * C);
-        worst = Math.max(worst, diff(got.subarray(b * C, (b + 1) * C), want).maxAbs);
-      });
-    }
+    const { worst, k, v } = prefillThenDecode(be, 'f32', 7);
     expect(worst).toBeLessThanOrEqual(1e-5);
-    for (const t of [k, v, pos, qkvT, outT, q1, o1]) be.free(t);
+    for (const t of [k, v]) be.free(t);
   });
 
   it('padding rows past the end of the cache are skipped (output 0), real rows unaffected', () => {
@@ -139,46 +152,7 @@ describeEachBackend('attentionDecode kernel', (be: Backend) => {
 
 describeEachBackend('attentionDecodeBf16 kernel', (be: Backend) => {
   it('prefill (right-padded batch) then decode steps equal full causal attention over bf16-rounded k, v; the cache holds bf16(k), bf16(v)', () => {
-    const rng = mulberry32(21);
-    const C = 36; // HS = 12: not a multiple of any SIMD width
-    const NH = 3;
-    const maxT = 13;
-    const lens = [5, 1, 9];
-    const B = lens.length;
-    const steps = 4;
-    const seqs = lens.map((n) => randn(rng, (n + steps) * 3 * C));
-    const k = be.alloc(B * maxT * C, 'bf16');
-    const v = be.alloc(B * maxT * C, 'bf16');
-    const pos = be.alloc(B, 'i32');
-    const Tq = Math.max(...lens);
-    const qkv = randn(rng, B * Tq * 3 * C, 10);
-    lens.forEach((n, b) => qkv.set(seqs[b].subarray(0, n * 3 * C), b * Tq * 3 * C));
-    const qkvT = be.alloc(B * Tq * 3 * C);
-    const outT = be.alloc(B * Tq * C);
-    be.write(qkvT, qkv);
-    be.write(pos, new Int32Array(B));
-    be.attentionDecodeBf16(outT, k, v, qkvT, pos, B, Tq, C, NH, maxT);
-    const out = be.read(outT) as Float32Array;
-    let worst = 0;
-    lens.forEach((n, b) => {
-      const want = fullAttention(roundKV(seqs[b].subarray(0, n * 3 * C), C), n, C, NH);
-      worst = Math.max(worst, diff(out.subarray(b * Tq * C, (b * Tq + n) * C), want).maxAbs);
-    });
-    const q1 = be.alloc(B * 3 * C);
-    const o1 = be.alloc(B * C);
-    for (let s = 0; s < steps; s++) {
-      const step = new Float32Array(B * 3 * C);
-      lens.forEach((n, b) => step.set(seqs[b].subarray((n + s) * 3 * C, (n + s + 1) * 3 * C), b * 3 * C));
-      be.write(q1, step);
-      be.write(pos, Int32Array.from(lens.map((n) => n + s)));
-      be.attentionDecodeBf16(o1, k, v, q1, pos, B, 1, C, NH, maxT);
-      const got = be.read(o1) as Float32Array;
-      lens.forEach((n, b) => {
-        const T = n + s + 1;
-        const want = fullAttention(roundKV(seqs[b].subarray(0, T * 3 * C), C), T, C, NH).subarray((T - 1) * C);
-        worst = Math.max(worst, diff(got.subarray(b * C, (b + 1) * C), want).maxAbs);
-      });
-    }
+    const { worst, k, v, seqs, lens, steps, C, NH, maxT } = prefillThenDecode(be, 'bf16', 21);
     expect(worst).toBeLessThanOrEqual(1e-5);
     // The cache rows of every real token are bf16(k), bf16(v), bit for bit: (B, NH, maxT, HS).
     const HS = C / NH;
@@ -195,7 +169,7 @@ describeEachBackend('attentionDecodeBf16 kernel', (be: Backend) => {
         }
       }
     });
-    for (const t of [k, v, pos, qkvT, outT, q1, o1]) be.free(t);
+    for (const t of [k, v]) be.free(t);
   });
 
   it('rejects an f32 cache, and a cache that overlaps another argument', () => {
