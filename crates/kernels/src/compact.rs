@@ -58,6 +58,7 @@ pub fn bf16_widen(h: u16) -> f32 {
 
 /// Quantizes x (a multiple of 32 floats) into q (same length) and one scale per block of
 /// 32 into d (x.len() / 32): the definition of the int8 format (see the module comment).
+#[inline]
 pub fn q8_quantize(x: &[f32], q: &mut [i8], d: &mut [f32]) {
     for ((xb, qb), db) in x.chunks_exact(Q8_BLOCK).zip(q.chunks_exact_mut(Q8_BLOCK)).zip(d.iter_mut()) {
         let amax = xb.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
