@@ -65,7 +65,8 @@ pub(super) fn has_bf16_dot() -> bool {
 
 /// The activations as the integer kernels read them, in `scratch` (q8_scratch_floats):
 /// xs (N, C64) the spec's q_x as i8 (zero past C); aux (N, C64 bytes): for Vnni, per
-/// 4-byte group 128 · Σ q_x as i32 (the offset's correction), else |q_x| as u8; dxl
+/// 4-byte group −128 · Σ q_x as i32 (the offset's correction, negated: vpdpbusd
+/// starts from it, which saves a subtraction per step), else |q_x| as u8; dxl
 /// (N, C64/4): for each i32 lane of a 64-byte step, the d_x of its block (lanes 0-7 the
 /// first block, 8-15 the second); d (N, C/32) the block scales themselves.
 /// Returns (xs, aux, dxl, d) as pointers into scratch.
@@ -117,7 +118,7 @@ unsafe fn fill(xs: &mut [u8], aux: &mut [u8], dxl: &mut [f32], d: &mut [f32], in
             if path == Q8Path::Vnni {
                 let s: i32 = (0..4).map(|i| xs[r * cp + 4 * lane + i] as i8 as i32).sum();
                 let at = r * cp + 4 * lane;
-                aux[at..at + 4].copy_from_slice(&(128 * s).to_ne_bytes());
+                aux[at..at + 4].copy_from_slice(&(-128 * s).to_ne_bytes());
             }
         }
     }
@@ -209,8 +210,8 @@ unsafe fn q8_avx512<const R: usize, const VNNI: bool>(a: &Q8Args, o0: usize, o1:
                 let xv = _mm512_loadu_si512(a.xs.add(at) as *const __m512i); // (64,) q_x
                 let isum = if VNNI {
                     // Σ (w + 128) x − 128 Σ x = Σ w x, per 4 bytes; past C both are 0.
-                    let corr = _mm512_loadu_si512(a.aux.add(at) as *const __m512i); // (16,) i32
-                    _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, xv), corr)
+                    let negcorr = _mm512_loadu_si512(a.aux.add(at) as *const __m512i); // (16,) i32
+                    _mm512_dpbusd_epi32(negcorr, wu, xv)
                 } else {
                     let xa = _mm512_loadu_si512(a.aux.add(at) as *const __m512i); // (64,) |q_x| u8
                     let neg = _mm512_movepi8_mask(xv);
