@@ -11,7 +11,8 @@ import { defineConfig } from 'vitest/config';
 //
 // The kernel comparisons again, in a process of their own, on a backend set by environment:
 // the native addon picks its SIMD level once per process (best the CPU has; FERROGPT_SIMD
-// can only lower it), so the lower x86 levels get projects of their own; so do the wasm
+// can only lower it), so the lower x86 levels get projects of their own (native-avx512:
+// AVX-512 without the BF16/VNNI extensions, simd/x86.rs's ext()); so do the wasm
 // builds below the one the loader picks (relaxed SIMD + threads): simd128 with threads and
 // simd128 on one thread (scalar runs in every process as wasm-scalar,
 // test/helpers/backends.ts), which run the thread checks too.
@@ -20,7 +21,7 @@ const kernelsOn = (name: string, env: Record<string, string>, extra: string[] = 
   extends: true as const,
   test: { name, include: [...KERNEL_FILES, ...extra], env },
 });
-const nativeAt = (simd: 'avx2' | 'scalar') => kernelsOn(`native-${simd}`, { FERROGPT_SIMD: simd, FERROGPT_TEST_BACKENDS: 'native' });
+const nativeAt = (simd: 'avx512' | 'avx2' | 'scalar') => kernelsOn(`native-${simd}`, { FERROGPT_SIMD: simd, FERROGPT_TEST_BACKENDS: 'native' });
 const wasmAt = (variant: 'simd128-threads' | 'simd128') =>
   kernelsOn(`wasm-${variant}`, { FERROGPT_WASM_VARIANT: variant, FERROGPT_TEST_BACKENDS: 'wasm' }, ['test/threads.test.ts']);
 
@@ -39,6 +40,6 @@ export default defineConfig({
     // Native kernels use every core; running test files one at a time keeps the 2-core
     // machines from thrashing.
     fileParallelism: false,
-    projects: [{ extends: true, test: { name: 'all', include: ['test/**/*.test.ts'] } }, nativeAt('avx2'), nativeAt('scalar'), wasmAt('simd128-threads'), wasmAt('simd128')],
+    projects: [{ extends: true, test: { name: 'all', include: ['test/**/*.test.ts'] } }, nativeAt('avx512'), nativeAt('avx2'), nativeAt('scalar'), wasmAt('simd128-threads'), wasmAt('simd128')],
   },
 });

@@ -506,6 +506,40 @@ export function buildCases(): KernelCase[] {
       args: { B, T, C },
     });
   }
+  // The decode GEMVs' x86 paths (crates/kernels/src/compact/x86.rs) at shapes that split
+  // into several column tasks (threads.test.ts compares them across thread counts) and
+  // end in half a 64-byte int8 step (C % 64 == 32) or a partial bf16 vector (C % 32 != 0).
+  for (const [N, C, OC, withBias] of [
+    [1, 160, 900, 1],
+    [4, 96, 1400, 0],
+    [2, 800, 260, 1],
+    [3, 1056, 130, 1],
+  ] as const) {
+    const r = next();
+    const inp = randn(r, N * C);
+    const weightF32 = randn(r, OC * C, 0.2);
+    const out = randn(r, N * OC);
+    const bias = withBias ? { bias: randn(r, OC) } : {};
+    const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
+    for (const accumulate of [false, true]) {
+      const what = `N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`;
+      cases.push({
+        kernel: 'matmulForwardBf16',
+        label: `matmulForwardBf16 ${what}`,
+        buffers: { out, inp, weight: toBf16(weightF32), ...bias },
+        rtol: tol,
+        args: { N, C, OC, accumulate },
+      });
+      const { q, scales } = quantizeQ8(weightF32);
+      cases.push({
+        kernel: 'matmulForwardQ8',
+        label: `matmulForwardQ8 ${what}`,
+        buffers: { out, inp, weight: q, scales, ...bias },
+        rtol: tol,
+        args: { N, C, OC, accumulate },
+      });
+    }
+  }
 
   // ---- bf16 rows (a slot of a bf16 KV cache) ----
   for (const [R, C] of [

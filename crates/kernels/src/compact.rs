@@ -34,6 +34,9 @@ use crate::parallel::SyncPtr;
 use crate::simd::F32Vec;
 use crate::{simd_kernel, Parallel};
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 /// Weights per int8 block (one f32 scale each).
 pub const Q8_BLOCK: usize = 32;
 
@@ -55,6 +58,7 @@ pub fn bf16_widen(h: u16) -> f32 {
 
 /// Quantizes x (a multiple of 32 floats) into q (same length) and one scale per block of
 /// 32 into d (x.len() / 32): the definition of the int8 format (see the module comment).
+#[inline]
 pub fn q8_quantize(x: &[f32], q: &mut [i8], d: &mut [f32]) {
     for ((xb, qb), db) in x.chunks_exact(Q8_BLOCK).zip(q.chunks_exact_mut(Q8_BLOCK)).zip(d.iter_mut()) {
         let amax = xb.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
@@ -81,7 +85,11 @@ pub fn matmul_bf16_scratch_len(n: usize, c: usize, oc: usize, threads: usize) ->
 /// Scratch floats `matmul_forward_q8` needs: the quantized activations (as f32 integers)
 /// and their scales, or the dequantized activations and a widened weight chunk.
 pub fn matmul_q8_scratch_len(n: usize, c: usize, oc: usize, threads: usize) -> usize {
-    n * c + n * c.div_ceil(Q8_BLOCK) + gemm_chunk_scratch(n, c, oc, threads)
+    let generic = n * c + n * c.div_ceil(Q8_BLOCK);
+    // The x86 integer GEMVs keep the activations as bytes, padded to 64 (x86.rs).
+    #[cfg(target_arch = "x86_64")]
+    let generic = if n <= GEMV_ROWS { generic.max(x86::q8_scratch_floats(n, c)) } else { generic };
+    generic + gemm_chunk_scratch(n, c, oc, threads)
 }
 
 fn gemm_chunk_scratch(n: usize, c: usize, oc: usize, threads: usize) -> usize {
@@ -99,6 +107,23 @@ pub fn matmul_forward_bf16(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f
     assert!(out.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c, "matmul_forward_bf16: buffer too small");
     assert!(bias.is_none_or(|b| b.len() >= oc), "matmul_forward_bf16: bias too small");
     let (xr, rest) = scratch.split_at_mut(n * c); // (N, C) bf16(inp), as f32
+    #[cfg(target_arch = "x86_64")]
+    if n <= GEMV_ROWS && x86::has_bf16_dot() {
+        // vdpbf16ps reads the activations as bf16: (N, C) u16 in the first half of xr.
+        // SAFETY: N·C u16 take half of xr's N·C floats; u16 needs less alignment than f32.
+        let xb = unsafe { core::slice::from_raw_parts_mut(xr.as_mut_ptr() as *mut u16, n * c) };
+        for (h, &x) in xb.iter_mut().zip(&inp[..n * c]) {
+            *h = bf16_round(x);
+        }
+        let (dst, xb) = (SyncPtr(out.as_mut_ptr()), &*xb);
+        for_column_tasks(par, n, c, oc, &|o0, o1| {
+            // SAFETY: tasks write disjoint column ranges o0..o1 of out (N, OC); xb holds
+            // N*C and weight OC*C values, as checked above; has_bf16_dot() detected the
+            // instructions.
+            unsafe { x86::gemv_bf16_dot(dst.get(), xb.as_ptr(), weight.as_ptr(), bias_ptr(bias), n, c, oc, o0, o1, accumulate) }
+        });
+        return;
+    }
     for (r, &x) in xr.iter_mut().zip(&inp[..n * c]) {
         *r = bf16_widen(bf16_round(x));
     }
@@ -130,6 +155,18 @@ pub fn matmul_forward_q8(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32
     assert!(c % Q8_BLOCK == 0, "matmul_forward_q8: C must be a multiple of 32");
     assert!(out.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c && scales.len() >= oc * nb, "matmul_forward_q8: buffer too small");
     assert!(bias.is_none_or(|b| b.len() >= oc), "matmul_forward_q8: bias too small");
+    #[cfg(target_arch = "x86_64")]
+    if let (true, Some(path)) = (n <= GEMV_ROWS && c > 0, x86::q8_path()) {
+        let (xs, aux, dxl, d) = x86::q8_prepare(scratch, inp, n, c, path);
+        let a = x86::Q8Args { out: out.as_mut_ptr(), xs, aux, dxl, d, weight: weight.as_ptr(), scales: scales.as_ptr(), bias: bias_ptr(bias), n, c, oc, accumulate };
+        for_column_tasks(par, n, c, oc, &|o0, o1| {
+            // SAFETY: tasks write disjoint column ranges o0..o1 of out (N, OC); the
+            // buffers hold what Q8Args says, as checked above and by q8_prepare; q8_path()
+            // detected the instructions.
+            unsafe { x86::gemv_q8(&a, o0, o1, path) }
+        });
+        return;
+    }
     let (xq, rest) = scratch.split_at_mut(n * c); // (N, C) quantized inp, as f32 integers
     let (xd, rest) = rest.split_at_mut(n * nb); // (N, C/32) their scales
     let mut q = [0i8; Q8_BLOCK];

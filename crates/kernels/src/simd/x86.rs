@@ -33,11 +33,52 @@ fn detect() -> Level {
         Level::Scalar
     };
     // FERROGPT_SIMD lowers the level (never raises it), so tests can cover every path.
+    // (`avx512` keeps the level and turns off the extensions of `ext()`.)
     match std::env::var("FERROGPT_SIMD").as_deref() {
         Ok("scalar") => Level::Scalar,
         Ok("avx2") if hw != Level::Scalar => Level::Avx2,
         _ => hw,
     }
+}
+
+/// AVX-512 extensions that a few kernels use beyond `Level::Avx512` (compact.rs's GEMVs):
+/// bits of `ext()`. Each comes with avx512bw and avx512vl, which their kernels also use.
+pub const EXT_BW: u8 = 1; // avx512bw (with avx512vl): byte and word instructions
+pub const EXT_BF16: u8 = 2; // avx512_bf16: vdpbf16ps, vcvtne2ps2bf16
+pub const EXT_VNNI: u8 = 4; // avx512_vnni: vpdpbusd
+
+static EXT: AtomicU8 = AtomicU8::new(0x80); // 0x80 = not yet detected
+
+fn detect_ext() -> u8 {
+    if best() != Level::Avx512 || !(is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vl")) {
+        return 0;
+    }
+    // FERROGPT_SIMD=avx512: plain AVX-512 (BW kept), so that the tests reach the paths
+    // written for AVX-512 CPUs without BF16/VNNI (Skylake-X) on one that has them.
+    if std::env::var("FERROGPT_SIMD").as_deref() == Ok("avx512") {
+        return EXT_BW;
+    }
+    let mut e = EXT_BW;
+    if is_x86_feature_detected!("avx512bf16") {
+        e |= EXT_BF16;
+    }
+    if is_x86_feature_detected!("avx512vnni") {
+        e |= EXT_VNNI;
+    }
+    e
+}
+
+/// The extensions (EXT_* bits) usable on this CPU at the level `best()` picked: none
+/// below Avx512 (cached after the first call).
+#[inline]
+pub fn ext() -> u8 {
+    let e = EXT.load(Ordering::Relaxed);
+    if e != 0x80 {
+        return e;
+    }
+    let e = detect_ext();
+    EXT.store(e, Ordering::Relaxed);
+    e
 }
 
 /// The best level this CPU supports (cached after the first call).
