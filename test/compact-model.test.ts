@@ -158,6 +158,10 @@ describe('compact weights: folders', () => {
     await expect(GPT.load(out, reference)).rejects.toThrow('GPT.load: transformer.wpe.weight_scale scales a F32 tensor; only I8 tensors have scales');
     await write((n) => n === `${name}_scale`, [[`${name}_scale`, { shape: [2, 100], data: new Float32Array(200) }]]);
     await expect(GPT.load(out, reference)).rejects.toThrow(`GPT.load: ${name}_scale must be F32 of shape [2, 256] (one scale per 32 weights along the input), got F32 [2, 100]`);
+    const q = Int8Array.from(tensors.get(name)!.raw as Int8Array);
+    q[5] = -128;
+    await write((n) => n === name, [[name, { shape: tensors.get(name)!.shape, data: q }]]);
+    await expect(GPT.load(out, reference)).rejects.toThrow(`GPT.load: ${name}[5] is -128; int8 weights are in -127..127`);
     await writeFile(join(out, 'config.json'), JSON.stringify({ ...JSON.parse(JSON.stringify((await import('../src/io/hf-gpt2.js')).configToHF(model.config))), ferrogpt: { dtype: 'int4' } }));
     await expect(GPT.load(out, reference)).rejects.toThrow(`config.json: ferrogpt.dtype: dtype must be one of 'f32', 'bf16', 'int8', got "int4"`);
     await expect(GPT.load(out, { dtype: 'fp8' as never, backend: reference })).rejects.toThrow(`GPT.load: dtype must be one of 'f32', 'bf16', 'int8', got "fp8"`);

@@ -195,7 +195,10 @@ export function storedParamsFromHF(config: GPTConfig, tensors: Map<string, Loade
       if (scale.dtype !== 'F32' || scale.shape.length !== 2 || scale.shape[0] !== want[0] || scale.shape[1] !== want[1]) {
         throw new Error(`${fn}: ${s.name}${SCALE_SUFFIX} must be F32 of shape [${want.join(', ')}] (one scale per 32 weights along the input), got ${scale.dtype} [${scale.shape.join(', ')}]`);
       }
-      out.set(s.name, { dtype: 'int8', data: fromHFLayout(s.name, t.shape, t.raw as Int8Array), scales: fromHFLayout(s.name, scale.shape, scale.raw as Float32Array) });
+      const q = t.raw as Int8Array;
+      const bad = q.indexOf(-128); // the format's values are -127..127, which the kernels rely on
+      if (bad >= 0) throw new Error(`${fn}: ${s.name}[${bad}] is -128; int8 weights are in -127..127 (Q8_0: q = round(x · 127 / amax))`);
+      out.set(s.name, { dtype: 'int8', data: fromHFLayout(s.name, t.shape, q), scales: fromHFLayout(s.name, scale.shape, scale.raw as Float32Array) });
     } else if (scale !== undefined) {
       throw new Error(`${fn}: ${s.name}${SCALE_SUFFIX} scales a ${t.dtype} tensor; only I8 tensors have scales`);
     } else if (t.dtype === 'BF16') {
