@@ -558,5 +558,17 @@ export function buildCases(): KernelCase[] {
     if (N > 4) x.set([1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, Number.NaN, -0]);
     cases.push({ kernel: 'roundBf16', label: `roundBf16 N=${N}`, buffers: { out: new Uint16Array(N).fill(0x1234), x }, rtol: 0, args: { N } });
   }
+  // Compact products past COMPACT_GEMV_ROWS (16) rows: the f32 GEMM over widened chunks of
+  // the weight (several chunks at C = 768, OC = 1500); at or below it, the dot products in
+  // groups of 4 rows (N = 16).
+  for (const [N, C, OC] of [[17, 64, 48], [20, 768, 1500], [16, 96, 70]] as const) {
+    const r = next();
+    const inp = randn(r, N * C);
+    const weightF32 = randn(r, OC * C, 0.2);
+    const { q, scales } = quantizeQ8(weightF32);
+    const buffers = { out: randn(r, N * OC), inp, bias: randn(r, OC) };
+    cases.push({ kernel: 'matmulForwardBf16', label: `matmulForwardBf16 N=${N} C=${C} OC=${OC} accumulate`, buffers: { ...buffers, weight: toBf16(weightF32) }, rtol: TOL_REDUCE, args: { N, C, OC, accumulate: true } });
+    cases.push({ kernel: 'matmulForwardQ8', label: `matmulForwardQ8 N=${N} C=${C} OC=${OC}`, buffers: { ...buffers, weight: q, scales }, rtol: TOL_REDUCE, args: { N, C, OC } });
+  }
   return cases;
 }

@@ -146,29 +146,39 @@ pub(super) struct Q8Args {
 // writes its own columns (gemv_q8's contract); the buffers outlive the for_each.
 unsafe impl Sync for Q8Args {}
 
-/// out[.., o0..o1] of the int8 product on `path`.
+/// out[.., o0..o1] of the int8 product on `path`, for up to COMPACT_GEMV_ROWS rows in
+/// groups of 4 (the registers of one group's accumulators): a task's weight rows come from
+/// memory once, for the first group, and from the cache for the others.
 ///
 /// # Safety
-/// The pointers of `a` are valid for the shapes above, 1 <= N <= 4, C % 32 == 0,
-/// o0 <= o1 <= OC, no one else writes out[.., o0..o1], and the CPU has `path`'s features
-/// (`q8_path` reported it).
+/// The pointers of `a` are valid for the shapes above, 1 <= N <= COMPACT_GEMV_ROWS,
+/// C % 32 == 0, o0 <= o1 <= OC, no one else writes out[.., o0..o1], and the CPU has
+/// `path`'s features (`q8_path` reported it).
 pub(super) unsafe fn gemv_q8(a: &Q8Args, o0: usize, o1: usize, path: Q8Path) {
-    // SAFETY (each arm): the caller's contract; `R` = N selects registers per row.
-    unsafe {
-        match (path, a.n) {
-            (Q8Path::Vnni, 1) => q8_avx512::<1, true>(a, o0, o1),
-            (Q8Path::Vnni, 2) => q8_avx512::<2, true>(a, o0, o1),
-            (Q8Path::Vnni, 3) => q8_avx512::<3, true>(a, o0, o1),
-            (Q8Path::Vnni, _) => q8_avx512::<4, true>(a, o0, o1),
-            (Q8Path::Avx512Bw, 1) => q8_avx512::<1, false>(a, o0, o1),
-            (Q8Path::Avx512Bw, 2) => q8_avx512::<2, false>(a, o0, o1),
-            (Q8Path::Avx512Bw, 3) => q8_avx512::<3, false>(a, o0, o1),
-            (Q8Path::Avx512Bw, _) => q8_avx512::<4, false>(a, o0, o1),
-            (Q8Path::Avx2, 1) => q8_avx2::<1>(a, o0, o1),
-            (Q8Path::Avx2, 2) => q8_avx2::<2>(a, o0, o1),
-            (Q8Path::Avx2, 3) => q8_avx2::<3>(a, o0, o1),
-            (Q8Path::Avx2, _) => q8_avx2::<4>(a, o0, o1),
+    let (cp, nb) = (c64(a.c), a.c / Q8_BLOCK);
+    let mut r0 = 0;
+    while r0 < a.n {
+        // SAFETY: rows r0.. of every per-row buffer (q8_prepare's layout: xs and aux rows of
+        // C64 bytes, dxl a float per 4 of them, d C/32 scales; out rows of OC).
+        let g = unsafe { Q8Args { out: a.out.add(r0 * a.oc), xs: a.xs.add(r0 * cp), aux: a.aux.add(r0 * cp), dxl: a.dxl.add(r0 * cp / 4), d: a.d.add(r0 * nb), n: (a.n - r0).min(4), ..*a } };
+        // SAFETY (each arm): the caller's contract, for this group; `R` = its rows selects registers per row.
+        unsafe {
+            match (path, g.n) {
+                (Q8Path::Vnni, 1) => q8_avx512::<1, true>(&g, o0, o1),
+                (Q8Path::Vnni, 2) => q8_avx512::<2, true>(&g, o0, o1),
+                (Q8Path::Vnni, 3) => q8_avx512::<3, true>(&g, o0, o1),
+                (Q8Path::Vnni, _) => q8_avx512::<4, true>(&g, o0, o1),
+                (Q8Path::Avx512Bw, 1) => q8_avx512::<1, false>(&g, o0, o1),
+                (Q8Path::Avx512Bw, 2) => q8_avx512::<2, false>(&g, o0, o1),
+                (Q8Path::Avx512Bw, 3) => q8_avx512::<3, false>(&g, o0, o1),
+                (Q8Path::Avx512Bw, _) => q8_avx512::<4, false>(&g, o0, o1),
+                (Q8Path::Avx2, 1) => q8_avx2::<1>(&g, o0, o1),
+                (Q8Path::Avx2, 2) => q8_avx2::<2>(&g, o0, o1),
+                (Q8Path::Avx2, 3) => q8_avx2::<3>(&g, o0, o1),
+                (Q8Path::Avx2, _) => q8_avx2::<4>(&g, o0, o1),
+            }
         }
+        r0 += 4;
     }
 }
 
@@ -302,14 +312,14 @@ unsafe fn q8_avx2<const R: usize>(a: &Q8Args, o0: usize, o1: usize) {
     }
 }
 
-/// out[.., o0..o1] (= or +=) for N <= 4 rows of bf16 activations xb (N, C) against bf16
+/// out[.., o0..o1] (= or +=) for N <= COMPACT_GEMV_ROWS rows of bf16 activations xb (N, C) against bf16
 /// weight rows (OC, C) with vdpbf16ps: 32 products a step into 16 f32 lanes, four
 /// accumulators per row. The products are exact; vdpbf16ps treats subnormal inputs as 0
 /// and flushes subnormal results (|x| < 2^-126, far below what a matmul's bf16 carries),
 /// the one way it can differ from the widening loop beyond the order of additions.
 ///
 /// # Safety
-/// out (N, OC), xb (N, C), weight (OC, C), bias (OC, or null) valid; 1 <= N <= 4,
+/// out (N, OC), xb (N, C), weight (OC, C), bias (OC, or null) valid; 1 <= N <= COMPACT_GEMV_ROWS,
 /// o0 <= o1 <= OC, no one else writes out[.., o0..o1]; the CPU has avx512bf16/bw/vl
 /// (`has_bf16_dot`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")]
