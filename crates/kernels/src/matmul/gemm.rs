@@ -30,8 +30,10 @@
 //! multiply-add) ran out of general registers for its 12 row pointers: far slower.
 //!
 //! With several threads, wide products whose A is read in place (the forward pass and
-//! dinp) split the columns instead: each thread runs the loops above on its own range of
-//! NR panels with its own B blocks (see `gemm`).
+//! dinp) split the columns instead: each task runs the loops above on its own range of
+//! NR panels with its thread's own B blocks (see `gemm`). There are up to 8 tasks per
+//! thread, handed out as threads come free, not one: on a machine shared with other work
+//! a thread that loses its core for a while then leaves its remaining ranges to the other.
 //!
 //! A and B are read through strides, so the same packing reads inp, weight, weightᵀ, dout
 //! and doutᵀ and one microkernel serves the forward and both backward products. The
@@ -252,6 +254,20 @@ fn column_split_scratch(bl: Blocking, m: usize, n: usize, k: usize, threads: usi
 /// threads share each B block and split the rows instead.
 const COLUMN_SPLIT_PANELS: usize = 4;
 
+/// Most column-split tasks per thread (see `column_tasks`).
+const COLUMN_TASKS_PER_THREAD: usize = 8;
+
+/// How many tasks the column split cuts its NR panels into: a multiple of `threads`, up to
+/// COLUMN_TASKS_PER_THREAD each, but no task narrower than one B block. The pool hands
+/// tasks out as threads come free, so when one core is taken by another process for a
+/// while the other thread takes over its remaining tasks; with one task per thread the
+/// call waited for the slow thread's whole half.
+fn column_tasks(bl: Blocking, k: usize, np_all: usize, threads: usize) -> usize {
+    let nc_panels = nc_for(bl, balanced_block(k, bl.kc, 1)) / bl.nr;
+    let per_thread = ceil_div(ceil_div(np_all, nc_panels), threads);
+    threads * per_thread.clamp(1, COLUMN_TASKS_PER_THREAD)
+}
+
 /// Below this many multiply-adds the product runs on the calling thread: waking the
 /// pool costs more than it saves.
 const SERIAL_FMAS: usize = 1 << 17;
@@ -272,8 +288,9 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
     let threads = par.threads().max(1);
     let np_all = ceil_div(p.n, bl.nr);
     if threads > 1 && p.m * p.n * p.k >= SERIAL_FMAS && np_all >= COLUMN_SPLIT_PANELS * threads && p.a.cs == 1 {
-        // Column split: each thread owns a range of whole NR panels of C and runs the
-        // serial algorithm on it with its own B blocks. Nothing is shared but A (read
+        // Column split: each task owns a range of whole NR panels of C and runs the
+        // serial algorithm on it with its thread's own B blocks (`column_tasks` says how
+        // many ranges). Nothing is shared but A (read
         // only) and no thread waits for another until the end, where the row split joins
         // twice per B block and reads half of every packed block from the other core's
         // L2. Two threads went from 1.6-1.9x one thread to 1.96-1.98x on the GPT-2 shapes
@@ -281,15 +298,17 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         let per = column_split_scratch(bl, p.m, p.n, p.k, threads);
         assert!(scratch.len() >= threads * per, "matmul: scratch too small");
         let base = crate::parallel::SyncPtr(scratch.as_mut_ptr());
+        let tasks = column_tasks(bl, p.k, np_all, threads);
         let p = &p; // the closure then captures the Sync Problem, not its raw fields
-        par.for_each(threads, &|task, _thread| {
-            let (q0, q1) = split(np_all, threads, task);
+        par.for_each(tasks, &|task, thread| {
+            let (q0, q1) = split(np_all, tasks, task);
             let (j0, j1) = (q0 * bl.nr, (q1 * bl.nr).min(p.n));
             if j0 >= j1 {
                 return;
             }
-            // SAFETY: tasks use disjoint `per`-float slices of scratch (checked above) and
-            // write disjoint column ranges j0..j1 of C; the sub-problem's B, C and bias
+            // SAFETY: concurrent tasks run on distinct threads (for_each's contract), so they
+            // use disjoint `per`-float slices of scratch (checked above), and tasks write
+            // disjoint column ranges j0..j1 of C; the sub-problem's B, C and bias
             // pointers stay inside the caller's operands (columns j0..j1 < N).
             unsafe {
                 let sub = Problem {
@@ -299,7 +318,7 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
                     bias: if p.bias.is_null() { p.bias } else { p.bias.add(j0) },
                     ..*p
                 };
-                let mine = core::slice::from_raw_parts_mut(base.get().add(task * per), per);
+                let mine = core::slice::from_raw_parts_mut(base.get().add(thread * per), per);
                 gemm_blocks(&crate::Serial, mine, sub, bl);
             }
         });
