@@ -30,8 +30,21 @@
 //! multiply-add) ran out of general registers for its 12 row pointers: far slower.
 //!
 //! With several threads, wide products whose A is read in place (the forward pass and
-//! dinp) split the columns instead: each thread runs the loops above on its own range of
-//! NR panels with its own B blocks (see `gemm`).
+//! dinp) split the columns instead: each task runs the loops above on its own range of
+//! NR panels with its thread's own B blocks (see `gemm`). There are up to 8 tasks per
+//! thread, handed out as threads come free, not one: on a machine shared with other work
+//! a thread that loses its core for a while then leaves its remaining ranges to the other.
+//!
+//! The lm head, (256, 768, 50257), on a 2-core Zen 4 EPYC (1 MB L2 a core, 32 MB L3),
+//! on a machine shared with other work (bench/gemm-scale.js, medians of 5 rounds on idle
+//! cores): 100 GFLOPS on 1 thread and 196-198 on 2, ~79% of the FMA peak (126 a core),
+//! against OpenBLAS 0.3.21's 92 and 185 and onnxruntime's 93 and 157. By thread CPU
+//! time the rate is ~80%; without the B pack (timing only: a stale block) ~90%: the
+//! transposing pack of the 154 MB weight, with its stream from DRAM, is ~11% of the call
+//! (perf samples agree), the weight's DRAM read alone ~3% (154 MB at ~30 GB/s of a
+//! ~100-200 ms call). Each B block meets all 256 rows of A before the next is packed.
+//! With one core taken by another process, 2 threads run no faster than 1 (each holds
+//! its core half the time), which is where figures like 105 GFLOPS come from.
 //!
 //! A and B are read through strides, so the same packing reads inp, weight, weightᵀ, dout
 //! and doutᵀ and one microkernel serves the forward and both backward products. The
@@ -170,6 +183,9 @@ fn blocking(lanes: usize, transposed_a: bool) -> Blocking {
 const DIRECT_COLUMN_STRIDE: usize = 512;
 
 /// Floats in a packed B block: 1 MB, half of a 2 MB L2 (the rest holds A and C lines).
+/// On Zen 4, whose L2 is 1 MB, 512 KB blocks timed 75% -> 81% of peak (thread CPU time)
+/// on the lm head and 85-86% -> 80-84% on the 1024-row GPT-2 shapes, on a loaded
+/// machine: not clear enough to change it.
 const B_BLOCK: usize = 256 * 1024;
 
 /// Columns of B per block for a slice of depth kb: as many whole NR panels as fit in
@@ -252,6 +268,20 @@ fn column_split_scratch(bl: Blocking, m: usize, n: usize, k: usize, threads: usi
 /// threads share each B block and split the rows instead.
 const COLUMN_SPLIT_PANELS: usize = 4;
 
+/// Most column-split tasks per thread (see `column_tasks`).
+const COLUMN_TASKS_PER_THREAD: usize = 8;
+
+/// How many tasks the column split cuts its NR panels into: a multiple of `threads`, up to
+/// COLUMN_TASKS_PER_THREAD each, but no task narrower than one B block. The pool hands
+/// tasks out as threads come free, so when one core is taken by another process for a
+/// while the other thread takes over its remaining tasks; with one task per thread the
+/// call waited for the slow thread's whole half.
+fn column_tasks(bl: Blocking, k: usize, np_all: usize, threads: usize) -> usize {
+    let nc_panels = nc_for(bl, balanced_block(k, bl.kc, 1)) / bl.nr;
+    let per_thread = ceil_div(ceil_div(np_all, nc_panels), threads);
+    threads * per_thread.clamp(1, COLUMN_TASKS_PER_THREAD)
+}
+
 /// Below this many multiply-adds the product runs on the calling thread: waking the
 /// pool costs more than it saves.
 const SERIAL_FMAS: usize = 1 << 17;
@@ -272,8 +302,9 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
     let threads = par.threads().max(1);
     let np_all = ceil_div(p.n, bl.nr);
     if threads > 1 && p.m * p.n * p.k >= SERIAL_FMAS && np_all >= COLUMN_SPLIT_PANELS * threads && p.a.cs == 1 {
-        // Column split: each thread owns a range of whole NR panels of C and runs the
-        // serial algorithm on it with its own B blocks. Nothing is shared but A (read
+        // Column split: each task owns a range of whole NR panels of C and runs the
+        // serial algorithm on it with its thread's own B blocks (`column_tasks` says how
+        // many ranges). Nothing is shared but A (read
         // only) and no thread waits for another until the end, where the row split joins
         // twice per B block and reads half of every packed block from the other core's
         // L2. Two threads went from 1.6-1.9x one thread to 1.96-1.98x on the GPT-2 shapes
@@ -281,15 +312,31 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
         let per = column_split_scratch(bl, p.m, p.n, p.k, threads);
         assert!(scratch.len() >= threads * per, "matmul: scratch too small");
         let base = crate::parallel::SyncPtr(scratch.as_mut_ptr());
+        let tasks = column_tasks(bl, p.k, np_all, threads);
         let p = &p; // the closure then captures the Sync Problem, not its raw fields
-        par.for_each(threads, &|task, _thread| {
-            let (q0, q1) = split(np_all, threads, task);
+        par.for_each(tasks, &|task, thread| {
+            let (q0, q1) = split_front(np_all, tasks, task);
             let (j0, j1) = (q0 * bl.nr, (q1 * bl.nr).min(p.n));
             if j0 >= j1 {
                 return;
             }
-            // SAFETY: tasks use disjoint `per`-float slices of scratch (checked above) and
-            // write disjoint column ranges j0..j1 of C; the sub-problem's B, C and bias
+            // The last block prefetches the first block of task + threads: tasks are
+            // claimed in order, so with the threads in step that is the one this thread
+            // runs next (a wrong guess only fetches lines another thread is about to read).
+            // Without it every task begins by packing from L3 or DRAM (c_attn's forward,
+            // (1024, 768, 2304), has one B block per task). Its effect was within the noise
+            // here; the 9% c_attn lost with 8 tasks a thread came from `split_front`'s case.
+            let (n0, n1) = split_front(np_all, tasks, task + threads);
+            let (n0, n1) = (n0 * bl.nr, (n1 * bl.nr).min(p.n));
+            let after = if task + threads < tasks && n0 < n1 {
+                let kb = balanced_block(p.k, bl.kc, 1);
+                Region::of_b(p.b, n0, balanced_block(n1 - n0, nc_for(bl, kb), bl.nr).min(n1 - n0), 0, kb)
+            } else {
+                Region::NONE
+            };
+            // SAFETY: concurrent tasks run on distinct threads (for_each's contract), so they
+            // use disjoint `per`-float slices of scratch (checked above), and tasks write
+            // disjoint column ranges j0..j1 of C; the sub-problem's B, C and bias
             // pointers stay inside the caller's operands (columns j0..j1 < N).
             unsafe {
                 let sub = Problem {
@@ -299,18 +346,18 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
                     bias: if p.bias.is_null() { p.bias } else { p.bias.add(j0) },
                     ..*p
                 };
-                let mine = core::slice::from_raw_parts_mut(base.get().add(task * per), per);
-                gemm_blocks(&crate::Serial, mine, sub, bl);
+                let mine = core::slice::from_raw_parts_mut(base.get().add(thread * per), per);
+                gemm_blocks(&crate::Serial, mine, sub, bl, after);
             }
         });
         return;
     }
-    gemm_blocks(par, scratch, p, bl);
+    gemm_blocks(par, scratch, p, bl, Region::NONE);
 }
 
 /// The blocked GEMM of the module comment on `par`'s threads (rows or tiles split per B
-/// block), with its packing buffers in `scratch`.
-fn gemm_blocks(par: &dyn Parallel, scratch: &mut [f32], p: Problem, bl: Blocking) {
+/// block), with its packing buffers in `scratch`. The last block prefetches `after`.
+fn gemm_blocks(par: &dyn Parallel, scratch: &mut [f32], p: Problem, bl: Blocking, after: Region) {
     let threads = par.threads().max(1);
     let (b_len, a_len) = buffer_lens(bl, p.m, p.n, p.k);
     assert!(scratch.len() >= ALIGN + b_len + threads * a_len, "matmul: scratch too small");
@@ -336,7 +383,7 @@ fn gemm_blocks(par: &dyn Parallel, scratch: &mut [f32], p: Problem, bl: Blocking
             let kb = kcb.min(p.k - pc);
             // The block after this one, whose source the compute phase prefetches.
             let (jc2, pc2) = if pc + kb < p.k { (jc, pc + kb) } else { (jc + nb, 0) };
-            let next = if jc2 < p.n { Region::of_b(p.b, jc2, ncb.min(p.n - jc2), pc2, kcb.min(p.k - pc2)) } else { Region::NONE };
+            let next = if jc2 < p.n { Region::of_b(p.b, jc2, ncb.min(p.n - jc2), pc2, kcb.min(p.k - pc2)) } else { after };
             let blk = Block { p, bbuf, abase, a_len, jc, nb, np, pc, kb, mc, mt: 1, nt: 1, tasks: 1, next };
 
             let pack_tasks = if serial { 1 } else { threads.min(np) };
@@ -471,6 +518,17 @@ fn grid(threads: usize, mp: usize, np: usize, bl: Blocking) -> (usize, usize) {
 /// The part `[task*len/parts, (task+1)*len/parts)` of `0..len`.
 fn split(len: usize, parts: usize, task: usize) -> (usize, usize) {
     (task * len / parts, (task + 1) * len / parts)
+}
+
+/// The part of `0..len` that task gets of `parts`, the longer parts first. The column
+/// split's threads claim tasks in turn, so `split`'s alternating 4- and 5-panel ranges
+/// (36 panels in 8) gave one thread all the 4s and the other all the 5s: 16 against 20
+/// panels, c_attn's forward 8% slower on 2 idle threads. Longer first, each thread gets
+/// its share of both.
+fn split_front(len: usize, parts: usize, task: usize) -> (usize, usize) {
+    let (base, rem) = (len / parts, len % parts);
+    let start = task * base + task.min(rem);
+    (start, start + base + usize::from(task < rem))
 }
 
 fn fill_bias(p: Problem) {
