@@ -238,7 +238,7 @@ export async function main(argv) {
       wm.loadParameters(nativeParams);
       timeDecode(wm, 4, 2);
       const r = timeDecode(wm, args.prompt, Math.min(args.newTokens, args.quick ? 16 : 32));
-      rows.push({ backend: `wasm (${wasm.info().simd})`, dtype: 'f32', threads: 1, ...r, stepsMs: undefined });
+      rows.push({ backend: `wasm (${wasm.info().simd})`, dtype: 'f32', threads: wasm.info().threads, ...r, stepsMs: undefined });
       log(`wasm: prompt ${r.promptMs.toFixed(0)} ms, decode ${r.decodeTokPerS.toFixed(2)} tok/s over ${r.newTokens} tokens`);
       profiles.wasm = profileDecode(wm, args.prompt, 4);
       wm.dispose();
