@@ -452,14 +452,16 @@ export function buildCases(): KernelCase[] {
       });
     }
   }
-  // bf16 mixed precision: the backward over bf16(dout), bf16(inp) and the bf16 weight, over
-  // several chunks of the weight's rows where OC is large (2000 rows at C = 768).
-  for (const [N, C, OC, withBias] of [
-    [1, 1, 1, 1],
-    [5, 17, 33, 1],
-    [70, 40, 389, 0],
-    [9, 768, 2000, 1],
-    [64, 3072, 96, 1],
+  // bf16 mixed precision: the backward over bf16(dout), bf16(inp) and the bf16 weight. The
+  // two large shapes run once each (their outputs are big, and the Chromium test moves every
+  // output through JSON): two chunks of the weight's rows at C = 768 (682 rows a chunk),
+  // and K = 3072.
+  for (const [N, C, OC, withBias, variants] of [
+    [1, 1, 1, 1, 'all'],
+    [5, 17, 33, 1, 'all'],
+    [70, 40, 389, 0, 'all'],
+    [9, 768, 800, 1, 'one'],
+    [64, 3072, 96, 1, 'one'],
   ] as const) {
     const r = next();
     const inp = randn(r, N * C);
@@ -467,7 +469,7 @@ export function buildCases(): KernelCase[] {
     const bwd: Record<string, Data> = { dinp: randn(r, N * C), dweight: randn(r, OC * C), dout: randn(r, N * OC), inp, weight };
     if (withBias) bwd.dbias = randn(r, OC);
     const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
-    for (const overwrite of [false, true]) {
+    for (const overwrite of variants === 'all' ? [false, true] : [false]) {
       cases.push({
         kernel: 'matmulBackwardBf16',
         label: `matmulBackwardBf16 N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${overwrite ? ' overwriteDinp' : ''}`,
@@ -476,8 +478,9 @@ export function buildCases(): KernelCase[] {
         args: { N, C, OC, overwriteDinp: overwrite },
       });
     }
+    if (variants === 'one') continue;
     const { dweight: _frozen, ...frozen } = bwd;
-    cases.push({ kernel: 'matmulBackwardBf16', label: `matmulBackwardBf16 N=${N} C=${C} OC=${OC} (no dweight)`, buffers: frozen, rtol: tol, args: { N, C, OC } });
+    cases.push({ kernel: 'matmulBackwardBf16', label: `matmulBackwardBf16 N=${N} C=${C} OC=${OC} (no dweight)`, buffers: frozen, rtol: tol, args: { N, C, OC, overwriteDinp: true } });
   }
   for (const [B, T, C, V, maxT] of [
     [1, 1, 32, 1, 1],
@@ -552,7 +555,7 @@ export function buildCases(): KernelCase[] {
   }
 
   // The bf16 copy of the master weights (mixed precision): ties, tiny and huge values, NaN.
-  for (const N of [1, 7, 100_000]) {
+  for (const N of [1, 7, 20_000]) {
     const r = next();
     const x = randn(r, N, 3);
     if (N > 4) x.set([1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, Number.NaN, -0]);

@@ -31,6 +31,7 @@
 
 use crate::matmul::{ceil_div, gemm_forward, GEMV_COLS};
 use crate::parallel::SyncPtr;
+use crate::simd::math::dot_ptr;
 use crate::simd::F32Vec;
 use crate::{simd_kernel, Parallel};
 
@@ -262,7 +263,6 @@ simd_kernel! {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemv_bf16_cols_impl<V: F32Vec>(out: *mut f32, x: *const f32, weight: *const u16, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) {
-    let l = V::LANES;
     for o in o0..o1 {
         // SAFETY: row o < OC of weight (OC, C); rows r < N of x (N, C); out (N, OC) is
         // written at rows < N, column o, which only this task writes.
@@ -270,27 +270,8 @@ fn gemv_bf16_cols_impl<V: F32Vec>(out: *mut f32, x: *const f32, weight: *const u
             let w = weight.add(o * c); // (C,) row o, bf16
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
             for r in 0..n {
-                let xr = x.add(r * c);
-                let mut acc = [V::zero(); 4];
-                let mut k = 0;
-                while k + 4 * l <= c {
-                    for (u, a) in acc.iter_mut().enumerate() {
-                        let kk = k + u * l;
-                        *a = V::load(xr.add(kk)).mul_add(V::load_bf16(w.add(kk)), *a);
-                    }
-                    k += 4 * l;
-                }
-                while k + l <= c {
-                    acc[0] = V::load(xr.add(k)).mul_add(V::load_bf16(w.add(k)), acc[0]);
-                    k += l;
-                }
-                let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
-                while k < c {
-                    s += *xr.add(k) * bf16_widen(*w.add(k));
-                    k += 1;
-                }
+                let x = dot_ptr::<V, u16>(x.add(r * c), w, c) + b;
                 let y = out.add(r * oc + o);
-                let x = s + b;
                 *y = if accumulate { *y + x } else { x };
             }
         }

@@ -34,62 +34,17 @@
 //! `bf16_round`), and attention reads every row widened (exact) and computes in f32 as the
 //! f32 kernel does; the current tokens' own k, v come from the cache too, so a prompt fed
 //! whole or token by token gives the same result. One body serves both: the inner loops
-//! are generic over the cache's element (`CacheElem`), whose f32 instance is the plain
+//! are generic over the cache's element (`Elem`), whose f32 instance is the plain
 //! load and store, so the f32 kernel compiles to the same code as before.
 //!
 //! Also here (feature `bench`): `stream_read`, a memory-bandwidth probe (sum of a large
 //! buffer on every thread) for the decode roofline in bench/suites/generate.js.
 
+#[cfg(test)]
 use crate::compact::{bf16_round, bf16_widen};
 use crate::simd::math::{exp_sub_sum, row_max, VecMath};
-use crate::simd::F32Vec;
+use crate::simd::Elem;
 use crate::Parallel;
-
-/// How the cache stores an element: f32 as is, or bf16 bits (u16). Everything the
-/// attention loops do with a cache row goes through these three.
-pub trait CacheElem: Copy {
-    /// x as the cache holds it (bf16: rounded to nearest even).
-    fn store(x: f32) -> Self;
-    /// The f32 an element stands for (exact).
-    fn widen(self) -> f32;
-    /// LANES elements at p, widened.
-    ///
-    /// # Safety
-    /// `p` points to `V::LANES` readable elements.
-    unsafe fn load<V: F32Vec>(p: *const Self) -> V;
-}
-
-impl CacheElem for f32 {
-    #[inline(always)]
-    fn store(x: f32) -> f32 {
-        x
-    }
-    #[inline(always)]
-    fn widen(self) -> f32 {
-        self
-    }
-    #[inline(always)]
-    unsafe fn load<V: F32Vec>(p: *const f32) -> V {
-        // SAFETY: per this function's contract.
-        unsafe { V::load(p) }
-    }
-}
-
-impl CacheElem for u16 {
-    #[inline(always)]
-    fn store(x: f32) -> u16 {
-        bf16_round(x)
-    }
-    #[inline(always)]
-    fn widen(self) -> f32 {
-        bf16_widen(self)
-    }
-    #[inline(always)]
-    unsafe fn load<V: F32Vec>(p: *const u16) -> V {
-        // SAFETY: per this function's contract.
-        unsafe { V::load_bf16(p) }
-    }
-}
 
 /// Scratch floats `attention_decode` needs: one score row of maxT per thread.
 pub fn attention_decode_scratch_len(max_t: usize, threads: usize) -> usize {
@@ -144,7 +99,7 @@ pub fn attention_decode_bf16(
 /// The body of both kernels: slices the buffers to their shapes, checks pos, and runs
 /// `task` (decode_task_impl for the cache's element) once per (b, h) on the pool.
 #[allow(clippy::too_many_arguments)]
-fn decode<E: CacheElem>(
+fn decode<E: Elem>(
     par: &dyn Parallel,
     scratch: &mut [f32],
     out: &mut [f32],
@@ -258,7 +213,7 @@ mod kern {
 }
 
 #[inline(always)]
-fn decode_task_impl<V: VecMath>(a: &kern::Args<impl CacheElem>, task: usize, thread: usize) {
+fn decode_task_impl<V: VecMath>(a: &kern::Args<impl Elem>, task: usize, thread: usize) {
     let (tq, c, nh, hs, max_t) = (a.tq, a.c, a.nh, a.hs, a.max_t);
     let c3 = 3 * c;
     let (b, h) = (task / nh, task % nh);
@@ -281,10 +236,10 @@ fn decode_task_impl<V: VecMath>(a: &kern::Args<impl CacheElem>, task: usize, thr
         let src = t * c3 + h * hs;
         let dst = (p0 + t) * hs;
         for (d, &x) in kc[dst..dst + hs].iter_mut().zip(&q_all[src + c..src + c + hs]) {
-            *d = CacheElem::store(x);
+            *d = Elem::store(x);
         }
         for (d, &x) in vc[dst..dst + hs].iter_mut().zip(&q_all[src + 2 * c..src + 2 * c + hs]) {
-            *d = CacheElem::store(x);
+            *d = Elem::store(x);
         }
     }
     // SAFETY: scratch holds threads * maxT floats and `thread` is unique among concurrent
@@ -313,7 +268,7 @@ fn decode_task_impl<V: VecMath>(a: &kern::Args<impl CacheElem>, task: usize, thr
 
 /// s[j] = scale * q · k_j for the first s.len() rows of k (rows of HS contiguous elements).
 #[inline(always)]
-fn scores<V: VecMath, E: CacheElem>(s: &mut [f32], q: &[f32], k: &[E], hs: usize, scale: f32) {
+fn scores<V: VecMath, E: Elem>(s: &mut [f32], q: &[f32], k: &[E], hs: usize, scale: f32) {
     let n = s.len();
     assert!(q.len() == hs && k.len() >= n * hs);
     let l = V::LANES;
@@ -371,7 +326,7 @@ fn scores<V: VecMath, E: CacheElem>(s: &mut [f32], q: &[f32], k: &[E], hs: usize
 
 /// o = inv * Σ_j p[j] v_j over the first p.len() rows of v (rows of HS elements).
 #[inline(always)]
-fn weighted_sum<V: VecMath, E: CacheElem>(o: &mut [f32], p: &[f32], v: &[E], hs: usize, inv: f32) {
+fn weighted_sum<V: VecMath, E: Elem>(o: &mut [f32], p: &[f32], v: &[E], hs: usize, inv: f32) {
     let n = p.len();
     assert!(o.len() == hs && v.len() >= n * hs);
     for x in o.iter_mut() {

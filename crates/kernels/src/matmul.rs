@@ -155,7 +155,7 @@ fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
             for r in 0..n {
                 let y = out.add(r * oc + o);
-                let x = dot_ptr::<V>(inp.add(r * c), w, c) + b;
+                let x = dot_ptr::<V, f32>(inp.add(r * c), w, c) + b;
                 *y = if accumulate { *y + x } else { x };
             }
         }

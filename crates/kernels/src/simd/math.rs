@@ -2,7 +2,7 @@
 //! (`VecMath`, used by GELU, cross-entropy, attention, decode and AdamW), the row
 //! reductions of a softmax (decode), dot products, `acc += x` over rows and a scalar ln.
 
-use super::F32Vec;
+use super::{Elem, F32Vec};
 
 /// Vector exp / div / sqrt. The default methods work lane by lane through `store`/`load`
 /// (correct on every backend); x86 and simd128 override them with intrinsics and a
@@ -242,24 +242,24 @@ pub(crate) fn exp_sub_sum<V: VecMath>(s: &mut [f32], m: f32) -> f32 {
 /// # Safety
 /// x and y each point to C readable floats.
 #[inline(always)]
-pub(crate) unsafe fn dot_ptr<V: F32Vec>(x: *const f32, y: *const f32, c: usize) -> f32 {
+pub(crate) unsafe fn dot_ptr<V: F32Vec, E: Elem>(x: *const f32, y: *const E, c: usize) -> f32 {
     let l = V::LANES;
     let mut acc = [V::zero(); 4];
     let mut k = 0;
     while k + 4 * l <= c {
         for (u, a) in acc.iter_mut().enumerate() {
             let kk = k + u * l;
-            *a = V::load(x.add(kk)).mul_add(V::load(y.add(kk)), *a);
+            *a = V::load(x.add(kk)).mul_add(E::load::<V>(y.add(kk)), *a);
         }
         k += 4 * l;
     }
     while k + l <= c {
-        acc[0] = V::load(x.add(k)).mul_add(V::load(y.add(k)), acc[0]);
+        acc[0] = V::load(x.add(k)).mul_add(E::load::<V>(y.add(k)), acc[0]);
         k += l;
     }
     let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
     while k < c {
-        s += *x.add(k) * *y.add(k);
+        s += *x.add(k) * (*y.add(k)).widen();
         k += 1;
     }
     s
@@ -270,7 +270,7 @@ pub(crate) unsafe fn dot_ptr<V: F32Vec>(x: *const f32, y: *const f32, c: usize) 
 pub(crate) fn dot<V: F32Vec>(x: &[f32], y: &[f32]) -> f32 {
     let y = &y[..x.len()];
     // SAFETY: x and y both hold x.len() floats.
-    unsafe { dot_ptr::<V>(x.as_ptr(), y.as_ptr(), x.len()) }
+    unsafe { dot_ptr::<V, f32>(x.as_ptr(), y.as_ptr(), x.len()) }
 }
 
 /// acc += x over equal-length rows.

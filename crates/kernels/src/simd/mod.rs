@@ -102,6 +102,53 @@ pub trait F32Vec: Copy {
     }
 }
 
+/// How a buffer stores an element: f32 as is, or bf16 bits (u16): a bf16 KV cache
+/// (decode.rs), a bf16 weight (compact.rs). Everything a kernel does with such a buffer
+/// goes through these three, so one loop serves both.
+pub trait Elem: Copy {
+    /// x as the cache holds it (bf16: rounded to nearest even).
+    fn store(x: f32) -> Self;
+    /// The f32 an element stands for (exact).
+    fn widen(self) -> f32;
+    /// LANES elements at p, widened.
+    ///
+    /// # Safety
+    /// `p` points to `V::LANES` readable elements.
+    unsafe fn load<V: F32Vec>(p: *const Self) -> V;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn store(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    unsafe fn load<V: F32Vec>(p: *const f32) -> V {
+        // SAFETY: per this function's contract.
+        unsafe { V::load(p) }
+    }
+}
+
+impl Elem for u16 {
+    #[inline(always)]
+    fn store(x: f32) -> u16 {
+        crate::compact::bf16_round(x)
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        crate::compact::bf16_widen(self)
+    }
+    #[inline(always)]
+    unsafe fn load<V: F32Vec>(p: *const u16) -> V {
+        // SAFETY: per this function's contract.
+        unsafe { V::load_bf16(p) }
+    }
+}
+
 /// The instruction set `dispatch!` picks on this machine, for reporting (backendInfo().simd).
 pub fn simd_name() -> &'static str {
     #[cfg(target_arch = "x86_64")]
