@@ -72,7 +72,7 @@ describeEachBackend('compact weights: the passes', (backend: Backend) => {
     const targets = ids.map((x) => (x + 1) % CONFIG.vocabSize);
     expect(() => model.forwardBackward(ids, targets, B, T)).toThrow(/^forwardBackward: the model holds int8 weights; training and adapters need f32 master weights: load it in f32/);
     expect(() => model.parameterBuffers()).toThrow(/^parameterBuffers: the model holds int8 weights/);
-    expect(() => model.attachAdapter(new LoraAdapter(backend, model.config, {}))).toThrow(/^attachAdapter: the model holds int8 weights/);
+    expect(() => model.attachAdapter(LoraAdapter.create(model.config, {}, 1, backend))).toThrow(/^attachAdapter: the model holds int8 weights/);
     model.toDtype('bf16');
     expect(() => model.trainForward(ids, B, T)).toThrow(/^trainForward: the model holds bf16 weights; training needs f32 master weights \(train converts a bf16 model and trains it in bf16 mixed precision\)/);
     // Back to f32, it trains again.

@@ -60,7 +60,7 @@ export function runOnBackend(backend: Backend, c: KernelCase): { outputs: Record
 }
 
 /** The reference kernels over any buffer (float64 floats and Int32Array ids, by argument name). */
-const reference = referenceKernels as Kernels<RefArray>;
+const reference = referenceKernels as unknown as Kernels<RefArray>;
 
 /** Runs `c` on the reference kernels in float64 (inputs are the same f32 values, exactly). */
 export function runReference64(c: KernelCase): { outputs: Record<string, Float64Array | Int32Array>; result: number | void } {
@@ -414,44 +414,36 @@ export function buildCases(): KernelCase[] {
 
   // Last, so that the cases above keep their seeds.
   // ---- compact weights: bf16 and int8 (crates/kernels/src/compact.rs) ----
-  // Dot products up to 4 rows (GEMV) and the GEMM over widened chunks of the weight
-  // (several chunks: 1500 rows at C = 768, 300 at C = 4096). int8 needs C % 32 == 0.
-  for (const [N, C, OC, withBias] of [
+  /** matmulForwardBf16 and (when C % 32 == 0) matmulForwardQ8 cases for each shape, overwriting and accumulating. */
+  const compactForward = (shapes: ReadonlyArray<readonly [number, number, number, number]>): void => {
+    for (const [N, C, OC, withBias] of shapes) {
+      const r = next();
+      const inp = randn(r, N * C);
+      const weightF32 = randn(r, OC * C, 0.2);
+      const out = randn(r, N * OC);
+      const bias: Record<string, Data> = withBias ? { bias: randn(r, OC) } : {};
+      const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
+      const q8 = C % 32 === 0 ? quantizeQ8(weightF32) : null;
+      for (const accumulate of [false, true]) {
+        const what = `N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`;
+        cases.push({ kernel: 'matmulForwardBf16', label: `matmulForwardBf16 ${what}`, buffers: { out, inp, weight: toBf16(weightF32), ...bias }, rtol: tol, args: { N, C, OC, accumulate } });
+        if (q8 !== null) cases.push({ kernel: 'matmulForwardQ8', label: `matmulForwardQ8 ${what}`, buffers: { out, inp, weight: q8.q, scales: q8.scales, ...bias }, rtol: tol, args: { N, C, OC, accumulate } });
+      }
+    }
+  };
+  // Dot products up to COMPACT_GEMV_ROWS (16) rows, in groups of 4 on the x86 int8 path
+  // (N = 5, 7, 9); several column tasks (OC = 1500 at C = 768, 300 at C = 4096); K = 3072.
+  // int8 needs C % 32 == 0.
+  compactForward([
     [1, 1, 1, 1],
     [1, 17, 33, 1],
     [4, 33, 7, 0],
     [5, 64, 48, 1],
     [3, 768, 2304, 1], // GPT-2's c_attn at decode
-    [9, 768, 1500, 1], // the GEMM path over three chunks
+    [9, 768, 1500, 1],
     [2, 3072, 96, 0], // K = 3072 (GPT-2's MLP projection)
     [7, 4096, 300, 1],
-  ] as const) {
-    const r = next();
-    const inp = randn(r, N * C);
-    const weightF32 = randn(r, OC * C, 0.2);
-    const out = randn(r, N * OC);
-    const bias = withBias ? { bias: randn(r, OC) } : {};
-    const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
-    for (const accumulate of [false, true]) {
-      const what = `N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`;
-      cases.push({
-        kernel: 'matmulForwardBf16',
-        label: `matmulForwardBf16 ${what}`,
-        buffers: { out, inp, weight: toBf16(weightF32), ...bias },
-        rtol: tol,
-        args: { N, C, OC, accumulate },
-      });
-      if (C % 32 !== 0) continue;
-      const { q, scales } = quantizeQ8(weightF32);
-      cases.push({
-        kernel: 'matmulForwardQ8',
-        label: `matmulForwardQ8 ${what}`,
-        buffers: { out, inp, weight: q, scales, ...bias },
-        rtol: tol,
-        args: { N, C, OC, accumulate },
-      });
-    }
-  }
+  ]);
   // bf16 mixed precision: the backward over bf16(dout), bf16(inp) and the bf16 weight. The
   // two large shapes run once each (their outputs are big, and the Chromium test moves every
   // output through JSON): two chunks of the weight's rows at C = 768 (682 rows a chunk),
@@ -512,37 +504,12 @@ export function buildCases(): KernelCase[] {
   // The decode GEMVs' x86 paths (crates/kernels/src/compact/x86.rs) at shapes that split
   // into several column tasks (threads.test.ts compares them across thread counts) and
   // end in half a 64-byte int8 step (C % 64 == 32) or a partial bf16 vector (C % 32 != 0).
-  for (const [N, C, OC, withBias] of [
+  compactForward([
     [1, 160, 900, 1],
     [4, 96, 1400, 0],
     [2, 800, 260, 1],
     [3, 1056, 130, 1],
-  ] as const) {
-    const r = next();
-    const inp = randn(r, N * C);
-    const weightF32 = randn(r, OC * C, 0.2);
-    const out = randn(r, N * OC);
-    const bias = withBias ? { bias: randn(r, OC) } : {};
-    const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
-    for (const accumulate of [false, true]) {
-      const what = `N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`;
-      cases.push({
-        kernel: 'matmulForwardBf16',
-        label: `matmulForwardBf16 ${what}`,
-        buffers: { out, inp, weight: toBf16(weightF32), ...bias },
-        rtol: tol,
-        args: { N, C, OC, accumulate },
-      });
-      const { q, scales } = quantizeQ8(weightF32);
-      cases.push({
-        kernel: 'matmulForwardQ8',
-        label: `matmulForwardQ8 ${what}`,
-        buffers: { out, inp, weight: q, scales, ...bias },
-        rtol: tol,
-        args: { N, C, OC, accumulate },
-      });
-    }
-  }
+  ]);
 
   // ---- bf16 rows (a slot of a bf16 KV cache) ----
   for (const [R, C] of [
@@ -562,16 +529,11 @@ export function buildCases(): KernelCase[] {
     cases.push({ kernel: 'roundBf16', label: `roundBf16 N=${N}`, buffers: { out: new Uint16Array(N).fill(0x1234), x }, rtol: 0, args: { N } });
   }
   // Compact products past COMPACT_GEMV_ROWS (16) rows: the f32 GEMM over widened chunks of
-  // the weight (several chunks at C = 768, OC = 1500); at or below it, the dot products in
-  // groups of 4 rows (N = 16).
-  for (const [N, C, OC] of [[17, 64, 48], [20, 768, 1500], [16, 96, 70]] as const) {
-    const r = next();
-    const inp = randn(r, N * C);
-    const weightF32 = randn(r, OC * C, 0.2);
-    const { q, scales } = quantizeQ8(weightF32);
-    const buffers = { out: randn(r, N * OC), inp, bias: randn(r, OC) };
-    cases.push({ kernel: 'matmulForwardBf16', label: `matmulForwardBf16 N=${N} C=${C} OC=${OC} accumulate`, buffers: { ...buffers, weight: toBf16(weightF32) }, rtol: TOL_REDUCE, args: { N, C, OC, accumulate: true } });
-    cases.push({ kernel: 'matmulForwardQ8', label: `matmulForwardQ8 N=${N} C=${C} OC=${OC}`, buffers: { ...buffers, weight: q, scales }, rtol: TOL_REDUCE, args: { N, C, OC } });
-  }
+  // the weight (several chunks at C = 768, OC = 1500); at it, the dot products (N = 16).
+  compactForward([
+    [17, 64, 48, 1],
+    [20, 768, 1500, 1],
+    [16, 96, 70, 0],
+  ]);
   return cases;
 }
