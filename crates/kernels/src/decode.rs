@@ -36,9 +36,7 @@
 //! whole or token by token gives the same result. One body serves both: the inner loops
 //! are generic over the cache's element (`Elem`), whose f32 instance is the plain
 //! load and store, so the f32 kernel compiles to the same code as before.
-//!
-//! Also here (feature `bench`): `stream_read`, a memory-bandwidth probe (sum of a large
-//! buffer on every thread) for the decode roofline in bench/suites/generate.js.
+
 
 #[cfg(test)]
 use crate::compact::{bf16_round, bf16_widen};
@@ -146,19 +144,6 @@ fn decode<E: Elem>(
     par.for_each(b * nh, &|t, thread| task(&args, t, thread));
 }
 
-/// Σ x over x (N), split over the pool's threads; `partials` holds at least `threads`
-/// floats. A read-bandwidth probe (each float is read once), not a numerics kernel.
-#[cfg(feature = "bench")]
-pub fn stream_read(par: &dyn Parallel, partials: &mut [f32], x: &[f32]) -> f64 {
-    let threads = par.threads().max(1);
-    assert!(partials.len() >= threads, "stream_read: partials too small");
-    let n = x.len();
-    let chunk = (n + threads - 1) / threads;
-    let args = kern::StreamArgs { x: x.as_ptr(), n, chunk, partials: partials.as_mut_ptr() };
-    par.for_each(threads, &|task, _thread| kern::stream_task(&args, task));
-    partials[..threads].iter().map(|&p| p as f64).sum()
-}
-
 mod kern {
     use super::*;
 
@@ -184,17 +169,6 @@ mod kern {
     // own scratch row.
     unsafe impl<E> Sync for Args<E> {}
 
-    #[cfg(feature = "bench")]
-    pub struct StreamArgs {
-        pub x: *const f32,
-        pub n: usize,
-        pub chunk: usize,
-        pub partials: *mut f32,
-    }
-    // SAFETY: x is only read; task i writes only partials[i].
-    #[cfg(feature = "bench")]
-    unsafe impl Sync for StreamArgs {}
-
     crate::simd_kernel! {
         /// One (b, h) pair: append, then attend (f32 cache).
         pub fn decode_task(a: &Args<f32>, task: usize, thread: usize) => decode_task_impl
@@ -205,11 +179,6 @@ mod kern {
         pub fn decode_task_bf16(a: &Args<u16>, task: usize, thread: usize) => decode_task_impl
     }
 
-    #[cfg(feature = "bench")]
-    crate::simd_kernel! {
-        /// One thread's share of the bandwidth probe.
-        pub fn stream_task(a: &StreamArgs, task: usize) => stream_task_impl
-    }
 }
 
 #[inline(always)]
@@ -386,34 +355,6 @@ fn weighted_sum<V: VecMath, E: Elem>(o: &mut [f32], p: &[f32], v: &[E], hs: usiz
 
 #[cfg(feature = "bench")]
 #[inline(always)]
-fn stream_task_impl<V: VecMath>(a: &kern::StreamArgs, task: usize) {
-    let start = (task * a.chunk).min(a.n);
-    let end = (start + a.chunk).min(a.n);
-    // SAFETY: [start, end) is inside x (n floats), only read.
-    let x = unsafe { core::slice::from_raw_parts(a.x.add(start), end - start) };
-    let l = V::LANES;
-    let (mut a0, mut a1, mut a2, mut a3) = (V::zero(), V::zero(), V::zero(), V::zero());
-    let xp = x.as_ptr();
-    let mut i = 0;
-    while i + 4 * l <= x.len() {
-        // SAFETY: i + 4*LANES <= x.len().
-        unsafe {
-            a0 = a0.add(V::load(xp.add(i)));
-            a1 = a1.add(V::load(xp.add(i + l)));
-            a2 = a2.add(V::load(xp.add(i + 2 * l)));
-            a3 = a3.add(V::load(xp.add(i + 3 * l)));
-        }
-        i += 4 * l;
-    }
-    let mut s = a0.add(a1).add(a2.add(a3)).reduce_sum();
-    while i < x.len() {
-        s += x[i];
-        i += 1;
-    }
-    // SAFETY: task < threads <= partials.len(); only this task writes partials[task].
-    unsafe { *a.partials.add(task) = s };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

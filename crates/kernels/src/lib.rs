@@ -18,9 +18,9 @@
 //!   its own; the wasm binding (crates/wasm) runs it on a pool of Web Workers.
 //! - registry.rs lists every kernel the bindings export (`for_each_kernel!`): crates/node
 //!   and crates/wasm generate their exports from that one list.
-//! - Feature `bench` (off by default): the benchmark probes `peak`, `stream` and
-//!   `decode::stream_read`, for the benchmark build of the addon (npm run
-//!   build:native:bench) and for the wasm build (its ABI includes the peak loop).
+//! - Feature `bench` (off by default): the benchmark probes `peak` and `stream`, for the
+//!   benchmark build of the addon (npm run build:native:bench) and for the wasm build (its
+//!   ABI includes the peak loop).
 
 pub mod adamw;
 pub mod attention;

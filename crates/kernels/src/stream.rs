@@ -1,8 +1,10 @@
-//! STREAM's copy and triad (McCalpin), the memory-bandwidth figures the decode benchmarks
-//! divide by (feature `bench`): a[i] = b[i], and a[i] = b[i] + s·c[i], over arrays far
-//! larger than the caches, split into one contiguous range per thread. Bytes are counted as
-//! STREAM counts them: 2 and 3 arrays' worth per pass (the write-allocate reads of a's
-//! lines are not counted). Not numerics kernels.
+//! The memory-bandwidth probes the decode benchmarks divide by (feature `bench`), each over
+//! arrays far larger than the caches, split into one contiguous range per thread:
+//! - STREAM's copy and triad (McCalpin): a[i] = b[i], and a[i] = b[i] + s·c[i]. Bytes are
+//!   counted as STREAM counts them: 2 and 3 arrays' worth per pass (the write-allocate
+//!   reads of a's lines are not counted);
+//! - `stream_read`: Σ x, each float read once (the addon's memoryBandwidth).
+//! Not numerics kernels.
 
 use crate::parallel::SyncPtr;
 use crate::simd::F32Vec;
@@ -57,5 +59,48 @@ fn stream_range_impl<V: F32Vec>(a: *mut f32, b: *const f32, c: *const f32, s: f3
                 i += 1;
             }
         }
+    }
+}
+
+/// Σ x over x (N), split over the pool's threads; `partials` holds at least `threads`
+/// floats. A read-bandwidth probe (each float is read once).
+pub fn stream_read(par: &dyn Parallel, partials: &mut [f32], x: &[f32]) -> f64 {
+    let threads = par.threads().max(1);
+    assert!(partials.len() >= threads, "stream_read: partials too small");
+    let n = x.len();
+    let sums = SyncPtr(partials.as_mut_ptr());
+    par.for_each(threads, &|task, _thread| {
+        let (lo, hi) = (task * n / threads, (task + 1) * n / threads);
+        // SAFETY: lo..hi lies inside x; task < threads <= partials.len(), and only this
+        // task writes partials[task].
+        unsafe { *sums.get().add(task) = sum_range(x.as_ptr().add(lo), hi - lo) }
+    });
+    partials[..threads].iter().map(|&p| p as f64).sum()
+}
+
+simd_kernel! {
+    /// Σ x (N). Safety: x holds N floats.
+    unsafe fn sum_range(x: *const f32, n: usize) -> f32 => sum_range_impl
+}
+
+#[inline(always)]
+fn sum_range_impl<V: F32Vec>(x: *const f32, n: usize) -> f32 {
+    let l = V::LANES;
+    let mut acc = [V::zero(); 4];
+    let mut i = 0;
+    // SAFETY (both loops): i + 4·LANES <= n, or i < n, inside x.
+    unsafe {
+        while i + 4 * l <= n {
+            for (u, a) in acc.iter_mut().enumerate() {
+                *a = a.add(V::load(x.add(i + u * l)));
+            }
+            i += 4 * l;
+        }
+        let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
+        while i < n {
+            s += *x.add(i);
+            i += 1;
+        }
+        s
     }
 }

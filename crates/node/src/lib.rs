@@ -221,7 +221,7 @@ pub fn memory_bandwidth(mib: Unknown, reps: Unknown) -> Result<f64> {
     let mut check = 0.0;
     for _ in 0..reps {
         let t0 = std::time::Instant::now();
-        check += guarded("memoryBandwidth", || k::decode::stream_read(par, &mut partials, &buf))?;
+        check += guarded("memoryBandwidth", || k::stream::stream_read(par, &mut partials, &buf))?;
         best = best.min(t0.elapsed().as_secs_f64());
     }
     if !(check > 0.0) {
