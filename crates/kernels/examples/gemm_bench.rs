@@ -1,7 +1,10 @@
 //! Dev tool for tuning the GEMM: GFLOPS of matmul_forward / matmul_backward on the GPT-2
 //! shapes, on 1 and 2 threads, as a fraction of this thread's measured peak.
 //!
-//!   cargo run --release -p ferrogpt-kernels --example gemm_bench [-- fwd|bwd] [threads...] [N,C,OC...]
+//!   cargo run --release -p ferrogpt-kernels --example gemm_bench [-- fwd|bwd] [bf16] [threads...] [N,C,OC...]
+//!
+//! `bf16` times the bf16 mixed-precision products instead (matmul_forward_bf16 and
+//! matmul_backward_bf16, bf16 weights); %peak stays a fraction of the f32 FMA peak.
 //!
 //! GEMM_PEAK=<GFLOPS> uses that peak instead of measuring it (for A/B comparisons).
 //!
@@ -11,7 +14,9 @@
 #[allow(dead_code)]
 mod pool;
 
+use ferrogpt_kernels::compact::{bf16_round, matmul_bf16_scratch_len, matmul_forward_bf16};
 use ferrogpt_kernels::matmul::{matmul_backward, matmul_forward, matmul_scratch_len};
+use ferrogpt_kernels::mixed::{matmul_backward_bf16, matmul_backward_bf16_scratch_len};
 use ferrogpt_kernels::peak::peak_gflops;
 use ferrogpt_kernels::{Parallel, Serial};
 use std::time::Instant;
@@ -42,6 +47,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let fwd = !args.iter().any(|a| a == "bwd");
     let bwd = !args.iter().any(|a| a == "fwd");
+    let bf16 = args.iter().any(|a| a == "bf16");
     let mut thread_counts: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     if thread_counts.is_empty() {
         thread_counts = vec![1, 2];
@@ -96,6 +102,7 @@ fn main() {
         };
         let inp = sets(n * c, 0.5); // (N, C)
         let weight = sets(oc * c, 0.25); // (OC, C)
+        let weight16: Vec<Vec<u16>> = weight.iter().map(|w| w.iter().map(|&x| bf16_round(x)).collect()).collect();
         let bias = vec![0.1f32; oc]; // (OC)
         let mut out = sets(n * oc, 0.0); // (N, OC)
         let mut dinp = sets(n * c, 0.0); // (N, C)
@@ -105,20 +112,29 @@ fn main() {
         for &t in &thread_counts {
             let pool = pool::Pool::new(t);
             let par: &dyn Parallel = if t == 1 { &Serial } else { &pool };
-            let mut scratch = vec![0f32; matmul_scratch_len(n, c, oc, t)];
+            let len = if bf16 { matmul_bf16_scratch_len(n, c, oc, t).max(matmul_backward_bf16_scratch_len(n, c, oc, t)) } else { matmul_scratch_len(n, c, oc, t) };
+            let mut scratch = vec![0f32; len];
             let nan = (f64::NAN, f64::NAN, f64::NAN);
             let (mut sf, mut sb) = (nan, nan);
             let mut r = 0;
             if fwd {
                 sf = best_secs(|| {
                     r = (r + 1) % rotate;
-                    matmul_forward(par, &mut scratch, &mut out[r], &inp[r], &weight[r], Some(&bias), n, c, oc, false)
+                    if bf16 {
+                        matmul_forward_bf16(par, &mut scratch, &mut out[r], &inp[r], &weight16[r], Some(&bias), n, c, oc, false)
+                    } else {
+                        matmul_forward(par, &mut scratch, &mut out[r], &inp[r], &weight[r], Some(&bias), n, c, oc, false)
+                    }
                 });
             }
             if bwd {
                 sb = best_secs(|| {
                     r = (r + 1) % rotate;
-                    matmul_backward(par, &mut scratch, &mut dinp[r], Some(&mut dweight[r]), Some(&mut dbias), &out[r], &inp[r], &weight[r], n, c, oc, false)
+                    if bf16 {
+                        matmul_backward_bf16(par, &mut scratch, &mut dinp[r], Some(&mut dweight[r]), Some(&mut dbias), &out[r], &inp[r], &weight16[r], n, c, oc, false)
+                    } else {
+                        matmul_backward(par, &mut scratch, &mut dinp[r], Some(&mut dweight[r]), Some(&mut dbias), &out[r], &inp[r], &weight[r], n, c, oc, false)
+                    }
                 });
             }
             rows.push((format!("{n},{c},{oc}"), t, sf, sb, flops));
@@ -127,7 +143,7 @@ fn main() {
     if fixed_peak.is_none() {
         peak = peak.max(measure_peak());
     }
-    println!("simd {}  peak {:.1} GFLOPS/thread (CPU time)", ferrogpt_kernels::simd::simd_name(), peak);
+    println!("{}simd {}  peak {:.1} GFLOPS/thread (CPU time)", if bf16 { "bf16 products, " } else { "" }, ferrogpt_kernels::simd::simd_name(), peak);
     println!("GF: by wall time (best run); %: of threads × peak; cpu%: 1 thread only, by thread CPU time");
     println!("{:>16} {:>4} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6}", "N,C,OC", "thr", "fwd GF", "%peak", "cpu%", "bwd GF", "%peak", "cpu%");
     for (shape, t, sf, sb, flops) in rows {

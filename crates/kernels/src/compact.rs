@@ -36,7 +36,9 @@ use crate::simd::F32Vec;
 use crate::{simd_kernel, Parallel};
 
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(crate) mod bf16_gemm;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
 
 /// Up to this many rows (decoding a batch of sequences) the compact products are dot
 /// products that read the compact weight in place: each task's weight rows stay in cache
@@ -88,7 +90,11 @@ pub(crate) fn chunk_rows(c: usize, oc: usize) -> usize {
 /// Scratch floats `matmul_forward_bf16` needs: the rounded activations, and for more than
 /// COMPACT_GEMV_ROWS rows a widened chunk of the weight and the GEMM's own scratch.
 pub fn matmul_bf16_scratch_len(n: usize, c: usize, oc: usize, threads: usize) -> usize {
-    n * c + gemm_chunk_scratch(n, c, oc, threads)
+    let widening = n * c + gemm_chunk_scratch(n, c, oc, threads);
+    // vdpbf16ps: the activations as bf16 rows of even length, and the bf16 GEMM's buffers.
+    #[cfg(target_arch = "x86_64")]
+    let widening = widening.max(n * c.div_ceil(2) + bf16_gemm::scratch_words(c, threads));
+    widening
 }
 
 /// Scratch floats `matmul_forward_q8` needs: the quantized activations (as f32 integers)
@@ -131,6 +137,30 @@ pub fn matmul_forward_bf16(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f
             // instructions.
             unsafe { x86::gemv_bf16_dot(dst.get(), xb.as_ptr(), weight.as_ptr(), bias_ptr(bias), n, c, oc, o0, o1, accumulate) }
         });
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_bf16_dot() {
+        // The bf16 GEMM: bf16(inp) as pairs (N, C2/2) · weightᵀ, the weight read in place.
+        let c2 = c.div_ceil(2) * 2;
+        let (xr, gs) = scratch.split_at_mut(n * c2 / 2);
+        // SAFETY: N·C2 u16 fill xr's N·C2/2 floats; u16 and u32 need no more alignment.
+        let xb = unsafe { core::slice::from_raw_parts_mut(xr.as_mut_ptr() as *mut u16, n * c2) };
+        bf16_gemm::round_rows(par, xb, c2, inp, c, n, c);
+        let p = bf16_gemm::Problem {
+            m: n,
+            n: oc,
+            k: c,
+            a: bf16_gemm::Pairs { ptr: xb.as_ptr() as *const u32, ld: c2 / 2 },
+            b: bf16_gemm::Mat16 { ptr: weight.as_ptr(), rs: 1, cs: c }, // weightᵀ (C, OC)
+            c: out.as_mut_ptr(),
+            ldc: oc,
+            accumulate,
+            bias: bias_ptr(bias),
+        };
+        // SAFETY: the shapes were checked above; has_bf16_dot() detected the instructions;
+        // gs holds scratch_words(c, threads) (matmul_bf16_scratch_len).
+        unsafe { bf16_gemm::gemm(par, gs, p) };
         return;
     }
     for (r, &x) in xr.iter_mut().zip(&inp[..n * c]) {

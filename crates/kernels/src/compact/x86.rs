@@ -58,7 +58,7 @@ pub(super) fn q8_path() -> Option<Q8Path> {
     }
 }
 
-pub(super) fn has_bf16_dot() -> bool {
+pub(crate) fn has_bf16_dot() -> bool {
     use crate::simd::x86::{best, ext, Level, EXT_BF16};
     best() == Level::Avx512 && ext() & EXT_BF16 != 0
 }

@@ -220,7 +220,7 @@ fn ceil_div(x: usize, y: usize) -> usize {
 
 /// Splits `len` into equal blocks of at most `max` (rounded up to `unit`), so that the
 /// last block is not a sliver: K = 300 with KC = 256 becomes 152 + 148, not 256 + 44.
-fn balanced_block(len: usize, max: usize, unit: usize) -> usize {
+pub(crate) fn balanced_block(len: usize, max: usize, unit: usize) -> usize {
     if len == 0 {
         return 0;
     }
@@ -525,7 +525,7 @@ fn split(len: usize, parts: usize, task: usize) -> (usize, usize) {
 /// (36 panels in 8) gave one thread all the 4s and the other all the 5s: 16 against 20
 /// panels, c_attn's forward 8% slower on 2 idle threads. Longer first, each thread gets
 /// its share of both.
-fn split_front(len: usize, parts: usize, task: usize) -> (usize, usize) {
+pub(crate) fn split_front(len: usize, parts: usize, task: usize) -> (usize, usize) {
     let (base, rem) = (len / parts, len % parts);
     let start = task * base + task.min(rem);
     (start, start + base + usize::from(task < rem))
@@ -610,7 +610,7 @@ unsafe fn pack_b_panel<V: F32Vec, const NV: usize>(b: Mat, j0: usize, nvalid: us
 /// # Safety
 /// src has `valid` rows of kb floats at stride ld; dst has kb*w writable floats.
 #[inline(always)]
-unsafe fn pack_transposed<V: F32Vec>(src: *const f32, ld: usize, valid: usize, w: usize, kb: usize, dst: *mut f32) {
+pub(crate) unsafe fn pack_transposed<V: F32Vec>(src: *const f32, ld: usize, valid: usize, w: usize, kb: usize, dst: *mut f32) {
     let l = V::LANES;
     let mut k0 = 0;
     while k0 < kb {
