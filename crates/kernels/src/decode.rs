@@ -353,8 +353,6 @@ fn weighted_sum<V: VecMath, E: Elem>(o: &mut [f32], p: &[f32], v: &[E], hs: usiz
     }
 }
 
-#[cfg(feature = "bench")]
-#[inline(always)]
 #[cfg(test)]
 mod tests {
     use super::*;
