@@ -535,5 +535,19 @@ export function buildCases(): KernelCase[] {
     [20, 768, 1500, 1],
     [16, 96, 70, 0],
   ]);
+  // Where the CPU has AVX512_BF16, the bf16 products past 16 rows run on the vdpbf16ps GEMM
+  // (compact/bf16_gemm.rs): edge tiles in both directions (43 rows = 7·6 + 1, 300 columns =
+  // 4·64 + 44), odd K (C = 41), more than one slice of K (C = 3072); and the backward with
+  // an odd N, and with OC past 4096, where dout is laid out 1536 columns at a time.
+  compactForward([
+    [43, 41, 300, 1],
+    [23, 3072, 70, 0],
+  ]);
+  {
+    const [N, C, OC] = [19, 32, 4200];
+    const r = next();
+    const bwd: Record<string, Data> = { dinp: randn(r, N * C), dweight: randn(r, OC * C), dbias: randn(r, OC), dout: randn(r, N * OC), inp: randn(r, N * C), weight: toBf16(randn(r, OC * C, 0.2)) };
+    cases.push({ kernel: 'matmulBackwardBf16', label: `matmulBackwardBf16 N=${N} C=${C} OC=${OC}`, buffers: bwd, rtol: TOL_REDUCE, args: { N, C, OC, overwriteDinp: true } });
+  }
   return cases;
 }
