@@ -227,8 +227,8 @@ describe.skipIf(native === null)('raw native addon rejects bad arguments itself'
     expect(() => a.matmulForwardQ8(f(2), f(48), i8(96), f(2), null, 1, 48, 2)).toThrow('matmulForwardQ8: C (48) must be divisible by 32');
     expect(() => a.matmulForwardQ8(f(2), f(32), u16(64) as unknown as Int8Array, f(2), null, 1, 32, 2)).toThrow('matmulForwardQ8: weight must be a Int8Array');
     expect(() => a.matmulForwardQ8(f(2), f(32), i8(64), f(1), null, 1, 32, 2)).toThrow('matmulForwardQ8: scales has length 1, expected 2');
-    expect(() => a.encoderForwardQ8(f(32), Int32Array.from([1]), i8(32), f(1), f(32), 1, 1, 32)).toThrow(/ids\[0\] = 1 is out of range/);
-    expect(() => a.encoderForwardQ8(f(32), Int32Array.from([0]), i8(64), f(1), f(32), 1, 1, 32)).toThrow('encoderForwardQ8: scales has length 1, expected 2');
+    expect(() => a.encoderForwardQ8(f(32), Int32Array.from([1]), i8(32), f(1), f(32), 1, 1, 32, 1)).toThrow(/ids\[0\] = 1 is out of range/);
+    expect(() => a.encoderForwardQ8(f(32), Int32Array.from([0]), i8(64), f(1), f(32), 1, 1, 32, 2)).toThrow('encoderForwardQ8: scales has length 1, expected 2');
     // An int8 weight's span is its bytes: an output over its second half overlaps it.
     const bytes = new ArrayBuffer(256);
     expect(() => a.matmulForwardQ8(new Float32Array(bytes, 32, 2), f(32), new Int8Array(bytes, 0, 64), f(2), null, 1, 32, 2)).toThrow(/overlap/);

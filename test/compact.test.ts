@@ -3,7 +3,7 @@
 // kernels are compared with these reference kernels in test/kernels.test.ts.)
 
 import { describe, expect, it } from 'vitest';
-import { Q8_BLOCK, bf16Round, bf16Widen, dequantizeQ8, fromBf16, quantizeQ8, toBf16 } from '../src/backend/compact.js';
+import { Q8_BLOCK, bf16Round, bf16Widen, deinterleaveQ8, dequantizeQ8, fromBf16, interleaveQ8, q8At, quantizeQ8, toBf16 } from '../src/backend/compact.js';
 import { encoderForwardBf16, encoderForwardQ8, matmulForward, matmulForwardBf16, matmulForwardQ8 } from '../src/backend/reference-kernels.js';
 import { expectClose } from './helpers/compare.js';
 import { mulberry32, randInts, randn } from './helpers/random.js';
@@ -61,6 +61,24 @@ describe('int8 (Q8_0 blocks of 32)', () => {
   });
 });
 
+describe('int8 in memory: rows interleaved in groups of 16', () => {
+  it('puts 4 bytes of each of a group\'s rows side by side, and deinterleaveQ8 undoes it', () => {
+    // (OC, C) = (20, 64): one group of 16 rows and a partial one of 4.
+    const [OC, C] = [20, 64];
+    expect(q8At(0, 0, OC, C)).toBe(0);
+    expect(q8At(1, 0, OC, C)).toBe(4); // row 1's first 4 bytes follow row 0's
+    expect(q8At(0, 4, OC, C)).toBe(64); // then the next 4 values of k, 16 rows × 4 bytes on
+    expect(q8At(17, 5, OC, C)).toBe(16 * C + 1 * 16 + 1 * 4 + 1); // the partial group: 4 rows × 4 bytes a step
+    const w = quantizeQ8(randn(mulberry32(5), OC * C));
+    const laid = interleaveQ8(w, OC, C);
+    for (let o = 0; o < OC; o++) for (let k = 0; k < C; k++) expect(laid.q[q8At(o, k, OC, C)]).toBe(w.q[o * C + k]);
+    const back = deinterleaveQ8(laid, OC, C);
+    expect(back.q).toEqual(w.q);
+    expect(back.scales).toEqual(w.scales);
+    expect(() => interleaveQ8(w, OC, C + 32)).toThrow(/expected 20×96 values/);
+  });
+});
+
 describe('reference compact kernels vs float64 over the dequantized weights', () => {
   const r = mulberry32(3);
   for (const [N, C, OC] of [[1, 64, 40], [6, 96, 33], [3, 768, 50]] as const) {
@@ -80,8 +98,9 @@ describe('reference compact kernels vs float64 over the dequantized weights', ()
 
     it(`matmulForwardQ8 N=${N} C=${C} OC=${OC}`, () => {
       const { q, scales } = quantizeQ8(w);
+      const laid = interleaveQ8({ q, scales }, OC, C);
       const got = new Float32Array(N * OC);
-      matmulForwardQ8(got, inp, q, scales, bias, N, C, OC);
+      matmulForwardQ8(got, inp, laid.q, laid.scales, bias, N, C, OC);
       // Activations quantized per row in blocks of 32, as the weights; then float64.
       const x = new Float64Array(N * C);
       for (let n = 0; n < N; n++) {
@@ -99,7 +118,7 @@ describe('reference compact kernels vs float64 over the dequantized weights', ()
   }
 
   it('encoderForwardBf16 and encoderForwardQ8 add the dequantized rows to wpe', () => {
-    const [B, T, C, V] = [2, 3, 64, 9];
+    const [B, T, C, V] = [2, 3, 64, 37]; // two full groups of 16 rows and a partial one
     const ids = randInts(r, B * T, V);
     const wte = randn(r, V * C);
     const wpe = randn(r, T * C);
@@ -113,7 +132,8 @@ describe('reference compact kernels vs float64 over the dequantized weights', ()
     encoderForwardBf16(got, ids, h, wpe, B, T, C);
     expectClose(got, want(fromBf16(h)), 1e-7, 'encoderForwardBf16');
     const { q, scales } = quantizeQ8(wte);
-    encoderForwardQ8(got, ids, q, scales, wpe, B, T, C);
+    const laid = interleaveQ8({ q, scales }, V, C);
+    encoderForwardQ8(got, ids, laid.q, laid.scales, wpe, B, T, C, V);
     expectClose(got, want(dequantizeQ8(q, scales)), 1e-7, 'encoderForwardQ8');
   });
 });

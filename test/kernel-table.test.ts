@@ -85,7 +85,7 @@ describeEachBackend('kernel checks, derived from the registry', (b: Backend) => 
       [() => b.matmulForwardBf16(b.alloc(2), b.alloc(2), b.alloc(4), null, 1, 2, 2), 'matmulForwardBf16: weight must be a bf16 tensor, got f32'],
       [() => b.matmulForwardQ8(b.alloc(2), b.alloc(48), b.alloc(96, 'i8'), b.alloc(2), null, 1, 48, 2), 'matmulForwardQ8: C (48) must be divisible by 32'],
       [() => b.matmulForwardQ8(b.alloc(2), b.alloc(32), b.alloc(64, 'i8'), b.alloc(1), null, 1, 32, 2), 'matmulForwardQ8: scales has length 1, expected 2'],
-      [() => b.encoderForwardQ8(b.alloc(32), ints([0]), b.alloc(64, 'i8'), b.alloc(1), b.alloc(32), 1, 1, 32), 'encoderForwardQ8: scales has length 1, expected 2'],
+      [() => b.encoderForwardQ8(b.alloc(32), ints([0]), b.alloc(64, 'i8'), b.alloc(1), b.alloc(32), 1, 1, 32, 2), 'encoderForwardQ8: scales has length 1, expected 2'],
       [() => b.encoderForwardBf16(b.alloc(32), ints([0]), b.alloc(48, 'bf16'), b.alloc(32), 1, 1, 32), 'encoderForwardBf16: wte must hold at least 1 rows of C = 32 (length a multiple of 32), got length 48'],
       [() => b.geluForward(b.alloc(2), null as unknown as Tensor, 2), `geluForward: inp is not a live tensor of the ${n} backend (freed, or from another backend)`],
       [() => b.matmulForward(b.alloc(4), b.alloc(4), b.alloc(4), undefined as unknown as null, 2, 2, 2), `matmulForward: bias is not a live tensor of the ${n} backend (freed, or from another backend)`],

@@ -108,7 +108,7 @@ export const KERNELS = {
   },
   /** out (B,T,C) = wte (V,C, int8, scales (V,C/32))[ids] dequantized + wpe (maxT,C)[t]. */
   encoderForwardQ8: {
-    args: [out('out', 'B*T*C'), ids('ids', 'B*T', '< V'), compactTable('wte', 'C', 'V', 'i8'), inp('scales', 'V*C/32'), table('wpe', 'C', { atLeast: 'T' }), dim('B'), dim('T'), dim('C')],
+    args: [out('out', 'B*T*C'), ids('ids', 'B*T', '< V'), compactInp('wte', 'V*C', 'i8'), inp('scales', 'V*C/32'), table('wpe', 'C', { atLeast: 'T' }), dim('B'), dim('T'), dim('C'), dim('V')],
     constraints: ['C % 32 == 0'],
   },
   /** dwte (V,C)[ids] += dout (B,T,C); dwpe (maxT,C)[t] += dout; ids (B,T) i32 in 0..V-1. */

@@ -15,7 +15,7 @@
 // - No argument checks here: BaseBackend checks every call before it reaches a kernel.
 
 import type { DropoutSpec } from './backend.js';
-import { Q8_BLOCK, bf16Round, bf16Widen, quantizeQ8 } from './compact.js';
+import { Q8_BLOCK, bf16Round, bf16Widen, q8At, q8ScaleAt, quantizeQ8 } from './compact.js';
 import type { Kernels } from './kernels.js';
 import { randomU32 } from './rng.js';
 
@@ -77,12 +77,12 @@ export function encoderForwardBf16(out: FloatArray, ids: Int32Array, wte: Uint16
   }
 }
 
-/** out (B,T,C) = wte (V,C, int8 with scales (V,C/32))[ids (B,T)] dequantized + wpe (maxT,C)[t]. */
-export function encoderForwardQ8(out: FloatArray, ids: Int32Array, wte: Int8Array, scales: FloatArray, wpe: FloatArray, B: number, T: number, C: number): void {
+/** out (B,T,C) = wte (V,C, int8 with scales (V,C/32), interleaved: q8At)[ids (B,T)] dequantized + wpe (maxT,C)[t]. */
+export function encoderForwardQ8(out: FloatArray, ids: Int32Array, wte: Int8Array, scales: FloatArray, wpe: FloatArray, B: number, T: number, C: number, V: number): void {
   for (let bt = 0; bt < B * T; bt++) {
     const t = bt % T;
-    const row = ids[bt] * C;
-    for (let i = 0; i < C; i++) out[bt * C + i] = wte[row + i] * scales[(row + i) / Q8_BLOCK | 0] + wpe[t * C + i];
+    const id = ids[bt];
+    for (let i = 0; i < C; i++) out[bt * C + i] = wte[q8At(id, i, V, C)] * scales[q8ScaleAt(id, (i / Q8_BLOCK) | 0, V, C / Q8_BLOCK)] + wpe[t * C + i];
   }
 }
 
@@ -186,7 +186,8 @@ export function matmulForwardBf16(out: FloatArray, inp: FloatArray, weight: Uint
 }
 
 /**
- * out (N,OC) = q8(inp (N,C)) · weight (OC,C, int8 with scales (OC,C/32))ᵀ + bias (OC): each row
+ * out (N,OC) = q8(inp (N,C)) · weight (OC,C, int8 with scales (OC,C/32), both interleaved: q8At,
+ * q8ScaleAt)ᵀ + bias (OC): each row
  * of inp quantized in blocks of 32 as the weights are (compact.ts), then
  * Σ over blocks of d_w · d_x · Σ q_w q_x. C is a multiple of 32.
  */
@@ -198,8 +199,8 @@ export function matmulForwardQ8(out: FloatArray, inp: FloatArray, weight: Int8Ar
       let acc = bias === null ? 0 : bias[o];
       for (let b = 0; b < nb; b++) {
         let dot = 0;
-        for (let i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++) dot += x.q[i] * weight[o * C + i];
-        acc += scales[o * nb + b] * x.scales[b] * dot;
+        for (let i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++) dot += x.q[i] * weight[q8At(o, i, OC, C)];
+        acc += scales[q8ScaleAt(o, b, OC, nb)] * x.scales[b] * dot;
       }
       out[n * OC + o] = accumulate ? out[n * OC + o] + acc : acc;
     }

@@ -17,7 +17,7 @@
 // re-rounded once per update; `linearBackward` picks the f32 or the bf16 backward.
 
 import type { Backend, Tensor } from '../backend/backend.js';
-import { Q8_BLOCK, dequantizeQ8, fromBf16, quantizeQ8, toBf16 } from '../backend/compact.js';
+import { Q8_BLOCK, Q8_GROUP, deinterleaveQ8, dequantizeQ8, fromBf16, interleaveQ8, quantizeQ8, toBf16 } from '../backend/compact.js';
 import type { GPTConfig } from './config.js';
 import { structure, type ModelParams, type ParamSpec } from './params.js';
 
@@ -95,7 +95,7 @@ export function linearForward(be: Backend, out: Tensor, inp: Tensor, w: Weight, 
 
 /** out (B, T, C) = wte[ids] + wpe[t], by the kernel for wte's dtype. */
 export function embedForward(be: Backend, out: Tensor, ids: Tensor, wte: Weight, wpe: Tensor, B: number, T: number, C: number): void {
-  if ('q' in wte) be.encoderForwardQ8(out, ids, wte.q, wte.scales, wpe, B, T, C);
+  if ('q' in wte) be.encoderForwardQ8(out, ids, wte.q, wte.scales, wpe, B, T, C, wte.scales.length / (C / Q8_BLOCK));
   else if (wte.dtype === 'bf16') be.encoderForwardBf16(out, ids, wte, wpe, B, T, C);
   else be.encoderForward(out, ids, wte, wpe, B, T, C);
 }
@@ -207,7 +207,9 @@ export class CompactWeights {
     const e = this.entry(name);
     if (e.f32 !== undefined) return { dtype: 'f32', data: this.backend.read(e.f32) as Float32Array };
     if (e.bf16 !== undefined) return { dtype: 'bf16', data: this.backend.read(e.bf16) as Uint16Array };
-    return { dtype: 'int8', data: this.backend.read(e.q8!.q) as Int8Array, scales: this.backend.read(e.q8!.scales) as Float32Array };
+    const [rows, cols] = e.spec.shape;
+    const { q, scales } = deinterleaveQ8({ q: this.backend.read(e.q8!.q) as Int8Array, scales: this.backend.read(e.q8!.scales) as Float32Array }, rows, cols);
+    return { dtype: 'int8', data: q, scales };
   }
 
   /** Rows r of parameter `name` (rows of `C`) as f32 values. */
@@ -216,8 +218,15 @@ export class CompactWeights {
     const be = this.backend;
     if (e.f32 !== undefined) return be.read(e.f32, r * C, count * C) as Float32Array;
     if (e.bf16 !== undefined) return fromBf16(be.read(e.bf16, r * C, count * C) as Uint16Array);
+    // In memory the rows are interleaved in groups of Q8_GROUP: read the groups that hold
+    // rows r..r+count, put them back in order, and dequantize the rows asked for.
     const { q, scales } = e.q8!;
-    return dequantizeQ8(be.read(q, r * C, count * C) as Int8Array, be.read(scales, (r * C) / Q8_BLOCK, (count * C) / Q8_BLOCK) as Float32Array);
+    const rowsAll = e.spec.shape[0];
+    const g0 = r - (r % Q8_GROUP);
+    const g1 = Math.min(rowsAll, Math.ceil((r + count) / Q8_GROUP) * Q8_GROUP);
+    const part = this.q8Groups(q, scales, g0, g1, C);
+    const skip = (r - g0) * C;
+    return dequantizeQ8(part.q.subarray(skip, skip + count * C), part.scales.subarray(skip / Q8_BLOCK, (skip + count * C) / Q8_BLOCK));
   }
 
   /** Overwrites parameter `name` with `value`, converted to how this model stores it. */
@@ -228,9 +237,22 @@ export class CompactWeights {
     else if (e.bf16 !== undefined) be.write(e.bf16, (convertStored(value, 'bf16') as { data: Uint16Array }).data);
     else {
       const q = convertStored(value, 'int8') as Extract<StoredParam, { dtype: 'int8' }>;
-      be.write(e.q8!.q, q.data);
-      be.write(e.q8!.scales, q.scales);
+      const [rows, cols] = e.spec.shape;
+      const laid = interleaveQ8({ q: q.data, scales: q.scales }, rows, cols);
+      be.write(e.q8!.q, laid.q);
+      be.write(e.q8!.scales, laid.scales);
     }
+  }
+
+  /** Rows g0..g1 (whole groups of Q8_GROUP, or up to the matrix's last row) of an int8 matrix, back in row-major order. */
+  private q8Groups(q: Tensor, scales: Tensor, g0: number, g1: number, C: number): { q: Int8Array; scales: Float32Array } {
+    const be = this.backend;
+    const n = g1 - g0;
+    // A group's bytes are contiguous (q8At), so rows g0..g1 are one range; as its own
+    // matrix of n rows it has the same groups, except that its last group is partial
+    // only where the whole matrix's is.
+    const part = { q: be.read(q, g0 * C, n * C) as Int8Array, scales: be.read(scales, (g0 * C) / Q8_BLOCK, (n * C) / Q8_BLOCK) as Float32Array };
+    return deinterleaveQ8(part, n, C);
   }
 
   dispose(): void {

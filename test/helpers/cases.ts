@@ -9,7 +9,7 @@
 
 import type { Backend, DropoutSpec, Tensor } from '../../src/backend/backend.js';
 import { KERNELS, type KernelName, type Kernels } from '../../src/backend/kernels.js';
-import { quantizeQ8, toBf16 } from '../../src/backend/compact.js';
+import { interleaveQ8, quantizeQ8, toBf16 } from '../../src/backend/compact.js';
 import { referenceKernels, type RefArray } from '../../src/backend/reference-kernels.js';
 import { mulberry32, randInts, randn, randu, type Rng } from './random.js';
 
@@ -423,7 +423,7 @@ export function buildCases(): KernelCase[] {
       const out = randn(r, N * OC);
       const bias: Record<string, Data> = withBias ? { bias: randn(r, OC) } : {};
       const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
-      const q8 = C % 32 === 0 ? quantizeQ8(weightF32) : null;
+      const q8 = C % 32 === 0 ? interleaveQ8(quantizeQ8(weightF32), OC, C) : null; // the kernels' layout
       for (const accumulate of [false, true]) {
         const what = `N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`;
         cases.push({ kernel: 'matmulForwardBf16', label: `matmulForwardBf16 ${what}`, buffers: { out, inp, weight: toBf16(weightF32), ...bias }, rtol: tol, args: { N, C, OC, accumulate } });
@@ -485,7 +485,7 @@ export function buildCases(): KernelCase[] {
     const wteF32 = randn(r, V * C);
     const wpe = randn(r, maxT * C);
     const out = randn(r, B * T * C);
-    const { q, scales } = quantizeQ8(wteF32);
+    const { q, scales } = interleaveQ8(quantizeQ8(wteF32), V, C); // the kernels' layout
     cases.push({
       kernel: 'encoderForwardBf16',
       label: `encoderForwardBf16 B=${B} T=${T} C=${C} V=${V}`,
@@ -498,7 +498,7 @@ export function buildCases(): KernelCase[] {
       label: `encoderForwardQ8 B=${B} T=${T} C=${C} V=${V}`,
       buffers: { out, ids, wte: q, scales, wpe },
       rtol: TOL_POINTWISE,
-      args: { B, T, C },
+      args: { B, T, C, V },
     });
   }
   // The decode GEMVs' x86 paths (crates/kernels/src/compact/x86.rs) at shapes that split

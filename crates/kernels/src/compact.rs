@@ -10,6 +10,11 @@
 //!   a block holds 32 i8 values q and one f32 scale d, and stands for q·d.
 //!   `q8_quantize` is the one definition: d = amax / 127 and q = round_ties_even(x · (127 /
 //!   amax)), both in f32; a block of zeros has d = 0, q = 0. C must be a multiple of 32.
+//!   In memory (not on disk) an int8 matrix (OC, C) interleaves its rows in groups of
+//!   `Q8_GROUP` (16): a group's rows sit side by side 4 bytes at a time, and its scales
+//!   block by block (`q8_at`, `q8_scale_at`; src/backend/compact.ts's interleaveQ8 makes
+//!   it). One 512-bit load then holds 4 values of k for 16 outputs, which is what VNNI's
+//!   vpdpbusd multiplies (x86.rs).
 //!
 //! What the products compute, on every backend and instruction set (the reference kernels
 //! in src/backend/reference-kernels.ts are this specification):
@@ -77,6 +82,65 @@ pub fn q8_quantize(x: &[f32], q: &mut [i8], d: &mut [f32]) {
         let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
         for (o, &v) in qb.iter_mut().zip(xb) {
             *o = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        }
+    }
+}
+
+/// Rows of an int8 matrix interleaved in memory (see the module comment).
+pub const Q8_GROUP: usize = 16;
+
+/// First row and row count of the group holding row o of an (OC, ..) int8 matrix.
+#[inline(always)]
+fn q8_group(o: usize, oc: usize) -> (usize, usize) {
+    let g0 = o / Q8_GROUP * Q8_GROUP;
+    (g0, Q8_GROUP.min(oc - g0))
+}
+
+/// Where value (o, k) of an int8 matrix (OC, C) lies in memory: its group's rows g0.. (r
+/// of them: 16, fewer in a last partial group) hold C/4 steps of 4·r bytes, row by row 4
+/// bytes each.
+#[inline(always)]
+pub fn q8_at(o: usize, k: usize, oc: usize, c: usize) -> usize {
+    let (g0, r) = q8_group(o, oc);
+    g0 * c + (k / 4) * 4 * r + (o - g0) * 4 + k % 4
+}
+
+/// Where the scale of block b of row o lies in the scales (OC, NB = C/32) of an int8
+/// matrix: its group's NB blocks of r scales, row by row.
+#[inline(always)]
+pub fn q8_scale_at(o: usize, b: usize, oc: usize, nb: usize) -> usize {
+    let (g0, r) = q8_group(o, oc);
+    g0 * nb + b * r + (o - g0)
+}
+
+/// A row-major int8 matrix q (OC, C) and its scales (OC, C/32) in the interleaved layout
+/// (the Rust tests' copy of compact.ts's interleaveQ8).
+#[cfg(test)]
+pub(crate) fn q8_interleave(q: &[i8], d: &[f32], oc: usize, c: usize) -> (Vec<i8>, Vec<f32>) {
+    let nb = c / Q8_BLOCK;
+    let (mut qi, mut di) = (vec![0i8; oc * c], vec![0f32; oc * nb]);
+    for o in 0..oc {
+        for k in 0..c {
+            qi[q8_at(o, k, oc, c)] = q[o * c + k];
+        }
+        for b in 0..nb {
+            di[q8_scale_at(o, b, oc, nb)] = d[o * nb + b];
+        }
+    }
+    (qi, di)
+}
+
+/// Row o of an int8 matrix (OC, C) in the interleaved layout, dequantized into `row` (C)
+/// as q·d, plus `add` (C) when given: the GEMM path's widening and the embedding's lookup.
+fn q8_row(row: &mut [f32], q: &[i8], scales: &[f32], o: usize, oc: usize, c: usize, add: Option<&[f32]>) {
+    let (g0, r) = q8_group(o, oc);
+    let nb = c / Q8_BLOCK;
+    let base = q8_at(o, 0, oc, c); // value k at base + (k/4)·4r + k%4
+    for (k4, y4) in row[..c].chunks_exact_mut(4).enumerate() {
+        let d = scales[g0 * nb + (k4 * 4 / Q8_BLOCK) * r + (o - g0)];
+        let p = &q[base + k4 * 4 * r..base + k4 * 4 * r + 4];
+        for (i, y) in y4.iter_mut().enumerate() {
+            *y = p[i] as f32 * d + add.map_or(0.0, |a| a[4 * k4 + i]);
         }
     }
 }
@@ -196,13 +260,16 @@ pub fn matmul_forward_q8(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32
     assert!(bias.is_none_or(|b| b.len() >= oc), "matmul_forward_q8: bias too small");
     #[cfg(target_arch = "x86_64")]
     if let (true, Some(path)) = (n <= COMPACT_GEMV_ROWS && c > 0, x86::q8_path()) {
-        let (xs, aux, dxl, d) = x86::q8_prepare(scratch, inp, n, c, path);
-        let a = x86::Q8Args { out: out.as_mut_ptr(), xs, aux, dxl, d, weight: weight.as_ptr(), scales: scales.as_ptr(), bias: bias_ptr(bias), n, c, oc, accumulate };
-        for_column_tasks(par, n, c, oc, &|o0, o1| {
-            // SAFETY: tasks write disjoint column ranges o0..o1 of out (N, OC); the
+        let (xs, d, corr) = x86::q8_prepare(scratch, inp, n, c);
+        let a = x86::Q8Args { out: out.as_mut_ptr(), xs, d, corr, weight: weight.as_ptr(), scales: scales.as_ptr(), bias: bias_ptr(bias), n, c, oc, accumulate };
+        // Tasks take whole groups of Q8_GROUP rows (the layout's unit), about GEMV_COLS a task.
+        let groups = oc.div_ceil(Q8_GROUP);
+        let tasks = if n * c * oc < (1 << 17) { 1 } else { ceil_div(oc, GEMV_COLS) };
+        par.for_each(tasks, &|task, _thread| {
+            // SAFETY: tasks write the disjoint columns of their groups of out (N, OC); the
             // buffers hold what Q8Args says, as checked above and by q8_prepare; q8_path()
             // detected the instructions.
-            unsafe { x86::gemv_q8(&a, o0, o1, path) }
+            unsafe { x86::gemv_q8(&a, task * groups / tasks, (task + 1) * groups / tasks, path) }
         });
         return;
     }
@@ -233,14 +300,7 @@ pub fn matmul_forward_q8(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32
         }
     }
     gemm_by_chunks(par, rest, out, xq, bias, n, c, oc, accumulate, &|rows, o0| {
-        for_parts_rows(par, rows, c, &|r, row| {
-            let o = o0 + r;
-            for ((wb, qb), &d) in row.chunks_exact_mut(Q8_BLOCK).zip(weight[o * c..(o + 1) * c].chunks_exact(Q8_BLOCK)).zip(&scales[o * nb..(o + 1) * nb]) {
-                for (w, &q) in wb.iter_mut().zip(qb) {
-                    *w = q as f32 * d;
-                }
-            }
-        });
+        for_parts_rows(par, rows, c, &|r, row| q8_row(row, weight, scales, o0 + r, oc, c, None));
     });
 }
 
@@ -321,28 +381,33 @@ fn gemv_q8_cols_impl<V: F32Vec>(out: *mut f32, xq: *const f32, xd: *const f32, w
     let l = V::LANES;
     let nb = c / Q8_BLOCK;
     for o in o0..o1 {
-        // SAFETY: row o < OC of weight (OC, C) and scales (OC, C/32); rows r < N of xq
-        // (N, C) and xd (N, C/32); out (N, OC) at rows < N, column o, only this task's.
+        // SAFETY: row o < OC of weight and scales (in the interleaved layout, q8_at and
+        // q8_scale_at stay inside OC*C and OC*C/32); rows r < N of xq (N, C) and xd (N,
+        // C/32); out (N, OC) at rows < N, column o, only this task's.
         unsafe {
-            let w = weight.add(o * c); // (C,) row o, int8
-            let wd = scales.add(o * nb); // (C/32,) its scales
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
-            for r in 0..n {
-                let (xr, xdr) = (xq.add(r * c), xd.add(r * nb));
-                let mut acc = V::zero();
-                for blk in 0..nb {
+            let mut acc = [V::zero(); COMPACT_GEMV_ROWS];
+            let mut wb = [0i8; Q8_BLOCK]; // row o's block, gathered from its 4-byte pieces
+            for blk in 0..nb {
+                let k0 = blk * Q8_BLOCK;
+                for k4 in (0..Q8_BLOCK).step_by(4) {
+                    core::ptr::copy_nonoverlapping(weight.add(q8_at(o, k0 + k4, oc, c)), wb.as_mut_ptr().add(k4), 4);
+                }
+                let dw = *scales.add(q8_scale_at(o, blk, oc, nb));
+                for (r, acc) in acc[..n].iter_mut().enumerate() {
                     // Σ q_x q_w over the block: integer products and sums, exact in f32.
                     let mut s = V::zero();
-                    let mut k = blk * Q8_BLOCK;
-                    while k < (blk + 1) * Q8_BLOCK {
-                        s = V::load(xr.add(k)).mul_add(V::load_i8(w.add(k)), s);
+                    let mut k = 0;
+                    while k < Q8_BLOCK {
+                        s = V::load(xq.add(r * c + k0 + k)).mul_add(V::load_i8(wb.as_ptr().add(k)), s);
                         k += l;
                     }
-                    acc = s.mul_add(V::splat(*wd.add(blk) * *xdr.add(blk)), acc);
+                    *acc = s.mul_add(V::splat(dw * *xd.add(r * nb + blk)), *acc);
                 }
-                let s = acc.reduce_sum();
+            }
+            for (r, acc) in acc[..n].iter().enumerate() {
                 let y = out.add(r * oc + o);
-                let x = s + b;
+                let x = acc.reduce_sum() + b;
                 *y = if accumulate { *y + x } else { x };
             }
         }
@@ -362,18 +427,13 @@ pub fn encoder_forward_bf16(out: &mut [f32], ids: &[i32], wte: &[u16], wpe: &[f3
 }
 
 /// out (B,T,C) = dequantized wte[ids] + wpe[t] for an int8 token table wte (V, C) with
-/// scales (V, C/32); C a multiple of 32. ids in 0..V (checked by the caller).
+/// scales (V, C/32), interleaved (`q8_at`); C a multiple of 32. ids in 0..V (checked by
+/// the caller).
 #[allow(clippy::too_many_arguments)]
-pub fn encoder_forward_q8(out: &mut [f32], ids: &[i32], wte: &[i8], scales: &[f32], wpe: &[f32], b: usize, t: usize, c: usize) {
-    let nb = c / Q8_BLOCK;
+pub fn encoder_forward_q8(out: &mut [f32], ids: &[i32], wte: &[i8], scales: &[f32], wpe: &[f32], b: usize, t: usize, c: usize, v: usize) {
     for (bt, o) in out[..b * t * c].chunks_exact_mut(c).enumerate() {
-        let id = ids[bt] as usize;
         let pe = &wpe[(bt % t) * c..(bt % t + 1) * c]; // (C)
-        let row = &wte[id * c..(id + 1) * c];
-        let d = &scales[id * nb..(id + 1) * nb];
-        for (k, (y, &p)) in o.iter_mut().zip(pe).enumerate() {
-            *y = row[k] as f32 * d[k / Q8_BLOCK] + p;
-        }
+        q8_row(o, wte, scales, ids[bt] as usize, v, c, Some(pe));
     }
 }
 

@@ -99,15 +99,16 @@ macro_rules! for_each_kernel {
             }
 
             // out (B,T,C) = dequantized wte[ids] + wpe[t] for an int8 wte (V,C) with scales
-            // (V,C/32) (compact.rs).
+            // (V,C/32) (compact.rs). V is an argument, not a table's row count: the int8
+            // layout interleaves rows in groups of 16, so where a row lies depends on V.
             "encoderForwardQ8" encoder_forward_q8 [node wasm] (
-                out: out[btc], ids: ids[b * t, rows v], wte: rows_in_i8[c, 1 => v], scales: inp[v * (c / 32)], wpe: rows_in[c, t],
-                b: dim["B"], t: dim["T"], c: dim["C"],
+                out: out[btc], ids: ids[b * t, v], wte: inp_i8[vc], scales: inp[v * (c / 32)], wpe: rows_in[c, t],
+                b: dim["B"], t: dim["T"], c: dim["C"], v: dim["V"],
             ) {
-                lens: [btc = "B*T*C" (b, t, c)],
+                lens: [btc = "B*T*C" (b, t, c), vc = "V*C" (v, c)],
                 checks: [c("C") % 32],
                 run: serial,
-                call: compact::encoder_forward_q8(out, ids, wte, scales, wpe, b, t, c),
+                call: compact::encoder_forward_q8(out, ids, wte, scales, wpe, b, t, c, v),
             }
 
             // dwte (V,C) += scatter of dout (B,T,C); dwpe (>= T,C) += dout summed over B.

@@ -9,41 +9,21 @@
 //! The int8 kernels compute the spec's integer block sums exactly (any exact integer
 //! path gives the same sums) and scale them by d_w · d_x in f32, as the generic path
 //! does; they differ from it only in the order of the f32 additions. Each output is one
-//! dot product in a fixed order, whatever N and the thread count are.
+//! dot product in a fixed order, whatever N and the thread count are. They read the
+//! weight in compact.rs's interleaved layout (`q8_at`): 16 rows side by side.
 
 use super::Q8_BLOCK;
 use std::arch::x86_64::*;
 
-/// Bytes of int8 activations per 512-bit step: two blocks of 32.
-pub(super) const STEP: usize = 64;
-
-/// How far ahead (bytes) the 512-bit int8 GEMV prefetches its weight into L1. Measured
-/// (bench/compact-gemv.js, 1 thread, lm head, A/B over 5 interleaved runs on this Zen 4):
-/// 2048 gave 17-22 GB/s against 12-18 without; 1024 in between. The hardware prefetcher
-/// alone does not keep enough lines in flight for a loop this busy. (The bf16 kernel is
-/// faster without it: 26-31 against 17-19 GB/s; it does half the work per byte.)
-const PREFETCH: usize = 2048;
-
-/// C rounded up to whole 64-byte steps: the row stride of the activations prepared by
-/// `q8_prepare` (padded with zeros, so a step never reads past a row).
-pub(super) fn c64(c: usize) -> usize {
-    c.div_ceil(STEP) * STEP
-}
-
-/// Floats of scratch `q8_prepare` fills for N rows of C: xs (N, C64) i8, aux (N, C64) u8
-/// or (N, C64/4) i32, dxl (N, C64/4) f32, d (N, C/32) f32.
-pub(super) fn q8_scratch_floats(n: usize, c: usize) -> usize {
-    3 * n * c64(c) / 4 + n * (c / Q8_BLOCK)
-}
-
 /// Which integer GEMV runs: decided once per call from the detected level.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Q8Path {
-    /// AVX512_VNNI: vpdpbusd on (w + 128) as u8 times x as s8, minus 128 · Σ x.
+    /// AVX512_VNNI: vpdpbusd on (w + 128) as u8 times x as s8, from −128 · Σ x.
     Vnni,
     /// AVX-512BW: vpmaddubsw on |x| as u8 times sign(x) · w as s8, then vpmaddwd.
     Avx512Bw,
-    /// AVX2: the same on 256 bits (vpsignb gives sign(x) · w).
+    /// AVX2: the same on 256 bits, a group's 16 rows as two halves of 8 (vpsignb gives
+    /// sign(x) · w).
     Avx2,
 }
 
@@ -63,76 +43,50 @@ pub(crate) fn has_bf16_dot() -> bool {
     best() == Level::Avx512 && ext() & EXT_BF16 != 0
 }
 
-/// The activations as the integer kernels read them, in `scratch` (q8_scratch_floats):
-/// xs (N, C64) the spec's q_x as i8 (zero past C); aux (N, C64 bytes): for Vnni, per
-/// 4-byte group −128 · Σ q_x as i32 (the offset's correction, negated: vpdpbusd
-/// starts from it, which saves a subtraction per step), else |q_x| as u8; dxl
-/// (N, C64/4): for each i32 lane of a 64-byte step, the d_x of its block (lanes 0-7 the
-/// first block, 8-15 the second); d (N, C/32) the block scales themselves.
-/// Returns (xs, aux, dxl, d) as pointers into scratch.
-pub(super) fn q8_prepare(scratch: &mut [f32], inp: &[f32], n: usize, c: usize, path: Q8Path) -> (*const i8, *const u8, *const f32, *const f32) {
-    let (cp, nb) = (c64(c), c / Q8_BLOCK);
-    let q = n * cp / 4; // floats per region of N·C64 bytes
-    assert!(scratch.len() >= 3 * q + n * nb, "matmul_forward_q8: scratch too small");
-    let (bytes, rest) = scratch.split_at_mut(2 * q);
-    let (dxl, d) = rest.split_at_mut(q);
-    let d = &mut d[..n * nb]; // (N, C/32)
-    // SAFETY: the first 2·q floats are 8·q = 2·N·C64 bytes, reinterpreted as bytes (any
-    // bit pattern is a valid i8/u8, and u8 needs no alignment).
-    let bytes = unsafe { core::slice::from_raw_parts_mut(bytes.as_mut_ptr() as *mut u8, 8 * q) };
-    let (xs, aux) = bytes.split_at_mut(n * cp); // (N, C64) each
-    // SAFETY: every path of q8_path() runs on a CPU with avx2 and fma (detected by best()).
-    unsafe { fill(xs, aux, dxl, d, inp, n, c, path) };
-    (xs.as_ptr() as *const i8, aux.as_ptr(), dxl.as_ptr(), d.as_ptr())
+/// Floats of scratch `q8_prepare` fills for N rows of C: xs (N, C) i8, and per block of
+/// 32 its scale d_x and −128 · Σ q_x (the VNNI offset's correction), (N, C/32) each.
+pub(super) fn q8_scratch_floats(n: usize, c: usize) -> usize {
+    n * c.div_ceil(4) + 2 * n * (c / Q8_BLOCK)
 }
 
-/// q8_prepare's loops, compiled with AVX2 so that q8_quantize (inlined) rounds with
-/// vroundps: baseline x86_64 has no SSE4.1 rounding instruction, so round_ties_even was
-/// emulated per activation. A call at C = 768, OC = 64 went from 4.0-4.3 to 3.55 µs
-/// (in cache, 1 thread, 4 alternating runs); that cost is per call, whatever OC is. The
-/// same rounding (to nearest even), so the same q_x and d_x bits.
+/// The activations as the integer kernels read them, quantized by the spec, in `scratch`
+/// (q8_scratch_floats): xs (N, C) q_x as i8, d (N, C/32) their scales, corr (N, C/32)
+/// −128 · Σ q_x over each block as i32 (vpdpbusd starts each block's sum from it).
+/// Returns (xs, d, corr) as pointers into scratch.
+pub(super) fn q8_prepare(scratch: &mut [f32], inp: &[f32], n: usize, c: usize) -> (*const i8, *const f32, *const i32) {
+    let nb = c / Q8_BLOCK;
+    assert!(scratch.len() >= q8_scratch_floats(n, c), "matmul_forward_q8: scratch too small");
+    let (bytes, rest) = scratch.split_at_mut(n * c.div_ceil(4));
+    let (d, corr) = rest.split_at_mut(n * nb);
+    // SAFETY: the first region's floats are reinterpreted as N·C bytes (any bit pattern is
+    // a valid i8), the last's as N·C/32 i32 (same size and alignment as f32).
+    let xs = unsafe { core::slice::from_raw_parts_mut(bytes.as_mut_ptr() as *mut i8, n * c) };
+    let corr = unsafe { core::slice::from_raw_parts_mut(corr.as_mut_ptr() as *mut i32, n * nb) };
+    // SAFETY: every path of q8_path() runs on a CPU with avx2 and fma (detected by best()).
+    unsafe { fill(xs, &mut d[..n * nb], corr, inp, n, c) };
+    (xs.as_ptr(), d.as_ptr(), corr.as_ptr())
+}
+
+/// q8_prepare's loop, compiled with AVX2 so that q8_quantize (inlined) rounds with
+/// vroundps (baseline x86_64 emulates round_ties_even per value): the same rounding, so
+/// the same q_x and d_x bits.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn fill(xs: &mut [u8], aux: &mut [u8], dxl: &mut [f32], d: &mut [f32], inp: &[f32], n: usize, c: usize, path: Q8Path) {
-    let (cp, nb) = (c64(c), c / Q8_BLOCK);
-    xs.fill(0);
-    aux.fill(0);
-    let mut qb = [0i8; Q8_BLOCK];
-    for r in 0..n {
-        for blk in 0..nb {
-            let k = blk * Q8_BLOCK;
-            super::q8_quantize(&inp[r * c + k..r * c + k + Q8_BLOCK], &mut qb, &mut d[r * nb + blk..r * nb + blk + 1]);
-            for (i, &v) in qb.iter().enumerate() {
-                xs[r * cp + k + i] = v as u8;
-            }
-            if path != Q8Path::Vnni {
-                for (i, &v) in qb.iter().enumerate() {
-                    aux[r * cp + k + i] = v.unsigned_abs();
-                }
-            }
-        }
-        for lane in 0..cp / 4 {
-            // Lane `lane` sums bytes 4·lane..4·lane + 4 of the row: block 4·lane / 32.
-            let blk = 4 * lane / Q8_BLOCK;
-            dxl[r * cp / 4 + lane] = if blk < nb { d[r * nb + blk] } else { 0.0 };
-            if path == Q8Path::Vnni {
-                let s: i32 = (0..4).map(|i| xs[r * cp + 4 * lane + i] as i8 as i32).sum();
-                let at = r * cp + 4 * lane;
-                aux[at..at + 4].copy_from_slice(&(-128 * s).to_ne_bytes());
-            }
-        }
+unsafe fn fill(xs: &mut [i8], d: &mut [f32], corr: &mut [i32], inp: &[f32], n: usize, c: usize) {
+    super::q8_quantize(&inp[..n * c], xs, d);
+    for (s, q) in corr.iter_mut().zip(xs.chunks_exact(Q8_BLOCK)) {
+        *s = -128 * q.iter().map(|&v| v as i32).sum::<i32>();
     }
 }
 
-/// Arguments of the int8 GEMV kernels. Shapes: out (N, OC); xs, aux, dxl, d as
-/// `q8_prepare` made them; weight (OC, C) i8; scales (OC, C/32); bias (OC) or null.
+/// Arguments of the int8 GEMV kernels. Shapes: out (N, OC); xs, d, corr as `q8_prepare`
+/// made them; weight (OC, C) and scales (OC, C/32) in the interleaved layout of
+/// compact.rs's `q8_at`; bias (OC) or null.
 #[derive(Clone, Copy)]
 pub(super) struct Q8Args {
     pub out: *mut f32,
     pub xs: *const i8,
-    pub aux: *const u8,
-    pub dxl: *const f32,
     pub d: *const f32,
+    pub corr: *const i32,
     pub weight: *const i8,
     pub scales: *const f32,
     pub bias: *const f32,
@@ -146,36 +100,45 @@ pub(super) struct Q8Args {
 // writes its own columns (gemv_q8's contract); the buffers outlive the for_each.
 unsafe impl Sync for Q8Args {}
 
-/// out[.., o0..o1] of the int8 product on `path`, for up to COMPACT_GEMV_ROWS rows in
-/// groups of 4 (the registers of one group's accumulators): a task's weight rows come from
-/// memory once, for the first group, and from the cache for the others.
+/// How far ahead (bytes) the int8 kernels prefetch each group's weight stream into L1.
+const PREFETCH: usize = 1024;
+
+/// out[.., rows of groups g0..g1] of the int8 product on `path`, for up to
+/// COMPACT_GEMV_ROWS activation rows, 4 at a time: the task's weight groups come from
+/// memory once, for the first 4, and from the cache for the others.
+///
+/// The weight's layout puts 16 rows side by side, 4 bytes each (`q8_at`), so one 512-bit
+/// load holds 4 values of k for 16 outputs: with the activations' 4 bytes broadcast, one
+/// vpdpbusd adds 64 products into 16 outputs' block sums, with no horizontal sums and one
+/// conversion and scale per block of 32 and 16 outputs. (Row by row, each 64 bytes also
+/// needed a conversion, a scale and its permutation: 2.5 times the instructions a byte.)
 ///
 /// # Safety
 /// The pointers of `a` are valid for the shapes above, 1 <= N <= COMPACT_GEMV_ROWS,
-/// C % 32 == 0, o0 <= o1 <= OC, no one else writes out[.., o0..o1], and the CPU has
-/// `path`'s features (`q8_path` reported it).
-pub(super) unsafe fn gemv_q8(a: &Q8Args, o0: usize, o1: usize, path: Q8Path) {
-    let (cp, nb) = (c64(a.c), a.c / Q8_BLOCK);
+/// C % 32 == 0, g0 <= g1 <= ceil(OC/16), no one else writes out's columns of those groups,
+/// and the CPU has `path`'s features (`q8_path` reported it).
+pub(super) unsafe fn gemv_q8(a: &Q8Args, g0: usize, g1: usize, path: Q8Path) {
+    let nb = a.c / Q8_BLOCK;
     let mut r0 = 0;
     while r0 < a.n {
-        // SAFETY: rows r0.. of every per-row buffer (q8_prepare's layout: xs and aux rows of
-        // C64 bytes, dxl a float per 4 of them, d C/32 scales; out rows of OC).
-        let g = unsafe { Q8Args { out: a.out.add(r0 * a.oc), xs: a.xs.add(r0 * cp), aux: a.aux.add(r0 * cp), dxl: a.dxl.add(r0 * cp / 4), d: a.d.add(r0 * nb), n: (a.n - r0).min(4), ..*a } };
-        // SAFETY (each arm): the caller's contract, for this group; `R` = its rows selects registers per row.
+        // SAFETY: rows r0.. of the per-row buffers (xs rows of C bytes, d and corr C/32)
+        // and of out.
+        let g = unsafe { Q8Args { out: a.out.add(r0 * a.oc), xs: a.xs.add(r0 * a.c), d: a.d.add(r0 * nb), corr: a.corr.add(r0 * nb), n: (a.n - r0).min(4), ..*a } };
+        // SAFETY (each arm): the caller's contract, for these activation rows.
         unsafe {
             match (path, g.n) {
-                (Q8Path::Vnni, 1) => q8_avx512::<1, true>(&g, o0, o1),
-                (Q8Path::Vnni, 2) => q8_avx512::<2, true>(&g, o0, o1),
-                (Q8Path::Vnni, 3) => q8_avx512::<3, true>(&g, o0, o1),
-                (Q8Path::Vnni, _) => q8_avx512::<4, true>(&g, o0, o1),
-                (Q8Path::Avx512Bw, 1) => q8_avx512::<1, false>(&g, o0, o1),
-                (Q8Path::Avx512Bw, 2) => q8_avx512::<2, false>(&g, o0, o1),
-                (Q8Path::Avx512Bw, 3) => q8_avx512::<3, false>(&g, o0, o1),
-                (Q8Path::Avx512Bw, _) => q8_avx512::<4, false>(&g, o0, o1),
-                (Q8Path::Avx2, 1) => q8_avx2::<1>(&g, o0, o1),
-                (Q8Path::Avx2, 2) => q8_avx2::<2>(&g, o0, o1),
-                (Q8Path::Avx2, 3) => q8_avx2::<3>(&g, o0, o1),
-                (Q8Path::Avx2, _) => q8_avx2::<4>(&g, o0, o1),
+                (Q8Path::Vnni, 1) => q8_avx512::<1, 4, true>(&g, g0, g1),
+                (Q8Path::Vnni, 2) => q8_avx512::<2, 2, true>(&g, g0, g1),
+                (Q8Path::Vnni, 3) => q8_avx512::<3, 1, true>(&g, g0, g1),
+                (Q8Path::Vnni, _) => q8_avx512::<4, 1, true>(&g, g0, g1),
+                (Q8Path::Avx512Bw, 1) => q8_avx512::<1, 4, false>(&g, g0, g1),
+                (Q8Path::Avx512Bw, 2) => q8_avx512::<2, 2, false>(&g, g0, g1),
+                (Q8Path::Avx512Bw, 3) => q8_avx512::<3, 1, false>(&g, g0, g1),
+                (Q8Path::Avx512Bw, _) => q8_avx512::<4, 1, false>(&g, g0, g1),
+                (Q8Path::Avx2, 1) => q8_avx2::<1>(&g, g0, g1),
+                (Q8Path::Avx2, 2) => q8_avx2::<2>(&g, g0, g1),
+                (Q8Path::Avx2, 3) => q8_avx2::<3>(&g, g0, g1),
+                (Q8Path::Avx2, _) => q8_avx2::<4>(&g, g0, g1),
             }
         }
         r0 += 4;
@@ -190,124 +153,161 @@ unsafe fn put(y: *mut f32, s: f32, b: f32, accumulate: bool) {
     unsafe { *y = if accumulate { *y + x } else { x } };
 }
 
-/// The 512-bit int8 GEMV for R rows: one weight row at a time, 64 bytes (two blocks) a
-/// step, each step's 16 i32 lanes (4 products each, exact) converted to f32 and scaled
-/// per lane by d_w · d_x of their block, into two accumulators per row (alternating steps,
-/// so consecutive FMAs do not wait on each other). VNNI: one vpdpbusd per step and row;
-/// else vpmaddubsw (|x| u8 × sign(x)·w s8: pair sums within ±2·127·128, no saturation,
-/// for weights in the format's [-127, 127]) and vpmaddwd by ones.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
-unsafe fn q8_avx512<const R: usize, const VNNI: bool>(a: &Q8Args, o0: usize, o1: usize) {
-    let (c, cp, nb) = (a.c, c64(a.c), a.c / Q8_BLOCK);
-    let steps = cp / STEP;
-    // Bytes of the last step that lie inside the row: 64, or 32 when C % 64 == 32.
-    let last = c - (steps - 1) * STEP;
-    let last_mask: __mmask64 = if last == STEP { !0 } else { (1u64 << last) - 1 };
-    // Lane i of a step takes d_w of its block: scale 0 for lanes 0-7, 1 for 8-15.
-    let pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    // One step j of 64 bytes: the weight's bytes wv (zero past C), d_w per lane dw, into
-    // accumulator `u` of every row. The step's bytes and scales lie inside row o.
-    #[inline(always)]
-    unsafe fn step<const R: usize, const VNNI: bool>(a: &Q8Args, acc: &mut [[__m512; 2]; R], u: usize, wv: __m512i, dw: __m512, at0: usize) {
-        let offset = _mm512_set1_epi8(-128); // 0x80: w ^ 0x80 = w + 128 as u8
-        let ones = _mm512_set1_epi16(1);
-        let cp = c64(a.c);
-        let wu = if VNNI { _mm512_xor_si512(wv, offset) } else { wv };
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let at = r * cp + at0;
-            // SAFETY: xs/aux/dxl rows are C64 long (q8_prepare) and at0 < C64.
-            unsafe {
-                let xv = _mm512_loadu_si512(a.xs.add(at) as *const __m512i); // (64,) q_x
-                let isum = if VNNI {
-                    // Σ (w + 128) x − 128 Σ x = Σ w x, per 4 bytes; past C both are 0.
-                    let negcorr = _mm512_loadu_si512(a.aux.add(at) as *const __m512i); // (16,) i32
-                    _mm512_dpbusd_epi32(negcorr, wu, xv)
-                } else {
-                    let xa = _mm512_loadu_si512(a.aux.add(at) as *const __m512i); // (64,) |q_x| u8
-                    let neg = _mm512_movepi8_mask(xv);
-                    let ws = _mm512_mask_sub_epi8(wv, neg, _mm512_setzero_si512(), wv); // sign(x)·w
-                    _mm512_madd_epi16(_mm512_maddubs_epi16(xa, ws), ones)
-                };
-                let scale = _mm512_mul_ps(dw, _mm512_loadu_ps(a.dxl.add(at / 4)));
-                acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[u]);
-            }
-        }
-    }
-    for o in o0..o1 {
-        // SAFETY: row o < OC of weight (OC, C) and scales (OC, C/32); full steps lie inside
-        // the row, the last one's loads are masked to its C bytes and C/32 scales; out at
-        // rows < R, column o, only this task's.
+/// Writes y[0..r] (= or +=) lanes[0..r] + bias[0..r] (bias null: 0).
+#[inline(always)]
+unsafe fn put_lanes(y: *mut f32, lanes: &[f32], bias: *const f32, r: usize, accumulate: bool) {
+    for (j, &s) in lanes[..r].iter().enumerate() {
+        // SAFETY: the caller's y[0..r] are valid outputs only it writes; bias has r floats
+        // there when non-null.
         unsafe {
-            let w = a.weight.add(o * c); // (C,) row o, int8
-            let wd = a.scales.add(o * nb); // (C/32,) its scales
-            // d_w of blocks 2j, 2j + 1 spread over the lanes of step j.
-            let dw_at = |j: usize| _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd(wd.add(2 * j) as *const f64))));
-            let ld = |j: usize| _mm512_loadu_si512(w.add(j * STEP) as *const __m512i);
-            let mut acc = [[_mm512_setzero_ps(); 2]; R];
-            let full = if last == STEP { steps } else { steps - 1 };
-            let mut j = 0;
-            // Two steps at a time into the two accumulators (fixed indices: registers).
-            while j + 2 <= full {
-                // Both lines PREFETCH bytes ahead (past row o: the next rows, or past the
-                // task's end, harmless: a prefetch never faults).
-                _mm_prefetch::<_MM_HINT_T0>(w.add(j * STEP).wrapping_add(PREFETCH));
-                _mm_prefetch::<_MM_HINT_T0>(w.add(j * STEP + STEP).wrapping_add(PREFETCH));
-                step::<R, VNNI>(a, &mut acc, 0, ld(j), dw_at(j), j * STEP);
-                step::<R, VNNI>(a, &mut acc, 1, ld(j + 1), dw_at(j + 1), (j + 1) * STEP);
-                j += 2;
-            }
-            if j < full {
-                step::<R, VNNI>(a, &mut acc, 0, ld(j), dw_at(j), j * STEP);
-                j += 1;
-            }
-            if j < steps {
-                // C % 64 == 32: one block left, lanes 8-15 zero (weights, scale, x).
-                let wv = _mm512_maskz_loadu_epi8(last_mask, w.add(j * STEP));
-                let dw = _mm512_maskz_mov_ps(0x00ff, _mm512_set1_ps(*wd.add(2 * j))); // d_w[2j] in lanes 0-7
-                step::<R, VNNI>(a, &mut acc, 1, wv, dw, j * STEP);
-            }
-            let b = if a.bias.is_null() { 0.0 } else { *a.bias.add(o) };
-            for (r, acc) in acc.iter().enumerate() {
-                put(a.out.add(r * a.oc + o), _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])), b, a.accumulate);
-            }
+            let x = s + if bias.is_null() { 0.0 } else { *bias.add(j) };
+            *y.add(j) = if accumulate { *y.add(j) + x } else { x };
         }
     }
 }
 
-/// The 256-bit int8 GEMV for R rows: one block (32 bytes, 8 i32 lanes) a step, sign(x)·w
-/// by vpsignb, |x| u8 × that s8 by vpmaddubsw, pairs summed by vpmaddwd; each block's
-/// lanes scaled by d_w · d_x in f32, two accumulators per row.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn q8_avx2<const R: usize>(a: &Q8Args, o0: usize, o1: usize) {
-    let (c, cp, nb) = (a.c, c64(a.c), a.c / Q8_BLOCK);
-    let ones = _mm256_set1_epi16(1);
-    for o in o0..o1 {
-        // SAFETY: row o < OC of weight (OC, C) and scales (OC, C/32); blocks < C/32 lie
-        // inside the rows of xs/aux (C64 >= C) and d (C/32); out as in q8_avx512.
-        unsafe {
-            let w = a.weight.add(o * c); // (C,) row o, int8
-            let wd = a.scales.add(o * nb); // (C/32,) its scales
-            let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            for blk in 0..nb {
-                let wv = _mm256_loadu_si256(w.add(blk * Q8_BLOCK) as *const __m256i); // (32,) i8
-                let dw = *wd.add(blk);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let at = r * cp + blk * Q8_BLOCK;
-                    let xv = _mm256_loadu_si256(a.xs.add(at) as *const __m256i); // (32,) q_x
-                    let xa = _mm256_loadu_si256(a.aux.add(at) as *const __m256i); // (32,) |q_x|
-                    let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(xa, _mm256_sign_epi8(wv, xv)), ones);
-                    let scale = _mm256_set1_ps(dw * *a.d.add(r * nb + blk));
-                    acc[blk & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[blk & 1]);
+/// The 512-bit int8 GEMV for R activation rows and G weight groups at a time (R·G
+/// independent accumulator chains, so consecutive vpdpbusd do not wait on each other);
+/// groups past a multiple of G, and a partial last group (masked lanes), go one at a time.
+/// VNNI: vpdpbusd on w ^ 0x80 = w + 128 as u8, each block's sum started from −128 · Σ x;
+/// else vpmaddubsw (|x| u8 × sign(x)·w s8: pair sums within ±2·127·127) and vpmaddwd.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn q8_avx512<const R: usize, const G: usize, const VNNI: bool>(a: &Q8Args, g0: usize, g1: usize) {
+    let full = a.oc / 16; // groups with all 16 rows
+    let mut g = g0;
+    while g + G <= g1.min(full) {
+        q8_avx512_groups::<R, G, VNNI>(a, g, 16);
+        g += G;
+    }
+    while g < g1 {
+        q8_avx512_groups::<R, 1, VNNI>(a, g, 16.min(a.oc - 16 * g));
+        g += 1;
+    }
+}
+
+/// Groups g.., G of them, each of `rows` rows (16, or fewer for the last when G = 1).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+#[inline]
+#[allow(clippy::needless_range_loop)]
+unsafe fn q8_avx512_groups<const R: usize, const G: usize, const VNNI: bool>(a: &Q8Args, g: usize, rows: usize) {
+    let (c, nb) = (a.c, a.c / Q8_BLOCK);
+    let mask: __mmask16 = if rows == 16 { !0 } else { (1u16 << rows) - 1 };
+    let offset = _mm512_set1_epi8(-128);
+    let ones = _mm512_set1_epi16(1);
+    // Group gi's weights: C/4 steps of 4·rows bytes; its scales: C/32 blocks of rows floats.
+    let mut w = [a.weight; G];
+    let mut s = [a.scales; G];
+    for gi in 0..G {
+        w[gi] = a.weight.add(16 * (g + gi) * c);
+        s[gi] = a.scales.add(16 * (g + gi) * nb);
+    }
+    let step = 4 * rows;
+    let mut acc = [[_mm512_setzero_ps(); G]; R];
+    for b in 0..nb {
+        let mut isum = [[_mm512_setzero_si512(); G]; R];
+        if VNNI {
+            for r in 0..R {
+                let start = _mm512_set1_epi32(*a.corr.add(r * nb + b));
+                isum[r] = [start; G];
+            }
+        }
+        for t in 0..Q8_BLOCK / 4 {
+            let k4 = b * (Q8_BLOCK / 4) + t; // values 4·k4.. of k
+            let mut xb = [_mm512_setzero_si512(); R];
+            for r in 0..R {
+                xb[r] = _mm512_set1_epi32((a.xs.add(r * c + 4 * k4) as *const i32).read_unaligned());
+            }
+            for gi in 0..G {
+                let p = w[gi].add(k4 * step);
+                if PREFETCH > 0 {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH));
+                }
+                let wv = if rows == 16 { _mm512_loadu_si512(p as *const __m512i) } else { _mm512_maskz_loadu_epi32(mask, p as *const i32) };
+                if VNNI {
+                    let wu = _mm512_xor_si512(wv, offset);
+                    for r in 0..R {
+                        isum[r][gi] = _mm512_dpbusd_epi32(isum[r][gi], wu, xb[r]);
+                    }
+                } else {
+                    for r in 0..R {
+                        let neg = _mm512_movepi8_mask(xb[r]);
+                        let ws = _mm512_mask_sub_epi8(wv, neg, _mm512_setzero_si512(), wv); // sign(x)·w
+                        let pairs = _mm512_maddubs_epi16(_mm512_abs_epi8(xb[r]), ws);
+                        isum[r][gi] = _mm512_add_epi32(isum[r][gi], _mm512_madd_epi16(pairs, ones));
+                    }
                 }
             }
-            let b = if a.bias.is_null() { 0.0 } else { *a.bias.add(o) };
-            for (r, acc) in acc.iter().enumerate() {
-                let v = _mm256_add_ps(acc[0], acc[1]);
-                let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
-                put(a.out.add(r * a.oc + o), _mm_cvtss_f32(s), b, a.accumulate);
+        }
+        for gi in 0..G {
+            let dw = _mm512_maskz_loadu_ps(mask, s[gi].add(b * rows)); // (rows,) d_w of block b
+            for r in 0..R {
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*a.d.add(r * nb + b)));
+                acc[r][gi] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][gi]), scale, acc[r][gi]);
             }
+        }
+    }
+    let mut lanes = [0f32; 16];
+    for r in 0..R {
+        for gi in 0..G {
+            let o = 16 * (g + gi);
+            _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][gi]);
+            let bias = if a.bias.is_null() { a.bias } else { a.bias.add(o) };
+            put_lanes(a.out.add(r * a.oc + o), &lanes, bias, rows, a.accumulate);
+        }
+    }
+}
+
+/// The 256-bit int8 GEMV for R activation rows, one group at a time as two halves of 8
+/// rows (32 bytes a step each): sign(x)·w by vpsignb, |x| u8 × that s8 by vpmaddubsw,
+/// pairs summed by vpmaddwd; each block's sums scaled by d_w · d_x in f32.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)]
+unsafe fn q8_avx2<const R: usize>(a: &Q8Args, g0: usize, g1: usize) {
+    let (c, nb) = (a.c, a.c / Q8_BLOCK);
+    let ones = _mm256_set1_epi16(1);
+    for g in g0..g1 {
+        let rows = 16.min(a.oc - 16 * g);
+        let (w, s) = (a.weight.add(16 * g * c), a.scales.add(16 * g * nb));
+        let step = 4 * rows;
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for b in 0..nb {
+            let mut isum = [[_mm256_setzero_si256(); 2]; R];
+            for t in 0..Q8_BLOCK / 4 {
+                let k4 = b * (Q8_BLOCK / 4) + t;
+                let p = w.add(k4 * step);
+                // Rows past `rows` read as zeros (the last group's partial halves).
+                let mut half = [[0i32; 8]; 2];
+                let wv = if rows == 16 {
+                    [_mm256_loadu_si256(p as *const __m256i), _mm256_loadu_si256(p.add(32) as *const __m256i)]
+                } else {
+                    core::ptr::copy_nonoverlapping(p, half.as_mut_ptr() as *mut i8, step);
+                    [_mm256_loadu_si256(half[0].as_ptr() as *const __m256i), _mm256_loadu_si256(half[1].as_ptr() as *const __m256i)]
+                };
+                for r in 0..R {
+                    let xb = _mm256_set1_epi32((a.xs.add(r * c + 4 * k4) as *const i32).read_unaligned());
+                    let xa = _mm256_abs_epi8(xb);
+                    for h in 0..2 {
+                        let pairs = _mm256_maddubs_epi16(xa, _mm256_sign_epi8(wv[h], xb));
+                        isum[r][h] = _mm256_add_epi32(isum[r][h], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            let mut dws = [0f32; 16];
+            core::ptr::copy_nonoverlapping(s.add(b * rows), dws.as_mut_ptr(), rows);
+            for h in 0..2 {
+                let dw = _mm256_loadu_ps(dws.as_ptr().add(8 * h));
+                for r in 0..R {
+                    let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.add(r * nb + b)));
+                    acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][h]), scale, acc[r][h]);
+                }
+            }
+        }
+        let mut lanes = [0f32; 16];
+        for r in 0..R {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][0]);
+            _mm256_storeu_ps(lanes.as_mut_ptr().add(8), acc[r][1]);
+            let bias = if a.bias.is_null() { a.bias } else { a.bias.add(16 * g) };
+            put_lanes(a.out.add(r * a.oc + 16 * g), &lanes, bias, rows, a.accumulate);
         }
     }
 }
@@ -385,8 +385,9 @@ mod tests {
             .collect()
     }
 
-    /// Every int8 path this CPU has, against the spec in f64: N = 1..4, C with and without
-    /// a half step (C % 64 == 32), bias or not, accumulate or not.
+    /// Every int8 path this CPU has, against the spec in f64: N = 1..6 (one and two groups
+    /// of activation rows), OC with a partial last group of rows and with enough groups for
+    /// the 4-group step, bias or not, accumulate or not.
     #[test]
     fn q8_paths_match_the_spec() {
         use crate::simd::x86::{best, ext, Level, EXT_BW, EXT_VNNI};
@@ -400,26 +401,28 @@ mod tests {
         if best() != Level::Scalar {
             paths.push(Q8Path::Avx2);
         }
-        for &(n, c, oc) in &[(1, 32, 3), (2, 96, 17), (3, 768, 40), (4, 160, 9), (1, 3072, 5)] {
+        assert!(!paths.is_empty() || best() == Level::Scalar);
+        for &(n, c, oc) in &[(1, 32, 3), (2, 96, 17), (3, 768, 40), (4, 160, 9), (1, 3072, 5), (1, 64, 100), (2, 32, 64), (5, 128, 70), (6, 64, 16)] {
             let (nb, x) = (c / Q8_BLOCK, vals(n * c, 7));
             let wf = vals(oc * c, 11);
             let (mut w, mut ws) = (vec![0i8; oc * c], vec![0f32; oc * nb]);
             q8_quantize(&wf, &mut w, &mut ws);
             w[0] = -127; // the format's extremes
             w[1] = 127;
+            let (wi, wsi) = crate::compact::q8_interleave(&w, &ws, oc, c);
             let (mut xq, mut xd) = (vec![0i8; n * c], vec![0f32; n * nb]);
             q8_quantize(&x, &mut xq, &mut xd);
             let bias = vals(oc, 3);
             for &path in &paths {
                 for (with_bias, accumulate) in [(true, false), (false, true)] {
                     let mut scratch = vec![0f32; q8_scratch_floats(n, c)];
-                    let (xs, aux, dxl, d) = q8_prepare(&mut scratch, &x, n, c, path);
+                    let (xs, d, corr) = q8_prepare(&mut scratch, &x, n, c);
                     let mut out = vals(n * oc, 5);
                     let before = out.clone();
-                    let a = Q8Args { out: out.as_mut_ptr(), xs, aux, dxl, d, weight: w.as_ptr(), scales: ws.as_ptr(), bias: if with_bias { bias.as_ptr() } else { core::ptr::null() }, n, c, oc, accumulate };
+                    let a = Q8Args { out: out.as_mut_ptr(), xs, d, corr, weight: wi.as_ptr(), scales: wsi.as_ptr(), bias: if with_bias { bias.as_ptr() } else { core::ptr::null() }, n, c, oc, accumulate };
                     // SAFETY: the buffers have the shapes of Q8Args; `paths` holds only
-                    // what this CPU has; one call writes every column.
-                    unsafe { gemv_q8(&a, 0, oc, path) };
+                    // what this CPU has; one call writes every group.
+                    unsafe { gemv_q8(&a, 0, oc.div_ceil(16), path) };
                     for r in 0..n {
                         for o in 0..oc {
                             let mut s = 0f64;
