@@ -113,6 +113,20 @@ pub fn q8_scale_at(o: usize, b: usize, oc: usize, nb: usize) -> usize {
     g0 * nb + b * r + (o - g0)
 }
 
+/// Deterministic values in about [-1, 1) for the compact kernels' Rust tests.
+#[cfg(test)]
+pub(crate) fn test_vals(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
 /// A row-major int8 matrix q (OC, C) and its scales (OC, C/32) in the interleaved layout
 /// (the Rust tests' copy of compact.ts's interleaveQ8).
 #[cfg(test)]

@@ -25,7 +25,7 @@
 //! products exactly and adds them one at a time.
 
 use super::bf16_round;
-use crate::matmul::gemm::{balanced_block, pack_transposed, split_front};
+use crate::matmul::gemm::{balanced_block, pack_transposed, split_front, Out};
 use crate::parallel::SyncPtr;
 use crate::simd::x86::Avx512;
 use crate::Parallel;
@@ -231,20 +231,6 @@ unsafe fn pack_b_panel(b: Mat16, k: usize, j0: usize, nvalid: usize, k0: usize, 
     }
 }
 
-/// Where a microkernel's tile goes.
-#[derive(Clone, Copy)]
-struct Out {
-    /// Tile origin in C: element (i, j) at c[i*ldc + j].
-    c: *mut f32,
-    ldc: usize,
-    mvalid: usize,
-    nvalid: usize,
-    /// C = tile (+ bias), else C += tile (+ bias).
-    overwrite: bool,
-    /// Null, or the tile's nvalid floats of bias (first slice of K only).
-    bias: *const f32,
-}
-
 /// C tile (+)= A (MR rows of kb2 pairs, row stride lda) · packed B panel (kb2, NR).
 ///
 /// # Safety
@@ -370,20 +356,8 @@ fn round_into(dst: &mut [u16], src: &[f32]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{bf16_widen, x86::has_bf16_dot};
+    use super::super::{bf16_widen, x86::has_bf16_dot, test_vals as vals};
     use super::*;
-
-    fn vals(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
 
     /// Every B layout the callers use (rows contiguous, columns contiguous, an odd stride),
     /// odd and even K, edge tiles in both directions, more than one K slice, bias and

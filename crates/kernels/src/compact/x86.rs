@@ -369,21 +369,8 @@ pub(super) unsafe fn gemv_bf16_dot(out: *mut f32, xb: *const u16, weight: *const
 
 #[cfg(test)]
 mod tests {
-    use super::super::{bf16_round, bf16_widen, q8_quantize};
+    use super::super::{bf16_round, bf16_widen, q8_quantize, test_vals as vals};
     use super::*;
-
-    /// Deterministic values in about [-1, 1).
-    fn vals(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
 
     /// Every int8 path this CPU has, against the spec in f64: N = 1..6 (one and two groups
     /// of activation rows), OC with a partial last group of rows and with enough groups for

@@ -817,18 +817,18 @@ unsafe fn microkernel_step<V: F32Vec, const MR: usize, const NV: usize>(acc: &mu
 /// Largest MR*NR over all tiles (AVX-512 6×64: 384; NEON 8×12, simd128 4×12, AVX2 6×16).
 const TILE_MAX: usize = 512;
 
-/// Where a microkernel's tile goes.
+/// Where a microkernel's tile goes (this GEMM's and compact/bf16_gemm.rs's).
 #[derive(Clone, Copy)]
-struct Out {
+pub(crate) struct Out {
     /// Tile origin in C; element (i, j) of the tile at c[i*ldc + j].
-    c: *mut f32,
-    ldc: usize,
-    mvalid: usize,
-    nvalid: usize,
-    /// C = tile + bias (first slice, not accumulating), else C += tile.
-    overwrite: bool,
-    /// Null, or the tile's nvalid floats of bias.
-    bias: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub mvalid: usize,
+    pub nvalid: usize,
+    /// C = tile (+ bias) on the first slice of K when not accumulating, else C += tile.
+    pub overwrite: bool,
+    /// Null, or the tile's nvalid floats of bias, added with the first slice of K.
+    pub bias: *const f32,
 }
 
 /// C tile (mvalid, nvalid) = or += A panel (MR, kc) · packed B panel (kc, NR), where A's
