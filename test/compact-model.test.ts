@@ -3,6 +3,8 @@
 // dtype, files that store BF16 / F16 / I8 tensors, and training refused with a clear error.
 
 import { writeFile } from 'node:fs/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -81,6 +83,38 @@ describeEachBackend('compact weights: the passes', (backend: Backend) => {
     model.dispose();
   });
 });
+
+// The typed-array backends keep a tensor's storage in a JS array, which only the garbage
+// collector releases: dispose must leave nothing that reaches it (the views included).
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+describeEachBackend(
+  'compact weights: dispose',
+  (backend: Backend) => {
+    for (const dtype of ['f32', 'bf16', 'int8'] as const) {
+      it(`a ${dtype} model's weights are released by dispose`, async () => {
+        // V8 may release an array's memory after the collection that freed it, so settle: a
+        // few collections with a turn of the event loop between them.
+        const held = async () => {
+          for (let i = 0; i < 4; i++) {
+            collectGarbage();
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          return process.memoryUsage().arrayBuffers;
+        };
+        const before = await held();
+        const model = GPT.create({ vocabSize: 4096, blockSize: 64, nLayer: 2, nHead: 4, nEmbd: 256, seed: 1 }, backend).toDtype(dtype);
+        model.forward(ids, B, T);
+        const weights = (await held()) - before;
+        const bytes = { f32: 4, bf16: 2, int8: 1 }[dtype] * 4096 * 256;
+        expect(weights).toBeGreaterThan(bytes); // the check below measures something
+        model.dispose();
+        expect((await held()) - before).toBeLessThan(bytes / 8);
+      });
+    }
+  },
+  ['native', 'reference'],
+);
 
 describe('compact weights: folders', () => {
   const dir = useScratchDir('ferrogpt-compact-');

@@ -16,7 +16,9 @@ interface StorageRecord<S> {
   storage: S;
   dtype: DType;
   length: number;
-  freed: boolean;
+  /** The ids of the live views of this storage: freeing it drops their records too, or they
+   * would keep the storage reachable (a garbage-collected backend would never release it). */
+  views: Set<number>;
   /** Bumped by every write, zero and kernel output to this storage: invalidates token marks. */
   epoch: number;
 }
@@ -247,6 +249,8 @@ export abstract class BaseBackend<S, Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> imple
   protected abstract readonly kernels: Kernels<Buf, Ids, Bf16, I8>;
 
   private readonly tensors = new Map<number, TensorRecord<S, Buf | Ids | Bf16 | I8>>();
+  /** Views whose storage was freed under them, so that using one says so. */
+  private readonly orphanedViews = new WeakSet<Tensor>();
   private nextId = 1;
 
   // ---- storage ----
@@ -254,7 +258,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> imple
   alloc(length: number, dtype: DType = 'f32'): Tensor {
     checkCount(null, 'length', length, 0);
     if (!Object.hasOwn(DTYPE_ARRAYS, dtype)) throw new Error(`alloc: dtype must be one of ${Object.keys(DTYPE_ARRAYS).map((d) => `'${d}'`).join(', ')}, got ${String(dtype)}`);
-    const owner: StorageRecord<S> = { storage: this.allocStorage(length, dtype), dtype, length, freed: false, epoch: 0 };
+    const owner: StorageRecord<S> = { storage: this.allocStorage(length, dtype), dtype, length, views: new Set(), epoch: 0 };
     return this.register(owner, 0, length, false);
   }
 
@@ -271,8 +275,15 @@ export abstract class BaseBackend<S, Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> imple
   free(t: Tensor): void {
     const rec = this.record('free', 't', t);
     this.tensors.delete(t.id);
-    if (rec.isView) return;
-    rec.owner.freed = true;
+    if (rec.isView) {
+      rec.owner.views.delete(t.id);
+      return;
+    }
+    for (const id of rec.owner.views) {
+      this.orphanedViews.add(this.tensors.get(id)!.tensor);
+      this.tensors.delete(id);
+    }
+    rec.owner.views.clear();
     this.freeStorage(rec.owner.storage);
   }
 
@@ -433,6 +444,7 @@ export abstract class BaseBackend<S, Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> imple
 
   private register(owner: StorageRecord<S>, offset: number, length: number, isView: boolean): Tensor {
     const tensor: Tensor = Object.freeze({ id: this.nextId++, dtype: owner.dtype, length });
+    if (isView) owner.views.add(tensor.id);
     this.tensors.set(tensor.id, { tensor, owner, offset, isView, buf: undefined, tokEpoch: -1, tokV: 0, tokAllowed: undefined });
     return tensor;
   }
@@ -440,9 +452,9 @@ export abstract class BaseBackend<S, Buf, Ids = Buf, Bf16 = Ids, I8 = Ids> imple
   private record(fn: string, arg: string, t: Tensor): TensorRecord<S, Buf | Ids | Bf16 | I8> {
     const rec = t !== null && typeof t === 'object' ? this.tensors.get(t.id) : undefined;
     if (!rec || rec.tensor !== t) {
+      if (this.orphanedViews.has(t)) throw new Error(`${fn}: ${arg} is a view of a freed tensor`);
       throw new Error(`${fn}: ${arg} is not a live tensor of the ${this.name} backend (freed, or from another backend)`);
     }
-    if (rec.owner.freed) throw new Error(`${fn}: ${arg} is a view of a freed tensor`);
     return rec;
   }
 }
