@@ -8,7 +8,8 @@
 //   f32's own tokens equals f32's);
 // - memory: the resident size (RSS) of a GPT-2-small-shape model in each dtype, loaded from
 //   its folder in a fresh Node process, after a GC, less the RSS of the same process before
-//   the load (backend loaded), and the whole process's RSS.
+//   the load (backend loaded, and the load path warmed up on a tiny model), the same for the
+//   first load in a process (no warm-up), and the whole process's RSS.
 //
 //   node bench/benchmark.js compact [--steps N] [--retrain] [--quick]   (npm run bench:compact)
 //
@@ -91,11 +92,17 @@ function greedy(model, prompt, newTokens, forced) {
 
 /**
  * RSS of a fresh process that loads `dir` in `dtype`: before the load, after it, and after
- * an 8-token forward pass (activations and scratch then exist too), each after a GC.
+ * an 8-token forward pass (activations and scratch then exist too), each after a GC. With
+ * `warm`, the process first loads, runs and disposes a tiny model of the same dtype, so that
+ * what the load path costs once per process (its compiled code, V8's heap growing to run
+ * it) is in `before` and the difference is the model's own memory.
  */
-function rssOf(dir, dtype, log) {
+function rssOf(dir, dtype, warm, log) {
   const script = `
     const { GPT, initBackend } = await import(${JSON.stringify(pathToFileURL(join(root, 'dist', 'src', 'index.js')).href)});
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
     await initBackend();
     const settle = async () => {
       for (let i = 0; i < 3; i++) globalThis.gc();
@@ -103,6 +110,16 @@ function rssOf(dir, dtype, log) {
       globalThis.gc();
       return process.memoryUsage().rss;
     };
+    if (${warm}) {
+      const tmp = mkdtempSync(join(tmpdir(), 'ferrogpt-rss-'));
+      const tiny = GPT.create({ vocabSize: 512, blockSize: 64, nLayer: 2, nHead: 4, nEmbd: 128, seed: 1 }).toDtype(${JSON.stringify(dtype)});
+      await tiny.save(tmp);
+      tiny.dispose();
+      const again = await GPT.load(tmp, { dtype: ${JSON.stringify(dtype)} });
+      again.forward(new Int32Array(8), 1, 8);
+      again.dispose();
+      rmSync(tmp, { recursive: true });
+    }
     const before = await settle();
     const model = await GPT.load(${JSON.stringify(dir)}, { dtype: ${JSON.stringify(dtype)} });
     const loaded = await settle();
@@ -114,7 +131,7 @@ function rssOf(dir, dtype, log) {
   const m = JSON.parse(r.stdout.trim().split('\n').pop());
   const mb = (x) => +(x / 1e6).toFixed(1);
   const row = { dtype, rssBeforeMB: mb(m.before), modelMB: mb(m.loaded - m.before), afterForwardMB: mb(m.ran - m.before), rssAfterMB: mb(m.ran) };
-  log(`RSS ${dtype}: ${row.rssBeforeMB} MB before the load; the model ${row.modelMB} MB loaded, ${row.afterForwardMB} MB after a forward pass`);
+  log(`RSS ${dtype}${warm ? ' (after a warm-up load)' : ' (the first load in the process)'}: ${row.rssBeforeMB} MB before the load; the model ${row.modelMB} MB loaded, ${row.afterForwardMB} MB after a forward pass`);
   return row;
 }
 
@@ -182,10 +199,15 @@ export async function main(argv) {
       m.dispose();
     }
   }
-  for (const dtype of DTYPES) memory.push(rssOf(folders[dtype], dtype, log));
+  for (const dtype of DTYPES) {
+    const row = rssOf(folders[dtype], dtype, true, log);
+    const cold = rssOf(folders[dtype], dtype, false, log);
+    memory.push({ ...row, firstLoad: { rssBeforeMB: cold.rssBeforeMB, modelMB: cold.modelMB, afterForwardMB: cold.afterForwardMB } });
+  }
   for (const m of memory) {
     m.vsF32 = +(m.modelMB / memory[0].modelMB).toFixed(3);
     m.afterForwardVsF32 = +(m.afterForwardMB / memory[0].afterForwardMB).toFixed(3);
+    m.firstLoad.vsF32 = +(m.firstLoad.modelMB / memory[0].firstLoad.modelMB).toFixed(3);
   }
 
   env.loadAverageEnd = os.loadavg().map((x) => +x.toFixed(2));
@@ -218,11 +240,11 @@ function render(doc) {
     '',
     `## Memory: a ${shape.nLayer}-layer, ${shape.nEmbd}-wide model (V ${shape.vocabSize}) loaded from its folder in a fresh process`,
     '',
-    'Resident size (RSS) after a GC, less the same process before the load (Node and the backend loaded): once loaded, and after an 8-token forward pass (its activations and scratch too).',
+    'Resident size (RSS) after a GC, less the same process before the load: once loaded, and after an 8-token forward pass (its activations and scratch too). Before the load, Node and the backend are loaded and a tiny model of the same dtype has been saved, loaded, run and disposed, so that what the load path costs once per process (its compiled code, V8\'s heap growing to run it) is not counted as the model. The last columns are the first load in a process without that warm-up.',
     '',
-    '| dtype | process RSS before MB | model loaded MB | vs f32 | after a forward pass MB | vs f32 |',
-    '|---|---:|---:|---:|---:|---:|',
-    ...memory.map((m) => `| ${m.dtype} | ${m.rssBeforeMB} | ${m.modelMB} | ${m.vsF32}× | ${m.afterForwardMB} | ${m.afterForwardVsF32}× |`),
+    '| dtype | process RSS before MB | model loaded MB | vs f32 | after a forward pass MB | vs f32 | first load in the process MB | vs f32 |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...memory.map((m) => `| ${m.dtype} | ${m.rssBeforeMB} | ${m.modelMB} | ${m.vsF32}× | ${m.afterForwardMB} | ${m.afterForwardVsF32}× | ${m.firstLoad.modelMB} | ${m.firstLoad.vsF32}× |`),
     '',
   ].join('\n');
 }
