@@ -21,6 +21,8 @@ import { KERNEL_NAMES, type NativeKernels } from '../src/backend/kernels.js';
  */
 export interface NativeAddon extends NativeKernels {
   simdName(): string;
+  /** CPU extensions beyond simdName() the kernels use (optional: addons built before it lack it). */
+  simdExtensions?(): string[];
   threads(): number;
   setThreads(n: number): void;
   version(): string;

@@ -4,7 +4,7 @@
 // optional). Kernel numerics live in kernels.test.ts.
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,6 +143,19 @@ describe('native loader', () => {
     expect(n.source).toBe(nativeFile);
     expect(typeof n.addon.simdName()).toBe('string');
     expect(n.addon.threads()).toBeGreaterThanOrEqual(1);
+  });
+
+  it.skipIf(!haveNative)('reports the CPU extensions its kernels use, as /proc/cpuinfo lists them', () => {
+    const a = loadNative().addon;
+    const ext = a.simdExtensions!();
+    if (a.simdName() !== 'avx512' || process.platform !== 'linux' || process.env.FERROGPT_SIMD) {
+      // Below AVX-512 none is used; FERROGPT_SIMD=avx512 keeps only avx512bw.
+      expect(ext.filter((e) => e !== 'avx512bw')).toEqual([]);
+      return;
+    }
+    const flags = new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)![1].trim().split(/\s+/));
+    const want = [['avx512bw', 'avx512bw'], ['avx512bf16', 'avx512_bf16'], ['avx512vnni', 'avx512_vnni']].filter(([, flag]) => flags.has(flag)).map(([name]) => name);
+    expect(ext).toEqual(want);
   });
 
   it.skipIf(!haveNative)('the raw addon rejects bad arguments, naming them', () => {

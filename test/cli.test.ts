@@ -201,7 +201,7 @@ describe('ferrogpt CLI (child process)', () => {
     const args = ['train', '--data', join(dir, 'text.txt'), '--out', out, '--preset', 'tiny', '--batch', '2', '--eval-every', '1', '--seed', '7'];
     const r = await cli(...args, '--steps', '3');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/^ferrogpt \S+ · backend \w+ \(simd \w+, \d+ threads?\)$/m);
+    expect(r.stderr).toMatch(/^ferrogpt \S+ · backend \w+ \(simd [\w+-]+, \d+ threads?\)$/m);
     // not a TTY: plain progress lines, the last one at step 3
     expect(r.stderr).toMatch(/^step 3\/3 100% \| loss \d+\.\d+ \| val \d+\.\d+ \|/m);
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'loss.svg', 'losses.json', 'run.json', 'checkpoint/trainer.json']) {

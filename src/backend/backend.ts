@@ -52,6 +52,12 @@ export interface BackendInfo {
   name: BackendName;
   /** Instruction set the kernels run with: 'avx512', 'avx2', 'neon', 'relaxed-simd' (wasm with fused multiply-add), 'simd128', 'scalar', or 'none' (reference). */
   simd: string;
+  /**
+   * CPU extensions beyond `simd` that kernels use here (native x86: 'avx512bw', and
+   * 'avx512bf16' for the bf16 kernels' vdpbf16ps, 'avx512vnni' for the int8 GEMV's
+   * vpdpbusd); empty where only `simd` is used.
+   */
+  extensions: string[];
   threads: number;
   version: string;
 }

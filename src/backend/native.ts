@@ -30,7 +30,7 @@ export class NativeBackend extends TypedArrayBackend {
 
   info(): BackendInfo {
     const a = this.native.addon;
-    return { name: 'native', simd: a.simdName(), threads: a.threads(), version: a.version() };
+    return { name: 'native', simd: a.simdName(), extensions: a.simdExtensions?.() ?? [], threads: a.threads(), version: a.version() };
   }
 
   /** Rebuilds the addon's thread pool with `n` threads (an integer in 1..1024). Process-wide. */

@@ -16,7 +16,7 @@ export class ReferenceBackend extends TypedArrayBackend {
   protected readonly kernels: TypedKernels = referenceKernels;
 
   info(): BackendInfo {
-    return { name: 'reference', simd: 'none', threads: 1, version: VERSION };
+    return { name: 'reference', simd: 'none', extensions: [], threads: 1, version: VERSION };
   }
 }
 

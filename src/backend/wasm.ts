@@ -44,7 +44,7 @@ export class WasmBackend extends BaseBackend<number, number> {
   }
 
   info(): BackendInfo {
-    return { name: 'wasm', simd: this.loaded.simd, threads: this.x.threads(), version: VERSION };
+    return { name: 'wasm', simd: this.loaded.simd, extensions: [], threads: this.x.threads(), version: VERSION };
   }
 
   /** Why the faster variants were not loaded (empty when this is the fastest). */

@@ -86,13 +86,14 @@ export function backendChoice(values: Record<string, unknown>): { backend?: Back
   return { backend, threads };
 }
 
-/** Loads the backend and prints one line saying what computes: name, SIMD level, threads. */
+/** Loads the backend and prints one line saying what computes: name, SIMD level and extensions, threads. */
 export async function setupBackend(choice: { backend?: BackendName; threads?: number }, log: (line: string) => void): Promise<void> {
   if (choice.backend) await useBackend(choice.backend);
   else await initBackend();
   if (choice.threads !== undefined) setThreads(choice.threads);
   const info = backendInfo();
-  log(`ferrogpt ${packageVersion()} · backend ${info.name} (simd ${info.simd}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`);
+  const simd = [info.simd, ...info.extensions].join('+');
+  log(`ferrogpt ${packageVersion()} · backend ${info.name} (simd ${simd}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`);
 }
 
 /**

@@ -138,6 +138,13 @@ pub fn simd_name() -> String {
     k::simd::simd_name().to_string()
 }
 
+/// The CPU extensions beyond simd_name() the kernels use here ('avx512bw', 'avx512bf16',
+/// 'avx512vnni'); empty below AVX-512.
+#[napi]
+pub fn simd_extensions() -> Vec<String> {
+    k::simd::simd_extensions().into_iter().map(String::from).collect()
+}
+
 /// Threads the kernels may use.
 #[napi]
 pub fn threads() -> u32 {

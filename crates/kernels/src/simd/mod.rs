@@ -149,6 +149,21 @@ impl Elem for u16 {
     }
 }
 
+/// The CPU extensions beyond `simd_name()`'s instruction set that kernels use on this
+/// machine, for reporting (backendInfo().extensions): compact.rs's bf16 GEMV and GEMM use
+/// avx512bf16 (vdpbf16ps) and its int8 GEMV avx512vnni (vpdpbusd) where present, and
+/// otherwise the upconvert paths; `simd_name()` alone says 'avx512' for both.
+pub fn simd_extensions() -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let e = x86::ext();
+        let names = [(x86::EXT_BW, "avx512bw"), (x86::EXT_BF16, "avx512bf16"), (x86::EXT_VNNI, "avx512vnni")];
+        return names.iter().filter(|&&(bit, _)| e & bit != 0).map(|&(_, name)| name).collect();
+    }
+    #[allow(unreachable_code)]
+    Vec::new()
+}
+
 /// The instruction set `dispatch!` picks on this machine, for reporting (backendInfo().simd).
 pub fn simd_name() -> &'static str {
     #[cfg(target_arch = "x86_64")]
