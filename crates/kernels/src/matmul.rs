@@ -5,7 +5,7 @@
 pub(crate) mod gemm;
 
 use crate::parallel::SyncPtr;
-use crate::simd::math::dot_ptr;
+use crate::simd::math::dot_rows_ptr;
 use crate::{simd_kernel, Parallel};
 use gemm::{Mat, Problem};
 
@@ -110,9 +110,13 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
     }
 }
 
-/// Up to this many rows (token-by-token generation), the forward pass reads the weight
-/// in place with dot products: packing it would cost more than the product itself.
-pub(crate) const GEMV_ROWS: usize = 4;
+/// Up to this many rows (token-by-token generation, a batch of sequences decoding
+/// together), the forward pass reads the weight in place with dot products: the GEMM's
+/// transposing pack of the whole weight (~14 GB/s here) costs more than the product.
+/// At 2 threads on GPT-2's shapes (bench/compact-gemv.js --rows, Zen 4, from DRAM) the
+/// dot products beat the GEMM by 1.3-1.5× at 4 rows and 1.27× at 8, tie at 12 and lose
+/// by 10% at 16: both are then bound by the loads of the dot products, or by the pack.
+pub(crate) const GEMV_ROWS: usize = 8;
 
 /// Output columns per task of `gemv_forward`: small enough that the 768-column layers of
 /// GPT-2 split into a dozen tasks, so two or more threads finish together.
@@ -144,19 +148,59 @@ simd_kernel! {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) {
-    // Row by row within each weight row: the weight row (C floats) stays in L1 while the
-    // N <= 4 input rows meet it, and every output is the same dot product whatever N is,
-    // so a sequence decodes to the same bits alone or in a batch.
+    // One weight row at a time, streamed in order, which keeps the prefetchers fullest:
+    // 4 rows side by side (a 4 × 4 tile of products) read 20-25% slower from DRAM at one
+    // input row. The row (C floats) then stays in L1 while the input rows meet it, 4 at
+    // a time where there are 32 vector registers (AVX-512, NEON: 16 accumulators), 2
+    // where there are 16 (AVX2, wasm's simd128 in V8). Each output is `dot_ptr`'s dot
+    // product whatever N is, so a sequence decodes to the same bits alone or in a batch.
+    let rows_at_once = if V::LANES == 16 || cfg!(target_arch = "aarch64") { 4 } else { 2 };
     for o in o0..o1 {
-        // SAFETY: row o < OC of weight (OC, C); row r < N of inp (N, C); out (N, OC) is
+        // SAFETY: row o < OC of weight (OC, C); rows r < N of inp (N, C); out (N, OC) is
         // written at rows < N, column o, which only this task writes.
         unsafe {
             let w = weight.add(o * c); // (C,) row o of weight
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
-            for r in 0..n {
-                let y = out.add(r * oc + o);
-                let x = dot_ptr::<V, f32>(inp.add(r * c), w, c) + b;
-                *y = if accumulate { *y + x } else { x };
+            let mut r0 = 0;
+            while r0 < n {
+                let rows = (n - r0).min(rows_at_once);
+                let col = Column { out: out.add(r0 * oc + o), inp: inp.add(r0 * c), w, b, c, oc, accumulate };
+                match rows {
+                    4 => col.rows::<V, 4>(),
+                    3 => col.rows::<V, 3>(),
+                    2 => col.rows::<V, 2>(),
+                    _ => col.rows::<V, 1>(),
+                }
+                r0 += rows;
+            }
+        }
+    }
+}
+
+/// One weight row against a few input rows: out[r, 0] for rows r of inp.
+struct Column {
+    out: *mut f32,   // (rows, OC): column 0 is this weight row's output
+    inp: *const f32, // (rows, C)
+    w: *const f32,   // (C,)
+    b: f32,
+    c: usize,
+    oc: usize,
+    accumulate: bool,
+}
+
+impl Column {
+    /// # Safety
+    /// R rows of out and inp and the C floats of w are valid, and only we write those
+    /// outputs.
+    #[inline(always)]
+    unsafe fn rows<V: crate::simd::F32Vec, const R: usize>(&self) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let dots = dot_rows_ptr::<V, f32, R>(core::array::from_fn(|r| self.inp.add(r * self.c)), self.w, self.c);
+            for (r, dot) in dots.into_iter().enumerate() {
+                let y = self.out.add(r * self.oc);
+                let v = dot + self.b;
+                *y = if self.accumulate { *y + v } else { v };
             }
         }
     }

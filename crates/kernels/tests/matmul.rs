@@ -118,6 +118,9 @@ fn shapes() -> Vec<(usize, usize, usize)> {
         }
     }
     v.extend_from_slice(&[(1, 768, 100), (100, 768, 1), (33, 768, 17), (17, 100, 768), (64, 768, 768), (100, 3072, 33), (3, 300, 5000), (1, 1, 5000), (300, 17, 520)]);
+    // The GEMV's row counts (up to 8, 4 or 2 at a time and the rest), with C not a whole
+    // number of vectors, and the GEMM's just past it.
+    v.extend_from_slice(&[(8, 100, 33), (6, 33, 17), (7, 768, 70), (8, 3072, 37), (5, 17, 5000), (2, 40, 6), (9, 64, 70)]);
     // Several K slices (C > KC), several column blocks of B (OC > NC) and a partial last
     // row panel at once: the next block's prefetch crosses both block boundaries.
     v.push((37, 1600, 1000));
@@ -186,4 +189,26 @@ fn scratch_covers_more_threads_than_tasks() {
     // Many threads on a tiny problem: scratch is per thread, tasks fewer than threads.
     check_forward(&Scoped(8), 5, 7, 3, true, false);
     check_backward(&Scoped(8), 5, 7, 3, false, true);
+}
+
+#[test]
+fn gemv_rows_give_the_same_bits_alone_or_batched() {
+    // Decoding: a sequence must produce the same logits whether it runs alone or in a
+    // batch (of up to 8 rows, the GEMV's), on any thread count.
+    let (n, c, oc) = (8, 771, 203);
+    let inp = fill(n * c, 4);
+    let weight = fill(oc * c, 5);
+    let bias = fill(oc, 6);
+    let mut scratch = scratch_for(n, c, oc, 3);
+    let mut batched = vec![f32::NAN; n * oc];
+    matmul_forward(&Scoped(3), &mut scratch, &mut batched, &inp, &weight, Some(&bias), n, c, oc, false);
+    for rows in [1, 3, 5] {
+        for r0 in (0..n).step_by(rows) {
+            let rows = rows.min(n - r0);
+            let mut alone = vec![f32::NAN; rows * oc];
+            matmul_forward(&Serial, &mut scratch, &mut alone, &inp[r0 * c..(r0 + rows) * c], &weight, Some(&bias), rows, c, oc, false);
+            let same = alone.iter().zip(&batched[r0 * oc..(r0 + rows) * oc]).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "rows {r0}..{} alone differ from the batch of {n}", r0 + rows);
+        }
+    }
 }

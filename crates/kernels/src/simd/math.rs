@@ -243,26 +243,48 @@ pub(crate) fn exp_sub_sum<V: VecMath>(s: &mut [f32], m: f32) -> f32 {
 /// x and y each point to C readable floats.
 #[inline(always)]
 pub(crate) unsafe fn dot_ptr<V: F32Vec, E: Elem>(x: *const f32, y: *const E, c: usize) -> f32 {
+    // SAFETY: the caller's contract.
+    unsafe { dot_rows_ptr::<V, E, 1>([x], y, c)[0] }
+}
+
+/// `dot_ptr` of each of R rows x[r] with the same y, sharing the loads of y: each result
+/// has the bits `dot_ptr(x[r], y, c)` gives alone (the same accumulators, the same order).
+///
+/// # Safety
+/// Each x[r] and y point to C readable floats.
+#[inline(always)]
+pub(crate) unsafe fn dot_rows_ptr<V: F32Vec, E: Elem, const R: usize>(x: [*const f32; R], y: *const E, c: usize) -> [f32; R] {
     let l = V::LANES;
-    let mut acc = [V::zero(); 4];
+    let mut acc = [[V::zero(); 4]; R];
     let mut k = 0;
-    while k + 4 * l <= c {
-        for (u, a) in acc.iter_mut().enumerate() {
-            let kk = k + u * l;
-            *a = V::load(x.add(kk)).mul_add(E::load::<V>(y.add(kk)), *a);
+    // SAFETY (every load): k + 4·LANES (or + LANES, or + 1) <= C floats of each row.
+    unsafe {
+        while k + 4 * l <= c {
+            for u in 0..4 {
+                let kk = k + u * l;
+                let yv = E::load::<V>(y.add(kk));
+                for r in 0..R {
+                    acc[r][u] = V::load(x[r].add(kk)).mul_add(yv, acc[r][u]);
+                }
+            }
+            k += 4 * l;
         }
-        k += 4 * l;
+        while k + l <= c {
+            let yv = E::load::<V>(y.add(k));
+            for r in 0..R {
+                acc[r][0] = V::load(x[r].add(k)).mul_add(yv, acc[r][0]);
+            }
+            k += l;
+        }
+        core::array::from_fn(|r| {
+            let a = &acc[r];
+            let mut s = a[0].add(a[1]).add(a[2].add(a[3])).reduce_sum();
+            for kk in k..c {
+                s += *x[r].add(kk) * (*y.add(kk)).widen();
+            }
+            s
+        })
     }
-    while k + l <= c {
-        acc[0] = V::load(x.add(k)).mul_add(E::load::<V>(y.add(k)), acc[0]);
-        k += l;
-    }
-    let mut s = acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_sum();
-    while k < c {
-        s += *x.add(k) * (*y.add(k)).widen();
-        k += 1;
-    }
-    s
 }
 
 /// Σ x ∘ y over x.len() floats (y must hold at least that many).
