@@ -2,7 +2,8 @@
 // cached path against a full recompute at every decode step, on every backend, for a batch
 // of prompts of different lengths (including sliding past the cache's end). The same for a
 // bf16 cache (attentionDecodeBf16, kvDtype 'bf16'): against full attention over
-// bf16-rounded k and v, and close to the f32 cache.
+// bf16-rounded k and v, and close to the f32 cache. And that a sequence decodes to the same
+// bits alone or in a batch of up to 8.
 
 import { describe, expect, it } from 'vitest';
 import type { Backend, Tensor } from '../src/backend/backend.js';
@@ -222,6 +223,24 @@ describeEachBackend('GPT.forwardCached', (be: Backend) => {
       model.dispose();
     });
   }
+
+  it('a sequence decodes to the same bits alone or in a batch of up to 8 (one-token prompts)', () => {
+    const V = 41;
+    const model = GPT.create({ vocabSize: V, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 40, seed: 9 }, be);
+    const B = 7;
+    const batch = model.createCache(B);
+    const alone = Array.from({ length: B }, () => model.createCache(1));
+    let together = model.forwardCached(Array.from({ length: B }, (_, b) => [(5 * b + 1) % V]), batch);
+    let each = alone.map((c, b) => model.forwardCached([[(5 * b + 1) % V]], c).slice());
+    for (let step = 0; step < 6; step++) {
+      for (let b = 0; b < B; b++) expect(Array.from(together.subarray(b * V, (b + 1) * V)), `step ${step}, sequence ${b}`).toEqual(Array.from(each[b]));
+      const next = Array.from({ length: B }, (_, b) => [(step * 11 + b * 3) % V]);
+      together = model.forwardCached(next, batch);
+      each = alone.map((c, b) => model.forwardCached([next[b]], c).slice());
+    }
+    for (const c of [batch, ...alone]) c.dispose();
+    model.dispose();
+  });
 
   it("logits: 'all' gives every new position (equal to forward over the prompt)", () => {
     const V = 31;
