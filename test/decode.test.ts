@@ -3,7 +3,7 @@
 // of prompts of different lengths (including sliding past the cache's end). The same for a
 // bf16 cache (attentionDecodeBf16, kvDtype 'bf16'): against full attention over
 // bf16-rounded k and v, and close to the f32 cache. And that a sequence decodes to the same
-// bits alone or in a batch of up to 8.
+// bits alone or in a batch of up to 16.
 
 import { describe, expect, it } from 'vitest';
 import type { Backend, Tensor } from '../src/backend/backend.js';
@@ -224,10 +224,10 @@ describeEachBackend('GPT.forwardCached', (be: Backend) => {
     });
   }
 
-  it('a sequence decodes to the same bits alone or in a batch of up to 8 (one-token prompts)', () => {
+  it('a sequence decodes to the same bits alone or in a batch of up to 16 (one-token prompts)', () => {
     const V = 41;
     const model = GPT.create({ vocabSize: V, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 40, seed: 9 }, be);
-    const B = 7;
+    const B = 11;
     const batch = model.createCache(B);
     const alone = Array.from({ length: B }, () => model.createCache(1));
     let together = model.forwardCached(Array.from({ length: B }, (_, b) => [(5 * b + 1) % V]), batch);

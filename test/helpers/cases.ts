@@ -549,12 +549,12 @@ export function buildCases(): KernelCase[] {
     const bwd: Record<string, Data> = { dinp: randn(r, N * C), dweight: randn(r, OC * C), dbias: randn(r, OC), dout: randn(r, N * OC), inp: randn(r, N * C), weight: toBf16(randn(r, OC * C, 0.2)) };
     cases.push({ kernel: 'matmulBackwardBf16', label: `matmulBackwardBf16 N=${N} C=${C} OC=${OC}`, buffers: bwd, rtol: TOL_REDUCE, args: { N, C, OC, overwriteDinp: true } });
   }
-  // The f32 GEMV up to 8 rows (a decoding batch), 4 or 2 input rows at a time and the rest,
+  // The f32 GEMV up to 16 rows (a decoding batch), 4 or 2 input rows at a time and the rest,
   // over several column tasks (threads.test.ts compares thread counts).
   for (const [N, C, OC, withBias] of [
-    [8, 40, 37, 1],
+    [16, 40, 37, 1],
     [6, 96, 1300, 0],
-    [8, 768, 130, 1],
+    [13, 768, 130, 1],
   ] as const) {
     const r = next();
     const buffers: Record<string, Data> = { out: randn(r, N * OC), inp: randn(r, N * C), weight: randn(r, OC * C, 0.2) };

@@ -113,14 +113,19 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
 /// Up to this many rows (token-by-token generation, a batch of sequences decoding
 /// together), the forward pass reads the weight in place with dot products: the GEMM's
 /// transposing pack of the whole weight (~14 GB/s here) costs more than the product.
-/// At 2 threads on GPT-2's shapes (bench/compact-gemv.js --rows, Zen 4, from DRAM) the
-/// dot products beat the GEMM by 1.3-1.5× at 4 rows and 1.27× at 8, tie at 12 and lose
-/// by 10% at 16: both are then bound by the loads of the dot products, or by the pack.
-pub(crate) const GEMV_ROWS: usize = 8;
+/// GPT-2-small f32 decode at 2 threads (Zen 4, both orders): at batch 8 a step took 60 ms
+/// through the GEMM and 31 here; at 12, 57 against 50; at 16 they tie (62).
+pub(crate) const GEMV_ROWS: usize = 16;
 
 /// Output columns per task of `gemv_forward`: small enough that the 768-column layers of
 /// GPT-2 split into a dozen tasks, so two or more threads finish together.
 pub(crate) const GEMV_COLS: usize = 64;
+
+/// With more than one input row, the weight row this many rows ahead is prefetched into
+/// L2 while this one is used: at 2-8 rows the dot products are slow enough that the
+/// hardware prefetchers fall behind (GPT-2-small f32 decode at batch 8: 44 -> 31.6 ms a
+/// step; 4 rows ahead timed no better). One row streams at DRAM speed without it.
+const PREFETCH_ROWS_AHEAD: usize = 2;
 
 /// out (N,OC) = (or +=, `accumulate`) inp (N,C) · weight (OC,C)ᵀ + bias for N <= GEMV_ROWS,
 /// split over columns.
@@ -161,6 +166,12 @@ fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight
         unsafe {
             let w = weight.add(o * c); // (C,) row o of weight
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
+            if V::PREFETCH && n > 1 && o + PREFETCH_ROWS_AHEAD < o1 {
+                let ahead = weight.add((o + PREFETCH_ROWS_AHEAD) * c); // (C,) a row not yet read
+                for line in (0..c).step_by(16) {
+                    V::prefetch_l2(ahead.add(line)); // 16 floats: one 64-byte line
+                }
+            }
             let mut r0 = 0;
             while r0 < n {
                 let rows = (n - r0).min(rows_at_once);
