@@ -46,7 +46,7 @@ describe('backend registry', () => {
     const r = await freshRegistry();
     const b = await r.useBackend('reference');
     expect(r.getBackend()).toBe(b);
-    expect(r.backendInfo()).toEqual({ name: 'reference', simd: 'none', threads: 1, version: pkgVersion });
+    expect(r.backendInfo()).toEqual({ name: 'reference', simd: 'none', extensions: [], threads: 1, version: pkgVersion });
     expect(await r.useBackend('reference')).toBe(b); // one instance per process
     expect(r.setThreads(4)).toBe(1); // single-threaded: no effect
     expect(() => r.setThreads(0)).toThrow(/setThreads: n must be an integer >= 1/);
