@@ -208,6 +208,15 @@ export async function main(argv) {
     const f32 = rows.find((x) => x.dtype === 'f32' && x.threads === r.threads && x.batch === r.batch);
     r.vsF32 = +(r.decodeTokPerS / f32.decodeTokPerS).toFixed(2);
   }
+  // Decode at batch 1 is bound by memory, and 2 threads read more of it than one: a quiet
+  // run here scaled 1.37-1.61x from 1 to 2 threads. Much less means that another process
+  // held a core or the memory bus during the 2-thread rows, which then understate. (The
+  // --quick model sits in cache, where that does not hold: not checked.)
+  env.contended = args.quick ? [] : dtypes.flatMap((dtype) => {
+    const at = (threads) => rows.find((r) => r.dtype === dtype && r.threads === threads && r.batch === 1);
+    const scaling = at(2).decodeTokPerS / at(1).decodeTokPerS;
+    return scaling < CONTENDED_SCALING ? [{ dtype, scaling: +scaling.toFixed(2) }] : [];
+  });
   for (const d of ['bf16', 'int8']) models[d].dispose();
   if (folder !== null) {
     try {
@@ -269,6 +278,9 @@ export async function main(argv) {
   log(`wrote ${relative(process.cwd(), join(outDir, name + '.json'))}${args.quick ? '' : ' and generate.md'}`);
 }
 
+/** Below this 2-thread / 1-thread ratio of batch-1 decode, a run is reported as contended. */
+const CONTENDED_SCALING = 1.2;
+
 function render(doc) {
   const { env, config: c, rows, bandwidth, bytesPerStep } = doc;
   const f = (x, d = 1) => (x === undefined || x === null ? 'n/a' : Number(x).toFixed(d));
@@ -287,6 +299,9 @@ function render(doc) {
       ? `| ${r.backend} | n/a: ${r.error} |||||||||||`
       : `| ${r.backend} | ${r.dtype} | ${r.threads} | ${r.batch ?? 1} | ${f(r.promptMs, 0)} | ${f(r.decodeTokPerS, 2)} | ${f(r.medianStepMs)} | ${r.vsF32 === undefined ? '' : f(r.vsF32, 2) + '×'} | ${r.vsOnnx === undefined ? '' : f(r.vsOnnx, 2) + '×'} | ${r.boundCopy === undefined ? '' : f(r.boundCopy)} | ${pct(r.ofCopy)} | ${pct(r.ofTriad)} |`)),
     '',
+    ...(env.contended?.length
+      ? [`**Contended run:** 2-thread batch-1 decode ran only ${env.contended.map((x) => `${x.scaling}× (${x.dtype})`).join(', ')} the 1-thread rate, below ${CONTENDED_SCALING}× (a quiet run here: 1.37-1.61×). Another process held a core or the memory bus during the 2-thread rows, which understate what the code does.`, '']
+      : []),
     '## Where a decode step goes (ms per token, native, f32, batch 1)',
     '',
     '| kernel | ' + Object.keys(doc.profiles).join(' | ') + ' |',
