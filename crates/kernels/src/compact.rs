@@ -34,9 +34,8 @@
 //! time, over the chunk widened into scratch: the GEMM's packing would copy it anyway, and
 //! a chunk of a few hundred rows costs far less than its products.
 
-use crate::matmul::{ceil_div, gemm_forward, GEMV_COLS};
+use crate::matmul::{for_column_tasks, gemm_forward, gemv_cols_impl};
 use crate::parallel::SyncPtr;
-use crate::simd::math::dot_ptr;
 use crate::simd::F32Vec;
 use crate::{simd_kernel, Parallel};
 
@@ -351,38 +350,15 @@ fn for_parts_rows(par: &dyn Parallel, x: &mut [f32], c: usize, f: &(dyn Fn(usize
     });
 }
 
-/// Runs `f(o0, o1)` over column ranges of an (N, OC) product, as matmul's GEMV splits them.
-fn for_column_tasks(par: &dyn Parallel, n: usize, c: usize, oc: usize, f: &(dyn Fn(usize, usize) + Sync)) {
-    let tasks = if n * c * oc < (1 << 17) { 1 } else { ceil_div(oc, GEMV_COLS) };
-    par.for_each(tasks, &|task, _thread| f(task * oc / tasks, (task + 1) * oc / tasks));
-}
-
 fn bias_ptr(bias: Option<&[f32]>) -> *const f32 {
     bias.map_or(core::ptr::null(), |b| b.as_ptr())
 }
 
 simd_kernel! {
     /// out[.., o0..o1] (= or +=) for N <= COMPACT_GEMV_ROWS rows of bf16-rounded x (N, C) against
-    /// bf16 weight rows (OC, C). Safety: as matmul's gemv_cols.
-    unsafe fn gemv_bf16_cols(out: *mut f32, x: *const f32, weight: *const u16, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) => gemv_bf16_cols_impl
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gemv_bf16_cols_impl<V: F32Vec>(out: *mut f32, x: *const f32, weight: *const u16, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) {
-    for o in o0..o1 {
-        // SAFETY: row o < OC of weight (OC, C); rows r < N of x (N, C); out (N, OC) is
-        // written at rows < N, column o, which only this task writes.
-        unsafe {
-            let w = weight.add(o * c); // (C,) row o, bf16
-            let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
-            for r in 0..n {
-                let x = dot_ptr::<V, u16>(x.add(r * c), w, c) + b;
-                let y = out.add(r * oc + o);
-                *y = if accumulate { *y + x } else { x };
-            }
-        }
-    }
+    /// bf16 weight rows (OC, C): matmul's f32 GEMV over bf16 elements. Safety: as matmul's
+    /// gemv_cols.
+    unsafe fn gemv_bf16_cols(out: *mut f32, x: *const f32, weight: *const u16, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) => gemv_cols_impl
 }
 
 simd_kernel! {

@@ -6,6 +6,7 @@ pub(crate) mod gemm;
 
 use crate::parallel::SyncPtr;
 use crate::simd::math::dot_rows_ptr;
+use crate::simd::{Elem, F32Vec};
 use crate::{simd_kernel, Parallel};
 use gemm::{Mat, Problem};
 
@@ -127,20 +128,40 @@ pub(crate) const GEMV_COLS: usize = 64;
 /// step; 4 rows ahead timed no better). One row streams at DRAM speed without it.
 const PREFETCH_ROWS_AHEAD: usize = 2;
 
+/// For a GEMV with `n` input rows at weight row o of a task's rows ..o1: prefetches row
+/// o + PREFETCH_ROWS_AHEAD of the weight (rows of `row_bytes` from `weight`) into L2, when
+/// there is more than one input row and that row is the task's.
+#[inline(always)]
+pub(crate) fn prefetch_row_ahead<V: F32Vec>(weight: *const u8, row_bytes: usize, o: usize, o1: usize, n: usize) {
+    if !V::PREFETCH || n < 2 || o + PREFETCH_ROWS_AHEAD >= o1 {
+        return;
+    }
+    // wrapping_add: only addresses for the hint, never dereferenced here.
+    let ahead = weight.wrapping_add((o + PREFETCH_ROWS_AHEAD) * row_bytes);
+    for line in (0..row_bytes).step_by(64) {
+        V::prefetch_l2(ahead.wrapping_add(line) as *const f32); // one 64-byte line
+    }
+}
+
 /// out (N,OC) = (or +=, `accumulate`) inp (N,C) · weight (OC,C)ᵀ + bias for N <= GEMV_ROWS,
 /// split over columns.
 #[allow(clippy::too_many_arguments)]
 fn gemv_forward(par: &dyn Parallel, out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize, accumulate: bool) {
-    let tasks = if n * c * oc < (1 << 17) { 1 } else { ceil_div(oc, GEMV_COLS) };
     let dst = SyncPtr(out.as_mut_ptr());
     let bias = bias.map_or(core::ptr::null(), |b| b.as_ptr());
     let bias = SyncPtr(bias as *mut f32);
-    par.for_each(tasks, &|task, _thread| {
-        let (o0, o1) = (task * oc / tasks, (task + 1) * oc / tasks);
+    for_column_tasks(par, n, c, oc, &|o0, o1| {
         // SAFETY: tasks write disjoint column ranges o0..o1 of out (N, OC); inp holds N*C,
         // weight OC*C and bias (when non-null) OC floats, as matmul_forward checked.
         unsafe { gemv_cols(dst.get(), inp.as_ptr(), weight.as_ptr(), bias.get(), n, c, oc, o0, o1, accumulate) }
     });
+}
+
+/// Runs `f(o0, o1)` over the column ranges, about GEMV_COLS each, that the GEMVs (this
+/// one and compact.rs's) split an (N, OC) product into; one range for a small product.
+pub(crate) fn for_column_tasks(par: &dyn Parallel, n: usize, c: usize, oc: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    let tasks = if n * c * oc < (1 << 17) { 1 } else { ceil_div(oc, GEMV_COLS) };
+    par.for_each(tasks, &|task, _thread| f(task * oc / tasks, (task + 1) * oc / tasks));
 }
 
 simd_kernel! {
@@ -150,28 +171,25 @@ simd_kernel! {
     unsafe fn gemv_cols(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) => gemv_cols_impl
 }
 
+/// The GEMV over weight rows of f32, or of bf16 bits (compact.rs's widening bf16 GEMV).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight: *const f32, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) {
+pub(crate) fn gemv_cols_impl<V: F32Vec>(out: *mut f32, inp: *const f32, weight: *const impl Elem, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) {
     // One weight row at a time, streamed in order, which keeps the prefetchers fullest:
     // 4 rows side by side (a 4 × 4 tile of products) read 20-25% slower from DRAM at one
-    // input row. The row (C floats) then stays in L1 while the input rows meet it, 4 at
+    // input row. The row (C values) then stays in L1 while the input rows meet it, 4 at
     // a time where there are 32 vector registers (AVX-512, NEON: 16 accumulators), 2
     // where there are 16 (AVX2, wasm's simd128 in V8). Each output is `dot_ptr`'s dot
     // product whatever N is, so a sequence decodes to the same bits alone or in a batch.
     let rows_at_once = if V::LANES == 16 || cfg!(target_arch = "aarch64") { 4 } else { 2 };
+    let row_bytes = c * pointee_size(weight);
     for o in o0..o1 {
+        prefetch_row_ahead::<V>(weight as *const u8, row_bytes, o, o1, n);
         // SAFETY: row o < OC of weight (OC, C); rows r < N of inp (N, C); out (N, OC) is
         // written at rows < N, column o, which only this task writes.
         unsafe {
             let w = weight.add(o * c); // (C,) row o of weight
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
-            if V::PREFETCH && n > 1 && o + PREFETCH_ROWS_AHEAD < o1 {
-                let ahead = weight.add((o + PREFETCH_ROWS_AHEAD) * c); // (C,) a row not yet read
-                for line in (0..c).step_by(16) {
-                    V::prefetch_l2(ahead.add(line)); // 16 floats: one 64-byte line
-                }
-            }
             let mut r0 = 0;
             while r0 < n {
                 let rows = (n - r0).min(rows_at_once);
@@ -188,26 +206,31 @@ fn gemv_cols_impl<V: crate::simd::F32Vec>(out: *mut f32, inp: *const f32, weight
     }
 }
 
+/// Bytes of the T a pointer points to (an `impl Elem` has no name to give size_of).
+fn pointee_size<T>(_: *const T) -> usize {
+    core::mem::size_of::<T>()
+}
+
 /// One weight row against a few input rows: out[r, 0] for rows r of inp.
-struct Column {
+struct Column<E> {
     out: *mut f32,   // (rows, OC): column 0 is this weight row's output
     inp: *const f32, // (rows, C)
-    w: *const f32,   // (C,)
+    w: *const E,     // (C,)
     b: f32,
     c: usize,
     oc: usize,
     accumulate: bool,
 }
 
-impl Column {
+impl<E: Elem> Column<E> {
     /// # Safety
-    /// R rows of out and inp and the C floats of w are valid, and only we write those
+    /// R rows of out and inp and the C values of w are valid, and only we write those
     /// outputs.
     #[inline(always)]
-    unsafe fn rows<V: crate::simd::F32Vec, const R: usize>(&self) {
+    unsafe fn rows<V: F32Vec, const R: usize>(&self) {
         // SAFETY: the caller's contract.
         unsafe {
-            let dots = dot_rows_ptr::<V, f32, R>(core::array::from_fn(|r| self.inp.add(r * self.c)), self.w, self.c);
+            let dots = dot_rows_ptr::<V, E, R>(core::array::from_fn(|r| self.inp.add(r * self.c)), self.w, self.c);
             for (r, dot) in dots.into_iter().enumerate() {
                 let y = self.out.add(r * self.oc);
                 let v = dot + self.b;

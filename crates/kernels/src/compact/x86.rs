@@ -337,19 +337,13 @@ unsafe fn q8_avx2<const R: usize>(a: &Q8Args, g0: usize, g1: usize) {
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn gemv_bf16_dot(out: *mut f32, xb: *const u16, weight: *const u16, bias: *const f32, n: usize, c: usize, oc: usize, o0: usize, o1: usize, accumulate: bool) {
     for o in o0..o1 {
+        // As matmul's f32 GEMV, whose structure this is.
+        crate::matmul::prefetch_row_ahead::<crate::simd::x86::Avx512>(weight as *const u8, 2 * c, o, o1, n);
         // SAFETY: row o < OC of weight (OC, C); rows r < N of xb (N, C); out at rows < N,
         // column o, only this task's.
         unsafe {
             let w = weight.add(o * c); // (C,) row o, bf16
             let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
-            // As matmul's f32 GEMV: with several input rows, the row 2 ahead is prefetched
-            // (batch-8 decode, GPT-2 small: see the commit that added it).
-            if n > 1 && o + 2 < o1 {
-                let ahead = weight.add((o + 2) * c) as *const i8; // (C,) bf16, a row not yet read
-                for line in (0..2 * c).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T1>(ahead.add(line));
-                }
-            }
             // Each row meets the weight row 4 at a time, sharing its loads; each output has
             // the bits it has alone (its own accumulators, the same order).
             let mut r0 = 0;
