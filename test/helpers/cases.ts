@@ -94,6 +94,18 @@ export function buildCases(): KernelCase[] {
   const cases: KernelCase[] = [];
   let seed = 1;
   const next = (): Rng => mulberry32(seed++);
+  /** matmulForward overwriting and accumulating (out's random start kept, the product added). */
+  const matmulForwardCases = (N: number, C: number, OC: number, buffers: Record<string, Data>, rtol: number): void => {
+    for (const accumulate of [false, true]) {
+      cases.push({
+        kernel: 'matmulForward',
+        label: `matmulForward N=${N} C=${C} OC=${OC}${buffers.bias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`,
+        buffers,
+        rtol,
+        args: { N, C, OC, accumulate },
+      });
+    }
+  };
 
   // ---- encoder ----
   for (const [B, T, C, V, maxT] of [
@@ -173,16 +185,7 @@ export function buildCases(): KernelCase[] {
     const buffers: Record<string, Data> = { out: randn(r, N * OC), inp, weight };
     if (withBias) buffers.bias = randn(r, OC);
     const tol = C >= 1024 ? TOL_MATMUL : TOL_REDUCE;
-    // accumulate: out's starting values (random) must be kept and the product added.
-    for (const accumulate of [false, true]) {
-      cases.push({
-        kernel: 'matmulForward',
-        label: `matmulForward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`,
-        buffers,
-        rtol: tol,
-        args: { N, C, OC, accumulate },
-      });
-    }
+    matmulForwardCases(N, C, OC, buffers, tol);
     const bwd: Record<string, Data> = { dinp: randn(r, N * C), dweight: randn(r, OC * C), dout: randn(r, N * OC), inp, weight };
     if (withBias) bwd.dbias = randn(r, OC);
     // overwriteDinp: dinp's starting values must vanish; dweight and dbias still accumulate.
@@ -559,9 +562,7 @@ export function buildCases(): KernelCase[] {
     const r = next();
     const buffers: Record<string, Data> = { out: randn(r, N * OC), inp: randn(r, N * C), weight: randn(r, OC * C, 0.2) };
     if (withBias) buffers.bias = randn(r, OC);
-    for (const accumulate of [false, true]) {
-      cases.push({ kernel: 'matmulForward', label: `matmulForward N=${N} C=${C} OC=${OC}${withBias ? '' : ' (no bias)'}${accumulate ? ' accumulate' : ''}`, buffers, rtol: TOL_REDUCE, args: { N, C, OC, accumulate } });
-    }
+    matmulForwardCases(N, C, OC, buffers, TOL_REDUCE);
   }
   return cases;
 }
