@@ -39,21 +39,24 @@ export function renderKernels(doc) {
   L.push('');
   L.push(`"% peak": 1-thread rows against the 1-thread peak, ${n}-thread rows against the ${n}-thread peak. Ratios are ferrogpt / peer at equal threads (> 1: ferrogpt faster).`);
   L.push('');
-  L.push(`| shape M×K×N | ferrogpt 1T GFLOPS | % peak | ort 1T | ratio | ferrogpt ${n}T | % peak | ort ${n}T | ratio | wasm | tfjs-wasm | ratio |`);
-  L.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+  L.push(`| shape M×K×N | ferrogpt 1T GFLOPS | % peak | ort 1T | ratio | ferrogpt ${n}T | % peak | ort ${n}T | ratio | packed 1T | ratio | packed ${n}T | ratio | wasm | tfjs-wasm | ratio |`);
+  L.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const e of doc.matmul) {
     const r = e.rows;
     const f1t = r['ferrogpt-native-1T'];
     const fnt = r[`ferrogpt-native-${n}T`];
     const o1 = r['ort-1T'];
     const on = r[`ort-${n}T`];
+    const p1t = r['ferrogpt-native-packed-1T'];
+    const pnt = r[`ferrogpt-native-packed-${n}T`];
     const w = r['ferrogpt-wasm'];
     const tf = r['tfjs-wasm'];
     L.push(
-      `| ${e.M}×${e.K}×${e.N} | ${f1(g(f1t))} | ${pct(f1t?.pctPeak)} | ${f1(g(o1))} | ${f2(ratio(g(f1t), g(o1)))} | ${f1(g(fnt))} | ${pct(fnt?.pctPeak)} | ${f1(g(on))} | ${f2(ratio(g(fnt), g(on)))} | ${f1(g(w))} | ${f1(g(tf))} | ${f2(ratio(g(w), g(tf)))} |`,
+      `| ${e.M}×${e.K}×${e.N} | ${f1(g(f1t))} | ${pct(f1t?.pctPeak)} | ${f1(g(o1))} | ${f2(ratio(g(f1t), g(o1)))} | ${f1(g(fnt))} | ${pct(fnt?.pctPeak)} | ${f1(g(on))} | ${f2(ratio(g(fnt), g(on)))} | ${f1(g(p1t))} | ${f2(ratio(g(p1t), g(f1t)))} | ${f1(g(pnt))} | ${f2(ratio(g(pnt), g(fnt)))} | ${f1(g(w))} | ${f1(g(tf))} | ${f2(ratio(g(w), g(tf)))} |`,
     );
   }
   L.push('');
+  L.push(`- packed: matmulForwardPacked over the weight packed once beforehand (packWeight, what GPT.packWeights keeps), so no call repacks it; its ratio is against ferrogpt at the same threads (the same bits).`);
   L.push('- ort: onnxruntime-node, a one-node ONNX MatMul with W as a constant initializer (stored as Wᵀ, (K,N)), intraOpNumThreads = threads, interOpNumThreads = 1.');
   L.push(`- wasm: ferrogpt's WebAssembly module (simd128, 1 thread) in Node; its % of the 1-thread native peak: ${doc.matmul.map((e) => pct(e.rows['ferrogpt-wasm']?.pctPeak)).join(', ')}.`);
   if (doc.wasmPeak) {

@@ -19,17 +19,24 @@ import { errText } from '../lib/util.js';
 export { MATMUL_SHAPES } from '../lib/matmul.js';
 
 
-function ferroMatmul(backend, M, K, N, x, W) {
+/**
+ * matmulForward on `backend`; `packed`: matmulForwardPacked over the weight packed once
+ * beforehand, outside the timing (what GPT.packWeights keeps), so no call repacks it.
+ */
+function ferroMatmul(backend, M, K, N, x, W, packed = false) {
   const inp = backend.alloc(M * K); // (M, K)
   const w = backend.alloc(N * K); // (N, K)
   const out = backend.alloc(M * N); // (M, N)
   backend.write(inp, x);
   backend.write(w, W);
+  const P = Math.ceil(N / 192) * 192; // packedRows(N)
+  const wp = packed ? backend.alloc(P * K) : null; // (P, K), the backend's packed layout
+  if (wp) backend.packWeight(wp, w, K, N, P);
   return {
-    run: () => backend.matmulForward(out, inp, w, null, M, K, N),
+    run: wp ? () => backend.matmulForwardPacked(out, inp, w, wp, null, M, K, N, P) : () => backend.matmulForward(out, inp, w, null, M, K, N),
     read: () => backend.read(out),
     dispose: () => {
-      for (const t of [inp, w, out]) backend.free(t);
+      for (const t of [inp, w, out, ...(wp ? [wp] : [])]) backend.free(t);
     },
   };
 }
@@ -109,18 +116,21 @@ export async function run(ctx) {
 
   // ---------- matmul ----------
   const impls = [];
-  const nativeRow = (label, threads) => ({
+  const nativeRow = (label, threads, packed = false) => ({
     label,
     threads,
     available: fg.native ? null : `native backend: ${fg.errors.native}`,
     make: async (M, K, N, x, W) => {
       const got = setNativeThreads(fg, threads);
       if (got !== threads) throw new Error(`setThreads(${threads}) left ${got} threads`);
-      return ferroMatmul(fg.native, M, K, N, x, W);
+      return ferroMatmul(fg.native, M, K, N, x, W, packed);
     },
   });
-  impls.push(nativeRow('ferrogpt-native-1T', 1));
-  if (nThreads > 1) impls.push(nativeRow(`ferrogpt-native-${nThreads}T`, nThreads));
+  for (const packed of [false, true]) {
+    const kind = packed ? 'native-packed' : 'native';
+    impls.push(nativeRow(`ferrogpt-${kind}-1T`, 1, packed));
+    if (nThreads > 1) impls.push(nativeRow(`ferrogpt-${kind}-${nThreads}T`, nThreads, packed));
+  }
   impls.push({
     label: 'ferrogpt-wasm',
     threads: 1,

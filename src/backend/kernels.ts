@@ -134,6 +134,25 @@ export const KERNELS = {
     args: [out('out', 'N*OC'), inp('inp', 'N*C'), inp('weight', 'OC*C'), inpOrNull('bias', 'OC'), dim('N'), dim('C'), dim('OC'), flag('accumulate')],
     scratch: true,
   },
+  /**
+   * packed (P,C) = weight (OC,C) packed once, as matmulForward's GEMM would pack it on every
+   * call; P is a multiple of 192 and at least OC (packedRows(OC)). The layout is the
+   * backend's own: only packWeight writes it and only matmulForwardPacked reads it.
+   */
+  packWeight: {
+    args: [out('packed', 'P*C'), inp('weight', 'OC*C'), dim('C'), dim('OC'), dim('P')],
+    constraints: ['P % 192 == 0', 'OC <= P'],
+  },
+  /**
+   * matmulForward, given the weight's packed copy (packWeight of this weight, not stale):
+   * the same outputs, bit for bit. Many rows (a prompt, scoring) read the packed copy
+   * instead of packing the weight; decoding rows read the weight in place.
+   */
+  matmulForwardPacked: {
+    args: [out('out', 'N*OC'), inp('inp', 'N*C'), inp('weight', 'OC*C'), inp('packed', 'P*C'), inpOrNull('bias', 'OC'), dim('N'), dim('C'), dim('OC'), dim('P'), flag('accumulate')],
+    constraints: ['P % 192 == 0', 'OC <= P'],
+    scratch: true,
+  },
   /** out (N,OC) = bf16(inp (N,C)) · weight (OC,C, bf16)ᵀ + bias (OC): inp is rounded to bf16 too; f32 accumulation; accumulate: out += it. */
   matmulForwardBf16: {
     args: [out('out', 'N*OC'), inp('inp', 'N*C'), compactInp('weight', 'OC*C', 'bf16'), inpOrNull('bias', 'OC'), dim('N'), dim('C'), dim('OC'), flag('accumulate')],
@@ -290,6 +309,11 @@ export type KernelName = keyof typeof KERNELS;
 
 /** The kernels' names, in table order. */
 export const KERNEL_NAMES = Object.freeze(Object.keys(KERNELS)) as readonly KernelName[];
+
+/** Rows of a packed weight (packWeight, matmulForwardPacked) with OC rows: OC rounded up to a multiple of 192. */
+export function packedRows(OC: number): number {
+  return Math.ceil(OC / 192) * 192;
+}
 
 // ---- types derived from the table ----
 

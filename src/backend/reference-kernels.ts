@@ -171,6 +171,17 @@ export function matmulForward(out: FloatArray, inp: FloatArray, weight: FloatArr
   }
 }
 
+/** packed (P,C) = weight (OC,C), then zero rows up to P: the reference's packed layout is the weight itself. */
+export function packWeight(packed: FloatArray, weight: FloatArray, C: number, OC: number, P: number): void {
+  for (let i = 0; i < OC * C; i++) packed[i] = weight[i];
+  for (let i = OC * C; i < P * C; i++) packed[i] = 0;
+}
+
+/** matmulForward over the packed copy of the weight (packWeight's): the same outputs. */
+export function matmulForwardPacked(out: FloatArray, inp: FloatArray, _weight: FloatArray, packed: FloatArray, bias: FloatArray | null, N: number, C: number, OC: number, _P: number, accumulate = false): void {
+  matmulForward(out, inp, packed, bias, N, C, OC, accumulate);
+}
+
 /** out (N,OC) = bf16(inp (N,C)) · weight (OC,C, bf16 bits)ᵀ + bias (OC): the activations are rounded to bf16 too. */
 export function matmulForwardBf16(out: FloatArray, inp: FloatArray, weight: Uint16Array, bias: FloatArray | null, N: number, C: number, OC: number, accumulate = false): void {
   const x = new Float64Array(C);
@@ -610,6 +621,8 @@ export const referenceKernels: Kernels<FloatArray, Int32Array, Uint16Array, Int8
   layernormForward,
   layernormBackward,
   matmulForward,
+  packWeight,
+  matmulForwardPacked,
   matmulForwardBf16,
   matmulForwardQ8,
   matmulBackward,

@@ -55,7 +55,7 @@ import { checkIds, checkTargets } from './inputs.js';
 import { Decoder, type KVCache, type KVCacheOptions } from './kv-cache.js';
 import { LORA_SITES, LoraAdapter, siteModule } from './lora.js';
 import { ParamTensors, paramLayout, type ModelParams, type ParamSpec } from './params.js';
-import { Bf16Copy, CompactWeights, PRECISIONS, checkFitsDType, checkWeightDType, convertStored, embedForward, isCompactParam, linearBackward, linearForward, storedToF32, type Precision, type Weight, type WeightDType } from './weights.js';
+import { CompactWeights, WeightCopy, PRECISIONS, checkFitsDType, checkWeightDType, convertStored, embedForward, isCompactParam, linearBackward, linearForward, storedToF32, type Precision, type Weight, type WeightDType } from './weights.js';
 
 /** Options of GPT.load and GPT.fromSafetensors. */
 export interface LoadOptions {
@@ -63,6 +63,8 @@ export interface LoadOptions {
   dtype?: WeightDType;
   /** The backend (default: the current one). */
   backend?: Backend;
+  /** Keep a packed copy of the weights for prompts and scoring (see GPT.packWeights); default false. */
+  packWeights?: boolean;
 }
 
 export interface NamedParameter {
@@ -132,7 +134,8 @@ export class GPT {
   // The weights: f32 in one buffer (P), or compact (weights.ts). Exactly one is set.
   private weights: ParamTensors | null = null; // (P) every weight, back to back
   private compact: CompactWeights | null = null;
-  private bf16: Bf16Copy | null = null; // bf16 mixed precision: the copy the GEMMs read
+  private bf16: WeightCopy | null = null; // bf16 mixed precision: the copy the GEMMs read
+  private packed: WeightCopy | null = null; // packWeights: the f32 weights packed for the GEMM
   private grads: ParamTensors | null = null; // (P) same layout, allocated on first need
   private readonly blocks: Blocks;
   private readonly plan: ActivationPlan; // the activations of the full passes
@@ -185,10 +188,13 @@ export class GPT {
   }
 
   /** A model holding `stored` (every parameter, as storedParamsFromHF gives them) in `dtype`. */
-  private static fromStored(config: GPTConfig, stored: Map<string, StoredParam>, dtype: WeightDType, backend: Backend, fn: string): GPT {
+  private static fromStored(config: GPTConfig, stored: Map<string, StoredParam>, dtype: WeightDType, backend: Backend, fn: string, packWeights = false): GPT {
     checkFitsDType(fn, config, dtype);
-    if (dtype === 'f32') return GPT.fromParameters(config, [...stored].map(([name, p]) => [name, storedToF32(p)] as const), backend);
-    return new GPT(config, backend, { dtype, values: (spec) => stored.get(spec.name)! });
+    if (packWeights && dtype !== 'f32') throw new Error(`${fn}: packWeights needs f32 weights, and the model would hold ${dtype} (pass dtype: 'f32', or leave packWeights out)`);
+    if (dtype !== 'f32') return new GPT(config, backend, { dtype, values: (spec) => stored.get(spec.name)! });
+    const model = GPT.fromParameters(config, [...stored].map(([name, p]) => [name, storedToF32(p)] as const), backend);
+    model.packWeights = packWeights;
+    return model;
   }
 
   /**
@@ -200,9 +206,9 @@ export class GPT {
    * argument may also be the backend itself.
    */
   static async load(dir: string, options: LoadOptions | Backend = {}): Promise<GPT> {
-    const { dtype, backend } = loadOptions('GPT.load', options);
+    const { dtype, backend, packWeights } = loadOptions('GPT.load', options);
     const { config, stored, dtype: saved, path } = await loadGPT(dir);
-    const model = GPT.fromStored(config, stored, dtype ?? saved, backend, 'GPT.load');
+    const model = GPT.fromStored(config, stored, dtype ?? saved, backend, 'GPT.load', packWeights);
     model.nameOrPath = path;
     return model;
   }
@@ -213,9 +219,9 @@ export class GPT {
    * it works in browsers and Web Workers (fetch the files, pass what they hold).
    */
   static fromSafetensors(config: string | HFGPT2Config, bytes: Uint8Array | ArrayBuffer, options: LoadOptions | Backend = {}): GPT {
-    const { dtype, backend } = loadOptions('GPT.fromSafetensors', options);
+    const { dtype, backend, packWeights } = loadOptions('GPT.fromSafetensors', options);
     const { config: resolved, stored, dtype: saved } = gpt2FromContents(config, bytes);
-    return GPT.fromStored(resolved, stored, dtype ?? saved, backend, 'GPT.fromSafetensors');
+    return GPT.fromStored(resolved, stored, dtype ?? saved, backend, 'GPT.fromSafetensors', packWeights);
   }
 
   /**
@@ -247,10 +253,39 @@ export class GPT {
     if (p === this.precision) return;
     if (p === 'bf16') {
       const weights = this.f32Weights('precision');
-      this.bf16 = new Bf16Copy(this.backend, this.config, this.layout.specs, weights);
+      this.bf16 = new WeightCopy(this.backend, this.config, this.layout.specs, weights, 'bf16');
     } else {
       this.bf16!.dispose();
       this.bf16 = null;
+    }
+    this.blocks.p = this.tree;
+  }
+
+  /**
+   * Whether the model keeps a packed copy of its f32 matmul weights and wte (default
+   * false): the layout the GEMM of a many-row product (a prompt, scoring, evaluation)
+   * packs each weight into on every call, made once and repacked only when the weights
+   * change (an optimizer step, a load). GPT-2 small's lm head, (256, 768, 50257), spends
+   * about a tenth of its call packing. The price is a second f32 copy of those weights
+   * (GPT-2 small: +498 MB); decoding one token at a time reads the weights in place and
+   * gains nothing. The outputs are the same bits either way. f32 models only: a bf16 or
+   * int8 model's GEMM reads its compact weights. Under bf16 mixed precision the GEMMs
+   * read the bf16 copy instead, and the packed one waits.
+   */
+  get packWeights(): boolean {
+    return this.packed !== null;
+  }
+
+  set packWeights(on: boolean) {
+    this.alive();
+    if (typeof on !== 'boolean') throw new Error(`packWeights must be true or false, got ${JSON.stringify(on)}`);
+    if (on === this.packWeights) return;
+    if (on) {
+      if (this.weights === null) throw new Error(`packWeights: the model holds ${this.dtype} weights; a packed copy is of f32 weights, whose GEMM repacks them (load it in f32 or convert it: model.toDtype('f32'))`);
+      this.packed = new WeightCopy(this.backend, this.config, this.layout.specs, this.weights, 'packed');
+    } else {
+      this.packed!.dispose();
+      this.packed = null;
     }
     this.blocks.p = this.tree;
   }
@@ -273,6 +308,8 @@ export class GPT {
     if (this.blocks.adapter !== null) throw new Error('toDtype: the model has a LoRA adapter attached; merge or detach it first');
     if (dtype === this.dtype) return this;
     this.precision = 'f32';
+    const repack = this.packWeights && dtype === 'f32';
+    this.packWeights = false;
     const { specs, total } = this.layout;
     const target = (spec: ParamSpec) => (isCompactParam(spec) ? dtype : 'f32');
     const old = { weights: this.weights, compact: this.compact };
@@ -290,6 +327,7 @@ export class GPT {
     if (this.grads !== null) this.backend.free(this.grads.buffer);
     this.grads = null;
     this.blocks.p = this.tree;
+    if (repack) this.packWeights = true;
     return this;
   }
 
@@ -359,7 +397,7 @@ export class GPT {
 
   /** The structure the passes walk, over the weights in whatever dtype they are held. */
   private get tree(): ModelParams<Tensor, Weight> {
-    return this.bf16?.tree ?? this.weights?.tree ?? this.compact!.tree;
+    return this.bf16?.tree ?? this.packed?.tree ?? this.weights?.tree ?? this.compact!.tree;
   }
 
   /** Rows `ids` of the token embedding wte, (ids.length, C) row-major (a copy). */
@@ -584,7 +622,7 @@ export class GPT {
 
   /** Embeddings and blocks (and ln_f) over the planned activations: the hidden state (B, T, C). */
   private trunk(inputs: { idsT: Tensor; targetsT: Tensor }, B: number, T: number, drop: Dropout): { acts: Acts<Tensor>; idsT: Tensor; targetsT: Tensor; hidden: Tensor } {
-    this.bf16?.sync();
+    this.syncCopies();
     const { acts: a } = this.plan.forward(B, T);
     const { idsT, targetsT } = inputs;
     const be = this.backend;
@@ -723,8 +761,14 @@ export class GPT {
    */
   forwardCached(tokens: ReadonlyArray<ArrayLike<number>>, cache: KVCache, options: { logits?: 'last' | 'all' } = {}): Float32Array {
     this.alive();
-    this.bf16?.sync();
+    this.syncCopies();
     return this.decoder.forward(tokens, cache, options);
+  }
+
+  /** Brings the copies the GEMMs read (bf16, packed) up to date with the master weights. */
+  private syncCopies(): void {
+    if (this.bf16 !== null) this.bf16.sync();
+    else this.packed?.sync();
   }
 
   /** Frees every backend tensor of the model; the model cannot be used afterwards. */
@@ -740,6 +784,7 @@ export class GPT {
     if (this.weights !== null) this.backend.free(this.weights.buffer);
     this.compact?.dispose();
     this.bf16?.dispose();
+    this.packed?.dispose();
   }
 
   // ---- checks ----
@@ -766,8 +811,9 @@ export class GPT {
 }
 
 /** The options of GPT.load / fromSafetensors, which also take a backend in their place. */
-function loadOptions(fn: string, options: LoadOptions | Backend): { dtype: WeightDType | undefined; backend: Backend } {
-  if (options !== null && typeof options === 'object' && typeof (options as Backend).alloc === 'function') return { dtype: undefined, backend: options as Backend };
-  const { dtype, backend } = (options ?? {}) as LoadOptions;
-  return { dtype: dtype === undefined ? undefined : checkWeightDType(fn, dtype), backend: backend ?? getBackend() };
+function loadOptions(fn: string, options: LoadOptions | Backend): { dtype: WeightDType | undefined; backend: Backend; packWeights: boolean } {
+  if (options !== null && typeof options === 'object' && typeof (options as Backend).alloc === 'function') return { dtype: undefined, backend: options as Backend, packWeights: false };
+  const { dtype, backend, packWeights = false } = (options ?? {}) as LoadOptions;
+  if (typeof packWeights !== 'boolean') throw new Error(`${fn}: packWeights must be true or false, got ${JSON.stringify(packWeights)}`);
+  return { dtype: dtype === undefined ? undefined : checkWeightDType(fn, dtype), backend: backend ?? getBackend(), packWeights };
 }

@@ -13,11 +13,12 @@
 // an int8 pair { q, scales }. `linearForward` and `embedForward` pick the kernel by it, so
 // the blocks, the lm head and the KV-cached decoder have one code path for every dtype.
 // Training needs f32 master weights (gradients, AdamW): a compact model refuses it. bf16
-// mixed-precision training keeps the f32 master and gives the GEMMs a bf16 copy (Bf16Copy),
+// mixed-precision training keeps the f32 master and gives the GEMMs a bf16 copy (WeightCopy),
 // re-rounded once per update; `linearBackward` picks the f32 or the bf16 backward.
 
 import type { Backend, Tensor } from '../backend/backend.js';
 import { Q8_BLOCK, Q8_GROUP, deinterleaveQ8, dequantizeQ8, fromBf16, interleaveQ8, quantizeQ8, toBf16 } from '../backend/compact.js';
+import { packedRows } from '../backend/kernels.js';
 import type { GPTConfig } from './config.js';
 import { structure, type ModelParams, type ParamSpec } from './params.js';
 
@@ -31,8 +32,18 @@ export interface Q8Weight {
   readonly scales: Tensor;
 }
 
-/** A matmul weight or embedding table as the kernels take it: an f32 or bf16 Tensor, or an int8 pair. */
-export type Weight = Tensor | Q8Weight;
+/**
+ * An f32 weight (OC, C) with its packed copy (P, C) beside it (packWeight's, P = packedRows(OC)):
+ * what matmulForwardPacked reads, so that a many-row product does not repack the weight.
+ */
+export interface PackedWeight {
+  readonly weight: Tensor;
+  readonly packed: Tensor;
+  readonly P: number;
+}
+
+/** A matmul weight or embedding table as the kernels take it: an f32 or bf16 Tensor, an int8 pair, or an f32 one with its packed copy. */
+export type Weight = Tensor | Q8Weight | PackedWeight;
 
 /** One parameter's values as a model holds them and a file stores them, in our layout. */
 export type StoredParam =
@@ -88,14 +99,16 @@ export function convertStored(p: StoredParam, dtype: WeightDType): StoredParam {
 
 /** out (N, OC) = inp (N, C) · wᵀ + b (accumulate: out += it), by the kernel for w's dtype. */
 export function linearForward(be: Backend, out: Tensor, inp: Tensor, w: Weight, b: Tensor | null, N: number, C: number, OC: number, accumulate = false): void {
-  if ('q' in w) be.matmulForwardQ8(out, inp, w.q, w.scales, b, N, C, OC, accumulate);
+  if ('packed' in w) be.matmulForwardPacked(out, inp, w.weight, w.packed, b, N, C, OC, w.P, accumulate);
+  else if ('q' in w) be.matmulForwardQ8(out, inp, w.q, w.scales, b, N, C, OC, accumulate);
   else if (w.dtype === 'bf16') be.matmulForwardBf16(out, inp, w, b, N, C, OC, accumulate);
   else be.matmulForward(out, inp, w, b, N, C, OC, accumulate);
 }
 
 /** out (B, T, C) = wte[ids] + wpe[t], by the kernel for wte's dtype. */
 export function embedForward(be: Backend, out: Tensor, ids: Tensor, wte: Weight, wpe: Tensor, B: number, T: number, C: number): void {
-  if ('q' in wte) be.encoderForwardQ8(out, ids, wte.q, wte.scales, wpe, B, T, C, wte.scales.length / (C / Q8_BLOCK));
+  if ('packed' in wte) be.encoderForward(out, ids, wte.weight, wpe, B, T, C);
+  else if ('q' in wte) be.encoderForwardQ8(out, ids, wte.q, wte.scales, wpe, B, T, C, wte.scales.length / (C / Q8_BLOCK));
   else if (wte.dtype === 'bf16') be.encoderForwardBf16(out, ids, wte, wpe, B, T, C);
   else be.encoderForward(out, ids, wte, wpe, B, T, C);
 }
@@ -106,6 +119,7 @@ export function embedForward(be: Backend, out: Tensor, ids: Tensor, wte: Weight,
  * weight here is a caller's bug: training refuses an int8 model first.
  */
 export function linearBackward(be: Backend, dinp: Tensor, dw: Tensor | null, db: Tensor | null, dout: Tensor, inp: Tensor, w: Weight, N: number, C: number, OC: number, overwriteDinp = false): void {
+  if ('packed' in w) w = w.weight;
   if ('q' in w) throw new Error('internal: a training path reached an int8 weight');
   if (w.dtype === 'bf16') be.matmulBackwardBf16(dinp, dw, db, dout, inp, w, N, C, OC, overwriteDinp);
   else be.matmulBackward(dinp, dw, db, dout, inp, w, N, C, OC, overwriteDinp);
@@ -115,38 +129,52 @@ export function linearBackward(be: Backend, dinp: Tensor, dw: Tensor | null, db:
 export const PRECISIONS = ['f32', 'bf16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
 
+/** What a WeightCopy derives from each f32 master weight (see WeightCopy). */
+export type CopyKind = 'bf16' | 'packed';
+
 /**
- * The bf16 copy of a model's f32 master weights that its GEMMs read in bf16 mixed-precision
- * training: the compact parameters (weights.ts's) rounded to bf16 in one buffer, and the
- * structure the passes walk (those views, and the master's views for the rest). `sync`
- * re-rounds it when the master buffer has been written since (an optimizer step, a load):
- * once per update, however many passes an update has.
+ * A copy of a model's f32 master weights that its forward GEMMs read instead, one per
+ * compact parameter (weights.ts's: the matmul weights and wte) in one buffer, and the
+ * structure the passes walk (those copies, and the master's views for the rest):
+ * - 'bf16', bf16 mixed-precision training: each weight rounded to bf16 (roundBf16);
+ * - 'packed', the model's packWeights: each weight packed as the forward GEMM packs it
+ *   (packWeight), which a prompt or a scoring batch then reads instead of repacking the
+ *   weight in every call, at the cost of a second f32 copy of the weights.
+ * `sync` redoes the copy when the master buffer has been written since (an optimizer step,
+ * a load): once per update, however many passes an update has.
  */
-export class Bf16Copy {
+export class WeightCopy {
   readonly tree: ModelParams<Tensor, Weight>;
   private readonly buffer: Tensor;
-  private readonly pairs: Array<{ master: Tensor; copy: Tensor }> = [];
+  private readonly pairs: Array<{ master: Tensor; copy: Tensor; rows: number; cols: number; P: number }> = [];
   private synced = -1;
 
-  constructor(private readonly backend: Backend, config: GPTConfig, specs: readonly ParamSpec[], private readonly master: { buffer: Tensor; views: Map<string, Tensor> }) {
+  constructor(private readonly backend: Backend, config: GPTConfig, specs: readonly ParamSpec[], private readonly master: { buffer: Tensor; views: Map<string, Tensor> }, readonly kind: CopyKind) {
     const compact = specs.filter(isCompactParam);
-    this.buffer = backend.alloc(compact.reduce((n, s) => n + s.length, 0), 'bf16');
-    const byName = new Map<string, Tensor>(master.views);
+    const copyRows = (s: ParamSpec) => (kind === 'packed' ? packedRows(s.shape[0]) : s.shape[0]);
+    this.buffer = backend.alloc(compact.reduce((n, s) => n + copyRows(s) * s.shape[1], 0), kind === 'bf16' ? 'bf16' : 'f32');
+    const byName = new Map<string, Tensor | Weight>(master.views);
     let at = 0;
     for (const spec of compact) {
-      const copy = backend.view(this.buffer, at, spec.length);
-      this.pairs.push({ master: master.views.get(spec.name)!, copy });
-      byName.set(spec.name, copy);
-      at += spec.length;
+      const [rows, cols] = spec.shape;
+      const P = copyRows(spec);
+      const copy = backend.view(this.buffer, at, P * cols);
+      const weight = master.views.get(spec.name)!;
+      this.pairs.push({ master: weight, copy, rows, cols, P });
+      byName.set(spec.name, kind === 'bf16' ? copy : { weight, packed: copy, P });
+      at += P * cols;
     }
     this.tree = structure<Tensor, Weight>(config, byName);
   }
 
-  /** Re-rounds the copy if the master weights changed since the last time. */
+  /** Redoes the copy if the master weights changed since the last time. */
   sync(): void {
     const version = this.backend.version(this.master.buffer);
     if (version === this.synced) return;
-    for (const { master, copy } of this.pairs) this.backend.roundBf16(copy, master, master.length);
+    for (const { master, copy, rows, cols, P } of this.pairs) {
+      if (this.kind === 'bf16') this.backend.roundBf16(copy, master, master.length);
+      else this.backend.packWeight(copy, master, cols, rows, P);
+    }
     this.synced = version;
   }
 

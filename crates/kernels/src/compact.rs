@@ -332,7 +332,7 @@ fn gemm_by_chunks(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], x: &
         let w = &mut wch[..rows * c];
         widen(w, o0);
         let b = bias.map(|b| &b[o0..o0 + rows]);
-        gemm_forward(par, gs, &mut out[o0..], oc, x, w, b, n, c, rows, accumulate);
+        gemm_forward(par, gs, &mut out[o0..], oc, x, w, crate::matmul::gemm::PackedB::NONE, b, n, c, rows, accumulate);
         o0 += rows;
     }
 }

@@ -8,7 +8,7 @@ use crate::parallel::SyncPtr;
 use crate::simd::math::dot_rows_ptr;
 use crate::simd::{Elem, F32Vec};
 use crate::{simd_kernel, Parallel};
-use gemm::{Mat, Problem};
+use gemm::{Mat, PackedB, Problem};
 
 /// Scratch floats `matmul_forward` / `matmul_backward` need for these dimensions and
 /// thread count (packing buffers for every thread plus shared packed weights).
@@ -34,14 +34,48 @@ pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], 
         gemv_forward(par, out, inp, weight, bias, n, c, oc, accumulate);
         return;
     }
-    gemm_forward(par, scratch, out, oc, inp, weight, bias, n, c, oc, accumulate);
+    gemm_forward(par, scratch, out, oc, inp, weight, PackedB::NONE, bias, n, c, oc, accumulate);
+}
+
+/// Rows of the packed copy of a weight with `oc` rows: OC rounded up to a multiple of 192
+/// (gemm.rs's PACKED_ROW_MULTIPLE). A packed weight is (P, C) floats for any such P >= OC.
+pub fn packed_weight_rows(oc: usize) -> usize {
+    oc.div_ceil(gemm::PACKED_ROW_MULTIPLE) * gemm::PACKED_ROW_MULTIPLE
+}
+
+/// packed (P, C) = weight (OC, C) as the forward GEMM packs it, all of it, once: what
+/// `matmul_forward_packed` reads instead of packing the weight on every call (about 11%
+/// of the lm head's). Its layout is this build's and this instruction set's (gemm.rs's
+/// `PackedB`); P is a multiple of 192, at least OC (`packed_weight_rows`).
+pub fn pack_weight(par: &dyn Parallel, packed: &mut [f32], weight: &[f32], c: usize, oc: usize, p: usize) {
+    assert!(weight.len() >= oc * c, "pack_weight: weight too small");
+    assert!(p >= oc && p % gemm::PACKED_ROW_MULTIPLE == 0, "pack_weight: P must be a multiple of 192 and at least OC");
+    let weight_t = Mat { ptr: weight.as_ptr(), rs: 1, cs: c }; // weightᵀ: (C, OC) view of (OC, C)
+    gemm::pack_b_all(par, weight_t, c, oc, p, packed);
+}
+
+/// matmul_forward with the weight's packed copy beside it (`pack_weight`, from the same
+/// weight and not stale): the same outputs, bit for bit. Up to GEMV_ROWS rows read the
+/// weight in place as matmul_forward does; more rows read the packed copy.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_forward_packed(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], inp: &[f32], weight: &[f32], packed: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize, p: usize, accumulate: bool) {
+    assert!(p >= oc && p % gemm::PACKED_ROW_MULTIPLE == 0 && packed.len() >= p * c, "matmul_forward_packed: packed must be (P, C) with P a multiple of 192, at least OC");
+    if n <= GEMV_ROWS && c > 0 {
+        matmul_forward(par, scratch, out, inp, weight, bias, n, c, oc, accumulate);
+        return;
+    }
+    assert!(out.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c, "matmul_forward_packed: buffer too small");
+    assert!(bias.is_none_or(|b| b.len() >= oc), "matmul_forward_packed: bias too small");
+    let packed = PackedB { ptr: packed.as_ptr(), row_stride: p, first_panel: 0 };
+    gemm_forward(par, scratch, out, oc, inp, weight, packed, bias, n, c, oc, accumulate);
 }
 
 /// out (N,OC) at row stride `ldc` (= or +=, `accumulate`) inp (N,C) · weight (OC,C)ᵀ +
 /// bias, through the GEMM: matmul_forward's product, and the compact-weight kernels' over
-/// a widened chunk of their weight (compact.rs).
+/// a widened chunk of their weight (compact.rs). `packed`: the weight's packed copy, or
+/// PackedB::NONE to pack it as the GEMM goes.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], ldc: usize, inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize, accumulate: bool) {
+pub(crate) fn gemm_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], ldc: usize, inp: &[f32], weight: &[f32], packed: PackedB, bias: Option<&[f32]>, n: usize, c: usize, oc: usize, accumulate: bool) {
     assert!(n == 0 || out.len() >= (n - 1) * ldc + oc, "matmul: out too small");
     let p = Problem {
         m: n,
@@ -54,6 +88,7 @@ pub(crate) fn gemm_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f
         accumulate,
         // The GEMM adds the bias only when it overwrites; accumulating, it is added below.
         bias: if accumulate { core::ptr::null() } else { bias.map_or(core::ptr::null(), |b| b.as_ptr()) }, // (OC)
+        packed,
     };
     gemm::gemm(par, scratch, p);
     if let (true, Some(b)) = (accumulate, bias) {
@@ -88,6 +123,7 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
         ldc: c,
         accumulate: !overwrite_dinp,
         bias: core::ptr::null(),
+        packed: PackedB::NONE,
     };
     gemm::gemm(par, scratch, dinp_p);
     if let Some(dweight) = dweight {
@@ -102,6 +138,7 @@ pub fn matmul_backward(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut [f32]
             ldc: c,
             accumulate: true,
             bias: core::ptr::null(),
+            packed: PackedB::NONE,
         };
         gemm::gemm(par, scratch, dweight_p);
     }

@@ -176,6 +176,7 @@ pub fn matmul_backward_bf16(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut 
             ldc: c,
             accumulate: !(overwrite_dinp && o0 == 0),
             bias: core::ptr::null(),
+            packed: gemm::PackedB::NONE,
         };
         gemm::gemm(par, gs, p);
         if let Some(dw) = dweight.as_deref_mut() {
@@ -190,6 +191,7 @@ pub fn matmul_backward_bf16(par: &dyn Parallel, scratch: &mut [f32], dinp: &mut 
                 ldc: c,
                 accumulate: true,
                 bias: core::ptr::null(),
+                packed: gemm::PackedB::NONE,
             };
             gemm::gemm(par, gs, p);
         }

@@ -156,6 +156,29 @@ macro_rules! for_each_kernel {
                 call: matmul::matmul_forward(par, scratch, out, inp, weight, bias, n, c, oc, accumulate),
             }
 
+            // packed (P,C) = weight (OC,C) packed as the forward GEMM packs it (matmul.rs's
+            // pack_weight; the layout is this build's own); P a multiple of 192, >= OC.
+            "packWeight" pack_weight [node wasm] (
+                packed: out[pc], weight: inp[occ], c: dim["C"], oc: dim["OC"], p: dim["P"],
+            ) {
+                lens: [pc = "P*C" (p, c), occ = "OC*C" (oc, c)],
+                checks: [p("P") % 192, oc("OC") <= p("P")],
+                run: pool(par),
+                call: matmul::pack_weight(par, packed, weight, c, oc, p),
+            }
+
+            // matmulForward with the weight's packed copy (packWeight) beside it: the same
+            // bits; more than 16 rows read the packed copy instead of packing the weight.
+            "matmulForwardPacked" matmul_forward_packed [node wasm] (
+                out: out[noc], inp: inp[nc], weight: inp[occ], packed: inp[pc], bias: inp_opt[oc],
+                n: dim["N"], c: dim["C"], oc: dim["OC"], p: dim["P"], accumulate: flag["accumulate"],
+            ) {
+                lens: [noc = "N*OC" (n, oc), nc = "N*C" (n, c), occ = "OC*C" (oc, c), pc = "P*C" (p, c)],
+                checks: [p("P") % 192, oc("OC") <= p("P")],
+                run: scratch(par, scratch = matmul::matmul_scratch_len(n, c, oc)),
+                call: matmul::matmul_forward_packed(par, scratch, out, inp, weight, packed, bias, n, c, oc, p, accumulate),
+            }
+
             // out (N,OC) = bf16(inp (N,C)) · weight (OC,C, bf16)ᵀ + bias (OC, optional);
             // accumulate: out += it (compact.rs).
             "matmulForwardBf16" matmul_forward_bf16 [node wasm] (

@@ -2,7 +2,7 @@
 //! (1, 3, 17, 33, 100, 768: not multiples of any tile), serially and on several threads.
 //! Run also with FERROGPT_SIMD=avx2 and FERROGPT_SIMD=scalar to cover every x86 path.
 
-use ferrogpt_kernels::matmul::{matmul_backward, matmul_forward, matmul_scratch_len};
+use ferrogpt_kernels::matmul::{matmul_backward, matmul_forward, matmul_forward_packed, matmul_scratch_len, pack_weight, packed_weight_rows};
 use ferrogpt_kernels::{Parallel, Serial};
 
 // The native addon's pool, compiled here too so its unit tests run with these ones and
@@ -210,5 +210,36 @@ fn gemv_rows_give_the_same_bits_alone_or_batched() {
             let same = alone.iter().zip(&batched[r0 * oc..(r0 + rows) * oc]).all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "rows {r0}..{} alone differ from the batch of {n}", r0 + rows);
         }
+    }
+}
+
+#[test]
+fn packed_weight_gives_matmul_forwards_bits() {
+    // A weight packed once must give every product exactly what packing it on the fly
+    // gives: any rows (the GEMV's and the GEMM's), several K slices and column blocks,
+    // column splits on 2 and 3 threads, P larger than needed, accumulate and no bias.
+    let mut cases = shapes();
+    cases.extend_from_slice(&[(256, 768, 2000), (40, 2000, 700)]);
+    for (i, (n, c, oc)) in cases.into_iter().enumerate() {
+        let inp = fill(n * c, 10 + i as u64);
+        let weight = fill(oc * c, 11 + i as u64);
+        let bias = fill(oc, 12);
+        let p = packed_weight_rows(oc) + if i % 4 == 3 { 192 } else { 0 };
+        assert!(p >= oc && p % 192 == 0);
+        let threads = [1, 2, 3][i % 3];
+        let par: Box<dyn Parallel> = if threads == 1 { Box::new(Serial) } else { Box::new(Scoped(threads)) };
+        let mut packed = vec![f32::NAN; p * c];
+        pack_weight(par.as_ref(), &mut packed, &weight, c, oc, p);
+        assert!(packed.iter().all(|x| !x.is_nan()), "({n},{c},{oc}): pack_weight left floats unwritten");
+        let (with_bias, accumulate) = (i % 2 == 0, i % 5 == 1);
+        let b = if with_bias { Some(&bias[..]) } else { None };
+        let start = fill(n * oc, 13);
+        let mut scratch = scratch_for(n, c, oc, threads);
+        let mut want = start.clone();
+        matmul_forward(par.as_ref(), &mut scratch, &mut want, &inp, &weight, b, n, c, oc, accumulate);
+        let mut got = start.clone();
+        matmul_forward_packed(par.as_ref(), &mut scratch, &mut got, &inp, &weight, &packed, b, n, c, oc, p, accumulate);
+        let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "({n},{c},{oc}) threads={threads} P={p}: packed forward differs from matmul_forward");
     }
 }

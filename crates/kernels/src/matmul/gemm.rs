@@ -76,7 +76,52 @@ pub(crate) struct Problem {
     pub accumulate: bool,
     /// (N) or null; read only when `accumulate` is false.
     pub bias: *const f32,
+    /// B already packed (`pack_b_all`): its blocks are read in place and nothing is
+    /// packed. `PackedB::NONE` packs B block by block, as usual.
+    pub packed: PackedB,
 }
+
+/// A whole B (K, N) packed once, as `pack_b_all` lays it out for the forward pass's
+/// blocking: the slices of depth kb (`balanced_block(K, KC, 1)`) one after another, slice
+/// pc at float pc·P (P = `row_stride`, N rounded up to a multiple of
+/// PACKED_ROW_MULTIPLE), each slice the NR panels (kb, NR) of all N columns. Any (kb, nb)
+/// block `gemm_blocks` would pack (its columns start on a panel) is then one contiguous
+/// run of it, with the same floats the block's packing writes.
+#[derive(Clone, Copy)]
+pub(crate) struct PackedB {
+    pub ptr: *const f32,
+    /// Floats per k row of the packed B: P.
+    pub row_stride: usize,
+    /// The panel of the whole packed B that this problem's column 0 starts (a column
+    /// split task's sub-problem starts part-way).
+    pub first_panel: usize,
+}
+
+impl PackedB {
+    pub const NONE: PackedB = PackedB { ptr: core::ptr::null(), row_stride: 0, first_panel: 0 };
+
+    fn is_some(self) -> bool {
+        !self.ptr.is_null()
+    }
+
+    /// The packed block of slice pc (depth kb), columns from jc (a panel boundary) on.
+    fn block(self, nr: usize, jc: usize, pc: usize, kb: usize) -> *const f32 {
+        // wrapping_add: also the address of a prefetch hint, which may be one past the end.
+        self.ptr.wrapping_add(pc * self.row_stride + (self.first_panel + jc / nr) * kb * nr)
+    }
+}
+
+/// The packed B of every problem is padded to a multiple of this many columns: one that
+/// every blocking's NR divides (64, 16, 12, 16, 4), so that the packed size is known
+/// without knowing which instruction set packs it.
+pub(crate) const PACKED_ROW_MULTIPLE: usize = 192;
+const _: () = {
+    let mut i = 0;
+    while i < ALL_LANES.len() {
+        assert!(PACKED_ROW_MULTIPLE % blocking_for(ALL_LANES[i]).nr == 0);
+        i += 1;
+    }
+};
 
 // SAFETY: a Problem is only built by `matmul.rs` from slices that outlive the `gemm` call,
 // and `gemm` returns only after every task has returned (`for_each` joins). Tasks read A,
@@ -330,7 +375,7 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
             let (n0, n1) = (n0 * bl.nr, (n1 * bl.nr).min(p.n));
             let after = if task + threads < tasks && n0 < n1 {
                 let kb = balanced_block(p.k, bl.kc, 1);
-                Region::of_b(p.b, n0, balanced_block(n1 - n0, nc_for(bl, kb), bl.nr).min(n1 - n0), 0, kb)
+                Region::of_block(*p, bl, n0, balanced_block(n1 - n0, nc_for(bl, kb), bl.nr).min(n1 - n0), 0, kb)
             } else {
                 Region::NONE
             };
@@ -342,6 +387,7 @@ pub(crate) fn gemm(par: &dyn Parallel, scratch: &mut [f32], p: Problem) {
                 let sub = Problem {
                     n: j1 - j0,
                     b: Mat { ptr: p.b.ptr.add(j0 * p.b.cs), ..p.b },
+                    packed: PackedB { first_panel: p.packed.first_panel + q0, ..p.packed },
                     c: p.c.add(j0),
                     bias: if p.bias.is_null() { p.bias } else { p.bias.add(j0) },
                     ..*p
@@ -383,13 +429,17 @@ fn gemm_blocks(par: &dyn Parallel, scratch: &mut [f32], p: Problem, bl: Blocking
             let kb = kcb.min(p.k - pc);
             // The block after this one, whose source the compute phase prefetches.
             let (jc2, pc2) = if pc + kb < p.k { (jc, pc + kb) } else { (jc + nb, 0) };
-            let next = if jc2 < p.n { Region::of_b(p.b, jc2, ncb.min(p.n - jc2), pc2, kcb.min(p.k - pc2)) } else { after };
+            let next = if jc2 < p.n { Region::of_block(p, bl, jc2, ncb.min(p.n - jc2), pc2, kcb.min(p.k - pc2)) } else { after };
+            // A packed B is read where it lies (compute tasks only read bbuf).
+            let bbuf = if p.packed.is_some() { p.packed.block(bl.nr, jc, pc, kb) as *mut f32 } else { bbuf };
             let blk = Block { p, bbuf, abase, a_len, jc, nb, np, pc, kb, mc, mt: 1, nt: 1, tasks: 1, next };
 
-            let pack_tasks = if serial { 1 } else { threads.min(np) };
-            let pack = Block { tasks: pack_tasks, ..blk };
-            // SAFETY: tasks pack disjoint micro-panels; operands and bbuf are checked above.
-            par.for_each(pack_tasks, &|task, _thread| unsafe { pack_b_task(pack, task) });
+            if !p.packed.is_some() {
+                let pack_tasks = if serial { 1 } else { threads.min(np) };
+                let pack = Block { tasks: pack_tasks, ..blk };
+                // SAFETY: tasks pack disjoint micro-panels; operands and bbuf are checked above.
+                par.for_each(pack_tasks, &|task, _thread| unsafe { pack_b_task(pack, task) });
+            }
 
             let (mt, nt) = if serial { (1, 1) } else { grid(threads, mp, np, bl) };
             let comp = Block { mt, nt, tasks: mt * nt, ..blk };
@@ -437,6 +487,16 @@ const LINE: usize = 16;
 
 impl Region {
     const NONE: Region = Region { ptr: core::ptr::null(), outer: 0, stride: 0, run: 0 };
+
+    /// What the block B[pc..pc+kb, j0..j0+nb] of problem p is computed from: the source
+    /// it is packed from, or the packed block itself (one run).
+    fn of_block(p: Problem, bl: Blocking, j0: usize, nb: usize, pc: usize, kb: usize) -> Region {
+        if p.packed.is_some() {
+            Region { ptr: p.packed.block(bl.nr, j0, pc, kb), outer: 1, stride: 0, run: ceil_div(nb, bl.nr) * bl.nr * kb }
+        } else {
+            Region::of_b(p.b, j0, nb, pc, kb)
+        }
+    }
 
     /// B[pc..pc+kb, j0..j0+nb] as runs along its contiguous direction.
     fn of_b(b: Mat, j0: usize, nb: usize, pc: usize, kb: usize) -> Region {
@@ -634,6 +694,62 @@ pub(crate) unsafe fn pack_transposed<V: F32Vec>(src: *const f32, ld: usize, vali
             }
         }
         k0 += kn;
+    }
+}
+
+/// Packs all of B (K, N) into `dst` (K × row_stride floats) in `PackedB`'s layout, for a
+/// product whose A is row-major (the forward pass, whose blocking it uses), on `par`'s
+/// threads. The padding columns of every slice are zeros.
+pub(crate) fn pack_b_all(par: &dyn Parallel, b: Mat, k: usize, n: usize, row_stride: usize, dst: &mut [f32]) {
+    assert!(row_stride % PACKED_ROW_MULTIPLE == 0 && row_stride >= n && dst.len() >= k * row_stride, "pack: packed buffer too small");
+    let bl = blocking(active_lanes(), false);
+    let np = ceil_div(n, bl.nr);
+    let tasks = if k * n < SERIAL_FMAS { 1 } else { (par.threads().max(1) * COLUMN_TASKS_PER_THREAD).min(np) };
+    let base = crate::parallel::SyncPtr(dst.as_mut_ptr());
+    let src = crate::parallel::SyncPtr(b.ptr as *mut f32); // read only
+    // SAFETY: tasks write disjoint panels of every slice, inside dst (checked above: every
+    // slice's panels, np·NR·kb floats, fit in its kb·row_stride); B is read at rows < K and
+    // columns < N.
+    par.for_each(tasks, &|task, _thread| unsafe {
+        let (q0, q1) = split(np, tasks, task);
+        pack_panels(Mat { ptr: src.get(), ..b }, k, n, row_stride, q0, q1, base.get())
+    });
+    let kcb = balanced_block(k, bl.kc, 1);
+    let mut pc = 0;
+    while pc < k {
+        let kb = kcb.min(k - pc);
+        dst[pc * row_stride + np * bl.nr * kb..(pc + kb) * row_stride].fill(0.0);
+        pc += kb;
+    }
+}
+
+simd_kernel! {
+    /// Packs panels q0..q1 of every slice of B (K, N) into `PackedB`'s layout at dst.
+    /// Safety: dst holds K × row_stride floats, row_stride >= N rounded up to NR, B's rows
+    /// < K and columns < N exist, and no other call writes the same panels.
+    unsafe fn pack_panels(b: Mat, k: usize, n: usize, row_stride: usize, q0: usize, q1: usize, dst: *mut f32) => pack_panels_impl
+}
+
+#[inline(always)]
+fn pack_panels_impl<V: F32Vec>(b: Mat, k: usize, n: usize, row_stride: usize, q0: usize, q1: usize, dst: *mut f32) {
+    with_tile!(V, pack_panels_tiled(b, k, n, row_stride, q0, q1, dst))
+}
+
+#[inline(always)]
+fn pack_panels_tiled<V: F32Vec, const MR: usize, const NV: usize>(b: Mat, k: usize, n: usize, row_stride: usize, q0: usize, q1: usize, dst: *mut f32) {
+    let nr = NV * V::LANES;
+    // The slices `gemm_blocks` cuts the forward product into (its kcb).
+    let kcb = balanced_block(k, blocking(V::LANES, false).kc, 1);
+    let mut pc = 0;
+    while pc < k {
+        let kb = kcb.min(k - pc);
+        for q in q0..q1 {
+            let j0 = q * nr;
+            // SAFETY: pack_panels' contract: panel q of slice pc is kb·NR floats at
+            // pc·row_stride + q·kb·NR, inside dst; B rows pc..pc+kb and columns j0.. exist.
+            unsafe { pack_b_panel::<V, NV>(b, j0, nr.min(n - j0), pc, kb, dst.add(pc * row_stride + q * kb * nr)) }
+        }
+        pc += kb;
     }
 }
 
