@@ -135,7 +135,12 @@ export async function run(ctx) {
     label: 'ferrogpt-wasm',
     threads: 1,
     available: fg.wasm ? null : `wasm backend: ${fg.errors.wasm}`,
-    make: async (M, K, N, x, W) => ferroMatmul(fg.wasm, M, K, N, x, W),
+    make: async (M, K, N, x, W) => {
+      // One thread, like the tfjs-wasm peer: the loader's default variant is threaded.
+      if (typeof fg.wasm.setThreads === 'function') fg.wasm.setThreads(1);
+      if (fg.wasm.info().threads !== 1) throw new Error(`the wasm backend runs ${fg.wasm.info().threads} threads, not 1`);
+      return ferroMatmul(fg.wasm, M, K, N, x, W);
+    },
   });
   for (const t of nThreads > 1 ? [1, nThreads] : [1]) {
     impls.push({
