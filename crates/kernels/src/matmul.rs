@@ -25,6 +25,13 @@ pub fn matmul_scratch_len(n: usize, c: usize, oc: usize, threads: usize) -> usiz
 /// `scratch` holds at least `matmul_scratch_len(n, c, oc, par.threads())` floats.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], inp: &[f32], weight: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize, accumulate: bool) {
+    forward(par, scratch, out, inp, weight, PackedB::NONE, bias, n, c, oc, accumulate);
+}
+
+/// matmul_forward and matmul_forward_packed: the GEMV up to GEMV_ROWS rows (reading the
+/// weight in place), else the GEMM (packing the weight as it goes, or reading `packed`).
+#[allow(clippy::too_many_arguments)]
+fn forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], inp: &[f32], weight: &[f32], packed: PackedB, bias: Option<&[f32]>, n: usize, c: usize, oc: usize, accumulate: bool) {
     // The GEMM reads through raw pointers: these checks are what keeps it in bounds.
     assert!(out.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c, "matmul_forward: buffer too small");
     if let Some(b) = bias {
@@ -34,7 +41,7 @@ pub fn matmul_forward(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], 
         gemv_forward(par, out, inp, weight, bias, n, c, oc, accumulate);
         return;
     }
-    gemm_forward(par, scratch, out, oc, inp, weight, PackedB::NONE, bias, n, c, oc, accumulate);
+    gemm_forward(par, scratch, out, oc, inp, weight, packed, bias, n, c, oc, accumulate);
 }
 
 /// Rows of the packed copy of a weight with `oc` rows: OC rounded up to a multiple of 192
@@ -60,14 +67,8 @@ pub fn pack_weight(par: &dyn Parallel, packed: &mut [f32], weight: &[f32], c: us
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_forward_packed(par: &dyn Parallel, scratch: &mut [f32], out: &mut [f32], inp: &[f32], weight: &[f32], packed: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize, p: usize, accumulate: bool) {
     assert!(p >= oc && p % gemm::PACKED_ROW_MULTIPLE == 0 && packed.len() >= p * c, "matmul_forward_packed: packed must be (P, C) with P a multiple of 192, at least OC");
-    if n <= GEMV_ROWS && c > 0 {
-        matmul_forward(par, scratch, out, inp, weight, bias, n, c, oc, accumulate);
-        return;
-    }
-    assert!(out.len() >= n * oc && inp.len() >= n * c && weight.len() >= oc * c, "matmul_forward_packed: buffer too small");
-    assert!(bias.is_none_or(|b| b.len() >= oc), "matmul_forward_packed: bias too small");
     let packed = PackedB { ptr: packed.as_ptr(), row_stride: p, first_panel: 0 };
-    gemm_forward(par, scratch, out, oc, inp, weight, packed, bias, n, c, oc, accumulate);
+    forward(par, scratch, out, inp, weight, packed, bias, n, c, oc, accumulate);
 }
 
 /// out (N,OC) at row stride `ldc` (= or +=, `accumulate`) inp (N,C) · weight (OC,C)ᵀ +
