@@ -298,7 +298,7 @@ export class GPT {
   /**
    * Holds the weights in `dtype` from now on (in place; returns this model): bf16 or int8
    * for inference (the matmul weights and wte; the rest stays f32), or back to f32 (exact
-   * from bf16; from int8, the dequantized values). Gradients are dropped. Refused while a
+   * from bf16; from int8, the dequantized values). Gradients, and a packed copy (packWeights), are dropped. Refused while a
    * LoRA adapter is attached.
    */
   toDtype(dtype: WeightDType): this {
@@ -308,8 +308,7 @@ export class GPT {
     if (this.blocks.adapter !== null) throw new Error('toDtype: the model has a LoRA adapter attached; merge or detach it first');
     if (dtype === this.dtype) return this;
     this.precision = 'f32';
-    const repack = this.packWeights && dtype === 'f32';
-    this.packWeights = false;
+    this.packWeights = false; // a packed copy is of f32 weights: gone with them
     const { specs, total } = this.layout;
     const target = (spec: ParamSpec) => (isCompactParam(spec) ? dtype : 'f32');
     const old = { weights: this.weights, compact: this.compact };
@@ -327,7 +326,6 @@ export class GPT {
     if (this.grads !== null) this.backend.free(this.grads.buffer);
     this.grads = null;
     this.blocks.p = this.tree;
-    if (repack) this.packWeights = true;
     return this;
   }
 
