@@ -23,13 +23,14 @@ export { MATMUL_SHAPES } from '../lib/matmul.js';
  * matmulForward on `backend`; `packed`: matmulForwardPacked over the weight packed once
  * beforehand, outside the timing (what GPT.packWeights keeps), so no call repacks it.
  */
-function ferroMatmul(backend, M, K, N, x, W, packed = false) {
+async function ferroMatmul(backend, M, K, N, x, W, packed = false) {
   const inp = backend.alloc(M * K); // (M, K)
   const w = backend.alloc(N * K); // (N, K)
   const out = backend.alloc(M * N); // (M, N)
   backend.write(inp, x);
   backend.write(w, W);
-  const P = Math.ceil(N / 192) * 192; // packedRows(N)
+  // The registry's helper, from the same dist/ the backends come from (only packed rows need it).
+  const P = packed ? (await import(new URL('../../dist/src/backend/kernels.js', import.meta.url))).packedRows(N) : 0;
   const wp = packed ? backend.alloc(P * K) : null; // (P, K), the backend's packed layout
   if (wp) backend.packWeight(wp, w, K, N, P);
   return {
